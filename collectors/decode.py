@@ -1,0 +1,315 @@
+"""OTLP trace payloads (protobuf or JSON, optionally gzip/deflate) into frozen `SpanRecord`s.
+
+Pure functions: bytes in, records out, no I/O. Decoding uses the `opentelemetry-proto` messages; the
+only OTLP-specific work done by hand is what the OTLP/JSON mapping itself asks for (hex ids) and the
+per-span checks that let a receiver accept the good spans of a batch and name the bad ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from workbench.errors import BadInput
+from workbench.model import Attributes, SpanEvent, SpanLink, SpanRecord, Truncation
+
+CONTENT_PROTOBUF = "application/x-protobuf"
+CONTENT_JSON = "application/json"
+
+
+@dataclass
+class DecodeResult:
+    """The usable spans of a request and a message per span that was not."""
+
+    records: list[SpanRecord] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.errors)
+
+
+def decompress(body: bytes, encoding: str | None, max_size: int) -> bytes:
+    """Undo Content-Encoding, refusing output larger than `max_size` (a decompression bomb).
+
+    Streaming with a cap means a 1 GB bomb costs at most `max_size` bytes of memory before it is refused.
+    """
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        return body
+    if enc in ("gzip", "x-gzip"):
+        wbits = 16 + zlib.MAX_WBITS
+    elif enc == "deflate":
+        wbits = zlib.MAX_WBITS  # zlib-wrapped, as HTTP's "deflate" means; raw deflate retried below
+    else:
+        raise BadInput(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none", 415)
+    try:
+        return _inflate(body, wbits, max_size)
+    except zlib.error as exc:
+        if enc == "deflate":
+            try:
+                return _inflate(body, -zlib.MAX_WBITS, max_size)
+            except zlib.error:
+                pass
+        raise BadInput(f"body is not valid {enc} data: {exc}") from exc
+
+
+def _inflate(body: bytes, wbits: int, max_size: int) -> bytes:
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body, max_size + 1)
+    if len(out) > max_size:
+        raise BadInput(
+            f"decompressed body exceeds the limit of {max_size} bytes (WORKBENCH_MAX_DECOMPRESSED_BYTES)",
+            413,
+        )
+    if not d.eof:
+        raise BadInput(f"compressed body is truncated after {len(body)} bytes")
+    return out
+
+
+def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == CONTENT_PROTOBUF:
+        req = ExportTraceServiceRequest()
+        try:
+            req.ParseFromString(body)
+        except DecodeError as exc:
+            raise BadInput(f"malformed OTLP protobuf ({len(body)} bytes): {exc}") from exc
+        return req
+    if ctype == CONTENT_JSON:
+        return parse_json(body)
+    raise BadInput(
+        f"unsupported Content-Type {content_type!r}; OTLP/HTTP takes {CONTENT_PROTOBUF} or {CONTENT_JSON}",
+        415,
+    )
+
+
+def parse_json(body: bytes | str | dict[str, Any]) -> ExportTraceServiceRequest:
+    """OTLP/JSON: protobuf JSON mapping, except that trace and span ids are hex, not base64."""
+    if isinstance(body, bytes):
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"body is not valid UTF-8 at byte {exc.start}: {exc.reason}") from exc
+    else:
+        text = body if isinstance(body, str) else ""
+    if isinstance(body, dict):
+        doc: Any = body
+    else:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(doc, dict):
+        raise BadInput("OTLP/JSON body must be an object with a 'resourceSpans' list")
+    _hex_ids_to_base64(doc)
+    req = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise BadInput(f"invalid OTLP/JSON: {exc}") from exc
+    return req
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
+    for r_i, rs in enumerate(_list(doc, "resourceSpans", "resource_spans")):
+        for s_i, ss in enumerate(_list(rs, "scopeSpans", "scope_spans")):
+            for p_i, span in enumerate(_list(ss, "spans")):
+                where = f"resourceSpans[{r_i}].scopeSpans[{s_i}].spans[{p_i}]"
+                _convert_ids(span, where)
+                for l_i, link in enumerate(_list(span, "links")):
+                    _convert_ids(link, f"{where}.links[{l_i}]")
+
+
+def _list(obj: Any, *keys: str) -> list[Any]:
+    if not isinstance(obj, dict):
+        return []
+    for key in keys:
+        value = obj.get(key)
+        if isinstance(value, list):
+            return value
+    return []
+
+
+def _convert_ids(obj: Any, where: str) -> None:
+    if not isinstance(obj, dict):
+        return
+    for key in _ID_KEYS:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            try:
+                obj[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+            except ValueError as exc:
+                raise BadInput(f"{where}.{key}: {value!r} is not a hex id") from exc
+
+
+def any_value(v: AnyValue) -> Any:
+    """An OTLP AnyValue as a plain JSON-ready Python value (bytes as {'bytesValue': base64})."""
+    which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
+    if which == "int_value":
+        return v.int_value
+    if which == "double_value":
+        return v.double_value
+    if which == "bool_value":
+        return v.bool_value
+    if which == "array_value":
+        return [any_value(x) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+    if which == "bytes_value":
+        return {"bytesValue": base64.b64encode(v.bytes_value).decode("ascii")}
+    return None
+
+
+def attributes(kvs: Any, limit: int, where: str, truncations: list[Truncation]) -> Attributes:
+    """Attributes as a dict; string values over `limit` characters are cut and the cut is recorded."""
+    out: Attributes = {}
+    kv: KeyValue
+    for kv in kvs:
+        value = any_value(kv.value)
+        if isinstance(value, str) and len(value) > limit:
+            truncations.append(Truncation(f"{where}.{kv.key}", len(value), limit))
+            value = value[:limit] + f"…[truncated: {len(value)} chars, kept {limit}]"
+        out[kv.key] = value
+    return out
+
+
+def iter_spans(
+    req: ExportTraceServiceRequest,
+) -> Iterator[tuple[int, int, ResourceSpans, ScopeSpans, Span, str]]:
+    for r_i, rs in enumerate(req.resource_spans):
+        for s_i, ss in enumerate(rs.scope_spans):
+            for p_i, span in enumerate(ss.spans):
+                yield r_i, s_i, rs, ss, span, f"resource_spans[{r_i}].scope_spans[{s_i}].spans[{p_i}]"
+
+
+def count_spans(req: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+
+
+def canonical_bytes(rs: ResourceSpans, ss: ScopeSpans, span: Span) -> bytes:
+    """Deterministic protobuf of a ResourceSpans holding only this span: what the ledger hashes."""
+    one = ResourceSpans(schema_url=rs.schema_url)
+    one.resource.CopyFrom(rs.resource)
+    scope = one.scope_spans.add(schema_url=ss.schema_url)
+    scope.scope.CopyFrom(ss.scope)
+    scope.spans.append(span)
+    return one.SerializeToString(deterministic=True)
+
+
+def _check_ids(span: Span) -> str | None:
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        return f"trace_id must be 16 non-zero bytes, got {len(span.trace_id)} bytes"
+    if len(span.span_id) != 8 or not any(span.span_id):
+        return f"span_id must be 8 non-zero bytes, got {len(span.span_id)} bytes"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"parent_span_id must be empty or 8 bytes, got {len(span.parent_span_id)} bytes"
+    return None
+
+
+def to_records(req: ExportTraceServiceRequest, max_attribute_length: int) -> DecodeResult:
+    """Every valid span as a SpanRecord; each invalid span becomes an error naming where it was."""
+    result = DecodeResult()
+    # Resource and scope attributes are decoded once per group, keyed by position in the request.
+    resource_cache: dict[int, tuple[Attributes, list[Truncation]]] = {}
+    scope_cache: dict[tuple[int, int], tuple[Attributes, list[Truncation]]] = {}
+    lim = max_attribute_length
+    for r_i, s_i, rs, ss, span, where in iter_spans(req):
+        problem = _check_ids(span)
+        if problem:
+            result.errors.append(f"{where} ({span.name!r}): {problem}")
+            continue
+        if r_i not in resource_cache:
+            rt: list[Truncation] = []
+            resource_cache[r_i] = (attributes(rs.resource.attributes, lim, "resource", rt), rt)
+        if (r_i, s_i) not in scope_cache:
+            st: list[Truncation] = []
+            scope_cache[(r_i, s_i)] = (attributes(ss.scope.attributes, lim, "scope", st), st)
+        resource, r_trunc = resource_cache[r_i]
+        scope_attrs, s_trunc = scope_cache[(r_i, s_i)]
+        truncs: list[Truncation] = [*r_trunc, *s_trunc]
+        attrs = attributes(span.attributes, lim, "attributes", truncs)
+        events = tuple(
+            SpanEvent(
+                name=e.name,
+                time_ns=e.time_unix_nano,
+                attributes=attributes(e.attributes, lim, f"events[{i}]", truncs),
+                dropped_attributes_count=e.dropped_attributes_count,
+            )
+            for i, e in enumerate(span.events)
+        )
+        links = tuple(
+            SpanLink(
+                trace_id=link.trace_id.hex(),
+                span_id=link.span_id.hex(),
+                trace_state=link.trace_state,
+                attributes=attributes(link.attributes, lim, f"links[{i}]", truncs),
+                flags=link.flags,
+            )
+            for i, link in enumerate(span.links)
+        )
+        status_message = span.status.message
+        if len(status_message) > lim:
+            truncs.append(Truncation("status.message", len(status_message), lim))
+            status_message = status_message[:lim]
+        result.records.append(
+            SpanRecord(
+                trace_id=span.trace_id.hex(),
+                span_id=span.span_id.hex(),
+                parent_span_id=span.parent_span_id.hex(),
+                name=span.name,
+                kind=int(span.kind),
+                start_time_ns=int(span.start_time_unix_nano),
+                end_time_ns=int(span.end_time_unix_nano),
+                status_code=int(span.status.code),
+                status_message=status_message,
+                trace_state=span.trace_state,
+                flags=int(span.flags),
+                resource=resource,
+                resource_schema_url=rs.schema_url,
+                scope_name=ss.scope.name,
+                scope_version=ss.scope.version,
+                scope_attributes=scope_attrs,
+                scope_schema_url=ss.schema_url,
+                attributes=attrs,
+                events=events,
+                links=links,
+                dropped_attributes_count=span.dropped_attributes_count,
+                dropped_events_count=span.dropped_events_count,
+                dropped_links_count=span.dropped_links_count,
+                canonical=canonical_bytes(rs, ss, span),
+                truncations=tuple(truncs),
+            )
+        )
+    return result
+
+
+def record_from_canonical(canonical: bytes, max_attribute_length: int) -> SpanRecord:
+    """Re-decode one stored span: how `renormalize` and `ledger verify` go back to the raw truth."""
+    rs = ResourceSpans()
+    try:
+        rs.ParseFromString(canonical)
+    except DecodeError as exc:
+        raise BadInput(f"stored canonical bytes do not decode: {exc}") from exc
+    req = ExportTraceServiceRequest()
+    req.resource_spans.append(rs)
+    result = to_records(req, max_attribute_length)
+    if len(result.records) != 1:
+        raise BadInput("stored canonical bytes do not hold exactly one valid span")
+    return result.records[0]

@@ -1,0 +1,50 @@
+"""The check `ledger verify` runs on each span's queryable columns against its canonical bytes.
+
+The hash chain protects the canonical bytes; this catches the other way of tampering, editing a
+column (a tool argument, a name) that investigators read while leaving the canonical bytes alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from collectors.decode import record_from_canonical
+from workbench.errors import BadInput
+from workbench.store.writer import to_json
+
+_SCALARS = (
+    "trace_id span_id parent_span_id name kind start_time_ns end_time_ns status_code status_message"
+).split()
+
+
+def stored_columns_check(max_attribute_length: int) -> Callable[[int, bytes, dict[str, object]], str | None]:
+    """A RowCheck for workbench.store.verify that re-decodes the canonical bytes and compares."""
+
+    def check(seq: int, canonical: bytes, values: dict[str, object]) -> str | None:
+        try:
+            record = record_from_canonical(canonical, max_attribute_length)
+        except BadInput as exc:
+            return str(exc)
+        differing = [c for c in _SCALARS if getattr(record, c) != values[c]]
+        if _loads(values["attributes"]) != json.loads(to_json(record.attributes)):
+            differing.append("attributes")
+        events = [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events]
+        stored_events = [
+            {k: v for k, v in e.items() if k != "dropped_attributes_count"}
+            for e in _loads(values["events"]) or []
+        ]
+        if stored_events != json.loads(to_json(events)):
+            differing.append("events")
+        return f"column(s) {', '.join(differing)} differ from the canonical bytes" if differing else None
+
+    return check
+
+
+def _loads(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

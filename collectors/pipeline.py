@@ -1,0 +1,171 @@
+"""The path from decoded spans to committed rows: normalize, queue with a bound, group-commit, acknowledge.
+
+Receivers call `IngestPipeline.submit` and answer their client only when the returned future resolves,
+which happens after the DuckDB transaction holding those spans has committed: acknowledged means
+durable. Concurrent requests are grouped into one transaction (group commit) to amortize its cost.
+The queue is bounded in spans: when full, `submit` raises `Overloaded` at once instead of buffering.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from workbench.errors import Overloaded
+from workbench.model import IngestResult, SpanRecord, Step, StepKind
+from workbench.store.connection import Store
+from workbench.store.writer import SpanWriter
+
+log = logging.getLogger(__name__)
+
+Normalizer = Callable[[SpanRecord], Step]
+
+
+def default_normalizer() -> Normalizer:
+    from collectors.normalize import normalize
+
+    return normalize
+
+
+def safe_normalize(normalize: Normalizer, record: SpanRecord) -> Step:
+    """A step for every span, even when a mapping has a bug: the span is kept as `other`."""
+    try:
+        return normalize(record)
+    except Exception as exc:  # a mapping bug must never lose a span
+        log.exception("normalizer failed on span %s", record.span_id)
+        return Step(
+            trace_id=record.trace_id,
+            span_id=record.span_id,
+            parent_span_id=record.parent_span_id,
+            kind=StepKind.OTHER,
+            name=record.name,
+            start_time_ns=record.start_time_ns,
+            end_time_ns=record.end_time_ns,
+            convention="unknown",
+            service_name=record.service_name,
+            error=f"normalizer failed: {type(exc).__name__}: {exc}",
+        )
+
+
+@dataclass
+class _Pending:
+    records: Sequence[SpanRecord]
+    steps: Sequence[Step]
+    source: str
+    future: Future[IngestResult]
+
+
+class IngestPipeline:
+    """Owns the single writer thread of a process; every receiver and exporter submits here."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        queue_max_spans: int = 200_000,
+        commit_max_spans: int = 20_000,
+        checkpoint_interval: int = 10_000,
+        normalize: Normalizer | None = None,
+    ) -> None:
+        self.store = store
+        self.writer = SpanWriter(store, checkpoint_interval)
+        self.queue_max_spans = queue_max_spans
+        self.commit_max_spans = commit_max_spans
+        self.normalize = normalize or default_normalizer()
+        self._pending: deque[_Pending] = deque()
+        self._queued_spans = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def queued_spans(self) -> int:
+        return self._queued_spans
+
+    def submit(self, records: Sequence[SpanRecord], source: str) -> Future[IngestResult]:
+        """Queue spans for commit; the future resolves once they are durable. Raises Overloaded if full."""
+        future: Future[IngestResult] = Future()
+        if not records:
+            future.set_result(IngestResult(accepted=0))
+            return future
+        steps = [safe_normalize(self.normalize, r) for r in records]
+        with self._cond:
+            if self._closing:
+                raise Overloaded("the workbench is shutting down", retry_after=5)
+            # One request larger than the whole queue is still taken when the queue is empty.
+            if self._queued_spans and self._queued_spans + len(records) > self.queue_max_spans:
+                raise Overloaded(
+                    f"ingest queue full ({self._queued_spans} spans waiting, limit {self.queue_max_spans}"
+                    " WORKBENCH_QUEUE_MAX_SPANS); retry later",
+                    retry_after=1,
+                )
+            self._pending.append(_Pending(records, steps, source, future))
+            self._queued_spans += len(records)
+            self._cond.notify()
+        return future
+
+    def ingest(
+        self, records: Sequence[SpanRecord], source: str, timeout: float | None = None
+    ) -> IngestResult:
+        """Submit and wait: the synchronous form used by files, the exporter and gRPC handler threads."""
+        return self.submit(records, source).result(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, write a final checkpoint, stop the writer thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        try:
+            self.writer.checkpoint()
+        except Exception:
+            log.exception("final ledger checkpoint failed")
+
+    def _take_group(self) -> list[_Pending]:
+        with self._cond:
+            while not self._pending and not self._closing:
+                self._cond.wait()
+            group: list[_Pending] = []
+            n = 0
+            while self._pending and (not group or n + len(self._pending[0].records) <= self.commit_max_spans):
+                item = self._pending.popleft()
+                group.append(item)
+                n += len(item.records)
+            return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take_group()
+            if not group:
+                return  # closing and drained
+            try:
+                self._commit(group)
+            finally:
+                with self._cond:
+                    self._queued_spans -= sum(len(p.records) for p in group)
+
+    def _commit(self, group: list[_Pending]) -> None:
+        records = [r for p in group for r in p.records]
+        steps = [s for p in group for s in p.steps]
+        try:
+            sources = [p.source for p in group for _ in p.records]
+            first, _ = self.writer.write(records, steps, sources)
+        except Exception as exc:
+            if len(group) == 1:
+                log.exception("commit failed for %d spans", len(records))
+                group[0].future.set_exception(exc)
+                return
+            # One bad request must not fail its neighbours: commit them one by one.
+            for p in group:
+                self._commit([p])
+            return
+        seq = first
+        for p in group:
+            n = len(p.records)
+            p.future.set_result(IngestResult(accepted=n, first_seq=seq, last_seq=seq + n - 1))
+            seq += n

@@ -1,0 +1,162 @@
+"""OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON, gzip or deflate, as the OTLP spec asks.
+
+Status codes follow the OTLP/HTTP specification: 200 with an ExportTraceServiceResponse (and
+`partial_success` when some spans were refused), 400 for undecodable data, 401 without the bearer token,
+413 for bodies or batches over the limits, 415 for an unknown content type or encoding, 503 with
+Retry-After when the queue is full. Error bodies are a google.rpc.Status in the request's encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+
+from google.protobuf import json_format
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from collectors import decode
+from collectors.pipeline import IngestPipeline
+from workbench.errors import BadInput, Overloaded
+from workbench.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# grpc status codes used in google.rpc.Status bodies
+_INVALID_ARGUMENT = 3
+_UNAUTHENTICATED = 16
+_UNAVAILABLE = 14
+_RESOURCE_EXHAUSTED = 8
+
+
+def _wants_json(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return ctype != decode.CONTENT_PROTOBUF
+
+
+def _error(request: Request, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    code = {
+        401: _UNAUTHENTICATED,
+        413: _RESOURCE_EXHAUSTED,
+        503: _UNAVAILABLE,
+        500: _UNAVAILABLE,
+    }.get(status, _INVALID_ARGUMENT)
+    if _wants_json(request):
+        return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
+    body = status_pb2.Status(code=code, message=message).SerializeToString()
+    return Response(body, status_code=status, media_type=decode.CONTENT_PROTOBUF, headers=headers)
+
+
+def _ok(request: Request, rejected: int, errors: list[str]) -> Response:
+    resp = ExportTraceServiceResponse()
+    if rejected:
+        resp.partial_success.rejected_spans = rejected
+        resp.partial_success.error_message = summarize_errors(errors)
+    if _wants_json(request):
+        return JSONResponse(json_format.MessageToDict(resp))
+    return Response(resp.SerializeToString(), media_type=decode.CONTENT_PROTOBUF)
+
+
+def summarize_errors(errors: list[str], limit: int = 5) -> str:
+    """The first few span errors in full, then a count: enough to find the bad span, bounded in size."""
+    shown = "; ".join(errors[:limit])
+    more = len(errors) - limit
+    return f"{len(errors)} span(s) rejected: {shown}" + (f"; and {more} more" if more > 0 else "")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BadInput(
+            f"request body of {declared} bytes exceeds the limit of {limit} (WORKBENCH_MAX_REQUEST_BYTES)",
+            413,
+        )
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadInput(
+                f"request body exceeds the limit of {limit} bytes (WORKBENCH_MAX_REQUEST_BYTES)", 413
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_token(header: str | None, token: str | None) -> bool:
+    """Constant-time bearer check; no token configured means no auth."""
+    if not token:
+        return True
+    expected = f"Bearer {token}"
+    return header is not None and hmac.compare_digest(header.encode(), expected.encode())
+
+
+def decode_body(
+    body: bytes, content_type: str, encoding: str | None, settings: Settings
+) -> decode.DecodeResult:
+    """Everything between the raw body and the span records, in one call for the thread pool."""
+    raw = decode.decompress(body, encoding, settings.max_decompressed_bytes)
+    req = decode.parse_request(raw, content_type)
+    n = decode.count_spans(req)
+    if n > settings.max_spans_per_request:
+        raise BadInput(
+            f"request holds {n} spans; the limit is {settings.max_spans_per_request} per request "
+            "(WORKBENCH_MAX_SPANS_PER_REQUEST): send smaller batches",
+            413,
+        )
+    return decode.to_records(req, settings.max_attribute_length)
+
+
+def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
+    """The receiver as an ASGI app, so it can be mounted beside the UI in one Uvicorn server."""
+
+    async def export_traces(request: Request) -> Response:
+        if not check_token(request.headers.get("authorization"), settings.auth_token):
+            return _error(request, 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        try:
+            body = await _read_body(request, settings.max_request_bytes)
+            result = await run_in_threadpool(
+                decode_body,
+                body,
+                request.headers.get("content-type", ""),
+                request.headers.get("content-encoding"),
+                settings,
+            )
+        except BadInput as exc:
+            return _error(request, exc.status, str(exc))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        if not result.records:
+            if result.errors:
+                return _error(request, 400, summarize_errors(result.errors))
+            return _ok(request, 0, [])
+        try:
+            future = pipeline.submit(result.records, "otlp-http")
+        except Overloaded as exc:
+            return _error(request, 503, str(exc), {"Retry-After": str(exc.retry_after)})
+        try:
+            await asyncio.wrap_future(future)
+        except Exception as exc:
+            log.exception("commit failed")
+            return _error(
+                request, 503, f"could not store the spans, nothing was kept: {exc}", {"Retry-After": "5"}
+            )
+        return _ok(request, result.rejected, result.errors)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {"status": "ok", "last_seq": pipeline.writer.last_seq, "queued_spans": pipeline.queued_spans}
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/traces", export_traces, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,229 @@
+"""The `workbench` command. A thin click layer: it builds Settings, opens the store the right way, and
+turns WorkbenchError into one clear line. Heavy imports happen inside the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.errors import DatabaseBusy, WorkbenchError
+from workbench.settings import Settings, env_name
+
+
+class _Group(click.Group):
+    """Shows a WorkbenchError as `Error: <message>` with exit code 1, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _opt(field: str, *flags: str, **kwargs: Any) -> Any:
+    """An option tied to a Settings field, readable from its WORKBENCH_* variable."""
+    return click.option(*flags, field, envvar=env_name(field), show_envvar=True, default=None, **kwargs)
+
+
+@click.group(cls=_Group)
+@_opt("data_dir", "--data-dir", type=click.Path(path_type=Path), help="Data directory [./.workbench].")
+@_opt("db", "--db", type=click.Path(path_type=Path), help="DuckDB file [DATA_DIR/workbench.duckdb].")
+@click.version_option(package_name="agent-audit-workbench")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, db: Path | None) -> None:
+    """Agent Audit Workbench: capture, replay, look inside and prove what AI agents did."""
+    ctx.obj = Settings.from_env(data_dir=data_dir, db=db)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def _open_read_only(settings: Settings) -> Any:
+    from workbench.server import running_server
+    from workbench.store.connection import Store
+
+    try:
+        return Store(settings.db_path, read_only=True)
+    except DatabaseBusy as exc:
+        server = running_server(settings)
+        where = f" (workbench serve, PID {server.pid}, {server.http_url})" if server else ""
+        raise DatabaseBusy(f"{exc}{where}") from exc
+
+
+def _open_for_writing(settings: Settings, what: str) -> Any:
+    from workbench.server import running_server
+    from workbench.store.connection import Store
+
+    server = running_server(settings)
+    if server is not None:
+        raise DatabaseBusy(
+            f"workbench serve (PID {server.pid}) holds {settings.db_path}; stop it before `{what}`"
+        )
+    return Store(settings.db_path)
+
+
+@cli.command()
+@_opt("host", "--host", help="Address to bind [127.0.0.1].")
+@_opt("http_port", "--http-port", type=int, help="OTLP/HTTP port [4318].")
+@_opt("grpc_port", "--grpc-port", type=int, help="OTLP/gRPC port [4317].")
+@_opt("auth_token", "--auth-token", help="Require this bearer token on every request.")
+@click.pass_context
+def serve(ctx: click.Context, **options: Any) -> None:
+    """Run the collectors (OTLP/HTTP and OTLP/gRPC) as the one process that owns the database."""
+    from workbench.server import running_server
+    from workbench.server import serve as run_server
+
+    settings = _settings(ctx).replace(**options)
+    other = running_server(settings)
+    if other is not None:
+        raise DatabaseBusy(f"workbench serve is already running for this data directory (PID {other.pid})")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    run_server(settings)
+
+
+@cli.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Load OTLP trace files (.json, .jsonl, protobuf .pb; also .gz). While `workbench serve` runs, the
+    spans are sent to it over OTLP/HTTP; otherwise they are written to the database directly."""
+    from workbench.ingest import ingest_files
+
+    settings = _settings(ctx)
+    totals = ingest_files(settings, files)
+    click.echo(
+        f"ingested {totals.accepted} spans from {len(files)} file(s)"
+        + (f", rejected {totals.rejected}" if totals.rejected else "")
+        + (f" via {totals.via}" if totals.via else "")
+    )
+    for error in totals.errors[:20]:
+        click.echo(f"  rejected: {error}", err=True)
+    if totals.rejected and not totals.accepted:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def traces(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """List traces, newest first, with step, error, tool and token counts."""
+    from workbench.store import queries
+    from workbench.terminal import traces_table
+
+    with _open_read_only(_settings(ctx)) as store:
+        found = queries.list_traces(store, limit=limit)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(t) for t in found], indent=2))
+    else:
+        click.echo(traces_table(found))
+
+
+@cli.command()
+@click.argument("trace_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every step field.")
+@click.pass_context
+def replay(ctx: click.Context, trace_id: str, as_json: bool) -> None:
+    """Replay one trace step by step: kind, actor, tool and arguments, reasoning, tokens, errors.
+    TRACE_ID may be a unique prefix."""
+    from workbench.store import queries
+    from workbench.terminal import replay as render
+
+    with _open_read_only(_settings(ctx)) as store:
+        full = queries.resolve_trace_id(store, trace_id)
+        steps = queries.trace_steps(store, full)
+    if as_json:
+        rows = [{"seq": s.seq, **dataclasses.asdict(s.step), "kind": str(s.step.kind)} for s in steps]
+        click.echo(json.dumps({"trace_id": full, "steps": rows}, indent=2))
+    else:
+        click.echo(render(full, steps))
+
+
+@cli.command()
+@click.pass_context
+def renormalize(ctx: click.Context) -> None:
+    """Re-derive every step from the stored raw spans (after a fix to a convention mapping)."""
+    from tqdm import tqdm
+
+    from collectors.decode import record_from_canonical
+    from collectors.pipeline import default_normalizer, safe_normalize
+    from workbench.store import queries
+
+    settings = _settings(ctx)
+    normalize = default_normalizer()
+    with _open_for_writing(settings, "renormalize") as store:
+        total = queries.counts(store)["spans"]
+        done = 0
+        with tqdm(total=total, unit="span", disable=None, file=sys.stderr) as bar:
+            for chunk in queries.iter_canonical(store):
+                seqs = [seq for seq, _ in chunk]
+                steps = [
+                    safe_normalize(normalize, record_from_canonical(raw, settings.max_attribute_length))
+                    for _, raw in chunk
+                ]
+                queries.replace_steps(store, seqs, steps)
+                done += len(chunk)
+                bar.update(len(chunk))
+    click.echo(f"renormalized {done} steps")
+
+
+@cli.group()
+def ledger() -> None:
+    """The tamper-evident hash chain over every ingested span."""
+
+
+@ledger.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def ledger_verify(ctx: click.Context, as_json: bool) -> None:
+    """Recompute digests, chain and Merkle checkpoints; name the first bad sequence number. Exit 0 only
+    when everything holds."""
+    from collectors.integrity import stored_columns_check
+    from workbench.store.verify import verify_ledger
+
+    settings = _settings(ctx)
+    with _open_read_only(settings) as store:
+        report = verify_ledger(store, stored_columns_check(settings.max_attribute_length))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checked": report.checked,
+                    "checkpoints": report.checkpoints,
+                    "first_bad_seq": report.first_bad_seq,
+                    "problems": [{"seq": s, "problem": p} for s, p in report.problems],
+                    "chain_head": report.chain_head.hex(),
+                },
+                indent=2,
+            )
+        )
+    elif report.ok:
+        click.echo(
+            f"ledger OK: {report.checked} spans, {report.checkpoints} checkpoints, "
+            f"chain head {report.chain_head.hex()}"
+        )
+    else:
+        click.echo(f"ledger BROKEN: first bad sequence number {report.first_bad_seq}", err=True)
+        for _, problem in report.problems:
+            click.echo(f"  {problem}", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+def main() -> None:
+    cli(prog_name="workbench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Frozen records that flow between the collectors, the store and everything above them.
+
+These are the project's vocabulary. They carry no behaviour beyond small conveniences, so that every
+floor can depend on them without pulling in I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+# OTLP attribute values decode to these plain Python shapes (lists and dicts for array and kvlist values,
+# bytes for bytes values). Keeping them plain lets the store write them as JSON without a schema per key.
+AttrValue = Any
+Attributes = dict[str, AttrValue]
+
+
+class StepKind(enum.StrEnum):
+    """What an agent step was, independent of which instrumentation convention reported it."""
+
+    AGENT = "agent"
+    LLM = "llm"
+    TOOL = "tool"
+    REASONING = "reasoning"
+    MEMORY = "memory"
+    PLAN = "plan"
+    GUARDRAIL = "guardrail"
+    HUMAN = "human"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """An OTLP span event (exceptions and GenAI message events arrive this way)."""
+
+    name: str
+    time_ns: int
+    attributes: Attributes = field(default_factory=dict)
+    dropped_attributes_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpanLink:
+    """An OTLP span link, e.g. from a tool span to the LLM call that requested it."""
+
+    trace_id: str
+    span_id: str
+    trace_state: str = ""
+    attributes: Attributes = field(default_factory=dict)
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """A value longer than the configured limit: what was cut and how long it was.
+
+    Values are truncated, never dropped silently; this record is the marker that says so.
+    """
+
+    location: str  # e.g. "attributes.gen_ai.input.messages" or "events[2].attributes.exception.stacktrace"
+    original_length: int
+    kept_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One span exactly as OTLP carried it, decoded, plus the bytes the ledger hashes.
+
+    `canonical` is a deterministic protobuf encoding of a ResourceSpans holding only this span, its
+    scope and its resource: self-contained, so a single row can be re-exported or re-verified alone.
+    Ids are lowercase hex strings; times stay integer nanoseconds since the epoch, as in OTLP.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: int
+    start_time_ns: int
+    end_time_ns: int
+    status_code: int
+    status_message: str
+    trace_state: str
+    flags: int
+    resource: Attributes
+    resource_schema_url: str
+    scope_name: str
+    scope_version: str
+    scope_attributes: Attributes
+    scope_schema_url: str
+    attributes: Attributes
+    events: tuple[SpanEvent, ...]
+    links: tuple[SpanLink, ...]
+    dropped_attributes_count: int
+    dropped_events_count: int
+    dropped_links_count: int
+    canonical: bytes
+    truncations: tuple[Truncation, ...] = ()
+
+    @property
+    def service_name(self) -> str:
+        value = self.resource.get("service.name")
+        return str(value) if value is not None else ""
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_time_ns - self.start_time_ns)
+
+
+# OTLP status codes (opentelemetry.proto.trace.v1.Status.StatusCode).
+STATUS_UNSET = 0
+STATUS_OK = 1
+STATUS_ERROR = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One span seen as an agent step: what kind of thing the agent did, with the audit facts pulled out.
+
+    Derived from a SpanRecord by the normalizer; always re-derivable from the stored raw span.
+    Text fields hold what the convention carried (JSON text for structured arguments); None means the
+    convention did not say, which is different from an empty string.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    kind: StepKind
+    name: str
+    start_time_ns: int
+    end_time_ns: int
+    convention: str  # which mapping produced this step: "genai", "genai-legacy", "openinference", ...
+    service_name: str = ""
+    actor: str | None = None  # the agent (or component) that acted
+    operation: str | None = None  # the convention's own operation name, e.g. "chat", "execute_tool"
+    model: str | None = None
+    provider: str | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+    tool_arguments: str | None = None
+    tool_result: str | None = None
+    input_text: str | None = None
+    output_text: str | None = None
+    reasoning_text: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tokens_reasoning: int | None = None
+    tokens_cached: int | None = None
+    cost_usd: float | None = None
+    is_error: bool = False
+    error: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_time_ns - self.start_time_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStep:
+    """A step as read back from the store, with its ingest sequence and the raw span's status."""
+
+    seq: int
+    step: Step
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """One line of the trace list."""
+
+    trace_id: str
+    service_name: str
+    root_name: str
+    start_time_ns: int
+    end_time_ns: int
+    span_count: int
+    error_count: int
+    tool_calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens_reasoning: int
+    cost_usd: float
+    agents: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one received batch: how many spans were committed, and what was refused."""
+
+    accepted: int
+    rejected: int = 0
+    errors: tuple[str, ...] = ()
+    first_seq: int | None = None
+    last_seq: int | None = None

@@ -1,0 +1,120 @@
+"""`workbench serve`: one process owning the database, with the OTLP receivers (and later the UI) in it.
+
+DuckDB allows one read-write process per file, so everything that writes lives here: the HTTP receiver
+on Uvicorn's event loop, the gRPC receiver on its thread pool, and the single writer thread of the
+ingest pipeline. `server.json` in the data directory tells other CLI commands that a server holds the
+database and where to send data instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from collectors.pipeline import IngestPipeline
+from collectors.receiver_grpc import start_grpc_server
+from collectors.receiver_http import create_app
+from workbench.settings import Settings
+from workbench.store.connection import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    pid: int
+    host: str
+    http_port: int
+    grpc_port: int
+    db: str
+
+    @property
+    def http_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.http_port}"
+
+
+def server_file(settings: Settings) -> Path:
+    return settings.data_dir / "server.json"
+
+
+def running_server(settings: Settings) -> ServerInfo | None:
+    """The server that holds this data directory's database, if one is alive."""
+    path = server_file(settings)
+    try:
+        info = ServerInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return None  # a stale file from a server that was killed
+    except PermissionError:
+        pass
+    return info
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port} for OTLP/HTTP: {exc.strerror}") from exc
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; on the way out, commit what is queued and write a ledger checkpoint."""
+    store = Store(settings.db_path)
+    pipeline = IngestPipeline(
+        store,
+        queue_max_spans=settings.queue_max_spans,
+        commit_max_spans=settings.commit_max_spans,
+        checkpoint_interval=settings.checkpoint_interval,
+    )
+    grpc_server = None
+    info_path = server_file(settings)
+    try:
+        http_sock = _bind(settings.host, settings.http_port)
+        grpc_server, grpc_port = start_grpc_server(pipeline, settings)
+        info = ServerInfo(
+            pid=os.getpid(),
+            host=settings.host,
+            http_port=http_sock.getsockname()[1],
+            grpc_port=grpc_port,
+            db=str(settings.db_path.resolve()),
+        )
+        info_path.write_text(json.dumps(info.__dict__))
+        print(f"database        {info.db}", flush=True)
+        print(f"OTLP/HTTP       {info.http_url}/v1/traces", flush=True)
+        print(f"OTLP/gRPC       {info.host}:{info.grpc_port}", flush=True)
+        print("ready", flush=True)
+        config = uvicorn.Config(
+            create_app(pipeline, settings),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=10,
+        )
+        uvicorn.Server(config).run(sockets=[http_sock])
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=5).wait(10)
+        pipeline.close()
+        store.close()
+        with contextlib.suppress(OSError):
+            if running_server(settings) is None or json.loads(info_path.read_text())["pid"] == os.getpid():
+                info_path.unlink()
+        print("stopped", file=sys.stderr, flush=True)

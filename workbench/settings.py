@@ -1,0 +1,112 @@
+"""One settings object for the whole workbench; every field is also a `WORKBENCH_*` environment variable.
+
+Why one object: the receivers, the CLI and the UI run in one process and must agree on limits and paths.
+The CLI layer builds it from flags and the environment; everything below takes it as an argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "WORKBENCH_"
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the workbench. The field name upper-cased after `WORKBENCH_` is its variable."""
+
+    data_dir: Path = field(
+        default=Path(".workbench"),
+        metadata={"doc": "Data directory: database, model cache, exports."},
+    )
+    db: Path | None = field(
+        default=None,
+        metadata={"doc": "DuckDB file; defaults to DATA_DIR/workbench.duckdb."},
+    )
+    host: str = field(default="127.0.0.1", metadata={"doc": "Address every server binds to."})
+    http_port: int = field(default=4318, metadata={"doc": "OTLP/HTTP receiver port (0 picks a free one)."})
+    grpc_port: int = field(default=4317, metadata={"doc": "OTLP/gRPC receiver port (0 picks a free one)."})
+    auth_token: str | None = field(
+        default=None,
+        metadata={"doc": "When set, receivers require 'Authorization: Bearer <token>'."},
+    )
+    max_request_bytes: int = field(
+        default=64 * MIB,
+        metadata={"doc": "Largest request body accepted, as sent (compressed)."},
+    )
+    max_decompressed_bytes: int = field(
+        default=128 * MIB,
+        metadata={"doc": "Largest body after gzip/deflate; a bigger one is a decompression bomb."},
+    )
+    max_spans_per_request: int = field(
+        default=20_000,
+        metadata={"doc": "Most spans one export request may carry."},
+    )
+    max_attribute_length: int = field(
+        default=1 * MIB,
+        metadata={"doc": "Longer attribute values are truncated in queryable columns, with a marker."},
+    )
+    queue_max_spans: int = field(
+        default=200_000,
+        metadata={"doc": "Spans waiting to be committed before receivers answer 503/UNAVAILABLE."},
+    )
+    commit_max_spans: int = field(
+        default=20_000,
+        metadata={"doc": "Most spans grouped into one commit across concurrent requests."},
+    )
+    checkpoint_interval: int = field(
+        default=10_000,
+        metadata={"doc": "Spans between two ledger checkpoints holding a Merkle root."},
+    )
+
+    @property
+    def db_path(self) -> Path:
+        return self.db if self.db is not None else self.data_dir / "workbench.duckdb"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed; None values are ignored so CLI flags can pass through."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `WORKBENCH_*` variables, then explicit overrides (CLI flags win)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(env_name(f.name))
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _coerce(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, doc) for every setting: the README's table is checked against this."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default if f.default is not dataclasses.MISSING else ""
+        rows.append((env_name(f.name), "" if default is None else str(default), f.metadata.get("doc", "")))
+    return rows
+
+
+def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = str(f.type)
+    try:
+        if "Path" in kind:
+            return Path(raw)
+        if kind.startswith("int"):
+            return int(raw.replace("_", ""))
+    except ValueError as exc:
+        raise ValueError(f"{env_name(f.name)}={raw!r}: expected an integer") from exc
+    return raw

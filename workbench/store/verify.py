@@ -1,0 +1,125 @@
+"""`workbench ledger verify`: walk spans and ledger in ingest order and name the first thing that is off.
+
+Checks, per sequence number: the ledger is gapless; every ledger entry has its span and every span its
+ledger entry; SHA-256 of the span's canonical bytes equals the recorded digest; the chain recomputes;
+optionally the queryable columns still say what the canonical bytes say. Then every checkpoint's
+Merkle root and chain head recompute. Memory stays bounded: rows are read a chunk at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from workbench.store import ledger
+from workbench.store.connection import Store
+
+# Given (seq, canonical bytes, stored column values), say what differs, or None.
+RowCheck = Callable[[int, bytes, dict[str, object]], str | None]
+
+ROW_CHECK_COLUMNS = (
+    "trace_id span_id parent_span_id name kind start_time_ns end_time_ns status_code status_message "
+    "attributes events"
+).split()
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    checkpoints: int = 0
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (seq, what is wrong)
+    chain_head: bytes = ledger.GENESIS
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_bad_seq(self) -> int | None:
+        return min(seq for seq, _ in self.problems) if self.problems else None
+
+
+def verify_ledger(
+    store: Store, row_check: RowCheck | None = None, chunk: int = 5_000, max_problems: int = 20
+) -> VerifyReport:
+    """Recompute the ledger from the stored spans; problems are reported in sequence order."""
+    report = VerifyReport()
+    cur = store.cursor()
+    row = cur.execute(
+        "SELECT greatest(coalesce((SELECT max(seq) FROM ledger), 0),"
+        " coalesce((SELECT max(seq) FROM spans), 0))"
+    ).fetchone()
+    top = int(row[0]) if row else 0
+    checkpoints = {
+        int(size): (bytes(root), bytes(head))
+        for size, root, head in cur.execute(
+            "SELECT tree_size, merkle_root, chain_head FROM ledger_checkpoints ORDER BY tree_size"
+        ).fetchall()
+    }
+    extra_cols = ", " + ", ".join(f"s.{c}" for c in ROW_CHECK_COLUMNS) if row_check else ""
+    frontier = ledger.MerkleFrontier()
+    chain = ledger.GENESIS
+    chain_ok = True
+
+    def problem(seq: int, what: str) -> None:
+        if len(report.problems) < max_problems:
+            report.problems.append((seq, what))
+
+    for start in range(1, top + 1, chunk):
+        end = min(top, start + chunk - 1)
+        rows = cur.execute(
+            f"""
+            SELECT r.seq, l.seq IS NOT NULL, l.digest, l.chain, s.seq IS NOT NULL, s.canonical {extra_cols}
+            FROM range(?, ? + 1) r(seq)
+            LEFT JOIN ledger l ON l.seq = r.seq
+            LEFT JOIN spans s ON s.seq = r.seq
+            ORDER BY r.seq
+            """,
+            [start, end],
+        ).fetchall()
+        previous = None
+        for r in rows:
+            seq, in_ledger, digest_v, chain_v, in_spans, canonical = r[:6]
+            if seq == previous:  # only possible if someone rebuilt the table without its primary key
+                problem(seq, f"seq {seq}: several spans share this sequence number (inserted span)")
+                continue
+            previous = seq
+            report.checked += 1
+            if not in_ledger and not in_spans:
+                problem(seq, f"seq {seq}: missing from both spans and ledger (deleted rows)")
+                chain_ok = False
+                continue
+            if not in_ledger:
+                problem(seq, f"seq {seq}: span has no ledger entry (inserted span)")
+                chain_ok = False
+                continue
+            recorded = bytes(digest_v)
+            frontier.append(recorded)
+            expected_chain = ledger.chain_next(chain, recorded)
+            if chain_ok and bytes(chain_v) != expected_chain:
+                problem(seq, f"seq {seq}: ledger chain breaks (entry altered, inserted or reordered)")
+                chain_ok = False
+            chain = bytes(chain_v) if not chain_ok else expected_chain
+            if not in_spans:
+                problem(seq, f"seq {seq}: span deleted (ledger entry has no span)")
+            else:
+                if ledger.digest(bytes(canonical)) != recorded:
+                    problem(seq, f"seq {seq}: span modified (canonical bytes do not match the ledger digest)")
+                elif row_check is not None:
+                    values = dict(zip(ROW_CHECK_COLUMNS, r[6:], strict=True))
+                    differs = row_check(seq, bytes(canonical), values)
+                    if differs:
+                        problem(seq, f"seq {seq}: span modified ({differs})")
+            if seq in checkpoints:
+                root, head = checkpoints[seq]
+                report.checkpoints += 1
+                if frontier.root() != root:
+                    problem(seq, f"checkpoint at {seq}: Merkle root does not match the ledger digests")
+                if chain_ok and head != expected_chain:
+                    problem(seq, f"checkpoint at {seq}: chain head does not match the ledger")
+    for size in checkpoints:
+        if size > top:
+            problem(size, f"checkpoint at {size} covers entries that no longer exist (tail deleted)")
+    report.problems.sort(key=lambda p: p[0])
+    report.chain_head = chain
+    return report
