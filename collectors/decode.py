@@ -64,17 +64,39 @@ def decompress(body: bytes, encoding: str | None, max_size: int) -> bytes:
         raise BadInput(f"body is not valid {enc} data: {exc}") from exc
 
 
+_INFLATE_STEP = 1 << 20
+
+
 def _inflate(body: bytes, wbits: int, max_size: int) -> bytes:
-    d = zlib.decompressobj(wbits)
-    out = d.decompress(body, max_size + 1)
-    if len(out) > max_size:
-        raise BadInput(
-            f"decompressed body exceeds the limit of {max_size} bytes (WORKBENCH_MAX_DECOMPRESSED_BYTES)",
-            413,
-        )
-    if not d.eof:
-        raise BadInput(f"compressed body is truncated after {len(body)} bytes")
-    return out
+    """Inflate a step at a time, so a bomb is refused holding at most `max_size` bytes of output (one
+    call with `max_length` would hold it twice while zlib joins its buffers). Every member of a
+    multi-member gzip body is read, as gzip readers do; anything else after the stream is refused."""
+    parts: list[bytes] = []
+    size = 0
+    data = body
+    while True:
+        d = zlib.decompressobj(wbits)
+        while True:
+            out = d.decompress(data, _INFLATE_STEP)
+            data = d.unconsumed_tail
+            size += len(out)
+            if size > max_size:
+                raise BadInput(
+                    f"decompressed body exceeds the limit of {max_size} bytes "
+                    "(WORKBENCH_MAX_DECOMPRESSED_BYTES)",
+                    413,
+                )
+            parts.append(out)
+            if d.eof or not (out or data):
+                break
+        if not d.eof:
+            raise BadInput(f"compressed body is truncated after {len(body)} bytes")
+        data = d.unused_data
+        if not data or wbits != 16 + zlib.MAX_WBITS:
+            break
+    if data:
+        raise BadInput(f"{len(data)} bytes of trailing data after the end of the compressed body")
+    return b"".join(parts)
 
 
 def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
@@ -182,10 +204,15 @@ def attributes(kvs: Any, limit: int, where: str, truncations: list[Truncation]) 
     out: Attributes = {}
     kv: KeyValue
     for kv in kvs:
-        value = any_value(kv.value)
-        if isinstance(value, str) and len(value) > limit:
-            truncations.append(Truncation(f"{where}.{kv.key}", len(value), limit))
-            value = value[:limit] + f"…[truncated: {len(value)} chars, kept {limit}]"
+        v = kv.value
+        # Strings are most attributes: handled inline, this loop runs for every attribute ingested.
+        if v.WhichOneof("value") == "string_value":
+            value: Any = v.string_value
+            if len(value) > limit:
+                truncations.append(Truncation(f"{where}.{kv.key}", len(value), limit))
+                value = value[:limit] + f"…[truncated: {len(value)} chars, kept {limit}]"
+        else:
+            value = any_value(v)
         out[kv.key] = value
     return out
 

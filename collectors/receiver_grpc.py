@@ -20,10 +20,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from collectors import decode
 from collectors.pipeline import IngestPipeline
 from collectors.receiver_http import check_token, summarize_errors
-from workbench.errors import Overloaded
+from workbench.errors import BadInput, Overloaded
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
@@ -32,6 +34,19 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, pipeline: IngestPipeline, settings: Settings) -> None:
         self.pipeline = pipeline
         self.settings = settings
+
+    def export_bytes(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+        """The registered handler: it decodes the request itself, so undecodable bytes get
+        INVALID_ARGUMENT with the decoder's message (grpcio's own deserializer answers INTERNAL,
+        "Exception deserializing request!", which says neither what nor where)."""
+        metadata = dict(context.invocation_metadata() or ())
+        if not check_token(metadata.get("authorization"), self.settings.auth_token):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        try:
+            request = decode.parse_request(body, decode.CONTENT_PROTOBUF)
+        except BadInput as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return self.Export(request, context)
 
     def Export(  # noqa: N802 - the name is fixed by the generated servicer
         self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
@@ -76,7 +91,15 @@ def start_grpc_server(
         ],
         maximum_concurrent_rpcs=workers * 4,
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(pipeline, settings), server)
+    service = TraceService(pipeline, settings)
+    export = grpc.unary_unary_rpc_method_handler(
+        service.export_bytes,
+        request_deserializer=None,  # raw bytes in: export_bytes decodes them
+        response_serializer=ExportTraceServiceResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(_SERVICE_NAME, {"Export": export}),)
+    )
     host = settings.host
     address = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)

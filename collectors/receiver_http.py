@@ -113,6 +113,21 @@ def decode_body(
     return decode.to_records(req, settings.max_attribute_length)
 
 
+def _decode_or_error(
+    body: bytes, content_type: str, encoding: str | None, settings: Settings
+) -> decode.DecodeResult | BadInput:
+    """`decode_body` for the thread pool: bad input comes back as a value, without its traceback.
+
+    Raised across the pool, the exception would sit in a reference cycle (anyio's future and the
+    awaiting frame) until a full garbage collection, and its traceback's frames hold the request body
+    and the decompressed bytes: up to WORKBENCH_MAX_DECOMPRESSED_BYTES kept alive per bad request.
+    """
+    try:
+        return decode_body(body, content_type, encoding, settings)
+    except BadInput as exc:
+        return exc.with_traceback(None)
+
+
 def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
     """The receiver as an ASGI app, so it can be mounted beside the UI in one Uvicorn server."""
 
@@ -122,7 +137,7 @@ def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
         try:
             body = await _read_body(request, settings.max_request_bytes)
             result = await run_in_threadpool(
-                decode_body,
+                _decode_or_error,
                 body,
                 request.headers.get("content-type", ""),
                 request.headers.get("content-encoding"),
@@ -132,6 +147,8 @@ def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
             return _error(request, exc.status, str(exc))
         except ClientDisconnect:
             return Response(status_code=400)
+        if isinstance(result, BadInput):
+            return _error(request, result.status, str(result))
         if not result.records:
             if result.errors:
                 return _error(request, 400, summarize_errors(result.errors))

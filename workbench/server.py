@@ -12,8 +12,10 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +78,18 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _graceful_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; on the way out, commit what is queued and write a ledger checkpoint."""
+    # Uvicorn handles SIGTERM by stopping the HTTP server, then re-raises it under the handler that was
+    # installed before it started. Under the default handler that kills the process before the
+    # `finally` below could stop gRPC, drain the queue, checkpoint and close the database; this one
+    # turns it into an exception that runs the `finally` and exits 0.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _graceful_sigterm)
     store = Store(settings.db_path)
     pipeline = IngestPipeline(
         store,

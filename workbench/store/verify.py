@@ -117,9 +117,13 @@ def verify_ledger(
                     problem(seq, f"checkpoint at {seq}: Merkle root does not match the ledger digests")
                 if chain_ok and head != expected_chain:
                     problem(seq, f"checkpoint at {seq}: chain head does not match the ledger")
-    for size in checkpoints:
+    for size in sorted(checkpoints, reverse=True):
         if size > top:
-            problem(size, f"checkpoint at {size} covers entries that no longer exist (tail deleted)")
+            problem(
+                top + 1,
+                f"seq {top + 1}..{size}: covered by the checkpoint at {size} but no longer exist (tail deleted)",
+            )
+            break
     report.problems.sort(key=lambda p: p[0])
     report.chain_head = chain
     return report

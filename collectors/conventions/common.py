@@ -1,0 +1,343 @@
+"""Tolerant readers shared by the convention mappers.
+
+Attribute values arrive from whatever an instrumentation chose to send, and a normalizer that raises
+would lose the audit record of a span. Everything here therefore coerces instead of validating: a
+reader returns None when a value cannot mean what the caller asked for, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from workbench.model import SpanRecord, Step, StepKind
+
+# JSON nesting deeper than this is rendered as a placeholder instead of recursed into: hostile or
+# accidental deep nesting must not exhaust the stack of the process that owns the database.
+MAX_DEPTH = 64
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(slots=True)
+class Draft:
+    """The mutable twin of Step while mappers fill it; frozen only once every mapper has spoken."""
+
+    kind: StepKind = StepKind.OTHER
+    convention: str = "unknown"
+    actor: str | None = None
+    operation: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    tool_name: str | None = None
+    tool_call_id: str | None = None
+    tool_arguments: str | None = None
+    tool_result: str | None = None
+    input_text: str | None = None
+    output_text: str | None = None
+    reasoning_text: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tokens_reasoning: int | None = None
+    tokens_cached: int | None = None
+    cost_usd: float | None = None
+    is_error: bool = False
+    error: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+
+    def fill(self, **values: Any) -> None:
+        """Set only fields still empty, so the more specific mapper that ran first keeps its answer."""
+        for key, value in values.items():
+            if value is not None and getattr(self, key) is None:
+                setattr(self, key, value)
+
+    def to_step(self, span: SpanRecord) -> Step:
+        return Step(
+            trace_id=as_str(span.trace_id) or "",
+            span_id=as_str(span.span_id) or "",
+            parent_span_id=as_str(span.parent_span_id) or "",
+            kind=self.kind,
+            name=as_str(span.name) or "",
+            start_time_ns=as_int(span.start_time_ns) or 0,
+            end_time_ns=as_int(span.end_time_ns) or 0,
+            convention=self.convention,
+            service_name=_service_name(span),
+            actor=self.actor,
+            operation=self.operation,
+            model=self.model,
+            provider=self.provider,
+            tool_name=self.tool_name,
+            tool_call_id=self.tool_call_id,
+            tool_arguments=self.tool_arguments,
+            tool_result=self.tool_result,
+            input_text=self.input_text,
+            output_text=self.output_text,
+            reasoning_text=self.reasoning_text,
+            tokens_in=self.tokens_in,
+            tokens_out=self.tokens_out,
+            tokens_reasoning=self.tokens_reasoning,
+            tokens_cached=self.tokens_cached,
+            cost_usd=self.cost_usd,
+            is_error=self.is_error,
+            error=self.error,
+            session_id=self.session_id,
+            user_id=self.user_id,
+        )
+
+
+def _service_name(span: SpanRecord) -> str:
+    resource = span.resource if isinstance(span.resource, Mapping) else {}
+    return as_str(resource.get("service.name")) or ""
+
+
+def is_root(span: SpanRecord) -> bool:
+    parent = as_str(span.parent_span_id) or ""
+    return not parent.strip("0")
+
+
+def attributes_of(span: SpanRecord) -> dict[str, Any]:
+    attrs = span.attributes
+    if not isinstance(attrs, Mapping):
+        return {}
+    return {str(k): v for k, v in attrs.items()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scalar coercion
+# ---------------------------------------------------------------------------------------------------
+
+
+# Items dumps() will visit before eliding the rest: shared sub-structures can make a small value
+# expand into an enormous tree, and rendering must stay cheap enough to run on every span.
+MAX_ITEMS = 100_000
+
+
+def dumps(value: Any) -> str:
+    """JSON text for display and storage; falls back to str() so odd objects still say something."""
+    try:
+        return json.dumps(_bounded(value, 0, [MAX_ITEMS]), ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            return str(value)[:MAX_ITEMS]
+        except Exception:  # noqa: BLE001 (a broken __str__ must not cost us the span)
+            return f"<unprintable {type(value).__name__}>"
+
+
+def _bounded(value: Any, depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if depth > MAX_DEPTH:
+        return "<nested too deep>"
+    if budget[0] < 0:
+        return "<elided>"
+    if isinstance(value, Mapping):
+        return {str(k): _bounded(v, depth + 1, budget) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_bounded(v, depth + 1, budget) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def as_str(value: Any) -> str | None:
+    if value is None or value is MISSING:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return dumps(value)
+
+
+def as_name(value: Any) -> str | None:
+    """A short identifier (model, tool, agent): blank strings and structures are not names."""
+    if isinstance(value, list | tuple | Mapping):
+        return None
+    text = as_str(value)
+    if text is None:
+        return None
+    text = text.strip()
+    return text or None
+
+
+def as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str | bytes):
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
+        try:
+            return int(text.strip())
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                return None
+            return int(number) if math.isfinite(number) else None
+    return None
+
+
+def as_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def parse_json(value: Any) -> Any:
+    """Structured value of an attribute: decoded JSON text, or the list/dict OTLP already carried."""
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or text[0] not in '[{"':
+            return MISSING
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            return MISSING
+    if isinstance(value, list | tuple | Mapping):
+        return value
+    return MISSING
+
+
+def json_text(value: Any) -> str | None:
+    """Tool arguments as JSON text: valid JSON strings kept verbatim, anything else JSON-encoded.
+
+    Keeping the carried string verbatim preserves exactly what the agent sent; wrapping a bare
+    string (LangChain's one-argument tools) means a reader can always json.loads the field.
+    """
+    if value is None or value is MISSING:
+        return None
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except (ValueError, RecursionError):
+            return json.dumps(value, ensure_ascii=False)
+        return value
+    return dumps(value)
+
+
+def unwrap_call_args(value: Any) -> str | None:
+    """Tool arguments that a wrapper recorded as {"args": [], "kwargs": {...}}: the kwargs are the arguments.
+
+    smolagents (OpenInference) and OpenLLMetry's @tool decorator both record a Python call this way;
+    with positional arguments present nothing can be named, so the wrapper is kept as it is.
+    """
+    parsed = parse_json(value)
+    if isinstance(parsed, Mapping) and set(parsed) <= {"args", "kwargs"} and "kwargs" in parsed:
+        if isinstance(parsed["kwargs"], Mapping) and not parsed.get("args"):
+            return json_text(parsed["kwargs"])
+    return json_text(value)
+
+
+def first(attrs: Mapping[str, Any], *keys: str) -> Any:
+    """The first present, non-empty attribute among keys (None when none is)."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        return value
+    return None
+
+
+def first_int(attrs: Mapping[str, Any], *keys: str) -> int | None:
+    for key in keys:
+        number = as_int(attrs.get(key))
+        if number is not None:
+            return number
+    return None
+
+
+def first_name(attrs: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        name = as_name(attrs.get(key))
+        if name is not None:
+            return name
+    return None
+
+
+def join_nonempty(parts: Iterable[str | None], sep: str = "\n") -> str | None:
+    kept = [p for p in parts if p]
+    return sep.join(kept) if kept else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Flattened attribute trees: gen_ai.prompt.0.role, llm.input_messages.0.message.contents.1...
+# ---------------------------------------------------------------------------------------------------
+
+LEAF = ""  # key under which a node keeps its own value when it also has children
+
+
+class Tree(dict[Any, Any]):
+    """A node built by unflatten; values from the span are never descended into, nor mutated."""
+
+
+def unflatten(attrs: Mapping[str, Any], prefix: str) -> Tree:
+    """Rebuild the tree a convention flattened into dotted keys; numeric segments become int keys."""
+    root = Tree()
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        segments = [int(s) if s.isdigit() else s for s in key[len(prefix) :].split(".") if s != ""]
+        if not segments:
+            continue
+        node = root
+        for seg in segments[:-1]:
+            child = node.get(seg)
+            if not isinstance(child, Tree):
+                child = Tree() if child is None else Tree({LEAF: child})
+                node[seg] = child
+            node = child
+        last = segments[-1]
+        if isinstance(node.get(last), Tree):
+            node[last][LEAF] = value
+        else:
+            node[last] = value
+    return root
+
+
+def indexed(node: Any) -> list[Any]:
+    """The children of a tree node that were list items, in index order."""
+    if not isinstance(node, Mapping):
+        return []
+    return [node[k] for k in sorted(k for k in node if isinstance(k, int))]
+
+
+def leaf(node: Any, *path: Any) -> Any:
+    """The value at path under a Tree node (a node's own value when it also has children)."""
+    for seg in path:
+        if not isinstance(node, Mapping) or seg not in node:
+            return None
+        node = node[seg]
+    if isinstance(node, Tree):
+        return node.get(LEAF)
+    return node

@@ -1,0 +1,257 @@
+"""OpenInference (Arize / Phoenix): `openinference.span.kind` plus flattened `llm.*`, `tool.*`, `input.*`.
+
+Observed with openinference-instrumentation-openai 0.1.66 (openinference-instrumentation 0.1.72):
+- every span INTERNAL; LLM span names are free-form ("ChatCompletion");
+- `llm.model_name` is the *response* model; the requested one survives in `llm.invocation_parameters`
+  (and in `input.value`, the raw request JSON), so those are read first;
+- chat-completions reasoning (`reasoning_content` from OpenAI-compatible servers) is only in the raw
+  response JSON in `output.value`; Responses-API reasoning arrives as `message_content.type=reasoning`.
+- with OPENINFERENCE_ENABLE_GENAI_SEMCONV=true the span also carries gen_ai.*, but
+  `gen_ai.tool.call.arguments` holds the tool's JSON *schema* and `gen_ai.request.model` the response
+  model, so GenAI attributes are only a last resort here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from collectors.conventions.common import (
+    Draft,
+    as_name,
+    as_str,
+    first_int,
+    first_name,
+    indexed,
+    is_root,
+    json_text,
+    leaf,
+    parse_json,
+    unflatten,
+    unwrap_call_args,
+)
+from collectors.conventions.genai import TOKENS_CACHED, TOKENS_IN, TOKENS_OUT, render_documents
+from collectors.conventions.messages import (
+    REASONING,
+    REASONING_TYPES,
+    TEXT,
+    TOOL_CALL,
+    TOOL_RESULT,
+    Message,
+    Part,
+    reasoning_of,
+    render,
+)
+from workbench.model import SpanRecord, StepKind
+
+SPAN_KIND_ATTRIBUTE = "openinference.span.kind"
+
+# CHAIN is decided by position (see kind_of). EVALUATOR joins GUARDRAIL: both judge content and
+# their verdicts are what an auditor looks for. DECISION is a model call with typed answers.
+OPENINFERENCE_KINDS: dict[str, StepKind] = {
+    "LLM": StepKind.LLM,
+    "EMBEDDING": StepKind.LLM,
+    "DECISION": StepKind.LLM,
+    "TOOL": StepKind.TOOL,
+    "AGENT": StepKind.AGENT,
+    "RETRIEVER": StepKind.MEMORY,
+    "RERANKER": StepKind.MEMORY,
+    "GUARDRAIL": StepKind.GUARDRAIL,
+    "EVALUATOR": StepKind.GUARDRAIL,
+    "HUMAN": StepKind.HUMAN,
+    "PROMPT": StepKind.OTHER,
+    "UNKNOWN": StepKind.OTHER,
+}
+
+
+def is_openinference(attrs: Mapping[str, Any]) -> bool:
+    return SPAN_KIND_ATTRIBUTE in attrs
+
+
+def kind_of(span: SpanRecord, attrs: Mapping[str, Any]) -> StepKind:
+    """CHAIN is agent only at the root of a trace.
+
+    LangChain/LangGraph and smolagents emit CHAIN for everything from the whole run down to a prompt
+    formatting step. The root chain is the agent's invocation as the user sees it; inner chains are
+    plumbing, and calling them agents would multiply the agents in every replay.
+    """
+    raw = (as_name(attrs.get(SPAN_KIND_ATTRIBUTE)) or "").upper()
+    if raw == "CHAIN":
+        return StepKind.AGENT if is_root(span) else StepKind.OTHER
+    return OPENINFERENCE_KINDS.get(raw, StepKind.OTHER)
+
+
+def map_openinference(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
+    draft.convention = "openinference"
+    draft.kind = kind_of(span, attrs)
+    draft.operation = (as_name(attrs.get(SPAN_KIND_ATTRIBUTE)) or "").lower() or None
+    draft.fill(
+        actor=first_name(attrs, "agent.name", "gen_ai.agent.name"),
+        provider=first_name(attrs, "llm.provider", "llm.system", "decision.provider", "gen_ai.provider.name"),
+        model=_request_model(attrs),
+        tokens_in=first_int(attrs, "llm.token_count.prompt", "decision.token_count.input", *TOKENS_IN),
+        tokens_out=first_int(attrs, "llm.token_count.completion", "decision.token_count.output", *TOKENS_OUT),
+        tokens_reasoning=first_int(attrs, "llm.token_count.completion_details.reasoning"),
+        tokens_cached=first_int(attrs, "llm.token_count.prompt_details.cache_read", *TOKENS_CACHED),
+    )
+    if draft.kind is StepKind.AGENT and draft.actor is None:
+        draft.actor = as_name(span.name)
+    input_value = attrs.get("input.value")
+    output_value = attrs.get("output.value")
+
+    if draft.kind is StepKind.TOOL:
+        _tool(attrs, input_value, output_value, draft)
+    elif draft.kind is StepKind.LLM:
+        inputs = _messages(attrs, "llm.input_messages.")
+        outputs = _messages(attrs, "llm.output_messages.")
+        draft.fill(
+            input_text=render(inputs),
+            output_text=render(outputs, reasoning=False),
+            reasoning_text=reasoning_of(outputs) or _raw_reasoning(output_value),
+        )
+    elif draft.kind is StepKind.MEMORY:
+        docs = _documents(attrs, "retrieval.documents.") or _documents(attrs, "reranker.output_documents.")
+        draft.fill(input_text=as_str(attrs.get("reranker.query")), output_text=docs)
+
+    draft.fill(input_text=as_str(input_value), output_text=as_str(output_value))
+
+
+def _request_model(attrs: Mapping[str, Any]) -> str | None:
+    named = first_name(attrs, "llm.request.model_name", "decision.request.model_name")
+    if named:
+        return named
+    params = parse_json(attrs.get("llm.invocation_parameters"))
+    if isinstance(params, Mapping) and as_name(params.get("model")):
+        return as_name(params.get("model"))
+    if as_str(attrs.get("input.mime_type")) == "application/json":
+        request = parse_json(attrs.get("input.value"))
+        if isinstance(request, Mapping) and as_name(request.get("model")) and "messages" in request:
+            return as_name(request.get("model"))
+    return first_name(
+        attrs,
+        "llm.model_name",
+        "decision.model_name",
+        "embedding.model_name",
+        "reranker.model_name",
+        "llm.response.model_name",
+        "gen_ai.request.model",
+    )
+
+
+def _tool(attrs: Mapping[str, Any], input_value: Any, output_value: Any, draft: Draft) -> None:
+    draft.fill(
+        tool_name=first_name(attrs, "tool.name", "gen_ai.tool.name"),
+        tool_call_id=first_name(attrs, "tool.id", "tool_call.id", "gen_ai.tool.call.id"),
+    )
+    # input.value, not gen_ai.tool.call.arguments: under dual emission the latter is the tool schema.
+    if input_value is not None:
+        draft.tool_arguments = unwrap_call_args(input_value)
+    elif attrs.get("gen_ai.tool.call.arguments") != attrs.get("tool.parameters"):
+        draft.tool_arguments = json_text(attrs.get("gen_ai.tool.call.arguments"))
+    if output_value is not None:
+        result, call_id, failed = _unwrap_tool_message(output_value)
+        draft.tool_result = result
+        draft.fill(tool_call_id=call_id)
+        if failed:
+            draft.is_error = True
+            draft.fill(error=f"tool returned an error: {result}" if result else "tool returned an error")
+    else:
+        draft.fill(tool_result=as_str(attrs.get("gen_ai.tool.call.result")))
+    draft.fill(input_text=draft.tool_arguments, output_text=draft.tool_result)
+
+
+def _unwrap_tool_message(value: Any) -> tuple[str | None, str | None, bool]:
+    """LangChain's output.value is a serialized ToolMessage: content, tool_call_id, status inside."""
+    parsed = parse_json(value)
+    if isinstance(parsed, Mapping):
+        body = parsed
+        for key in ("data", "kwargs"):
+            if isinstance(parsed.get(key), Mapping) and "tool_call_id" in parsed[key]:
+                body = parsed[key]
+                break
+        if "tool_call_id" in body and "content" in body:
+            status = as_str(body.get("status"))
+            return as_str(body.get("content")), as_name(body.get("tool_call_id")), status == "error"
+    return as_str(value), None, False
+
+
+def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
+    tree = unflatten(attrs, prefix)
+    out: list[Message] = []
+    for node in indexed(tree):
+        msg = node.get("message") if isinstance(node, Mapping) else None
+        if not isinstance(msg, Mapping):
+            continue
+        role = as_str(leaf(msg, "role")) or "unknown"
+        parts: list[Part] = []
+        call_id = as_name(leaf(msg, "tool_call_id"))
+        content = leaf(msg, "content")
+        if content is not None:
+            kind = TOOL_RESULT if role == "tool" or call_id else TEXT
+            parts.append(
+                Part(
+                    kind,
+                    as_str(content),
+                    name=as_name(leaf(msg, "name")) if kind == TOOL_RESULT else None,
+                    call_id=call_id,
+                )
+            )
+        for item in indexed(msg.get("contents")):
+            ctype = (as_str(leaf(item, "message_content", "type")) or "text").lower()
+            text = as_str(leaf(item, "message_content", "text"))
+            if ctype in REASONING_TYPES:
+                parts.append(Part(REASONING, text or "[encrypted reasoning]"))
+            elif text is not None:
+                parts.append(Part(TEXT, text))
+            elif ctype != "text":
+                parts.append(Part("other", f"[{ctype}]"))
+        for call in indexed(msg.get("tool_calls")):
+            parts.append(
+                Part(
+                    TOOL_CALL,
+                    json_text(leaf(call, "tool_call", "function", "arguments")),
+                    name=as_name(leaf(call, "tool_call", "function", "name")),
+                    call_id=as_name(leaf(call, "tool_call", "id")),
+                )
+            )
+        fn_name = as_name(leaf(msg, "function_call_name"))
+        if fn_name:
+            parts.append(Part(TOOL_CALL, json_text(leaf(msg, "function_call_arguments_json")), name=fn_name))
+        if parts:
+            out.append(Message(role, parts))
+    return out or None
+
+
+def _raw_reasoning(output_value: Any) -> str | None:
+    """Reasoning the instrumentation did not lift out but left in the raw response JSON."""
+    parsed = parse_json(output_value)
+    if not isinstance(parsed, Mapping):
+        return None
+    texts: list[str] = []
+    choices = parsed.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            msg = choice.get("message") if isinstance(choice, Mapping) else None
+            if isinstance(msg, Mapping):
+                for key in ("reasoning_content", "reasoning"):
+                    if isinstance(msg.get(key), str) and msg[key]:
+                        texts.append(msg[key])
+    content = parsed.get("content")
+    if isinstance(content, list):  # Anthropic messages: thinking blocks
+        for block in content:
+            if (
+                isinstance(block, Mapping)
+                and block.get("type") == "thinking"
+                and isinstance(block.get("thinking"), str)
+            ):
+                texts.append(block["thinking"])
+    return "\n".join(texts) if texts else None
+
+
+def _documents(attrs: Mapping[str, Any], prefix: str) -> str | None:
+    docs = []
+    for node in indexed(unflatten(attrs, prefix)):
+        doc = node.get("document") if isinstance(node, Mapping) else None
+        if isinstance(doc, Mapping):
+            docs.append({k: leaf(doc, k) for k in ("id", "score", "content") if leaf(doc, k) is not None})
+    return render_documents(docs) if docs else None

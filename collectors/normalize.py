@@ -1,0 +1,99 @@
+"""Span -> Step: decide which instrumentation convention reported a span and pull out the audit facts.
+
+Pure and total: no I/O, and no input makes it raise, because a span the normalizer cannot read must
+still become a step (kind `other`, convention `unknown`) rather than vanish from the audit record.
+Raw spans are kept by the store, so a better mapping later is a `workbench renormalize` away.
+
+Which family reads a span, first match wins (the order matters where families overlap):
+1. our SDK       `workbench.step.kind`, our scope, `workbench.*`, or an SDK-only gen_ai.operation.name
+2. OpenInference `openinference.span.kind` (checked before GenAI: its dual-emitted gen_ai.* is lossy)
+3. OpenLLMetry   `traceloop.*` or `llm.request.type`
+4. pydantic-ai   scope "pydantic-ai", `logfire.msg`, `pydantic_ai.*`, `final_result`, `agent_name`...
+5. GenAI         any `gen_ai.*` attribute or GenAI message event ("genai" / "genai-legacy")
+6. unknown       kind `other`; status and exception events still give is_error / error
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from collectors.conventions import genai, openinference, pydantic_ai, sdk, traceloop
+from collectors.conventions.common import Draft, as_int, as_str, attributes_of
+from collectors.conventions.facts import apply_cost, apply_errors, apply_identity
+from workbench.model import SpanRecord, Step, StepKind
+
+Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
+
+
+def _map_genai(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
+    draft.convention = genai.convention_of(span, attrs)
+    genai.map_genai(span, attrs, draft)
+
+
+def detect(span: SpanRecord, attrs: Mapping[str, Any]) -> tuple[str, Mapper | None]:
+    """The family that reads this span; exposed so `renormalize` can report what changed and why."""
+    if sdk.is_sdk(span, attrs):
+        return "sdk", sdk.map_sdk
+    if openinference.is_openinference(attrs):
+        return "openinference", openinference.map_openinference
+    if traceloop.is_traceloop(attrs):
+        return "traceloop", traceloop.map_traceloop
+    if pydantic_ai.is_pydantic_ai(span, attrs):
+        return "pydantic-ai", pydantic_ai.map_pydantic_ai
+    if genai.is_genai(span, attrs):
+        return genai.convention_of(span, attrs), _map_genai
+    return "unknown", None
+
+
+def normalize(span: SpanRecord) -> Step:
+    """Map one span to exactly one step; never raises."""
+    try:
+        return _normalize(span)
+    except Exception:  # noqa: BLE001 (a mapping bug must not lose the span; the raw stays in the store)
+        return _fallback(span)
+
+
+def _normalize(span: SpanRecord) -> Step:
+    attrs = attributes_of(span)
+    draft = Draft()
+    # Errors first: convention mappers (pydantic-ai retries, LangChain tool status) append to them.
+    apply_errors(span, attrs, draft)
+    convention, mapper = detect(span, attrs)
+    draft.convention = convention
+    if mapper is not None:
+        mapper(span, attrs, draft)
+    apply_identity(attrs, draft)
+    apply_cost(attrs, draft)
+    if draft.kind is StepKind.TOOL:
+        draft.fill(input_text=draft.tool_arguments, output_text=draft.tool_result)
+    return draft.to_step(span)
+
+
+def _fallback(span: SpanRecord) -> Step:
+    """The least a span can be: identified, timed, and marked as not understood."""
+    draft = Draft()
+    try:
+        apply_errors(span, attributes_of(span), draft)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        return draft.to_step(span)
+    except Exception:  # noqa: BLE001
+        return Step(
+            trace_id=_safe(lambda: as_str(span.trace_id)),
+            span_id=_safe(lambda: as_str(span.span_id)),
+            parent_span_id=_safe(lambda: as_str(span.parent_span_id)),
+            kind=StepKind.OTHER,
+            name=_safe(lambda: as_str(span.name)),
+            start_time_ns=as_int(getattr(span, "start_time_ns", None)) or 0,
+            end_time_ns=as_int(getattr(span, "end_time_ns", None)) or 0,
+            convention="unknown",
+        )
+
+
+def _safe(get: Callable[[], str | None]) -> str:
+    try:
+        return get() or ""
+    except Exception:  # noqa: BLE001
+        return ""
