@@ -30,9 +30,11 @@ def stored_columns_check(max_attribute_length: int) -> Callable[[int, bytes, dic
         if _loads(values["attributes"]) != json.loads(to_json(record.attributes)):
             differing.append("attributes")
         events = [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events]
+        loaded = _loads(values["events"])
         stored_events = [
             {k: v for k, v in e.items() if k != "dropped_attributes_count"}
-            for e in _loads(values["events"]) or []
+            for e in (loaded if isinstance(loaded, list) else [])
+            if isinstance(e, dict)
         ]
         if stored_events != json.loads(to_json(events)):
             differing.append("events")

@@ -53,6 +53,10 @@ class Store:
             if read_only:
                 self._check_schema()
             else:
+                # Span rows are large (raw bytes plus JSON); at the default 16 MB, DuckDB would rewrite
+                # its main file every few thousand spans. A larger WAL costs only a longer replay after
+                # a crash, and the WAL is what makes a commit durable either way.
+                self._conn.execute("SET checkpoint_threshold = '256MB'")
                 self.migrate()
         except Exception:
             self._conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import duckdb
 
@@ -86,10 +87,10 @@ def resolve_trace_id(store: Store, prefix: str) -> str:
 _STEP_SELECT = "SELECT seq, " + ", ".join(STEP_COLUMNS) + " FROM steps"
 
 
-def _to_stored(row: Sequence[object]) -> StoredStep:
+def _to_stored(row: Sequence[Any]) -> StoredStep:
     values = dict(zip(STEP_COLUMNS, row[1:], strict=True))
     values["kind"] = StepKind(values["kind"])
-    return StoredStep(seq=int(row[0]), step=Step(**values))  # type: ignore[arg-type]
+    return StoredStep(seq=int(row[0]), step=Step(**values))
 
 
 def trace_steps(store: Store, trace_id: str, limit: int | None = None, offset: int = 0) -> list[StoredStep]:
