@@ -20,19 +20,48 @@ from workbench.store.connection import Store, migrations
 from workbench.store.verify import verify_ledger
 
 SPAN_COLUMNS = [
-    "seq", "trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_ns", "end_time_ns",
-    "status_code", "status_message", "trace_state", "flags", "service_name", "resource",
-    "resource_schema_url", "scope_name", "scope_version", "scope_attributes", "scope_schema_url",
-    "attributes", "events", "links", "dropped_attributes_count", "dropped_events_count",
-    "dropped_links_count", "truncations", "canonical", "source", "batch_id", "received_at",
+    "seq",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_time_ns",
+    "end_time_ns",
+    "status_code",
+    "status_message",
+    "trace_state",
+    "flags",
+    "service_name",
+    "resource",
+    "resource_schema_url",
+    "scope_name",
+    "scope_version",
+    "scope_attributes",
+    "scope_schema_url",
+    "attributes",
+    "events",
+    "links",
+    "dropped_attributes_count",
+    "dropped_events_count",
+    "dropped_links_count",
+    "truncations",
+    "canonical",
+    "source",
+    "batch_id",
+    "received_at",
 ]
 
 
 def _columns(store: Store, table: str) -> list[str]:
-    rows = store.cursor().execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        )
+        .fetchall()
+    )
     return [r[0] for r in rows]
 
 
@@ -117,9 +146,12 @@ def test_intact_ledger_verifies(tmp_path: Path) -> None:
         # reordering spans and ledger together: the chain breaks
         (
             [
-                "UPDATE spans SET seq = -7 WHERE seq = 7", "UPDATE spans SET seq = 7 WHERE seq = 8",
-                "UPDATE spans SET seq = 8 WHERE seq = -7", "UPDATE ledger SET seq = -7 WHERE seq = 7",
-                "UPDATE ledger SET seq = 7 WHERE seq = 8", "UPDATE ledger SET seq = 8 WHERE seq = -7",
+                "UPDATE spans SET seq = -7 WHERE seq = 7",
+                "UPDATE spans SET seq = 7 WHERE seq = 8",
+                "UPDATE spans SET seq = 8 WHERE seq = -7",
+                "UPDATE ledger SET seq = -7 WHERE seq = 7",
+                "UPDATE ledger SET seq = 7 WHERE seq = 8",
+                "UPDATE ledger SET seq = 8 WHERE seq = -7",
             ],
             7,
             "chain breaks",
@@ -163,12 +195,10 @@ def test_cli_verify_exit_codes(tmp_path: Path) -> None:
 
 def test_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
     path = _filled(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True);"
-         " time.sleep(60)"],
-        stdout=subprocess.PIPE,
-        text=True,
+    script = (
+        f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(60)"
     )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(DatabaseBusy, match="held by another process"):

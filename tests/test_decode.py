@@ -1,0 +1,119 @@
+"""Pure decoding: OTLP/JSON and protobuf bodies, compression, per-span validation and truncation."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+
+import pytest
+from google.protobuf import json_format
+
+from collectors import decode
+from tests.sdk_spans import agent_run_request
+from workbench.errors import BadInput
+
+
+def _as_otlp_json(req: object) -> dict:
+    doc = json_format.MessageToDict(req)  # type: ignore[arg-type]
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = __import__("base64").b64decode(span[key]).hex()
+    return doc
+
+
+def test_protobuf_and_json_decode_to_the_same_records() -> None:
+    req = agent_run_request(2)
+    from_pb = decode.to_records(decode.parse_request(req.SerializeToString(), "application/x-protobuf"), 1000)
+    doc = _as_otlp_json(req)
+    doc["resourceSpans"][0]["unknownFutureField"] = {"x": 1}  # receivers must ignore unknown fields
+    from_json = decode.to_records(decode.parse_request(json.dumps(doc).encode(), "application/json"), 1000)
+    assert [r.canonical for r in from_pb.records] == [r.canonical for r in from_json.records]
+    assert len(from_pb.records) == 5 and not from_pb.errors
+    tool = next(r for r in from_pb.records if r.name == "execute_tool run_sql_1")
+    assert tool.attributes["gen_ai.tool.call.arguments"] == '{"query": "SELECT 1"}'
+    assert tool.events[0].name == "note" and tool.events[0].attributes == {"i": 1}
+    assert len(tool.trace_id) == 32 and len(tool.span_id) == 16 and len(tool.parent_span_id) == 16
+
+
+def test_canonical_bytes_hold_one_span_and_redecode_identically() -> None:
+    records = decode.to_records(agent_run_request(1), 1000).records
+    for r in records:
+        again = decode.record_from_canonical(r.canonical, 1000)
+        assert again == r
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw", None])
+def test_compressed_bodies(encoding: str | None) -> None:
+    body = agent_run_request(1).SerializeToString()
+    if encoding == "gzip":
+        packed = gzip.compress(body)
+    elif encoding == "deflate":
+        packed = zlib.compress(body)
+    elif encoding == "deflate-raw":
+        c = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        packed = c.compress(body) + c.flush()
+        encoding = "deflate"
+    else:
+        packed = body
+    assert decode.decompress(packed, encoding, 1 << 20) == body
+
+
+def test_decompression_is_capped() -> None:
+    bomb = gzip.compress(bytes(50_000_000))
+    with pytest.raises(BadInput, match="exceeds the limit of 1000000 bytes") as info:
+        decode.decompress(bomb, "gzip", 1_000_000)
+    assert info.value.status == 413
+
+
+def test_truncated_gzip_and_unknown_encoding() -> None:
+    packed = gzip.compress(b"x" * 10_000)
+    with pytest.raises(BadInput, match="truncated|not valid gzip"):
+        decode.decompress(packed[: len(packed) // 2], "gzip", 1 << 20)
+    with pytest.raises(BadInput, match="unsupported Content-Encoding") as info:
+        decode.decompress(packed, "br", 1 << 20)
+    assert info.value.status == 415
+
+
+def test_bad_bodies_say_what_and_where() -> None:
+    with pytest.raises(BadInput, match="not valid UTF-8 at byte 18"):
+        decode.parse_request(b'{"resourceSpans": \xff]}', "application/json")
+    with pytest.raises(BadInput, match="line 1 column 19"):
+        decode.parse_request(b'{"resourceSpans": ]}', "application/json")
+    with pytest.raises(BadInput, match="spans\\[0\\].traceId: 'zz' is not a hex id"):
+        decode.parse_request(
+            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}).encode(),
+            "application/json",
+        )
+    with pytest.raises(BadInput, match="malformed OTLP protobuf"):
+        decode.parse_request(b"\x0a\xff\xff\xff", "application/x-protobuf")
+    with pytest.raises(BadInput, match="unsupported Content-Type") as info:
+        decode.parse_request(b"{}", "text/plain")
+    assert info.value.status == 415
+
+
+def test_invalid_spans_are_rejected_one_by_one() -> None:
+    req = agent_run_request(1)
+    spans = req.resource_spans[0].scope_spans[0].spans
+    spans[0].trace_id = b"\x01" * 5
+    spans[1].span_id = b""
+    result = decode.to_records(req, 1000)
+    assert len(result.records) == len(spans) - 2
+    assert result.errors[0].startswith("resource_spans[0].scope_spans[0].spans[0]")
+    assert "trace_id must be 16 non-zero bytes, got 5" in result.errors[0]
+    assert "span_id must be 8 non-zero bytes, got 0" in result.errors[1]
+
+
+def test_long_values_are_truncated_with_a_marker_and_recorded() -> None:
+    req = agent_run_request(1)
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    kv = span.attributes.add(key="big")
+    kv.value.string_value = "a" * 5000
+    record = decode.to_records(req, 100).records[0]
+    assert record.attributes["big"].startswith("a" * 100 + "…[truncated: 5000 chars, kept 100]")
+    assert any(t.location == "attributes.big" and t.original_length == 5000 for t in record.truncations)
+    # the raw bytes keep the whole value
+    assert b"a" * 5000 in record.canonical
