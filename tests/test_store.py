@@ -57,7 +57,8 @@ def _columns(store: Store, table: str) -> list[str]:
     rows = (
         store.cursor()
         .execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = ? ORDER BY ordinal_position",
             [table],
         )
         .fetchall()
