@@ -87,23 +87,43 @@ class IngestPipeline:
     def queued_spans(self) -> int:
         return self._queued_spans
 
-    def submit(self, records: Sequence[SpanRecord], source: str) -> Future[IngestResult]:
-        """Queue spans for commit; the future resolves once they are durable. Raises Overloaded if full."""
+    def _admission(self, n: int) -> None:
+        """Raise Overloaded unless `n` more spans fit; call with the condition held."""
+        if self._closing:
+            raise Overloaded("the workbench is shutting down", retry_after=5)
+        # One request larger than the whole queue is still taken when the queue is empty.
+        if self._queued_spans and self._queued_spans + n > self.queue_max_spans:
+            raise Overloaded(
+                f"ingest queue full ({self._queued_spans} spans waiting, limit {self.queue_max_spans}"
+                " WORKBENCH_QUEUE_MAX_SPANS); retry later",
+                retry_after=1,
+            )
+
+    def prepare(self, records: Sequence[SpanRecord]) -> list[Step]:
+        """Normalize, after a quick admission check so an overloaded server does not do the work first.
+
+        Receivers call this on a worker thread (never on the event loop): it is most of the CPU a
+        span costs before the commit.
+        """
+        with self._cond:
+            self._admission(len(records))
+        return [safe_normalize(self.normalize, r) for r in records]
+
+    def submit(
+        self, records: Sequence[SpanRecord], source: str, steps: Sequence[Step] | None = None
+    ) -> Future[IngestResult]:
+        """Queue spans (and their steps, if `prepare` made them) for commit; the future resolves once
+        they are durable. Raises Overloaded if the queue is full."""
         future: Future[IngestResult] = Future()
         if not records:
             future.set_result(IngestResult(accepted=0))
             return future
-        steps = [safe_normalize(self.normalize, r) for r in records]
+        if steps is None:
+            steps = self.prepare(records)
+        elif len(steps) != len(records):
+            raise ValueError("one step per span")
         with self._cond:
-            if self._closing:
-                raise Overloaded("the workbench is shutting down", retry_after=5)
-            # One request larger than the whole queue is still taken when the queue is empty.
-            if self._queued_spans and self._queued_spans + len(records) > self.queue_max_spans:
-                raise Overloaded(
-                    f"ingest queue full ({self._queued_spans} spans waiting, limit {self.queue_max_spans}"
-                    " WORKBENCH_QUEUE_MAX_SPANS); retry later",
-                    retry_after=1,
-                )
+            self._admission(len(records))
             self._pending.append(_Pending(records, steps, source, future))
             self._queued_spans += len(records)
             self._cond.notify()

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from collectors import decode
 from collectors.pipeline import IngestPipeline
 from workbench.errors import BadInput, Overloaded
+from workbench.model import Step
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -113,18 +114,20 @@ def decode_body(
     return decode.to_records(req, settings.max_attribute_length)
 
 
-def _decode_or_error(
-    body: bytes, content_type: str, encoding: str | None, settings: Settings
-) -> decode.DecodeResult | BadInput:
-    """`decode_body` for the thread pool: bad input comes back as a value, without its traceback.
+def _prepare(
+    pipeline: IngestPipeline, body: bytes, content_type: str, encoding: str | None, settings: Settings
+) -> tuple[decode.DecodeResult, list[Step]] | BadInput | Overloaded:
+    """Decode and normalize on a worker thread, so the event loop only moves bytes.
 
-    Raised across the pool, the exception would sit in a reference cycle (anyio's future and the
-    awaiting frame) until a full garbage collection, and its traceback's frames hold the request body
-    and the decompressed bytes: up to WORKBENCH_MAX_DECOMPRESSED_BYTES kept alive per bad request.
+    Bad input and a full queue come back as values with their tracebacks cleared: raised across the
+    pool, the exception would sit in a reference cycle (anyio's future and the awaiting frame) until a
+    full garbage collection, and its traceback's frames hold the request body and the decompressed
+    bytes: up to WORKBENCH_MAX_DECOMPRESSED_BYTES kept alive per bad request.
     """
     try:
-        return decode_body(body, content_type, encoding, settings)
-    except BadInput as exc:
+        result = decode_body(body, content_type, encoding, settings)
+        return result, pipeline.prepare(result.records) if result.records else []
+    except (BadInput, Overloaded) as exc:
         return exc.with_traceback(None)
 
 
@@ -136,8 +139,9 @@ def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
             return _error(request, 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         try:
             body = await _read_body(request, settings.max_request_bytes)
-            result = await run_in_threadpool(
-                _decode_or_error,
+            prepared = await run_in_threadpool(
+                _prepare,
+                pipeline,
                 body,
                 request.headers.get("content-type", ""),
                 request.headers.get("content-encoding"),
@@ -147,14 +151,17 @@ def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
             return _error(request, exc.status, str(exc))
         except ClientDisconnect:
             return Response(status_code=400)
-        if isinstance(result, BadInput):
-            return _error(request, result.status, str(result))
+        if isinstance(prepared, BadInput):
+            return _error(request, prepared.status, str(prepared))
+        if isinstance(prepared, Overloaded):
+            return _error(request, 503, str(prepared), {"Retry-After": str(prepared.retry_after)})
+        result, steps = prepared
         if not result.records:
             if result.errors:
                 return _error(request, 400, summarize_errors(result.errors))
             return _ok(request, 0, [])
         try:
-            future = pipeline.submit(result.records, "otlp-http")
+            future = pipeline.submit(result.records, "otlp-http", steps)
         except Overloaded as exc:
             return _error(request, 503, str(exc), {"Retry-After": str(exc.retry_after)})
         try:

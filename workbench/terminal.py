@@ -74,6 +74,13 @@ def _depths(steps: list[StoredStep]) -> dict[str, int]:
     return depth
 
 
+def _beyond_result(output: str | None, result: str | None) -> str | None:
+    """The output a tool step adds to its result (e.g. the side effect the SDK records), or all of it."""
+    if not output or not result:
+        return output
+    return output[len(result) :].strip() if output.startswith(result) else None
+
+
 def replay(trace_id: str, steps: list[StoredStep]) -> str:
     """The incident, one step a paragraph: what kind of step, who acted, what it called with what, what
     it was thinking, what it cost, and what went wrong."""
@@ -104,8 +111,9 @@ def replay(trace_id: str, steps: list[StoredStep]) -> str:
             out.append(f"{pad}reasoning  {excerpt(s.reasoning_text)}")
         if s.input_text and not s.tool_arguments:
             out.append(f"{pad}input      {excerpt(s.input_text)}")
-        if s.output_text and not s.tool_result:
-            out.append(f"{pad}output     {excerpt(s.output_text)}")
+        shown = _beyond_result(s.output_text, s.tool_result)
+        if shown:
+            out.append(f"{pad}output     {excerpt(shown)}")
         tokens = [
             f"{label} {value}"
             for label, value in (

@@ -33,6 +33,10 @@ OUTPUT_TEXT_ATTRIBUTE = "workbench.output.text"
 DECISION_ATTRIBUTE = "workbench.decision"
 DECISION_REASON_ATTRIBUTE = "workbench.decision.reason"
 
+# What a tool changed in the world (a table dropped, a file written, a request sent), in words: a result
+# rarely says so, and what the agent did is an auditor's first question. Appended to the step's output.
+SIDE_EFFECT_ATTRIBUTE = "workbench.tool.side_effect"
+
 OPERATION_REASONING = "reasoning"
 OPERATION_PLAN = "plan"
 OPERATION_MEMORY = "memory"
@@ -86,6 +90,9 @@ def map_sdk(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
         input_text=as_str(first(attrs, INPUT_TEXT_ATTRIBUTE)),
         output_text=join_nonempty([as_str(first(attrs, OUTPUT_TEXT_ATTRIBUTE)), decision_text]),
     )
+    side_effect = as_str(first(attrs, SIDE_EFFECT_ATTRIBUTE))
+    if side_effect:
+        draft.output_text = join_nonempty([draft.output_text, f"side effect: {side_effect}"])
     if draft.kind is StepKind.REASONING and draft.reasoning_text is None:
         # A reasoning step's own output is its scratchpad.
         draft.reasoning_text = draft.output_text
