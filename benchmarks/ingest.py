@@ -42,7 +42,10 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env.update({"WORKBENCH_DATA_DIR": str(data_dir), "WORKBENCH_HTTP_PORT": "0", "WORKBENCH_GRPC_PORT": "0"})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "workbench.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     assert proc.stdout is not None
     for raw in proc.stdout:
@@ -130,7 +133,9 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = ap.parse_args()
 
-    bodies = [export_request(seed, args.spans_per_request).SerializeToString() for seed in range(args.requests)]
+    bodies = [
+        export_request(seed, args.spans_per_request).SerializeToString() for seed in range(args.requests)
+    ]
     n_spans = args.requests * args.spans_per_request
     avg_span = sum(map(len, bodies)) / n_spans
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +166,8 @@ def main() -> None:
         "|---|---|---|",
         f"| workbench serve ingest | {rate:,.0f} spans/s | 1.00 |",
         f"| request latency p50 / p99 | {p50:.1f} ms / {p99:.1f} ms | |",
-        f"| floor: protobuf decode alone | {decode_rate:,.0f} spans/s | ingest is {rate / decode_rate:.3f}x |",
+        f"| floor: protobuf decode alone | {decode_rate:,.0f} spans/s "
+        f"| ingest is {rate / decode_rate:.3f}x |",
         f"| floor: bare DuckDB insert of the same rows | {insert_rate:,.0f} spans/s "
         f"| ingest is {rate / insert_rate:.3f}x |",
         "",

@@ -43,8 +43,15 @@ def agent_span_attributes(rng: random.Random, i: int) -> list[KeyValue]:
         {"role": "user", "content": _text(rng, 500)},
         {"role": "assistant", "content": _text(rng, 700)},
     ]
-    output = [{"role": "assistant", "parts": [{"type": "reasoning", "content": _text(rng, 300)},
-                                               {"type": "text", "content": _text(rng, 200)}]}]
+    output = [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "reasoning", "content": _text(rng, 300)},
+                {"type": "text", "content": _text(rng, 200)},
+            ],
+        }
+    ]
     return [
         _kv("openinference.span.kind", "LLM"),
         _kv("gen_ai.operation.name", "chat"),

@@ -82,6 +82,19 @@ def _graceful_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _warm_up() -> None:
+    """Import now what the first batch would otherwise import while clients wait for their 200.
+
+    pyarrow imports pandas lazily on its first conversion from Python lists (about a second here), and
+    the normalizer's modules load on first use.
+    """
+    import pyarrow as pa
+
+    from collectors.normalize import normalize  # noqa: F401
+
+    pa.array(["warm"])
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; on the way out, commit what is queued and write a ledger checkpoint."""
     # Uvicorn handles SIGTERM by stopping the HTTP server, then re-raises it under the handler that was
@@ -91,6 +104,7 @@ def serve(settings: Settings) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _graceful_sigterm)
     store = Store(settings.db_path)
+    _warm_up()
     pipeline = IngestPipeline(
         store,
         queue_max_spans=settings.queue_max_spans,

@@ -121,7 +121,8 @@ def verify_ledger(
         if size > top:
             problem(
                 top + 1,
-                f"seq {top + 1}..{size}: covered by the checkpoint at {size} but no longer exist (tail deleted)",
+                f"seq {top + 1}..{size}: covered by the checkpoint at {size}"
+                " but no longer exist (tail deleted)",
             )
             break
     report.problems.sort(key=lambda p: p[0])
