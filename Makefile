@@ -22,10 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	rm -rf .workbench/demo
-	$(VENV)/bin/workbench --data-dir .workbench/demo ingest sample_traces/*.json
-	$(VENV)/bin/workbench --data-dir .workbench/demo traces
-	$(VENV)/bin/workbench --data-dir .workbench/demo serve
+	$(VENV)/bin/workbench demo
 
 test: setup
 	$(PY) -m ruff check .

@@ -87,7 +87,26 @@ def serve(ctx: click.Context, **options: Any) -> None:
     if other is not None:
         raise DatabaseBusy(f"workbench serve is already running for this data directory (PID {other.pid})")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    run_server(settings)
+    try:
+        run_server(settings)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a person stops the server: the shutdown already ran, exit 0
+
+
+@cli.command()
+@click.option("--data-dir", "demo_dir", type=click.Path(path_type=Path), help="Wiped first [.workbench/demo]")
+@click.option("--live", is_flag=True, help="Also run the scripted agents now, over OTLP/HTTP to the server.")
+@click.option("--pace", type=float, default=0.1, show_default=True, help="Live: real s per scripted s.")
+@_opt("http_port", "--http-port", type=int, help="OTLP/HTTP port [4318].")
+@_opt("grpc_port", "--grpc-port", type=int, help="OTLP/gRPC port [4317].")
+@click.pass_context
+def demo(ctx: click.Context, demo_dir: Path | None, live: bool, pace: float, **options: Any) -> None:
+    """Start over in a demo data directory (wiped first), load the sample incidents, and serve;
+    `--live` also runs the scripted agents against the server so their traces arrive while it runs."""
+    from workbench.demo import demo_settings, run_demo
+
+    given = demo_dir or (ctx.parent.params.get("data_dir") if ctx.parent else None)
+    run_demo(demo_settings(_settings(ctx).replace(**options), given), live=live, pace=pace, echo=click.echo)
 
 
 @cli.command()
