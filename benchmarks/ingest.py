@@ -98,7 +98,7 @@ def floor_duckdb_insert(bodies: list[bytes], path: Path) -> float:
     """Rows as close to ours as a bare insert gets: ids, name, times, attributes JSON, canonical bytes."""
     reqs = [ExportTraceServiceRequest.FromString(b) for b in bodies]
     records = [r for req in reqs for r in decode.to_records(req, 1 << 20).records]
-    from workbench.store.writer import to_json
+    from workbench.store.batch import to_json
 
     table = pa.table(
         {

@@ -205,9 +205,10 @@ def attributes(kvs: Any, limit: int, where: str, truncations: list[Truncation]) 
     kv: KeyValue
     for kv in kvs:
         v = kv.value
-        # Strings are most attributes: handled inline, this loop runs for every attribute ingested.
-        if v.WhichOneof("value") == "string_value":
-            value: Any = v.string_value
+        # This loop runs for every attribute ingested, and each access to a protobuf field is a call
+        # into upb: a non-empty string (most attributes) is recognised without asking for the oneof.
+        value: Any = v.string_value
+        if value or v.WhichOneof("value") == "string_value":
             if len(value) > limit:
                 truncations.append(Truncation(f"{where}.{kv.key}", len(value), limit))
                 value = value[:limit] + f"…[truncated: {len(value)} chars, kept {limit}]"
@@ -230,14 +231,66 @@ def count_spans(req: ExportTraceServiceRequest) -> int:
     return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
 
 
+# Protobuf wire format, used only to frame messages that are already serialized (see CanonicalFrame):
+# a length-delimited field is one tag byte, the payload's length as a base-128 varint, the payload.
+# Tag 0x12 is field 2 with wire type 2, (2 << 3) | 2: ScopeSpans.spans and ResourceSpans.scope_spans.
+_FIELD_2 = b"\x12"
+
+
+def _varint(n: int) -> bytes:
+    """Base-128 varint, least significant group first, high bit set on all but the last byte."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+class CanonicalFrame:
+    """The canonical bytes of every span of one (resource, scope) group, without copying a message.
+
+    Canonical bytes are the deterministic protobuf of a ResourceSpans holding only that span. Building
+    that message copies the span (as much work again as decoding it), so instead the resource, the scope
+    and the two schema URLs are serialized once per group by protobuf itself, and each span once; the
+    only hand-written encoding is the two length prefixes around the span. The result is byte-for-byte
+    what serializing the message gives, because a deterministic serialization writes fields in field
+    number order (resource 1, scope_spans 2, schema_url 3; scope 1, spans 2, schema_url 3) and a nested
+    message exactly as it serializes alone; tests/test_decode.py checks the equality span by span.
+    """
+
+    __slots__ = ("_resource", "_scope", "_scope_tail", "_resource_tail")
+
+    def __init__(self, rs: ResourceSpans, ss: ScopeSpans) -> None:
+        # The message-built form always carries `resource` and `scope`, empty or not (CopyFrom marks
+        # them present), and each schema_url only when non-empty: the constructors below do the same.
+        self._resource = ResourceSpans(resource=rs.resource).SerializeToString(deterministic=True)
+        self._resource_tail = ResourceSpans(schema_url=rs.schema_url).SerializeToString(deterministic=True)
+        self._scope = ScopeSpans(scope=ss.scope).SerializeToString(deterministic=True)
+        self._scope_tail = ScopeSpans(schema_url=ss.schema_url).SerializeToString(deterministic=True)
+
+    def canonical(self, span: Span) -> bytes:
+        body = span.SerializeToString(deterministic=True)
+        span_len = _varint(len(body))
+        scope_spans_len = len(self._scope) + 1 + len(span_len) + len(body) + len(self._scope_tail)
+        return b"".join(
+            (
+                self._resource,
+                _FIELD_2,
+                _varint(scope_spans_len),
+                self._scope,
+                _FIELD_2,
+                span_len,
+                body,
+                self._scope_tail,
+                self._resource_tail,
+            )
+        )
+
+
 def canonical_bytes(rs: ResourceSpans, ss: ScopeSpans, span: Span) -> bytes:
     """Deterministic protobuf of a ResourceSpans holding only this span: what the ledger hashes."""
-    one = ResourceSpans(schema_url=rs.schema_url)
-    one.resource.CopyFrom(rs.resource)
-    scope = one.scope_spans.add(schema_url=ss.schema_url)
-    scope.scope.CopyFrom(ss.scope)
-    scope.spans.append(span)
-    return one.SerializeToString(deterministic=True)
+    return CanonicalFrame(rs, ss).canonical(span)
 
 
 def _check_ids(span: Span) -> str | None:
@@ -253,78 +306,90 @@ def _check_ids(span: Span) -> str | None:
 def to_records(req: ExportTraceServiceRequest, max_attribute_length: int) -> DecodeResult:
     """Every valid span as a SpanRecord; each invalid span becomes an error naming where it was."""
     result = DecodeResult()
-    # Resource and scope attributes are decoded once per group, keyed by position in the request.
-    resource_cache: dict[int, tuple[Attributes, list[Truncation]]] = {}
-    scope_cache: dict[tuple[int, int], tuple[Attributes, list[Truncation]]] = {}
     lim = max_attribute_length
-    for r_i, s_i, rs, ss, span, where in iter_spans(req):
-        problem = _check_ids(span)
-        if problem:
-            result.errors.append(f"{where} ({span.name!r}): {problem}")
-            continue
-        if r_i not in resource_cache:
-            rt: list[Truncation] = []
-            resource_cache[r_i] = (attributes(rs.resource.attributes, lim, "resource", rt), rt)
-        if (r_i, s_i) not in scope_cache:
-            st: list[Truncation] = []
-            scope_cache[(r_i, s_i)] = (attributes(ss.scope.attributes, lim, "scope", st), st)
-        resource, r_trunc = resource_cache[r_i]
-        scope_attrs, s_trunc = scope_cache[(r_i, s_i)]
-        truncs: list[Truncation] = [*r_trunc, *s_trunc]
-        attrs = attributes(span.attributes, lim, "attributes", truncs)
-        events = tuple(
-            SpanEvent(
-                name=e.name,
-                time_ns=e.time_unix_nano,
-                attributes=attributes(e.attributes, lim, f"events[{i}]", truncs),
-                dropped_attributes_count=e.dropped_attributes_count,
-            )
-            for i, e in enumerate(span.events)
-        )
-        links = tuple(
-            SpanLink(
-                trace_id=link.trace_id.hex(),
-                span_id=link.span_id.hex(),
-                trace_state=link.trace_state,
-                attributes=attributes(link.attributes, lim, f"links[{i}]", truncs),
-                flags=link.flags,
-            )
-            for i, link in enumerate(span.links)
-        )
-        status_message = span.status.message
-        if len(status_message) > lim:
-            truncs.append(Truncation("status.message", len(status_message), lim))
-            status_message = status_message[:lim]
-        result.records.append(
-            SpanRecord(
-                trace_id=span.trace_id.hex(),
-                span_id=span.span_id.hex(),
-                parent_span_id=span.parent_span_id.hex(),
-                name=span.name,
-                kind=int(span.kind),
-                start_time_ns=int(span.start_time_unix_nano),
-                end_time_ns=int(span.end_time_unix_nano),
-                status_code=int(span.status.code),
-                status_message=status_message,
-                trace_state=span.trace_state,
-                flags=int(span.flags),
-                resource=resource,
-                resource_schema_url=rs.schema_url,
-                scope_name=ss.scope.name,
-                scope_version=ss.scope.version,
-                scope_attributes=scope_attrs,
-                scope_schema_url=ss.schema_url,
-                attributes=attrs,
-                events=events,
-                links=links,
-                dropped_attributes_count=span.dropped_attributes_count,
-                dropped_events_count=span.dropped_events_count,
-                dropped_links_count=span.dropped_links_count,
-                canonical=canonical_bytes(rs, ss, span),
-                truncations=tuple(truncs),
-            )
-        )
+    for r_i, rs in enumerate(req.resource_spans):
+        # Resource and scope are decoded once per group, only when the group holds a valid span.
+        resource: tuple[Attributes, list[Truncation]] | None = None
+        for s_i, ss in enumerate(rs.scope_spans):
+            group: tuple[Attributes, list[Truncation], CanonicalFrame] | None = None
+            for p_i, span in enumerate(ss.spans):
+                problem = _check_ids(span)
+                if problem:
+                    where = f"resource_spans[{r_i}].scope_spans[{s_i}].spans[{p_i}]"
+                    result.errors.append(f"{where} ({span.name!r}): {problem}")
+                    continue
+                if resource is None:
+                    rt: list[Truncation] = []
+                    resource = (attributes(rs.resource.attributes, lim, "resource", rt), rt)
+                if group is None:
+                    st: list[Truncation] = []
+                    group = (attributes(ss.scope.attributes, lim, "scope", st), st, CanonicalFrame(rs, ss))
+                result.records.append(_record(rs, ss, span, resource, group, lim))
     return result
+
+
+def _record(
+    rs: ResourceSpans,
+    ss: ScopeSpans,
+    span: Span,
+    resource: tuple[Attributes, list[Truncation]],
+    group: tuple[Attributes, list[Truncation], CanonicalFrame],
+    lim: int,
+) -> SpanRecord:
+    scope_attrs, s_trunc, frame = group
+    truncs: list[Truncation] = [*resource[1], *s_trunc]
+    attrs = attributes(span.attributes, lim, "attributes", truncs)
+    events = tuple(
+        SpanEvent(
+            name=e.name,
+            time_ns=e.time_unix_nano,
+            attributes=attributes(e.attributes, lim, f"events[{i}]", truncs),
+            dropped_attributes_count=e.dropped_attributes_count,
+        )
+        for i, e in enumerate(span.events)
+    )
+    links = tuple(
+        SpanLink(
+            trace_id=link.trace_id.hex(),
+            span_id=link.span_id.hex(),
+            trace_state=link.trace_state,
+            attributes=attributes(link.attributes, lim, f"links[{i}]", truncs),
+            flags=link.flags,
+        )
+        for i, link in enumerate(span.links)
+    )
+    status = span.status
+    status_message = status.message
+    if len(status_message) > lim:
+        truncs.append(Truncation("status.message", len(status_message), lim))
+        status_message = status_message[:lim]
+    return SpanRecord(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex(),
+        name=span.name,
+        kind=int(span.kind),
+        start_time_ns=int(span.start_time_unix_nano),
+        end_time_ns=int(span.end_time_unix_nano),
+        status_code=int(status.code),
+        status_message=status_message,
+        trace_state=span.trace_state,
+        flags=int(span.flags),
+        resource=resource[0],
+        resource_schema_url=rs.schema_url,
+        scope_name=ss.scope.name,
+        scope_version=ss.scope.version,
+        scope_attributes=scope_attrs,
+        scope_schema_url=ss.schema_url,
+        attributes=attrs,
+        events=events,
+        links=links,
+        dropped_attributes_count=span.dropped_attributes_count,
+        dropped_events_count=span.dropped_events_count,
+        dropped_links_count=span.dropped_links_count,
+        canonical=frame.canonical(span),
+        truncations=tuple(truncs),
+    )
 
 
 def record_from_canonical(canonical: bytes, max_attribute_length: int) -> SpanRecord:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from collectors.decode import record_from_canonical
 from workbench.errors import BadInput
-from workbench.store.writer import to_json
+from workbench.store.batch import to_json
 
 _SCALARS = (
     "trace_id span_id parent_span_id name kind start_time_ns end_time_ns status_code status_message"

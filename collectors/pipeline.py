@@ -1,9 +1,11 @@
 """The path from decoded spans to committed rows: normalize, queue with a bound, group-commit, acknowledge.
 
-Receivers call `IngestPipeline.submit` and answer their client only when the returned future resolves,
-which happens after the DuckDB transaction holding those spans has committed: acknowledged means
-durable. Concurrent requests are grouped into one transaction (group commit) to amortize its cost.
-The queue is bounded in spans: when full, `submit` raises `Overloaded` at once instead of buffering.
+Receivers call `IngestPipeline.submit` (records) or `submit_batch` (records already normalized and put
+in columns, e.g. by a decode worker process) and answer their client only when the returned future
+resolves, which happens after the DuckDB transaction holding those spans has committed: acknowledged
+means durable. Concurrent requests are grouped into one transaction (group commit) to amortize its
+cost. The queue is bounded in spans: when full, submitting raises `Overloaded` at once instead of
+buffering.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 
 from workbench.errors import Overloaded
 from workbench.model import IngestResult, SpanRecord, Step, StepKind
+from workbench.store.batch import Batch
 from workbench.store.connection import Store
 from workbench.store.writer import SpanWriter
 
@@ -53,8 +56,7 @@ def safe_normalize(normalize: Normalizer, record: SpanRecord) -> Step:
 
 @dataclass
 class _Pending:
-    records: Sequence[SpanRecord]
-    steps: Sequence[Step]
+    batch: Batch
     source: str
     future: Future[IngestResult]
 
@@ -99,33 +101,41 @@ class IngestPipeline:
                 retry_after=1,
             )
 
-    def prepare(self, records: Sequence[SpanRecord]) -> list[Step]:
-        """Normalize, after a quick admission check so an overloaded server does not do the work first.
-
-        Receivers call this on a worker thread (never on the event loop): it is most of the CPU a
-        span costs before the commit.
-        """
+    def check_room(self, n: int = 1) -> None:
+        """Raise Overloaded unless `n` more spans would fit now: receivers ask before decoding, so an
+        overloaded server refuses a request without doing its work first."""
         with self._cond:
-            self._admission(len(records))
-        return [safe_normalize(self.normalize, r) for r in records]
+            self._admission(n)
 
-    def submit(
-        self, records: Sequence[SpanRecord], source: str, steps: Sequence[Step] | None = None
-    ) -> Future[IngestResult]:
-        """Queue spans (and their steps, if `prepare` made them) for commit; the future resolves once
-        they are durable. Raises Overloaded if the queue is full."""
-        future: Future[IngestResult] = Future()
+    def prepare(self, records: Sequence[SpanRecord]) -> Batch:
+        """Normalize and build the columns, after a quick admission check (see `check_room`).
+
+        Callers run this on their own thread, never on an event loop: it is most of the CPU a span
+        costs before the commit.
+        """
+        self.check_room(len(records))
+        return Batch.of(records, [safe_normalize(self.normalize, r) for r in records])
+
+    def submit(self, records: Sequence[SpanRecord], source: str) -> Future[IngestResult]:
+        """Normalize and queue spans for commit; the future resolves once they are durable. Raises
+        Overloaded if the queue is full."""
         if not records:
+            future: Future[IngestResult] = Future()
             future.set_result(IngestResult(accepted=0))
             return future
-        if steps is None:
-            steps = self.prepare(records)
-        elif len(steps) != len(records):
-            raise ValueError("one step per span")
+        return self.submit_batch(self.prepare(records), source)
+
+    def submit_batch(self, batch: Batch, source: str) -> Future[IngestResult]:
+        """Queue a prepared batch for commit; the future resolves once it is durable. Raises
+        Overloaded if the queue is full."""
+        future: Future[IngestResult] = Future()
+        if not len(batch):
+            future.set_result(IngestResult(accepted=0))
+            return future
         with self._cond:
-            self._admission(len(records))
-            self._pending.append(_Pending(records, steps, source, future))
-            self._queued_spans += len(records)
+            self._admission(len(batch))
+            self._pending.append(_Pending(batch, source, future))
+            self._queued_spans += len(batch)
             self._cond.notify()
         return future
 
@@ -152,10 +162,10 @@ class IngestPipeline:
                 self._cond.wait()
             group: list[_Pending] = []
             n = 0
-            while self._pending and (not group or n + len(self._pending[0].records) <= self.commit_max_spans):
+            while self._pending and (not group or n + len(self._pending[0].batch) <= self.commit_max_spans):
                 item = self._pending.popleft()
                 group.append(item)
-                n += len(item.records)
+                n += len(item.batch)
             return group
 
     def _run(self) -> None:
@@ -167,17 +177,14 @@ class IngestPipeline:
                 self._commit(group)
             finally:
                 with self._cond:
-                    self._queued_spans -= sum(len(p.records) for p in group)
+                    self._queued_spans -= sum(len(p.batch) for p in group)
 
     def _commit(self, group: list[_Pending]) -> None:
-        records = [r for p in group for r in p.records]
-        steps = [s for p in group for s in p.steps]
         try:
-            sources = [p.source for p in group for _ in p.records]
-            first, _ = self.writer.write(records, steps, sources)
+            first, _ = self.writer.write_batches([p.batch for p in group], [p.source for p in group])
         except Exception as exc:
             if len(group) == 1:
-                log.exception("commit failed for %d spans", len(records))
+                log.exception("commit failed for %d spans", len(group[0].batch))
                 group[0].future.set_exception(exc)
                 return
             # One bad request must not fail its neighbours: commit them one by one.
@@ -186,6 +193,6 @@ class IngestPipeline:
             return
         seq = first
         for p in group:
-            n = len(p.records)
+            n = len(p.batch)
             p.future.set_result(IngestResult(accepted=n, first_seq=seq, last_seq=seq + n - 1))
             seq += n

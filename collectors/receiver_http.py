@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from concurrent.futures.process import BrokenProcessPool
 
 from google.protobuf import json_format
 from google.rpc import status_pb2
@@ -23,8 +24,8 @@ from starlette.routing import Route
 
 from collectors import decode
 from collectors.pipeline import IngestPipeline
+from collectors.workers import DecodeLimits, DecodePool, Prepared, Refused, prepare_body
 from workbench.errors import BadInput, Overloaded
-from workbench.model import Step
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,70 +99,64 @@ def check_token(header: str | None, token: str | None) -> bool:
     return header is not None and hmac.compare_digest(header.encode(), expected.encode())
 
 
-def decode_body(
-    body: bytes, content_type: str, encoding: str | None, settings: Settings
-) -> decode.DecodeResult:
-    """Everything between the raw body and the span records, in one call for the thread pool."""
-    raw = decode.decompress(body, encoding, settings.max_decompressed_bytes)
-    req = decode.parse_request(raw, content_type)
-    n = decode.count_spans(req)
-    if n > settings.max_spans_per_request:
-        raise BadInput(
-            f"request holds {n} spans; the limit is {settings.max_spans_per_request} per request "
-            "(WORKBENCH_MAX_SPANS_PER_REQUEST): send smaller batches",
-            413,
-        )
-    return decode.to_records(req, settings.max_attribute_length)
-
-
-def _prepare(
-    pipeline: IngestPipeline, body: bytes, content_type: str, encoding: str | None, settings: Settings
-) -> tuple[decode.DecodeResult, list[Step]] | BadInput | Overloaded:
+def _prepare_here(
+    pipeline: IngestPipeline, body: bytes, content_type: str, encoding: str | None, limits: DecodeLimits
+) -> Prepared | Refused | Overloaded:
     """Decode and normalize on a worker thread, so the event loop only moves bytes.
 
-    Bad input and a full queue come back as values with their tracebacks cleared: raised across the
-    pool, the exception would sit in a reference cycle (anyio's future and the awaiting frame) until a
-    full garbage collection, and its traceback's frames hold the request body and the decompressed
-    bytes: up to WORKBENCH_MAX_DECOMPRESSED_BYTES kept alive per bad request.
+    A full queue comes back as a value with its traceback cleared, like bad input (see prepare_body):
+    raised across the pool, the exception would sit in a reference cycle (anyio's future and the
+    awaiting frame) until a full garbage collection, with frames that hold the request body.
     """
     try:
-        result = decode_body(body, content_type, encoding, settings)
-        return result, pipeline.prepare(result.records) if result.records else []
-    except (BadInput, Overloaded) as exc:
+        pipeline.check_room()
+    except Overloaded as exc:
         return exc.with_traceback(None)
+    return prepare_body(body, content_type, encoding, limits, pipeline.normalize)
 
 
-def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
-    """The receiver as an ASGI app, so it can be mounted beside the UI in one Uvicorn server."""
+def create_app(
+    pipeline: IngestPipeline, settings: Settings, decode_pool: DecodePool | None = None
+) -> Starlette:
+    """The receiver as an ASGI app, so it can be mounted beside the UI in one Uvicorn server.
+
+    With a `decode_pool`, bodies are decoded and normalized in its worker processes; without one, on
+    this process's threads.
+    """
+
+    async def prepare(request: Request, body: bytes) -> Prepared | Refused | Overloaded:
+        content_type = request.headers.get("content-type", "")
+        encoding = request.headers.get("content-encoding")
+        if decode_pool is None:
+            return await run_in_threadpool(_prepare_here, pipeline, body, content_type, encoding, settings)
+        pipeline.check_room()  # before the work, as _prepare_here does
+        return await asyncio.wrap_future(decode_pool.submit(body, content_type, encoding))
 
     async def export_traces(request: Request) -> Response:
         if not check_token(request.headers.get("authorization"), settings.auth_token):
             return _error(request, 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         try:
             body = await _read_body(request, settings.max_request_bytes)
-            prepared = await run_in_threadpool(
-                _prepare,
-                pipeline,
-                body,
-                request.headers.get("content-type", ""),
-                request.headers.get("content-encoding"),
-                settings,
-            )
+            prepared = await prepare(request, body)
         except BadInput as exc:
             return _error(request, exc.status, str(exc))
+        except Overloaded as exc:
+            prepared = exc.with_traceback(None)  # no frame (holding the body) kept alive by a cycle
+        except BrokenProcessPool:
+            log.exception("a decode worker died")
+            return _error(request, 503, "a decode worker died, nothing was kept; retry", {"Retry-After": "1"})
         except ClientDisconnect:
             return Response(status_code=400)
-        if isinstance(prepared, BadInput):
-            return _error(request, prepared.status, str(prepared))
+        if isinstance(prepared, Refused):
+            return _error(request, prepared.status, prepared.message)
         if isinstance(prepared, Overloaded):
             return _error(request, 503, str(prepared), {"Retry-After": str(prepared.retry_after)})
-        result, steps = prepared
-        if not result.records:
-            if result.errors:
-                return _error(request, 400, summarize_errors(result.errors))
+        if prepared.batch is None:
+            if prepared.errors:
+                return _error(request, 400, summarize_errors(prepared.errors))
             return _ok(request, 0, [])
         try:
-            future = pipeline.submit(result.records, "otlp-http", steps)
+            future = pipeline.submit_batch(prepared.batch, "otlp-http")
         except Overloaded as exc:
             return _error(request, 503, str(exc), {"Retry-After": str(exc.retry_after)})
         try:
@@ -171,7 +166,7 @@ def create_app(pipeline: IngestPipeline, settings: Settings) -> Starlette:
             return _error(
                 request, 503, f"could not store the spans, nothing was kept: {exc}", {"Retry-After": "5"}
             )
-        return _ok(request, result.rejected, result.errors)
+        return _ok(request, len(prepared.errors), prepared.errors)
 
     async def health(request: Request) -> Response:
         return JSONResponse(

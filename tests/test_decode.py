@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 import zlib
 
 import pytest
-from google.protobuf import json_format
+from google.protobuf import json_format, wrappers_pb2
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collectors import decode
 from tests.sdk_spans import agent_run_request
@@ -117,3 +121,72 @@ def test_long_values_are_truncated_with_a_marker_and_recorded() -> None:
     assert any(t.location == "attributes.big" and t.original_length == 5000 for t in record.truncations)
     # the raw bytes keep the whole value
     assert b"a" * 5000 in record.canonical
+
+
+def _message_built_canonical(rs: ResourceSpans, ss: ScopeSpans, span: Span) -> bytes:
+    """The definition of canonical bytes, spelled with messages: what the framed bytes must equal."""
+    one = ResourceSpans(schema_url=rs.schema_url)
+    one.resource.CopyFrom(rs.resource)
+    scope = one.scope_spans.add(schema_url=ss.schema_url)
+    scope.scope.CopyFrom(ss.scope)
+    scope.spans.append(span)
+    return one.SerializeToString(deterministic=True)
+
+
+def _with_unknown_field(message: Message) -> None:
+    """Append field 99 (varint 1), unknown to OTLP: a newer sender's field must be kept as sent."""
+    message.MergeFromString(b"\x98\x06\x01")
+
+
+def _varied_request() -> ExportTraceServiceRequest:
+    rng = random.Random(5)
+    req = ExportTraceServiceRequest()
+    for r_i in range(4):
+        rs = req.resource_spans.add(schema_url="https://opentelemetry.io/schemas/1.30.0" if r_i % 2 else "")
+        if r_i >= 2:
+            rs.resource.attributes.add(key="service.name").value.string_value = f"svc-{r_i}"
+        if r_i == 3:
+            rs.resource.dropped_attributes_count = 2
+            _with_unknown_field(rs)  # dropped from canonical bytes, as the message-built form drops it
+        for s_i in range(3):
+            ss = rs.scope_spans.add(schema_url="s" * (s_i * 100))
+            if s_i:
+                ss.scope.name, ss.scope.version = f"scope-{s_i}", "1.0"
+            if s_i == 2:
+                ss.scope.attributes.add(key="k").value.int_value = 7
+            for p_i in range(6):
+                span = ss.spans.add(
+                    trace_id=rng.randbytes(15) + b"\x01",
+                    span_id=rng.randbytes(7) + b"\x01",
+                    name="s" * rng.choice([0, 1, 127, 128, 300]),
+                    start_time_unix_nano=rng.getrandbits(63),
+                )
+                # Sizes around every varint boundary of the two length prefixes (1, 2 and 3 bytes).
+                size = [0, 100, 16_250, 16_400, 2_097_000, 2_098_000][p_i]
+                span.attributes.add(key="blob").value.string_value = "x" * size
+                if p_i == 1:
+                    event = span.events.add(name="e", time_unix_nano=5)
+                    event.attributes.add(key="a").value.bool_value = True
+                    span.links.add(trace_id=b"\x02" * 16, span_id=b"\x03" * 8)
+                if p_i == 2:
+                    _with_unknown_field(span)
+    return req
+
+
+def test_framed_canonical_bytes_equal_the_message_built_ones() -> None:
+    req = _varied_request()
+    records = decode.to_records(req, 1 << 22).records
+    expected = [_message_built_canonical(rs, ss, span) for _, _, rs, ss, span, _ in decode.iter_spans(req)]
+    assert len(records) == len(expected) == 72
+    for record, want in zip(records, expected, strict=True):
+        assert record.canonical == want
+    bench = ExportTraceServiceRequest.FromString(agent_run_request(2).SerializeToString())
+    for _, _, rs, ss, span, _ in decode.iter_spans(bench):
+        assert decode.canonical_bytes(rs, ss, span) == _message_built_canonical(rs, ss, span)
+
+
+@pytest.mark.parametrize("n", [0, 1, 127, 128, 255, 16_383, 16_384, 2**21 - 1, 2**21, 2**28, 2**35 + 3])
+def test_varint_is_protobufs_own(n: int) -> None:
+    # UInt64Value serializes as its tag (0x08) and then protobuf's own varint of n (nothing for 0).
+    encoded = wrappers_pb2.UInt64Value(value=n).SerializeToString()
+    assert decode._varint(n) == (encoded[1:] if n else b"\x00")

@@ -216,3 +216,20 @@ def test_corrupted_file_is_named_not_crashed(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 1000)
     with pytest.raises(DatabaseCorrupt, match="broken.duckdb"):
         Store(path)
+
+
+def test_an_out_of_range_count_does_not_cost_the_batch(tmp_path: Path) -> None:
+    """A token count of "1e30" fits no BIGINT: the step says 'unknown', the span and its batch stay."""
+    req = agent_run_request(1)
+    chat = next(s for s in req.resource_spans[0].scope_spans[0].spans if s.name == "chat gpt-test")
+    for kv in chat.attributes:
+        if kv.key == "gen_ai.usage.input_tokens":
+            kv.value.string_value = "1e30"
+    with Store(tmp_path / "w.duckdb") as store:
+        pipeline = IngestPipeline(store)
+        result = pipeline.ingest(decode.to_records(req, 1 << 20).records, "test")
+        pipeline.close()
+        assert result.accepted == 3
+        steps = queries.trace_steps(store, queries.list_traces(store)[0].trace_id)
+    llm = next(s.step for s in steps if s.step.kind is StepKind.LLM)
+    assert llm.tokens_in is None and llm.tokens_out == 10

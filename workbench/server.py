@@ -24,6 +24,7 @@ import uvicorn
 from collectors.pipeline import IngestPipeline
 from collectors.receiver_grpc import start_grpc_server
 from collectors.receiver_http import create_app
+from collectors.workers import DecodePool
 from workbench.settings import Settings
 from workbench.store.connection import Store
 
@@ -112,8 +113,11 @@ def serve(settings: Settings) -> None:
         checkpoint_interval=settings.checkpoint_interval,
     )
     grpc_server = None
+    decode_pool = None
     info_path = server_file(settings)
     try:
+        if settings.decode_workers > 0:
+            decode_pool = DecodePool(settings.decode_workers, settings)
         http_sock = _bind(settings.host, settings.http_port)
         grpc_server, grpc_port = start_grpc_server(pipeline, settings)
         info = ServerInfo(
@@ -129,7 +133,7 @@ def serve(settings: Settings) -> None:
         print(f"OTLP/gRPC       {info.host}:{info.grpc_port}", flush=True)
         print("ready", flush=True)
         config = uvicorn.Config(
-            create_app(pipeline, settings),
+            create_app(pipeline, settings, decode_pool),
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=10,
@@ -138,6 +142,8 @@ def serve(settings: Settings) -> None:
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=5).wait(10)
+        if decode_pool is not None:
+            decode_pool.close()
         pipeline.close()
         store.close()
         with contextlib.suppress(OSError):

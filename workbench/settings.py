@@ -64,6 +64,13 @@ class Settings:
         default=10_000,
         metadata={"doc": "Spans between two ledger checkpoints holding a Merkle root."},
     )
+    decode_workers: int = field(
+        default=1,
+        metadata={
+            "doc": "Processes that decode and normalize OTLP/HTTP bodies beside the server, so ingest uses a "
+            "second core; 0 does it in the server process (best on one core)."
+        },
+    )
 
     @property
     def db_path(self) -> Path:

@@ -27,6 +27,10 @@ class _Missing:
 
 MISSING: Any = _Missing()
 
+# `isinstance(x, MAPPING)` means `isinstance(x, Mapping)`, but answers for a plain dict (all that decode
+# produces) in C: the ABC check alone is a Python-level call, and mappers make dozens per span.
+MAPPING = (dict, Mapping)
+
 
 @dataclass(slots=True)
 class Draft:
@@ -96,7 +100,7 @@ class Draft:
 
 
 def _service_name(span: SpanRecord) -> str:
-    resource = span.resource if isinstance(span.resource, Mapping) else {}
+    resource = span.resource if isinstance(span.resource, MAPPING) else {}
     return as_str(resource.get("service.name")) or ""
 
 
@@ -107,7 +111,7 @@ def is_root(span: SpanRecord) -> bool:
 
 def attributes_of(span: SpanRecord) -> dict[str, Any]:
     attrs = span.attributes
-    if not isinstance(attrs, Mapping):
+    if not isinstance(attrs, MAPPING):
         return {}
     return {str(k): v for k, v in attrs.items()}
 
@@ -139,7 +143,7 @@ def _bounded(value: Any, depth: int, budget: list[int]) -> Any:
         return "<nested too deep>"
     if budget[0] < 0:
         return "<elided>"
-    if isinstance(value, Mapping):
+    if isinstance(value, MAPPING):
         return {str(k): _bounded(v, depth + 1, budget) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_bounded(v, depth + 1, budget) for v in value]
@@ -166,6 +170,12 @@ def as_str(value: Any) -> str | None:
 
 def as_name(value: Any) -> str | None:
     """A short identifier (model, tool, agent): blank strings and structures are not names."""
+    # Nearly every call passes a string or None (an absent key): answered before the structure checks,
+    # the Mapping ABC check among them, which cost more than the rest of this function.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
     if isinstance(value, list | tuple | Mapping):
         return None
     text = as_str(value)
@@ -175,7 +185,17 @@ def as_name(value: Any) -> str | None:
     return text or None
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def as_int(value: Any) -> int | None:
+    """A count as an int64, or None: steps store counts in BIGINT columns, and one value outside that
+    range (a token count sent as "1e30") would fail the whole batch's insert."""
+    number = _to_int(value)
+    return number if number is not None and _INT64[0] <= number <= _INT64[1] else None
+
+
+def _to_int(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -253,8 +273,8 @@ def unwrap_call_args(value: Any) -> str | None:
     with positional arguments present nothing can be named, so the wrapper is kept as it is.
     """
     parsed = parse_json(value)
-    if isinstance(parsed, Mapping) and set(parsed) <= {"args", "kwargs"} and "kwargs" in parsed:
-        if isinstance(parsed["kwargs"], Mapping) and not parsed.get("args"):
+    if isinstance(parsed, MAPPING) and set(parsed) <= {"args", "kwargs"} and "kwargs" in parsed:
+        if isinstance(parsed["kwargs"], MAPPING) and not parsed.get("args"):
             return json_text(parsed["kwargs"])
     return json_text(value)
 
@@ -304,9 +324,8 @@ class Tree(dict[Any, Any]):
 def unflatten(attrs: Mapping[str, Any], prefix: str) -> Tree:
     """Rebuild the tree a convention flattened into dotted keys; numeric segments become int keys."""
     root = Tree()
-    for key, value in attrs.items():
-        if not key.startswith(prefix):
-            continue
+    # Most keys do not match: filtered in one comprehension rather than one loop turn each.
+    for key, value in [(k, v) for k, v in attrs.items() if k.startswith(prefix)]:
         segments = [int(s) if s.isdigit() else s for s in key[len(prefix) :].split(".") if s != ""]
         if not segments:
             continue
@@ -327,7 +346,7 @@ def unflatten(attrs: Mapping[str, Any], prefix: str) -> Tree:
 
 def indexed(node: Any) -> list[Any]:
     """The children of a tree node that were list items, in index order."""
-    if not isinstance(node, Mapping):
+    if not isinstance(node, MAPPING):
         return []
     return [node[k] for k in sorted(k for k in node if isinstance(k, int))]
 
@@ -335,7 +354,7 @@ def indexed(node: Any) -> list[Any]:
 def leaf(node: Any, *path: Any) -> Any:
     """The value at path under a Tree node (a node's own value when it also has children)."""
     for seg in path:
-        if not isinstance(node, Mapping) or seg not in node:
+        if not isinstance(node, MAPPING) or seg not in node:
             return None
         node = node[seg]
     if isinstance(node, Tree):

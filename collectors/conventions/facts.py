@@ -10,7 +10,16 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from collectors.conventions.common import Draft, as_float, as_int, as_name, as_str, first_name, parse_json
+from collectors.conventions.common import (
+    MAPPING,
+    Draft,
+    as_float,
+    as_int,
+    as_name,
+    as_str,
+    first_name,
+    parse_json,
+)
 from workbench.model import STATUS_ERROR, SpanRecord
 
 _CLASS_REPR = re.compile(r"^<class '([^']+)'>$")
@@ -33,7 +42,7 @@ def exception_events(span: SpanRecord) -> list[tuple[str | None, str | None]]:
         if getattr(event, "name", None) != "exception":
             continue
         eattrs = getattr(event, "attributes", None)
-        if not isinstance(eattrs, Mapping):
+        if not isinstance(eattrs, MAPPING):
             eattrs = {}
         item = (as_name(eattrs.get("exception.type")), as_str(eattrs.get("exception.message")))
         if item not in seen:
@@ -93,7 +102,7 @@ def apply_identity(attrs: Mapping[str, Any], draft: Draft) -> None:
         ),
     )
     meta = parse_json(attrs.get("metadata"))
-    if isinstance(meta, Mapping):
+    if isinstance(meta, MAPPING):
         draft.fill(
             user_id=next((n for k in _USER_KEYS if (n := as_name(meta.get(k)))), None),
             session_id=next((n for k in _SESSION_KEYS if (n := as_name(meta.get(k)))), None),

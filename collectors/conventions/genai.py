@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from collectors.conventions.common import (
+    MAPPING,
     Draft,
     as_str,
     first,
@@ -202,7 +203,7 @@ def _flat_messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | Non
     out: list[Message] = []
     default_role = "assistant" if prefix.endswith("completion.") else "user"
     for node in indexed(tree):
-        if not isinstance(node, Mapping):
+        if not isinstance(node, MAPPING):
             text = as_str(node)  # "gen_ai.prompt.0" = "hi": a bare message
             if text:
                 out.append(Message(default_role, [Part(TEXT, text)]))
@@ -249,7 +250,7 @@ def event_message(name: str, eattrs: Mapping[str, Any]) -> tuple[bool, Message |
     if name == "gen_ai.choice":
         raw = eattrs.get("message")
         parsed = parse_json(raw)
-        if isinstance(parsed, Mapping):
+        if isinstance(parsed, MAPPING):
             message = message_from_obj({"role": "assistant", **parsed})
         elif raw is not None:
             message = Message("assistant", [Part(TEXT, as_str(raw))])
@@ -278,7 +279,7 @@ def _event_messages(span: SpanRecord) -> tuple[list[Message] | None, list[Messag
         if name not in MESSAGE_EVENTS:
             continue
         eattrs = getattr(event, "attributes", None)
-        is_output, message = event_message(name, eattrs if isinstance(eattrs, Mapping) else {})
+        is_output, message = event_message(name, eattrs if isinstance(eattrs, MAPPING) else {})
         if message is not None:
             (outputs if is_output else inputs).append(message)
     return inputs or None, outputs or None
@@ -296,7 +297,7 @@ def _map_retrieval(attrs: Mapping[str, Any], draft: Draft) -> None:
 def render_documents(docs: list[Any]) -> str | None:
     lines = []
     for doc in docs:
-        if not isinstance(doc, Mapping):
+        if not isinstance(doc, MAPPING):
             lines.append(as_str(doc) or "")
             continue
         label = " ".join(

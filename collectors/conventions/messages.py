@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.conventions.common import (
+    MAPPING,
     MISSING,
     as_name,
     as_str,
@@ -55,7 +56,7 @@ _text_of = as_str
 
 def part_from_obj(obj: Any) -> Part:
     """One message part, whatever vocabulary it uses; unknown part types are kept, labelled."""
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, MAPPING):
         return Part(TEXT, _text_of(obj))
     ptype = as_str(obj.get("type")) or ""
     if ptype in REASONING_TYPES or (not ptype and "thinking" in obj):
@@ -106,7 +107,7 @@ def message_from_obj(obj: Any) -> Message | None:
     """One message in GenAI (`parts`) or OpenAI (`content` + `tool_calls`) shape; None if neither."""
     if isinstance(obj, str):
         return Message("user", [Part(TEXT, obj)])
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, MAPPING):
         return None
     role = as_name(obj.get("role")) or as_name(obj.get("type")) or "unknown"
     parts: list[Part] = []
@@ -136,10 +137,10 @@ def message_from_obj(obj: Any) -> Message | None:
     calls = obj.get("tool_calls")
     if isinstance(calls, list):
         for call in calls:
-            if not isinstance(call, Mapping):
+            if not isinstance(call, MAPPING):
                 continue
             function = call.get("function")
-            fn: Mapping[Any, Any] = function if isinstance(function, Mapping) else call
+            fn: Mapping[Any, Any] = function if isinstance(function, MAPPING) else call
             parts.append(
                 Part(
                     TOOL_CALL,
@@ -165,7 +166,7 @@ def messages_from_value(value: Any) -> list[Message] | None:
     if parsed is MISSING:
         text = as_str(value)
         return [Message("user", [Part(TEXT, text)])] if text else None
-    if isinstance(parsed, Mapping):
+    if isinstance(parsed, MAPPING):
         for key in ("messages", "all_messages"):
             if isinstance(parsed.get(key), list):
                 parsed = parsed[key]

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from collectors.conventions.common import (
+    MAPPING,
     Draft,
     as_name,
     as_str,
@@ -121,11 +122,11 @@ def _request_model(attrs: Mapping[str, Any]) -> str | None:
     if named:
         return named
     params = parse_json(attrs.get("llm.invocation_parameters"))
-    if isinstance(params, Mapping) and as_name(params.get("model")):
+    if isinstance(params, MAPPING) and as_name(params.get("model")):
         return as_name(params.get("model"))
     if as_str(attrs.get("input.mime_type")) == "application/json":
         request = parse_json(attrs.get("input.value"))
-        if isinstance(request, Mapping) and as_name(request.get("model")) and "messages" in request:
+        if isinstance(request, MAPPING) and as_name(request.get("model")) and "messages" in request:
             return as_name(request.get("model"))
     return first_name(
         attrs,
@@ -163,10 +164,10 @@ def _tool(attrs: Mapping[str, Any], input_value: Any, output_value: Any, draft: 
 def _unwrap_tool_message(value: Any) -> tuple[str | None, str | None, bool]:
     """LangChain's output.value is a serialized ToolMessage: content, tool_call_id, status inside."""
     parsed = parse_json(value)
-    if isinstance(parsed, Mapping):
+    if isinstance(parsed, MAPPING):
         body = parsed
         for key in ("data", "kwargs"):
-            if isinstance(parsed.get(key), Mapping) and "tool_call_id" in parsed[key]:
+            if isinstance(parsed.get(key), MAPPING) and "tool_call_id" in parsed[key]:
                 body = parsed[key]
                 break
         if "tool_call_id" in body and "content" in body:
@@ -179,8 +180,8 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
     tree = unflatten(attrs, prefix)
     out: list[Message] = []
     for node in indexed(tree):
-        msg = node.get("message") if isinstance(node, Mapping) else None
-        if not isinstance(msg, Mapping):
+        msg = node.get("message") if isinstance(node, MAPPING) else None
+        if not isinstance(msg, MAPPING):
             continue
         role = as_str(leaf(msg, "role")) or "unknown"
         parts: list[Part] = []
@@ -225,14 +226,14 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
 def _raw_reasoning(output_value: Any) -> str | None:
     """Reasoning the instrumentation did not lift out but left in the raw response JSON."""
     parsed = parse_json(output_value)
-    if not isinstance(parsed, Mapping):
+    if not isinstance(parsed, MAPPING):
         return None
     texts: list[str] = []
     choices = parsed.get("choices")
     if isinstance(choices, list):
         for choice in choices:
-            msg = choice.get("message") if isinstance(choice, Mapping) else None
-            if isinstance(msg, Mapping):
+            msg = choice.get("message") if isinstance(choice, MAPPING) else None
+            if isinstance(msg, MAPPING):
                 for key in ("reasoning_content", "reasoning"):
                     if isinstance(msg.get(key), str) and msg[key]:
                         texts.append(msg[key])
@@ -240,7 +241,7 @@ def _raw_reasoning(output_value: Any) -> str | None:
     if isinstance(content, list):  # Anthropic messages: thinking blocks
         for block in content:
             if (
-                isinstance(block, Mapping)
+                isinstance(block, MAPPING)
                 and block.get("type") == "thinking"
                 and isinstance(block.get("thinking"), str)
             ):
@@ -251,7 +252,7 @@ def _raw_reasoning(output_value: Any) -> str | None:
 def _documents(attrs: Mapping[str, Any], prefix: str) -> str | None:
     docs = []
     for node in indexed(unflatten(attrs, prefix)):
-        doc = node.get("document") if isinstance(node, Mapping) else None
-        if isinstance(doc, Mapping):
+        doc = node.get("document") if isinstance(node, MAPPING) else None
+        if isinstance(doc, MAPPING):
             docs.append({k: leaf(doc, k) for k in ("id", "score", "content") if leaf(doc, k) is not None})
     return render_documents(docs) if docs else None

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from collectors.conventions.common import (
+    MAPPING,
     Draft,
     as_name,
     as_str,
@@ -79,10 +80,10 @@ def _strip_suffix(text: str, suffix: str) -> str:
 def _entity_text(value: Any) -> str | None:
     """A decorated call's input reads better as its sole string argument than as the args/kwargs wrapper."""
     parsed = parse_json(value)
-    if isinstance(parsed, Mapping) and set(parsed) <= {"args", "kwargs"}:
+    if isinstance(parsed, MAPPING) and set(parsed) <= {"args", "kwargs"}:
         raw_args, raw_kwargs = parsed.get("args"), parsed.get("kwargs")
         args: list[Any] = raw_args if isinstance(raw_args, list) else []
-        kwargs: Mapping[Any, Any] = raw_kwargs if isinstance(raw_kwargs, Mapping) else {}
+        kwargs: Mapping[Any, Any] = raw_kwargs if isinstance(raw_kwargs, MAPPING) else {}
         if len(args) == 1 and not kwargs and isinstance(args[0], str):
             return args[0]
         if not args and len(kwargs) == 1 and isinstance(next(iter(kwargs.values())), str):

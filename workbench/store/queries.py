@@ -9,8 +9,8 @@ import duckdb
 
 from workbench.errors import WorkbenchError
 from workbench.model import Step, StepKind, StoredStep, TraceSummary
+from workbench.store.batch import STEP_COLUMNS, steps_table
 from workbench.store.connection import Store
-from workbench.store.writer import STEP_COLUMNS, steps_table
 
 
 def counts(store: Store) -> dict[str, int]:

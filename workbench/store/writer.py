@@ -1,8 +1,9 @@
 """Batched, transactional writes of spans, their steps and their ledger entries.
 
-One call of `SpanWriter.write` is one DuckDB transaction: either every span of the batch, its step and
-its ledger entry are committed, or none is. Sequence numbers, the chain head and the Merkle frontier
-live in memory and advance only after the commit succeeds, so a failed batch leaves no gap.
+One call of `SpanWriter.write_batches` is one DuckDB transaction: either every span of the batches,
+its step and its ledger entry are committed, or none is. Sequence numbers, the chain head and the
+Merkle frontier live in memory and advance only after the commit succeeds, so a failed batch leaves no
+gap. The batches arrive as Arrow columns (`workbench.store.batch`), built by whoever decoded them.
 """
 
 from __future__ import annotations
@@ -10,56 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
 import pyarrow as pa
 
-from workbench.model import SpanEvent, SpanLink, SpanRecord, Step
+from workbench.model import SpanRecord, Step
 from workbench.store import ledger
+from workbench.store.batch import Batch
 from workbench.store.connection import Store
-
-
-def to_json(value: Any) -> str:
-    """JSON text for attribute-like values; decode already turned bytes into {'bytesValue': base64}.
-
-    orjson because this runs for every attribute of every span on the ingest path (10x json.dumps),
-    and because it writes NaN and infinities as null: DuckDB's JSON type refuses them, and a refused
-    value would fail the whole batch. The canonical bytes keep the exact double.
-    """
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _event_dict(e: SpanEvent) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes}
-    if e.dropped_attributes_count:
-        d["dropped_attributes_count"] = e.dropped_attributes_count
-    return d
-
-
-def _link_dict(link: SpanLink) -> dict[str, Any]:
-    d: dict[str, Any] = {"trace_id": link.trace_id, "span_id": link.span_id, "attributes": link.attributes}
-    if link.trace_state:
-        d["trace_state"] = link.trace_state
-    if link.flags:
-        d["flags"] = link.flags
-    return d
-
-
-STEP_COLUMNS = (
-    "trace_id span_id parent_span_id kind name start_time_ns end_time_ns convention service_name actor "
-    "operation model provider tool_name tool_call_id tool_arguments tool_result input_text output_text "
-    "reasoning_text tokens_in tokens_out tokens_reasoning tokens_cached cost_usd is_error error "
-    "session_id user_id"
-).split()
-
-
-def steps_table(seqs: Sequence[int], steps: Sequence[Step]) -> pa.Table:
-    cols: dict[str, list[Any]] = {"seq": list(seqs)}
-    for name in STEP_COLUMNS:
-        cols[name] = [getattr(s, name) for s in steps]
-    cols["kind"] = [str(s.kind) for s in steps]
-    return pa.table(cols)
 
 
 class SpanWriter:
@@ -80,44 +38,48 @@ class SpanWriter:
         (batch,) = cur.execute("SELECT coalesce(max(batch_id), 0) FROM spans").fetchone() or (0,)
         self._batch_id = int(batch)
 
-    def write(
-        self, records: Sequence[SpanRecord], steps: Sequence[Step], source: str | Sequence[str]
-    ) -> tuple[int, int]:
-        """Commit one batch; returns the (first, last) sequence numbers it received.
+    def write(self, records: Sequence[SpanRecord], steps: Sequence[Step], source: str) -> tuple[int, int]:
+        """Commit one batch of records from one source; returns the (first, last) sequence numbers."""
+        return self.write_batches([Batch.of(records, steps)], [source])
 
-        `source` names where the spans came from, one name for all or one per span (group commits
-        mix requests from several receivers in one transaction).
-        """
-        if len(records) != len(steps):
-            raise ValueError("one step per span")
-        sources = [source] * len(records) if isinstance(source, str) else list(source)
-        if not records:
+    def write_batches(self, batches: Sequence[Batch], sources: Sequence[str]) -> tuple[int, int]:
+        """Commit batches, each with the name of where it came from, in one transaction (group commits
+        mix requests from several receivers); returns the (first, last) sequence numbers they received."""
+        if len(batches) != len(sources):
+            raise ValueError("one source per batch")
+        n = sum(len(b) for b in batches)
+        if not n:
             return (self.last_seq + 1, self.last_seq)
         with self._lock, self.store.write_lock:
             first = self.last_seq + 1
-            seqs = list(range(first, first + len(records)))
-            digests = [ledger.digest(r.canonical) for r in records]
+            seqs = pa.array(range(first, first + n), pa.int64())
+            digests = [d for b in batches for d in b.digests]
             chains = ledger.replay_chain(digests, self.chain_head)
             frontier = self.frontier.copy()
             checkpoints = []
-            for seq, d, c in zip(seqs, digests, chains, strict=True):
+            for seq, (d, c) in enumerate(zip(digests, chains, strict=True), start=first):
                 frontier.append(d)
                 if seq % self.checkpoint_interval == 0:
                     checkpoints.append((seq, frontier.root(), c))
             now = datetime.now(UTC)
             batch_id = self._batch_id + 1
-            spans = self._spans_table(seqs, records, sources, batch_id, now)
-            steps_tbl = steps_table(seqs, steps)
+            spans = pa.concat_tables([b.spans for b in batches]).add_column(0, "seq", seqs)
+            spans = spans.append_column(
+                "source", pa.array([s for b, s in zip(batches, sources, strict=True) for _ in range(len(b))])
+            )
+            spans = spans.append_column("batch_id", pa.array([batch_id] * n, pa.int64()))
+            spans = spans.append_column("received_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
+            steps_tbl = pa.concat_tables([b.steps for b in batches]).add_column(0, "seq", seqs)
             ledger_tbl = pa.table({"seq": seqs, "digest": digests, "chain": chains})
             cur = self.store.cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
-                cur.register("_spans_in", spans)
-                cur.register("_steps_in", steps_tbl)
-                cur.register("_ledger_in", ledger_tbl)
-                cur.execute("INSERT INTO spans BY NAME SELECT * FROM _spans_in")
-                cur.execute("INSERT INTO steps BY NAME SELECT * FROM _steps_in")
-                cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _ledger_in")
+                # DuckDB reads the Arrow tables named in the SQL from these local variables (a
+                # replacement scan): about 1 ms per table cheaper than register() and unregister().
+                _wb_spans, _wb_steps, _wb_ledger = spans, steps_tbl, ledger_tbl  # noqa: F841
+                cur.execute("INSERT INTO spans BY NAME SELECT * FROM _wb_spans")
+                cur.execute("INSERT INTO steps BY NAME SELECT * FROM _wb_steps")
+                cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _wb_ledger")
                 for size, root, head in checkpoints:
                     cur.execute("INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?)", [size, root, head, now])
                 cur.execute("COMMIT")
@@ -125,10 +87,8 @@ class SpanWriter:
                 cur.execute("ROLLBACK")
                 raise
             finally:
-                for name in ("_spans_in", "_steps_in", "_ledger_in"):
-                    cur.unregister(name)
                 cur.close()
-            self.last_seq = seqs[-1]
+            self.last_seq = first + n - 1
             self.chain_head = chains[-1]
             self.frontier = frontier
             self._batch_id = batch_id
@@ -146,46 +106,3 @@ class SpanWriter:
                 [self.last_seq, root, self.chain_head, datetime.now(UTC)],
             )
             return self.last_seq, root
-
-    @staticmethod
-    def _spans_table(
-        seqs: Sequence[int], records: Sequence[SpanRecord], sources: list[str], batch_id: int, now: datetime
-    ) -> pa.Table:
-        r = records
-        return pa.table(
-            {
-                "seq": pa.array(seqs, pa.int64()),
-                "trace_id": [x.trace_id for x in r],
-                "span_id": [x.span_id for x in r],
-                "parent_span_id": [x.parent_span_id for x in r],
-                "name": [x.name for x in r],
-                "kind": pa.array([x.kind for x in r], pa.int8()),
-                "start_time_ns": pa.array([x.start_time_ns for x in r], pa.int64()),
-                "end_time_ns": pa.array([x.end_time_ns for x in r], pa.int64()),
-                "status_code": pa.array([x.status_code for x in r], pa.int8()),
-                "status_message": [x.status_message for x in r],
-                "trace_state": [x.trace_state for x in r],
-                "flags": pa.array([x.flags for x in r], pa.uint32()),
-                "service_name": [x.service_name for x in r],
-                "resource": [to_json(x.resource) for x in r],
-                "resource_schema_url": [x.resource_schema_url for x in r],
-                "scope_name": [x.scope_name for x in r],
-                "scope_version": [x.scope_version for x in r],
-                "scope_attributes": [to_json(x.scope_attributes) for x in r],
-                "scope_schema_url": [x.scope_schema_url for x in r],
-                "attributes": [to_json(x.attributes) for x in r],
-                "events": [to_json([_event_dict(e) for e in x.events]) for x in r],
-                "links": [to_json([_link_dict(k) for k in x.links]) for x in r],
-                "dropped_attributes_count": pa.array([x.dropped_attributes_count for x in r], pa.uint32()),
-                "dropped_events_count": pa.array([x.dropped_events_count for x in r], pa.uint32()),
-                "dropped_links_count": pa.array([x.dropped_links_count for x in r], pa.uint32()),
-                "truncations": [
-                    to_json([[t.location, t.original_length, t.kept_length] for t in x.truncations])
-                    for x in r
-                ],
-                "canonical": pa.array([x.canonical for x in r], pa.binary()),
-                "source": sources,
-                "batch_id": pa.array([batch_id] * len(r), pa.int64()),
-                "received_at": pa.array([now] * len(r), pa.timestamp("us", tz="UTC")),
-            }
-        )

@@ -1,0 +1,175 @@
+"""From a request body to a batch ready to commit, in this process or in decode worker processes.
+
+`prepare_body` is everything between the bytes a receiver read and the columns the writer inserts:
+decompress, parse, validate, decode, normalize, build the Arrow columns and hash the canonical bytes.
+It is pure and returns values (never raises for bad input), so it runs the same on a receiver's
+thread and in a `DecodePool` worker.
+
+Why worker processes: that work is about two thirds of the CPU an ingested span costs, all of it
+Python holding the GIL. In one process it cannot use a second core however many threads run it; in a
+worker process it runs beside the server, which keeps only HTTP, the ledger chain and the DuckDB
+insert. A batch comes back as Arrow IPC (see `workbench.store.batch.Batch`), a few memory copies.
+Nothing about durability changes: the server still answers only after its own commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from collectors import decode
+from collectors.pipeline import Normalizer, default_normalizer, safe_normalize
+from workbench.errors import BadInput
+from workbench.store.batch import Batch
+
+log = logging.getLogger(__name__)
+
+
+class DecodeLimits(Protocol):
+    """The settings decoding obeys (`workbench.settings.Settings` has them)."""
+
+    @property
+    def max_decompressed_bytes(self) -> int: ...
+
+    @property
+    def max_spans_per_request(self) -> int: ...
+
+    @property
+    def max_attribute_length(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """DecodeLimits as a small value to send to worker processes (Settings holds paths and a token)."""
+
+    max_decompressed_bytes: int
+    max_spans_per_request: int
+    max_attribute_length: int
+
+    @classmethod
+    def of(cls, settings: DecodeLimits) -> Limits:
+        return cls(
+            settings.max_decompressed_bytes, settings.max_spans_per_request, settings.max_attribute_length
+        )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The usable spans of a request (None when there were none) and a message per span that was not."""
+
+    batch: Batch | None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A request refused whole: the HTTP status and the message that says what and where."""
+
+    status: int
+    message: str
+
+
+def decode_body(
+    body: bytes, content_type: str, encoding: str | None, limits: DecodeLimits
+) -> decode.DecodeResult:
+    """Everything between the raw body and the span records; raises BadInput."""
+    raw = decode.decompress(body, encoding, limits.max_decompressed_bytes)
+    req = decode.parse_request(raw, content_type)
+    n = decode.count_spans(req)
+    if n > limits.max_spans_per_request:
+        raise BadInput(
+            f"request holds {n} spans; the limit is {limits.max_spans_per_request} per request "
+            "(WORKBENCH_MAX_SPANS_PER_REQUEST): send smaller batches",
+            413,
+        )
+    return decode.to_records(req, limits.max_attribute_length)
+
+
+def prepare_body(
+    body: bytes,
+    content_type: str,
+    encoding: str | None,
+    limits: DecodeLimits,
+    normalize: Normalizer | None = None,
+) -> Prepared | Refused:
+    """A body as a batch ready to commit, or why it was refused. Bad input comes back as a value: an
+    exception's traceback would hold the body and the decompressed bytes alive (see receiver_http)."""
+    try:
+        result = decode_body(body, content_type, encoding, limits)
+    except BadInput as exc:
+        return Refused(exc.status, str(exc))
+    if not result.records:
+        return Prepared(None, result.errors)
+    norm = normalize or default_normalizer()
+    steps = [safe_normalize(norm, r) for r in result.records]
+    return Prepared(Batch.of(result.records, steps), result.errors)
+
+
+class DecodePool:
+    """`prepare_body` in `workers` spawned processes, restarted if one of them dies.
+
+    Workers exit on their own when the server process is gone, even after a SIGKILL: a pool's pipes
+    are shared with every worker, so none would ever see end-of-file (see `_watch_parent`).
+    """
+
+    def __init__(self, workers: int, limits: DecodeLimits) -> None:
+        if workers < 1:
+            raise ValueError("a decode pool needs at least one worker")
+        self.workers = workers
+        self.limits = Limits.of(limits)
+        self._lock = threading.Lock()
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a process running threads
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
+        )
+        # Spawning and importing take a second or two: start every worker now, not on the first request.
+        for _ in range(self.workers):
+            executor.submit(_ready)
+        return executor
+
+    def submit(self, body: bytes, content_type: str, encoding: str | None) -> Future[Prepared | Refused]:
+        """Prepare a body in a worker. The future fails with BrokenProcessPool if its worker died (the
+        request can be retried: nothing was stored); the next submit starts a new pool."""
+        with self._lock:
+            try:
+                return self._executor.submit(prepare_body, body, content_type, encoding, self.limits)
+            except BrokenProcessPool:
+                log.warning("a decode worker died; starting %d new ones", self.workers)
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start()
+                return self._executor.submit(prepare_body, body, content_type, encoding, self.limits)
+
+    def close(self) -> None:
+        """Stop the workers once the requests they hold are done."""
+        with self._lock:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """A no-op task: its completion means a worker has started and imported what decoding needs."""
+
+
+def _init_worker(parent_pid: int) -> None:
+    # Ctrl-C reaches the whole process group; the server stops the pool itself, in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="watch-parent", daemon=True).start()
+    default_normalizer()  # import the normalizer before the first request, not during it
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(0)  # the server is gone: nobody can use what this worker would prepare
