@@ -137,6 +137,9 @@ def serve(settings: Settings) -> None:
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=10,
+            # Bodies are read whole before decoding: without a cap on requests in flight, memory would
+            # grow with the number of clients, not with the limits.
+            limit_concurrency=settings.max_concurrent_requests,
         )
         uvicorn.Server(config).run(sockets=[http_sock])
     finally:

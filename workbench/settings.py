@@ -64,6 +64,13 @@ class Settings:
         default=10_000,
         metadata={"doc": "Spans between two ledger checkpoints holding a Merkle root."},
     )
+    max_concurrent_requests: int = field(
+        default=64,
+        metadata={
+            "doc": "OTLP/HTTP requests in flight at once; more get 503. With the body and decompressed "
+            "limits, this bounds the memory that request bodies can hold."
+        },
+    )
     decode_workers: int = field(
         default=1,
         metadata={
