@@ -16,7 +16,8 @@ _WORDS = (
 ).split()
 
 
-def _kv(key: str, value: object) -> KeyValue:
+def kv(key: str, value: object) -> KeyValue:
+    """An OTLP attribute from a plain Python value (tests build their payloads with it too)."""
     if isinstance(value, bool):
         return KeyValue(key=key, value=AnyValue(bool_value=value))
     if isinstance(value, int):
@@ -53,26 +54,26 @@ def agent_span_attributes(rng: random.Random, i: int) -> list[KeyValue]:
         }
     ]
     return [
-        _kv("openinference.span.kind", "LLM"),
-        _kv("gen_ai.operation.name", "chat"),
-        _kv("gen_ai.provider.name", "openai"),
-        _kv("gen_ai.request.model", "gpt-4o-mini"),
-        _kv("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
-        _kv("gen_ai.agent.name", f"ops-agent-{i % 4}"),
-        _kv("llm.model_name", "gpt-4o-mini"),
-        _kv("llm.token_count.prompt", rng.randint(200, 4000)),
-        _kv("llm.token_count.completion", rng.randint(20, 800)),
-        _kv("llm.token_count.total", rng.randint(220, 4800)),
-        _kv("gen_ai.usage.input_tokens", rng.randint(200, 4000)),
-        _kv("gen_ai.usage.output_tokens", rng.randint(20, 800)),
-        _kv("gen_ai.request.temperature", 0.2),
-        _kv("gen_ai.response.id", f"chatcmpl-{rng.getrandbits(64):016x}"),
-        _kv("gen_ai.response.finish_reasons", "tool_calls"),
-        _kv("session.id", f"session-{i % 97}"),
-        _kv("user.id", f"user-{i % 13}"),
-        _kv("input.mime_type", "application/json"),
-        _kv("gen_ai.input.messages", json.dumps(messages)),
-        _kv("gen_ai.output.messages", json.dumps(output)),
+        kv("openinference.span.kind", "LLM"),
+        kv("gen_ai.operation.name", "chat"),
+        kv("gen_ai.provider.name", "openai"),
+        kv("gen_ai.request.model", "gpt-4o-mini"),
+        kv("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
+        kv("gen_ai.agent.name", f"ops-agent-{i % 4}"),
+        kv("llm.model_name", "gpt-4o-mini"),
+        kv("llm.token_count.prompt", rng.randint(200, 4000)),
+        kv("llm.token_count.completion", rng.randint(20, 800)),
+        kv("llm.token_count.total", rng.randint(220, 4800)),
+        kv("gen_ai.usage.input_tokens", rng.randint(200, 4000)),
+        kv("gen_ai.usage.output_tokens", rng.randint(20, 800)),
+        kv("gen_ai.request.temperature", 0.2),
+        kv("gen_ai.response.id", f"chatcmpl-{rng.getrandbits(64):016x}"),
+        kv("gen_ai.response.finish_reasons", "tool_calls"),
+        kv("session.id", f"session-{i % 97}"),
+        kv("user.id", f"user-{i % 13}"),
+        kv("input.mime_type", "application/json"),
+        kv("gen_ai.input.messages", json.dumps(messages)),
+        kv("gen_ai.output.messages", json.dumps(output)),
     ]
 
 
@@ -81,7 +82,7 @@ def export_request(seed: int, spans: int, service: str = "bench-agent") -> Expor
     rng = random.Random(seed)
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
-    rs.resource.attributes.extend([_kv("service.name", service), _kv("deployment.environment", "bench")])
+    rs.resource.attributes.extend([kv("service.name", service), kv("deployment.environment", "bench")])
     ss = rs.scope_spans.add()
     ss.scope.name = "openinference.instrumentation.openai"
     ss.scope.version = "0.1.66"

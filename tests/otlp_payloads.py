@@ -15,8 +15,9 @@ import zlib
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+
+from benchmarks.payloads import kv
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -42,16 +43,6 @@ def span_id(tag: str, request: int, index: int) -> bytes:
 def expected_keys(tag: str, request: int, n_spans: int) -> set[SpanKey]:
     t = trace_id(tag, request).hex()
     return {(t, span_id(tag, request, i).hex()) for i in range(n_spans)}
-
-
-def _kv(key: str, value: object) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
 def _messages(tag: str, request: int, index: int) -> str:
@@ -121,7 +112,7 @@ def agent_span(tag: str, request: int, index: int) -> Span:
         "test.request": request,
         "test.index": index,
     }
-    span.attributes.extend(_kv(k, v) for k, v in attrs.items())
+    span.attributes.extend(kv(k, v) for k, v in attrs.items())
     return span
 
 
@@ -129,9 +120,9 @@ def _resource_spans(tag: str) -> ResourceSpans:
     rs = ResourceSpans()
     rs.resource.attributes.extend(
         [
-            _kv("service.name", f"fault-test-{tag}"),
-            _kv("service.version", "1.0.0"),
-            _kv("telemetry.sdk.language", "python"),
+            kv("service.name", f"fault-test-{tag}"),
+            kv("service.version", "1.0.0"),
+            kv("telemetry.sdk.language", "python"),
         ]
     )
     return rs
