@@ -99,8 +99,12 @@ def _inflate(body: bytes, wbits: int, max_size: int) -> bytes:
     return b"".join(parts)
 
 
-def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body."""
+def parse_request(body: bytes, content_type: str) -> tuple[ExportTraceServiceRequest, list[str]]:
+    """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body, and a message per span left out.
+
+    Protobuf parses whole or not at all; JSON is read span by span, so one span with a bad id or field
+    costs only itself (it is reported in `partial_success`), never its neighbours.
+    """
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == CONTENT_PROTOBUF:
         req = ExportTraceServiceRequest()
@@ -108,7 +112,7 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
             req.ParseFromString(body)
         except DecodeError as exc:
             raise BadInput(f"malformed OTLP protobuf ({len(body)} bytes): {exc}") from exc
-        return req
+        return req, []
     if ctype == CONTENT_JSON:
         return parse_json(body)
     raise BadInput(
@@ -117,8 +121,13 @@ def parse_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
     )
 
 
-def parse_json(body: bytes | str | dict[str, Any]) -> ExportTraceServiceRequest:
-    """OTLP/JSON: protobuf JSON mapping, except that trace and span ids are hex, not base64."""
+def parse_json(body: bytes | str | dict[str, Any]) -> tuple[ExportTraceServiceRequest, list[str]]:
+    """OTLP/JSON: the protobuf JSON mapping, except that trace and span ids are hex, not base64.
+
+    Resource and scope are parsed per group and each span on its own: a group whose resource or scope
+    does not parse loses its spans, a span that does not parse loses only itself, and each lost span
+    gets a message naming where it was.
+    """
     if isinstance(body, bytes):
         try:
             text = body.decode("utf-8")
@@ -135,26 +144,69 @@ def parse_json(body: bytes | str | dict[str, Any]) -> ExportTraceServiceRequest:
             raise BadInput(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
     if not isinstance(doc, dict):
         raise BadInput("OTLP/JSON body must be an object with a 'resourceSpans' list")
-    _hex_ids_to_base64(doc)
     req = ExportTraceServiceRequest()
+    errors: list[str] = []
+    for r_i, rs_doc in enumerate(_list(doc, "resourceSpans", "resource_spans")):
+        where_r = f"resourceSpans[{r_i}]"
+        scopes = _list(rs_doc, "scopeSpans", "scope_spans")
+        rs = ResourceSpans()
+        problem = _parse_shell(rs_doc, rs, ("scopeSpans", "scope_spans"))
+        if problem:
+            errors += [f"{where_r}: {problem}"] * sum(len(_list(x, "spans")) for x in scopes)
+            continue
+        for s_i, ss_doc in enumerate(scopes):
+            where_s = f"{where_r}.scopeSpans[{s_i}]"
+            spans = _list(ss_doc, "spans")
+            ss = ScopeSpans()
+            problem = _parse_shell(ss_doc, ss, ("spans",))
+            if problem:
+                errors += [f"{where_s}: {problem}"] * len(spans)
+                continue
+            for p_i, span_doc in enumerate(spans):
+                where = f"{where_s}.spans[{p_i}]"
+                try:
+                    ss.spans.append(_parse_span(span_doc, where))
+                except BadInput as exc:
+                    errors.append(str(exc))
+            rs.scope_spans.append(ss)
+        req.resource_spans.append(rs)
+    return req, errors
+
+
+def _parse_shell(obj: Any, message: ResourceSpans | ScopeSpans, children: tuple[str, ...]) -> str | None:
+    """Parse a group's own fields (resource or scope, schema URL) without its children."""
+    if not isinstance(obj, dict):
+        return f"expected an object, got {type(obj).__name__}"
     try:
-        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
+        json_format.ParseDict(
+            {k: v for k, v in obj.items() if k not in children}, message, ignore_unknown_fields=True
+        )
     except json_format.ParseError as exc:
-        raise BadInput(f"invalid OTLP/JSON: {exc}") from exc
-    return req
+        return f"invalid OTLP/JSON: {exc}"
+    return None
+
+
+def _parse_span(obj: Any, where: str) -> Span:
+    if not isinstance(obj, dict):
+        raise BadInput(f"{where}: expected a span object, got {type(obj).__name__}")
+    obj = dict(obj)  # ids are rewritten below; the caller's document stays as it was
+    _convert_ids(obj, where)
+    links = _list(obj, "links")
+    if links:
+        obj["links"] = [dict(link) if isinstance(link, dict) else link for link in links]
+        for l_i, link in enumerate(obj["links"]):
+            _convert_ids(link, f"{where}.links[{l_i}]")
+    span = Span()
+    try:
+        json_format.ParseDict(obj, span, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        name = obj.get("name")
+        label = f" ({name!r})" if isinstance(name, str) else ""
+        raise BadInput(f"{where}{label}: invalid OTLP/JSON: {exc}") from exc
+    return span
 
 
 _ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
-
-
-def _hex_ids_to_base64(doc: dict[str, Any]) -> None:
-    for r_i, rs in enumerate(_list(doc, "resourceSpans", "resource_spans")):
-        for s_i, ss in enumerate(_list(rs, "scopeSpans", "scope_spans")):
-            for p_i, span in enumerate(_list(ss, "spans")):
-                where = f"resourceSpans[{r_i}].scopeSpans[{s_i}].spans[{p_i}]"
-                _convert_ids(span, where)
-                for l_i, link in enumerate(_list(span, "links")):
-                    _convert_ids(link, f"{where}.links[{l_i}]")
 
 
 def _list(obj: Any, *keys: str) -> list[Any]:

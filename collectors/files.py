@@ -43,8 +43,9 @@ def file_format(path: Path) -> str:
     return "json"
 
 
-def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest]]:
-    """(location, request) pairs; location names the file and line for error messages."""
+def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest, list[str]]]:
+    """(location, request, spans left out) triples; location names the file and line for error
+    messages, and each span of an OTLP/JSON document that could not be read has a message of its own."""
     data = _open(path)
     fmt = file_format(path)
     if fmt == "protobuf":
@@ -53,7 +54,7 @@ def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest]]
             req.ParseFromString(data)
         except DecodeError as exc:
             raise BadInput(f"{path}: not an OTLP ExportTraceServiceRequest protobuf: {exc}") from exc
-        yield str(path), req
+        yield str(path), req, []
         return
     try:
         text = data.decode("utf-8")
@@ -67,7 +68,7 @@ def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest]]
         else:
             for i, item in enumerate(doc if isinstance(doc, list) else [doc]):
                 where = f"{path}[{i}]" if isinstance(doc, list) else str(path)
-                yield where, _parse(item, where)
+                yield (where, *_parse(item, where))
             return
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip():
@@ -76,10 +77,10 @@ def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest]]
                 item = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise BadInput(f"{where}: malformed JSON at column {exc.colno}: {exc.msg}") from exc
-            yield where, _parse(item, where)
+            yield (where, *_parse(item, where))
 
 
-def _parse(item: object, where: str) -> ExportTraceServiceRequest:
+def _parse(item: object, where: str) -> tuple[ExportTraceServiceRequest, list[str]]:
     if not isinstance(item, dict):
         raise BadInput(f"{where}: expected an OTLP/JSON object with 'resourceSpans'")
     try:

@@ -43,7 +43,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         if not check_token(metadata.get("authorization"), self.settings.auth_token):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
-            request = decode.parse_request(body, decode.CONTENT_PROTOBUF)
+            request, _ = decode.parse_request(body, decode.CONTENT_PROTOBUF)  # protobuf: whole or nothing
         except BadInput as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         return self.Export(request, context)

@@ -82,15 +82,17 @@ def decode_body(
 ) -> decode.DecodeResult:
     """Everything between the raw body and the span records; raises BadInput."""
     raw = decode.decompress(body, encoding, limits.max_decompressed_bytes)
-    req = decode.parse_request(raw, content_type)
-    n = decode.count_spans(req)
+    req, left_out = decode.parse_request(raw, content_type)
+    n = decode.count_spans(req) + len(left_out)
     if n > limits.max_spans_per_request:
         raise BadInput(
             f"request holds {n} spans; the limit is {limits.max_spans_per_request} per request "
             "(WORKBENCH_MAX_SPANS_PER_REQUEST): send smaller batches",
             413,
         )
-    return decode.to_records(req, limits.max_attribute_length)
+    result = decode.to_records(req, limits.max_attribute_length)
+    result.errors[:0] = left_out
+    return result
 
 
 def prepare_body(

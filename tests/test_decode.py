@@ -31,10 +31,13 @@ def _as_otlp_json(req: object) -> dict:
 
 def test_protobuf_and_json_decode_to_the_same_records() -> None:
     req = agent_run_request(2)
-    from_pb = decode.to_records(decode.parse_request(req.SerializeToString(), "application/x-protobuf"), 1000)
+    from_pb_req, _ = decode.parse_request(req.SerializeToString(), "application/x-protobuf")
+    from_pb = decode.to_records(from_pb_req, 1000)
     doc = _as_otlp_json(req)
     doc["resourceSpans"][0]["unknownFutureField"] = {"x": 1}  # receivers must ignore unknown fields
-    from_json = decode.to_records(decode.parse_request(json.dumps(doc).encode(), "application/json"), 1000)
+    parsed, left_out = decode.parse_request(json.dumps(doc).encode(), "application/json")
+    assert left_out == []
+    from_json = decode.to_records(parsed, 1000)
     assert [r.canonical for r in from_pb.records] == [r.canonical for r in from_json.records]
     assert len(from_pb.records) == 5 and not from_pb.errors
     tool = next(r for r in from_pb.records if r.name == "execute_tool run_sql_1")
@@ -87,11 +90,6 @@ def test_bad_bodies_say_what_and_where() -> None:
         decode.parse_request(b'{"resourceSpans": \xff]}', "application/json")
     with pytest.raises(BadInput, match="line 1 column 19"):
         decode.parse_request(b'{"resourceSpans": ]}', "application/json")
-    with pytest.raises(BadInput, match="spans\\[0\\].traceId: 'zz' is not a hex id"):
-        decode.parse_request(
-            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}).encode(),
-            "application/json",
-        )
     with pytest.raises(BadInput, match="malformed OTLP protobuf"):
         decode.parse_request(b"\x0a\xff\xff\xff", "application/x-protobuf")
     with pytest.raises(BadInput, match="unsupported Content-Type") as info:
@@ -190,3 +188,31 @@ def test_varint_is_protobufs_own(n: int) -> None:
     # UInt64Value serializes as its tag (0x08) and then protobuf's own varint of n (nothing for 0).
     encoded = wrappers_pb2.UInt64Value(value=n).SerializeToString()
     assert decode._varint(n) == (encoded[1:] if n else b"\x00")
+
+
+def test_one_bad_json_span_costs_only_itself() -> None:
+    """OTLP/JSON is read span by span: a bad id or field rejects that span, its neighbours are kept."""
+    doc = _as_otlp_json(agent_run_request(2))
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[0]["traceId"] = "zz"
+    spans[1]["startTimeUnixNano"] = "not a number"
+    spans[2]["links"] = [{"traceId": spans[3]["traceId"], "spanId": "xyz"}]
+    req, left_out = decode.parse_request(json.dumps(doc).encode(), "application/json")
+    assert len(left_out) == 3
+    assert left_out[0] == "resourceSpans[0].scopeSpans[0].spans[0].traceId: 'zz' is not a hex id"
+    assert left_out[1].startswith("resourceSpans[0].scopeSpans[0].spans[1] (")
+    assert "invalid OTLP/JSON" in left_out[1]
+    assert left_out[2] == "resourceSpans[0].scopeSpans[0].spans[2].links[0].spanId: 'xyz' is not a hex id"
+    kept = decode.to_records(req, 1000).records
+    assert [r.name for r in kept] == [s["name"] for s in spans[3:]]
+    assert spans[3]["traceId"] == kept[0].trace_id  # the caller's document is left as it was
+
+
+def test_a_bad_resource_loses_its_group_and_names_it() -> None:
+    doc = _as_otlp_json(agent_run_request(1))
+    good = json.loads(json.dumps(doc["resourceSpans"][0]))
+    doc["resourceSpans"][0]["resource"] = {"attributes": "not a list"}
+    doc["resourceSpans"].append(good)
+    req, left_out = decode.parse_request(json.dumps(doc).encode(), "application/json")
+    assert len(left_out) == 3 and all(e.startswith("resourceSpans[0]: invalid OTLP/JSON") for e in left_out)
+    assert len(decode.to_records(req, 1000).records) == 3

@@ -473,6 +473,21 @@ def test_partial_success_names_the_rejected_spans(server: ServerProcess) -> None
         (s.trace_id.hex(), s.span_id.hex()) for s in jbatch.message.resource_spans[0].scope_spans[0].spans[:2]
     }
 
+    # A span whose id is not hex costs only itself (OTLP/JSON is read span by span).
+    hbatch = agent_batch("partial", 5, 3)
+    hdoc = json.loads(to_otlp_json(hbatch))
+    hdoc["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["traceId"] = "not-hex"
+    resp_hex = post(server, json.dumps(hdoc).encode(), content_type=JSON)
+    assert resp_hex.status_code == 200, resp_hex.text
+    hpartial = resp_hex.json()["partialSuccess"]
+    assert int(hpartial["rejectedSpans"]) == 1
+    assert (
+        "resourceSpans[0].scopeSpans[0].spans[1].traceId: 'not-hex' is not a hex id"
+        in hpartial["errorMessage"]
+    )
+    hspans = hbatch.message.resource_spans[0].scope_spans[0].spans
+    hvalid = {(hspans[i].trace_id.hex(), hspans[i].span_id.hex()) for i in (0, 2)}
+
     # When no span is usable the request is a 400 that still says which and why.
     bad = agent_batch("partial", 2, 2)
     for s in bad.message.resource_spans[0].scope_spans[0].spans:
@@ -482,7 +497,7 @@ def test_partial_success_names_the_rejected_spans(server: ServerProcess) -> None
     assert "2 span(s) rejected" in error_message(resp) and "got 0 bytes" in error_message(resp)
     assert server.alive()
     later = send_good(server, "partial", 3)
-    finish(server, valid | jvalid | later.keys)
+    finish(server, valid | jvalid | hvalid | later.keys)
 
 
 # --------------------------------------------------------------------------------------------------

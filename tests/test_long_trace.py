@@ -19,7 +19,7 @@ from workbench.store.connection import Store
 
 
 def _spans(path: Path) -> int:
-    return sum(decode.count_spans(req) for _, req in read_requests(path))
+    return sum(decode.count_spans(req) for _, req, _ in read_requests(path))
 
 
 def test_small_trace_normalizes_into_every_kind() -> None:

@@ -94,7 +94,9 @@ def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
             for path in files:
                 bar.set_description(path.name)
                 try:
-                    for where, req in read_requests(path):
+                    for where, req, left_out in read_requests(path):
+                        totals.rejected += len(left_out)
+                        totals.errors += [f"{where}: {e}" for e in left_out]
                         for piece in _chunks(req, settings.max_spans_per_request):
                             if server is not None:
                                 n = decode.count_spans(piece)
