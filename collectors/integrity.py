@@ -7,6 +7,7 @@ column (a tool argument, a name) that investigators read while leaving the canon
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 
 from collectors.decode import record_from_canonical
@@ -18,15 +19,26 @@ _SCALARS = (
 ).split()
 
 
-def stored_columns_check(max_attribute_length: int) -> Callable[[int, bytes, dict[str, object]], str | None]:
-    """A RowCheck for workbench.store.verify that re-decodes the canonical bytes and compares."""
+def stored_columns_check() -> Callable[[int, bytes, dict[str, object]], str | None]:
+    """A RowCheck for workbench.store.verify that re-decodes the canonical bytes and compares.
+
+    Values are re-decoded with the attribute-length limit that was in force when the span was ingested,
+    read from the row's own truncation record (no truncation: no limit), so changing
+    WORKBENCH_MAX_ATTRIBUTE_LENGTH later does not make honest rows look edited.
+    """
 
     def check(seq: int, canonical: bytes, values: dict[str, object]) -> str | None:
+        cuts = _loads(values["truncations"])
+        kept = [c[2] for c in cuts if isinstance(c, list) and len(c) == 3] if isinstance(cuts, list) else []
+        limit = min(kept) if kept and all(isinstance(k, int) for k in kept) else sys.maxsize
         try:
-            record = record_from_canonical(canonical, max_attribute_length)
+            record = record_from_canonical(canonical, limit)
         except BadInput as exc:
             return str(exc)
         differing = [c for c in _SCALARS if getattr(record, c) != values[c]]
+        recut = [[t.location, t.original_length, t.kept_length] for t in record.truncations]
+        if recut != cuts:
+            differing.append("truncations")
         if _loads(values["attributes"]) != json.loads(to_json(record.attributes)):
             differing.append("attributes")
         events = [{"name": e.name, "time_ns": e.time_ns, "attributes": e.attributes} for e in record.events]

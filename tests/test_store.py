@@ -106,7 +106,7 @@ def test_batches_get_gapless_sequence_numbers_and_steps(tmp_path: Path) -> None:
 
 def _verify(path: Path) -> list[tuple[int, str]]:
     with Store(path, read_only=True) as store:
-        return verify_ledger(store, stored_columns_check(1 << 20)).problems
+        return verify_ledger(store, stored_columns_check()).problems
 
 
 def _tamper(path: Path, *sql: str) -> None:
@@ -233,3 +233,20 @@ def test_an_out_of_range_count_does_not_cost_the_batch(tmp_path: Path) -> None:
         steps = queries.trace_steps(store, queries.list_traces(store)[0].trace_id)
     llm = next(s.step for s in steps if s.step.kind is StepKind.LLM)
     assert llm.tokens_in is None and llm.tokens_out == 10
+
+
+def test_verify_uses_the_limit_in_force_at_ingest(tmp_path: Path) -> None:
+    """Values cut at ingest under a small WORKBENCH_MAX_ATTRIBUTE_LENGTH verify under any later setting;
+    editing the cut value or the truncation record is still caught."""
+    req = agent_run_request(1)
+    kv = req.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="big")
+    kv.value.string_value = "x" * 500
+    path = tmp_path / "w.duckdb"
+    with Store(path) as store:
+        pipeline = IngestPipeline(store)
+        pipeline.ingest(decode.to_records(req, 100).records, "test")
+        pipeline.close()
+    assert _verify(path) == []
+    _tamper(path, "UPDATE spans SET truncations = '[]' WHERE seq = 1")
+    problems = _verify(path)
+    assert problems and problems[0][0] == 1 and "span modified" in problems[0][1]

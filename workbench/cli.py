@@ -213,7 +213,7 @@ def ledger_verify(ctx: click.Context, as_json: bool) -> None:
 
     settings = _settings(ctx)
     with _open_read_only(settings) as store:
-        report = verify_ledger(store, stored_columns_check(settings.max_attribute_length))
+        report = verify_ledger(store, stored_columns_check())
     if as_json:
         click.echo(
             json.dumps(

@@ -19,7 +19,7 @@ RowCheck = Callable[[int, bytes, dict[str, object]], str | None]
 
 ROW_CHECK_COLUMNS = (
     "trace_id span_id parent_span_id name kind start_time_ns end_time_ns status_code status_message "
-    "attributes events"
+    "attributes events truncations"
 ).split()
 
 
