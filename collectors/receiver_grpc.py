@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import logging
 from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
+from typing import NoReturn
 
 import grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from collectors import decode
 from collectors.pipeline import IngestPipeline
 from collectors.receiver_http import check_token, summarize_errors
-from workbench.errors import BadInput, Overloaded
+from collectors.workers import DecodePool, Prepared, Refused, prepare_body
+from workbench.errors import Overloaded
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,58 +27,72 @@ log = logging.getLogger(__name__)
 _SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
-class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-    """grpcio servicer; each call runs on a server thread and blocks until its spans are committed."""
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """context.abort raises to end the call; said here so the type checker knows it never returns."""
+    context.abort(code, message)
+    raise AssertionError("grpc's abort returned")
 
-    def __init__(self, pipeline: IngestPipeline, settings: Settings) -> None:
+
+class TraceService:
+    """The Export method; each call runs on a grpcio thread and blocks until its spans are committed.
+
+    It takes the raw request bytes and prepares them exactly as the HTTP receiver does (in a decode
+    worker process when there is a pool, else on this thread), so undecodable bytes get INVALID_ARGUMENT
+    with the decoder's message (grpcio's own deserializer answers INTERNAL, "Exception deserializing
+    request!", which says neither what nor where).
+    """
+
+    def __init__(
+        self, pipeline: IngestPipeline, settings: Settings, decode_pool: DecodePool | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.settings = settings
+        self.decode_pool = decode_pool
+
+    def _prepare(self, body: bytes) -> Prepared | Refused:
+        self.pipeline.check_room()  # refuse an overloaded request before doing its work
+        if self.decode_pool is None:
+            return prepare_body(body, decode.CONTENT_PROTOBUF, None, self.settings, self.pipeline.normalize)
+        return self.decode_pool.submit(body, decode.CONTENT_PROTOBUF, None).result()
 
     def export_bytes(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
-        """The registered handler: it decodes the request itself, so undecodable bytes get
-        INVALID_ARGUMENT with the decoder's message (grpcio's own deserializer answers INTERNAL,
-        "Exception deserializing request!", which says neither what nor where)."""
         metadata = dict(context.invocation_metadata() or ())
         if not check_token(metadata.get("authorization"), self.settings.auth_token):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            _abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        # Every _abort stands outside a `try`: grpcio's abort raises a plain Exception, which a broad
+        # `except` would catch and turn into a second, wrong status.
         try:
-            request, _ = decode.parse_request(body, decode.CONTENT_PROTOBUF)  # protobuf: whole or nothing
-        except BadInput as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        return self.Export(request, context)
-
-    def Export(  # noqa: N802 - the name is fixed by the generated servicer
-        self, request: ExportTraceServiceRequest, context: grpc.ServicerContext
-    ) -> ExportTraceServiceResponse:
-        metadata = dict(context.invocation_metadata() or ())
-        if not check_token(metadata.get("authorization"), self.settings.auth_token):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        n = decode.count_spans(request)
-        if n > self.settings.max_spans_per_request:
-            context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"request holds {n} spans; the limit is {self.settings.max_spans_per_request} per request "
-                "(WORKBENCH_MAX_SPANS_PER_REQUEST): send smaller batches",
-            )
-        result = decode.to_records(request, self.settings.max_attribute_length)
-        if not result.records and result.errors:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, summarize_errors(result.errors))
-        try:
-            self.pipeline.ingest(result.records, "otlp-grpc")
+            prepared = self._prepare(body)
         except Overloaded as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
+        except BrokenProcessPool:
+            log.exception("a decode worker died")
+            _abort(context, grpc.StatusCode.UNAVAILABLE, "a decode worker died, nothing was kept; retry")
+        if isinstance(prepared, Refused):
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, prepared.message)
+        if prepared.batch is None:
+            if prepared.errors:
+                _abort(context, grpc.StatusCode.INVALID_ARGUMENT, summarize_errors(prepared.errors))
+            return ExportTraceServiceResponse()
+        failure = None
+        try:
+            self.pipeline.submit_batch(prepared.batch, "otlp-grpc").result()
+        except Overloaded as exc:
+            failure = str(exc)
         except Exception as exc:
             log.exception("commit failed")
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"could not store the spans, nothing was kept: {exc}")
+            failure = f"could not store the spans, nothing was kept: {exc}"
+        if failure is not None:
+            _abort(context, grpc.StatusCode.UNAVAILABLE, failure)
         resp = ExportTraceServiceResponse()
-        if result.errors:
-            resp.partial_success.rejected_spans = len(result.errors)
-            resp.partial_success.error_message = summarize_errors(result.errors)
+        if prepared.errors:
+            resp.partial_success.rejected_spans = len(prepared.errors)
+            resp.partial_success.error_message = summarize_errors(prepared.errors)
         return resp
 
 
 def start_grpc_server(
-    pipeline: IngestPipeline, settings: Settings, workers: int = 8
+    pipeline: IngestPipeline, settings: Settings, decode_pool: DecodePool | None = None, workers: int = 8
 ) -> tuple[grpc.Server, int]:
     """Start the server on settings.host:grpc_port; returns it and the bound port (0 picks one)."""
     limit = settings.max_request_bytes
@@ -91,7 +104,7 @@ def start_grpc_server(
         ],
         maximum_concurrent_rpcs=workers * 4,
     )
-    service = TraceService(pipeline, settings)
+    service = TraceService(pipeline, settings, decode_pool)
     export = grpc.unary_unary_rpc_method_handler(
         service.export_bytes,
         request_deserializer=None,  # raw bytes in: export_bytes decodes them

@@ -119,7 +119,7 @@ def serve(settings: Settings) -> None:
         if settings.decode_workers > 0:
             decode_pool = DecodePool(settings.decode_workers, settings)
         http_sock = _bind(settings.host, settings.http_port)
-        grpc_server, grpc_port = start_grpc_server(pipeline, settings)
+        grpc_server, grpc_port = start_grpc_server(pipeline, settings, decode_pool)
         info = ServerInfo(
             pid=os.getpid(),
             host=settings.host,
