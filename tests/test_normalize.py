@@ -559,3 +559,27 @@ def test_normalize_leaves_the_span_untouched() -> None:
     normalize(span)
     assert json.dumps(span.attributes, sort_keys=True) == before
     assert shared == {"nested": {"dict": [1, 2]}}
+
+
+def test_every_draft_field_is_a_step_field_with_the_same_default() -> None:
+    """Draft.to_step copies fields by name: a field on one side only would be lost or fail."""
+    import dataclasses
+
+    from collectors.conventions.common import Draft
+    from workbench.model import Step
+
+    step_fields = {f.name: f for f in dataclasses.fields(Step)}
+    for f in dataclasses.fields(Draft):
+        assert f.name in step_fields, f"Draft.{f.name} has no Step field"
+        if step_fields[f.name].default is not dataclasses.MISSING:
+            assert f.default == step_fields[f.name].default, f.name
+    identity = {
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "name",
+        "start_time_ns",
+        "end_time_ns",
+        "service_name",
+    }
+    assert set(step_fields) == identity | {f.name for f in dataclasses.fields(Draft)}
