@@ -194,3 +194,64 @@ class IngestResult:
     errors: tuple[str, ...] = ()
     first_seq: int | None = None
     last_seq: int | None = None
+
+
+class Severity(enum.StrEnum):
+    """How much a finding should worry an investigator; ordered from least to most."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a policy rule raised on one step, with the quoted evidence that made it fire.
+
+    `evidence_start`/`evidence_end` index characters of the step field named by `evidence_field`, so the
+    UI and the report can highlight exactly those words. `taint_chain` lists step seqs from the untrusted
+    source to the action (empty when the rule is not about a flow).
+    """
+
+    trace_id: str
+    step_seq: int
+    span_id: str
+    rule_id: str
+    severity: Severity
+    title: str
+    explanation: str
+    evidence_field: str | None = None
+    evidence_start: int | None = None
+    evidence_end: int | None = None
+    evidence_excerpt: str | None = None
+    taint_chain: tuple[int, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None  # assigned by the store
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """An investigator's note on a step (or on the whole trace when step_seq is None)."""
+
+    trace_id: str
+    step_seq: int | None
+    author: str
+    text: str
+    created_at_ns: int
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One analysis of one probe run: a small summary for lists and the full data for plots."""
+
+    run_id: int
+    analysis: str
+    summary: dict[str, Any]
+    data: dict[str, Any]
