@@ -26,6 +26,10 @@ from workbench.store.writer import SpanWriter
 log = logging.getLogger(__name__)
 
 Normalizer = Callable[[SpanRecord], Step]
+# Called on the writer thread after each commit with the first and last seq committed. Listeners
+# (findings at ingest, live UI counters) must only hand the range to their own thread: the writer
+# waits for them, and so does every client waiting for its acknowledgement.
+CommitListener = Callable[[int, int], None]
 
 
 def default_normalizer() -> Normalizer:
@@ -82,8 +86,13 @@ class IngestPipeline:
         self._queued_spans = 0
         self._cond = threading.Condition()
         self._closing = False
+        self._listeners: list[CommitListener] = []
         self._thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
         self._thread.start()
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Be told of every committed seq range from now on (see CommitListener)."""
+        self._listeners.append(listener)
 
     @property
     def queued_spans(self) -> int:
@@ -196,3 +205,8 @@ class IngestPipeline:
             n = len(p.batch)
             p.future.set_result(IngestResult(accepted=n, first_seq=seq, last_seq=seq + n - 1))
             seq += n
+        for listener in self._listeners:
+            try:
+                listener(first, seq - 1)
+            except Exception:  # a listener's bug must not stop ingest
+                log.exception("commit listener %r failed", listener)

@@ -18,6 +18,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import uvicorn
 
@@ -96,6 +97,24 @@ def _warm_up() -> None:
     pa.array(["warm"])
 
 
+class Service(Protocol):
+    """Something that lives inside `workbench serve` beside the receivers and shares its Store: the
+    findings scanner, the probe worker, the UI. Started after the store is open, stopped (in reverse
+    order) before it closes."""
+
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -> list[Service]:
+    """The in-process services of `workbench serve`, in start order. Heavy imports stay inside."""
+    services: list[Service] = []
+    return services
+
+
 def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM; on the way out, commit what is queued and write a ledger checkpoint."""
     # Uvicorn handles SIGTERM by stopping the HTTP server, then re-raises it under the handler that was
@@ -114,8 +133,12 @@ def serve(settings: Settings) -> None:
     )
     grpc_server = None
     decode_pool = None
+    started: list[Service] = []
     info_path = server_file(settings)
     try:
+        for service in build_services(settings, store, pipeline):
+            service.start()
+            started.append(service)
         if settings.decode_workers > 0:
             decode_pool = DecodePool(settings.decode_workers, settings)
         http_sock = _bind(settings.host, settings.http_port)
@@ -147,7 +170,12 @@ def serve(settings: Settings) -> None:
             grpc_server.stop(grace=5).wait(10)
         if decode_pool is not None:
             decode_pool.close()
-        pipeline.close()
+        pipeline.close()  # commits what is queued; listeners still hear of it
+        for service in reversed(started):
+            try:
+                service.stop()
+            except Exception:
+                log.exception("stopping %s failed", service.name)
         store.close()
         with contextlib.suppress(OSError):
             if running_server(settings) is None or json.loads(info_path.read_text())["pid"] == os.getpid():
