@@ -39,7 +39,9 @@ def test_keyword_assignments_mask_the_value_only() -> None:
 
 
 def test_pem_block_is_masked_whole_not_just_its_header() -> None:
-    text = "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAsecretbody\n-----END RSA PRIVATE KEY-----\nok"
+    text = (
+        "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAsecretbody\n-----END RSA PRIVATE KEY-----\nok"
+    )
     masked = mask(text, find_sensitive(text))
     assert "MIIEpAIBAAKCAQEAsecretbody" not in masked and masked.endswith("\nok")
 

@@ -77,7 +77,8 @@ def _secrets(text: str) -> Iterator[SensitiveMatch]:
     for secret_type, pattern in _regex_plugins():
         for m in pattern.finditer(text):
             if m.end() > m.start():
-                yield SensitiveMatch("secret", f"detect-secrets:{secret_type}", m.start(), m.end(), m.group(0))
+                rule = f"detect-secrets:{secret_type}"
+                yield SensitiveMatch("secret", rule, m.start(), m.end(), m.group(0))
     for m in _PEM.finditer(text):
         yield SensitiveMatch("secret", "private-key-block", m.start(), m.end(), m.group(0))
     for rule, pattern in _EXTRA_SECRETS:
@@ -90,6 +91,9 @@ def _secrets(text: str) -> Iterator[SensitiveMatch]:
 # Every word of the keyword plugin's denylist (api_key, db_pass, password, pwd, secret, contraseña...)
 # contains one of these; lines without them cannot match and skip its costly patterns.
 _KEYWORD_HINT = re.compile(r"(?i)key|pass|pwd|secret|contrase")
+
+
+_KEYWORD_RULE = "detect-secrets:Secret Keyword"
 
 
 @cache
@@ -116,9 +120,8 @@ def _keyword_secrets(text: str) -> Iterator[SensitiveMatch]:
                     continue
                 at = line.find(value)
                 while at >= 0:
-                    yield SensitiveMatch(
-                        "secret", "detect-secrets:Secret Keyword", offset + at, offset + at + len(value), value
-                    )
+                    start = offset + at
+                    yield SensitiveMatch("secret", _KEYWORD_RULE, start, start + len(value), value)
                     at = line.find(value, at + len(value))
         offset += len(line)
 
