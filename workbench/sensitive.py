@@ -58,7 +58,8 @@ def _regex_plugins() -> tuple[tuple[str, re.Pattern[str]], ...]:
     from detect_secrets.plugins.base import RegexBasedDetector
 
     out: list[tuple[str, re.Pattern[str]]] = []
-    for secret_type, cls in get_mapping_from_secret_type_to_class().items():
+    mapping: dict[str, Any] = get_mapping_from_secret_type_to_class()
+    for secret_type, cls in mapping.items():
         if not issubclass(cls, RegexBasedDetector) or secret_type.startswith("Public IP"):
             continue
         for pattern in cls().denylist:
