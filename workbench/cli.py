@@ -138,11 +138,14 @@ def ingest(ctx: click.Context, files: tuple[Path, ...]) -> None:
 @click.pass_context
 def traces(ctx: click.Context, limit: int, as_json: bool) -> None:
     """List traces, newest first, with step, error, tool and token counts."""
+    from workbench.api_client import remote_traces
     from workbench.store import queries
     from workbench.terminal import traces_table
 
-    with _open_read_only(_settings(ctx)) as store:
-        found = queries.list_traces(store, limit=limit)
+    found = remote_traces(_settings(ctx), limit)  # through the server's read API while one runs
+    if found is None:
+        with _open_read_only(_settings(ctx)) as store:
+            found = queries.list_traces(store, limit=limit)
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(t) for t in found], indent=2))
     else:
@@ -156,12 +159,17 @@ def traces(ctx: click.Context, limit: int, as_json: bool) -> None:
 def replay(ctx: click.Context, trace_id: str, as_json: bool) -> None:
     """Replay one trace step by step: kind, actor, tool and arguments, reasoning, tokens, errors.
     TRACE_ID may be a unique prefix."""
+    from workbench.api_client import remote_trace_steps
     from workbench.store import queries
     from workbench.terminal import replay as render
 
-    with _open_read_only(_settings(ctx)) as store:
-        full = queries.resolve_trace_id(store, trace_id)
-        steps = queries.trace_steps(store, full)
+    remote = remote_trace_steps(_settings(ctx), trace_id)  # through the server's read API while one runs
+    if remote is not None:
+        full, steps = remote
+    else:
+        with _open_read_only(_settings(ctx)) as store:
+            full = queries.resolve_trace_id(store, trace_id)
+            steps = queries.trace_steps(store, full)
     if as_json:
         rows = [{"seq": s.seq, **dataclasses.asdict(s.step), "kind": str(s.step.kind)} for s in steps]
         click.echo(json.dumps({"trace_id": full, "steps": rows}, indent=2))

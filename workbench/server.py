@@ -112,6 +112,9 @@ class Service(Protocol):
 def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -> list[Service]:
     """The in-process services of `workbench serve`, in start order. Heavy imports stay inside."""
     services: list[Service] = []
+    from workbench.ui.service import UIService  # the Streamlit UI, on settings.ui_port
+
+    services.append(UIService(settings, store))
     return services
 
 
@@ -154,9 +157,16 @@ def serve(settings: Settings) -> None:
         print(f"database        {info.db}", flush=True)
         print(f"OTLP/HTTP       {info.http_url}/v1/traces", flush=True)
         print(f"OTLP/gRPC       {info.host}:{info.grpc_port}", flush=True)
+        for service in started:  # services that listen say where (the UI)
+            if getattr(service, "url", None):
+                print(f"{service.name.upper():<16}{service.url}", flush=True)  # type: ignore[attr-defined]
         print("ready", flush=True)
+        app = create_app(pipeline, settings, decode_pool)
+        from workbench.api import api_mount  # the read API (GET /api/v1/...), same port and token
+
+        app.router.routes.append(api_mount(store, settings))
         config = uvicorn.Config(
-            create_app(pipeline, settings, decode_pool),
+            app,
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=10,
