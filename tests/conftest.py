@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,7 @@ class ServerProcess:
     proc: subprocess.Popen[bytes] | None = None
     http_port: int = 0
     grpc_port: int = 0
+    ui_port: int = 0  # the workbench UI, read from the "UI  http://..." startup line
     log_path: Path | None = None
 
     @property
@@ -66,6 +68,7 @@ class ServerProcess:
                 "WORKBENCH_DATA_DIR": str(self.data_dir),
                 "WORKBENCH_HTTP_PORT": "0",
                 "WORKBENCH_GRPC_PORT": "0",
+                "WORKBENCH_UI_PORT": "0",  # the in-process UI too: never a fixed port in tests
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -82,6 +85,8 @@ class ServerProcess:
             if "ready" in self.log():
                 data = json.loads(info.read_text())
                 self.http_port, self.grpc_port = data["http_port"], data["grpc_port"]
+                ui = re.search(r"^UI +http://[^ ]*:(\d+)/", self.log(), re.MULTILINE)
+                self.ui_port = int(ui.group(1)) if ui else 0
                 return self
             time.sleep(0.05)
         self.kill()

@@ -32,6 +32,10 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata={"doc": "Address every server binds to."})
     http_port: int = field(default=4318, metadata={"doc": "OTLP/HTTP receiver port (0 picks a free one)."})
     grpc_port: int = field(default=4317, metadata={"doc": "OTLP/gRPC receiver port (0 picks a free one)."})
+    ui_port: int = field(
+        default=8501,
+        metadata={"doc": "Workbench UI (Streamlit) port inside `workbench serve` (0 picks a free one)."},
+    )
     auth_token: str | None = field(
         default=None,
         metadata={"doc": "When set, receivers require 'Authorization: Bearer <token>'."},
@@ -77,6 +81,14 @@ class Settings:
             "doc": "Processes that decode and normalize OTLP/HTTP bodies beside the server, so ingest uses a "
             "second core; 0 does it in the server process (best on one core)."
         },
+    )
+    rules_file: Path | None = field(
+        default=None,
+        metadata={"doc": "YAML file overriding the default policy rules (enable, severity, allow-lists, thresholds)."},
+    )
+    rules_path: Path | None = field(
+        default=None,
+        metadata={"doc": "Python file, or folder of .py files, defining extra policy Rule subclasses."},
     )
 
     @property

@@ -1,0 +1,199 @@
+"""Probe runs as the UI sees them: queue one for a step, follow its progress, read its results.
+
+The probe worker inside `workbench serve` owns everything after 'queued' (see the contract in migration
+0002); this module only inserts queued rows and reads. Results are parsed leniently: a run written by
+a newer worker with fields the UI does not know still lists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from workbench.errors import BadInput
+from workbench.model import ProbeResult
+from workbench.store.connection import Store
+
+ANALYSES = ("logit_lens", "attention", "probes", "patching")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    """One row of probe_runs."""
+
+    id: int
+    trace_id: str
+    step_seq: int
+    analyses: tuple[str, ...]
+    status: str
+    progress: float
+    error: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    created_at_ns: int = 0
+    finished_at_ns: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+def _loads(text: Any, default: Any) -> Any:
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return default
+
+
+def queue_probe_run(
+    store: Store, trace_id: str, step_seq: int, analyses: Sequence[str], params: dict[str, Any] | None = None
+) -> int:
+    """Insert a 'queued' run for the probe worker and return its id; never waits for the work."""
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown or not analyses:
+        raise BadInput(f"probe run: analyses must be some of {list(ANALYSES)}, got {list(analyses)}")
+    cur = store.cursor()
+    found = cur.execute("SELECT 1 FROM steps WHERE seq = ? AND trace_id = ?", [step_seq, trace_id]).fetchone()
+    if found is None:
+        raise BadInput(f"probe run: trace {trace_id} has no step with seq {step_seq}")
+    with store.write_lock:
+        row = cur.execute(
+            "INSERT INTO probe_runs (trace_id, step_seq, analyses, status, progress, params, provenance, "
+            "created_at) VALUES (?, ?, ?, 'queued', 0, ?, '{}', ?) RETURNING id",
+            [trace_id, step_seq, json.dumps(list(analyses)), json.dumps(params or {}), datetime.now(UTC)],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+_RUN_COLUMNS = (
+    "id, trace_id, step_seq, analyses, status, progress, error, params, provenance, epoch_ns(created_at), "
+    "epoch_ns(finished_at)"
+)
+
+
+def _to_run(r: Sequence[Any]) -> ProbeRun:
+    return ProbeRun(
+        id=int(r[0]),
+        trace_id=r[1],
+        step_seq=int(r[2]),
+        analyses=tuple(_loads(r[3], [])),
+        status=r[4],
+        progress=float(r[5] or 0.0),
+        error=r[6],
+        params=_loads(r[7], {}),
+        provenance=_loads(r[8], {}),
+        created_at_ns=int(r[9] or 0),
+        finished_at_ns=int(r[10]) if r[10] is not None else None,
+    )
+
+
+def step_runs(store: Store, step_seq: int) -> list[ProbeRun]:
+    """The runs asked for one step, newest first."""
+    rows = (
+        store.cursor()
+        .execute(f"SELECT {_RUN_COLUMNS} FROM probe_runs WHERE step_seq = ? ORDER BY id DESC", [step_seq])
+        .fetchall()
+    )
+    return [_to_run(r) for r in rows]
+
+
+def recent_runs(store: Store, limit: int = 200) -> list[ProbeRun]:
+    rows = store.cursor().execute(f"SELECT {_RUN_COLUMNS} FROM probe_runs ORDER BY id DESC LIMIT ?", [limit])
+    return [_to_run(r) for r in rows.fetchall()]
+
+
+def run_results(store: Store, run_id: int) -> list[ProbeResult]:
+    """Every analysis of one run, in a stable order."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT run_id, analysis, summary, data FROM probe_results WHERE run_id = ? ORDER BY analysis",
+            [run_id],
+        )
+        .fetchall()
+    )
+    return [ProbeResult(int(r[0]), r[1], _loads(r[2], {}), _loads(r[3], {})) for r in rows]
+
+
+def latest_results(store: Store, step_seq: int) -> tuple[ProbeRun | None, list[ProbeResult]]:
+    """The newest finished run of a step with its results (or the newest run of any status, no results)."""
+    runs = step_runs(store, step_seq)
+    done = next((r for r in runs if r.status == "done"), None)
+    if done is not None:
+        return done, run_results(store, done.id)
+    return (runs[0] if runs else None), []
+
+
+def probe_artifacts_seen(store: Store) -> pd.DataFrame:
+    """The probe artifacts that results name (name, version, sha256, heldout AUROC), with how often used."""
+    rows = (
+        store.cursor()
+        .execute(
+            """
+            SELECT analysis, data->'$.artifact' AS artifact, count(*) AS results
+            FROM probe_results WHERE starts_with(analysis, 'probe:') GROUP BY ALL ORDER BY analysis
+            """
+        )
+        .fetchall()
+    )
+    out = []
+    for analysis, artifact, n in rows:
+        a = _loads(artifact, {}) or {}
+        out.append(
+            {
+                "probe": analysis.removeprefix("probe:"),
+                "version": a.get("version"),
+                "sha256": (a.get("sha256") or "")[:16],
+                "heldout_auroc": a.get("heldout_auroc"),
+                "results": int(n),
+            }
+        )
+    return pd.DataFrame(out, columns=["probe", "version", "sha256", "heldout_auroc", "results"])
+
+
+def probe_series(store: Store, trace_id: str, analysis: str) -> pd.DataFrame:
+    """One probe's score on every step of a trace it ran on: columns seq, position, score, threshold, fired.
+
+    `position` is the step's 1-based replay index; the newest done run per step wins.
+    """
+    return (
+        store.cursor()
+        .execute(
+            """
+            WITH pos AS (
+                SELECT seq, row_number() OVER (ORDER BY start_time_ns, seq) AS position
+                FROM steps WHERE trace_id = ?
+            ),
+            latest AS (
+                SELECT r.step_seq, max(r.id) AS run_id FROM probe_runs r
+                JOIN probe_results x ON x.run_id = r.id AND x.analysis = ?
+                WHERE r.trace_id = ? AND r.status = 'done' GROUP BY r.step_seq
+            )
+            SELECT l.step_seq AS seq, pos.position,
+                   TRY_CAST(x.summary->>'score' AS DOUBLE) AS score,
+                   TRY_CAST(x.summary->>'threshold' AS DOUBLE) AS threshold,
+                   TRY_CAST(x.summary->>'fired' AS BOOLEAN) AS fired
+            FROM latest l JOIN probe_results x ON x.run_id = l.run_id AND x.analysis = ?
+            JOIN pos ON pos.seq = l.step_seq
+            ORDER BY pos.position
+            """,
+            [trace_id, analysis, trace_id, analysis],
+        )
+        .df()
+    )
+
+
+def probe_analyses(store: Store, trace_id: str | None = None) -> list[str]:
+    """The 'probe:<name>' analyses with results (in one trace, or anywhere)."""
+    sql = "SELECT DISTINCT x.analysis FROM probe_results x JOIN probe_runs r ON r.id = x.run_id"
+    sql += " WHERE starts_with(x.analysis, 'probe:')" + (" AND r.trace_id = ?" if trace_id else "")
+    rows = store.cursor().execute(sql + " ORDER BY 1", [trace_id] if trace_id else []).fetchall()
+    return [r[0] for r in rows]

@@ -1,0 +1,28 @@
+"""The workbench UI's entry point: one `st.navigation` over the pages in `app_pages/`.
+
+Pages are addressed by URL path (`/traces`, `/replay?trace=ID&step=N`, `/dashboard`, `/findings`,
+`/probes`), so every view has a deep link an investigator can paste into a ticket.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).resolve().parent / "app_pages"
+
+st.set_page_config(page_title="Agent Audit Workbench", page_icon=":material/policy:", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "traces.py", title="Traces", icon=":material/list:", url_path="traces", default=True),
+        st.Page(PAGES / "replay.py", title="Replay", icon=":material/play_circle:", url_path="replay"),
+        st.Page(
+            PAGES / "dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard"
+        ),
+        st.Page(PAGES / "findings.py", title="Findings", icon=":material/flag:", url_path="findings"),
+        st.Page(PAGES / "probes_page.py", title="Probes", icon=":material/neurology:", url_path="probes"),
+    ]
+)
+navigation.run()

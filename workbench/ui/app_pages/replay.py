@@ -1,0 +1,338 @@
+"""Replay: one trace, one step at a time. Deep link: /replay?trace=ID&step=N (N is 1-based, time order)."""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from workbench.errors import WorkbenchError
+from workbench.model import Finding, StoredStep
+from workbench.store import annotations, explore, probe_reads, queries
+from workbench.ui import data, figures, render
+
+store = data.store()
+
+# ------------------------------------------------------------------------------------------- the trace
+
+wanted = st.query_params.get("trace", "")
+trace_id = ""
+if wanted:
+    try:
+        trace_id = queries.resolve_trace_id(store, wanted)
+    except WorkbenchError as exc:
+        st.error(str(exc))
+if not trace_id:
+    recent = explore.search_traces(store, explore.TraceFilter(), limit=50)
+    if not recent:
+        st.title("Replay")
+        st.info("No traces yet. Send OTLP to the collectors or run `workbench ingest FILE`.")
+        st.stop()
+    labels = {
+        t.trace_id: f"{t.root_name} · {t.service_name} · {t.steps} steps · {t.trace_id[:12]}" for t in recent
+    }
+    trace_id = st.selectbox("Trace", list(labels), format_func=labels.__getitem__, key="replay_pick")
+
+order = data.step_order(trace_id)
+total = len(order)
+
+# The step number lives in session state; a deep link sets it when the session first meets this trace.
+if st.session_state.get("replay_trace") != trace_id:
+    st.session_state["replay_trace"] = trace_id
+    try:
+        first = int(st.query_params.get("step", "1"))
+    except ValueError:
+        st.warning(f"step={st.query_params.get('step')!r} is not a number; showing step 1")
+        first = 1
+    if not 1 <= first <= total:
+        if "step" in st.query_params:
+            st.warning(f"step {first} is outside this trace (1..{total}); showing the nearest step")
+        first = min(max(first, 1), total)
+    st.session_state["replay_step"] = first
+
+
+def _move(delta: int) -> None:
+    st.session_state["replay_step"] = min(max(st.session_state["replay_step"] + delta, 1), total)
+
+
+def _go(position: int) -> None:
+    st.session_state["replay_step"] = min(max(position, 1), total)
+
+
+findings = explore.trace_findings(store, trace_id)
+finding_seqs = sorted({f.step_seq for f in findings})
+chain = next((list(f.taint_chain) for f in findings if f.taint_chain), [])
+
+# ------------------------------------------------------------------------------------------ controls
+
+head = explore.steps_by_seq(store, [int(order[0])])[0].step if total else None
+st.markdown(f"### Replay · {head.name if head else ''}")
+st.caption(
+    f"trace `{trace_id}` · {head.service_name if head else ''} · {total:,} steps · {len(findings)} finding(s)"
+)
+
+prev_col, slider_col, next_col = st.columns([1, 10, 1], vertical_alignment="bottom")
+prev_col.button(
+    "◀ Prev", on_click=_move, args=(-1,), disabled=st.session_state["replay_step"] <= 1, key="prev"
+)
+next_col.button(
+    "Next ▶", on_click=_move, args=(1,), disabled=st.session_state["replay_step"] >= total, key="next"
+)
+if total > 1:
+    slider_col.slider("Step", 1, total, key="replay_step")
+position = int(st.session_state["replay_step"])
+seq = int(order[position - 1])
+st.query_params["trace"] = trace_id
+st.query_params["step"] = str(position)
+
+stored: StoredStep = explore.steps_by_seq(store, [seq])[0]
+step = stored.step
+extras = explore.step_extras(store, seq)
+step_findings = [f for f in findings if f.step_seq == seq]
+
+if finding_seqs:
+    positions = data.positions(trace_id, finding_seqs)
+    jump = st.columns(min(len(finding_seqs), 8) + 1)
+    jump[0].caption("steps with findings:")
+    for i, fseq in enumerate(finding_seqs[:8]):
+        p = positions.get(fseq)
+        if p is not None:
+            jump[i + 1].button(f"#{p}", key=f"jump{fseq}", on_click=_go, args=(p,))
+
+# ------------------------------------------------------------------------------------------ timeline
+
+mode, tl = data.timeline(trace_id, total)
+if mode == "detail":
+    fig = figures.timeline_detail(tl, seq, finding_seqs, chain)
+    event = st.plotly_chart(fig, width="stretch", on_select="rerun", key=f"tl-{trace_id}")
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
+    if not points and hasattr(event, "selection"):
+        points = event.selection.get("points", [])  # type: ignore[union-attr]
+    picked = next((p.get("customdata") for p in points if p.get("customdata") is not None), None)
+    if picked is not None:
+        target = int(picked[0] if isinstance(picked, list) else picked)
+        if target != position and st.session_state.get("tl_last_pick") != (trace_id, target):
+            st.session_state["tl_last_pick"] = (trace_id, target)
+            _go(target)
+            st.rerun()
+else:
+    st.plotly_chart(figures.timeline_binned(tl, step.start_time_ns, total), width="stretch")
+
+# ------------------------------------------------------------------------------------ the step itself
+
+status = "❌ error" if step.is_error else "✅ ok"
+st.markdown(f"#### Step {position:,} of {total:,} · `{step.kind}` · {step.name}  {status}")
+meta = [
+    f"**start** {render.fmt_time(step.start_time_ns)}",
+    f"**duration** {render.fmt_duration(step.duration_ns)}",
+    f"**actor** {step.actor or '—'}",
+]
+if step.model:
+    meta.append(f"**model** {step.model}" + (f" ({step.provider})" if step.provider else ""))
+if extras.get("retry_attempt"):
+    meta.append(f"**attempt** {extras['retry_attempt']}")
+meta.append(f"**seq** {seq} · **span** `{step.span_id}` · **convention** {step.convention}")
+st.markdown(" · ".join(meta))
+
+
+def _ranges(field: str) -> list[tuple[int, int, str]]:
+    return [
+        (f.evidence_start, f.evidence_end, f"{f.rule_id}: {f.title}")
+        for f in step_findings
+        if f.evidence_field == field and f.evidence_start is not None and f.evidence_end is not None
+    ]
+
+
+def _show_text(label: str, field: str, text: str | None, as_json: bool = False) -> None:
+    if text is None or text == "":
+        return
+    st.markdown(f"**{label}**")
+    marks = _ranges(field)
+    if marks:
+        st.markdown(render.highlight(text, marks), unsafe_allow_html=True)
+        return
+    if as_json:
+        pretty, ok = render.pretty_json(text)
+        if ok:
+            st.code(pretty, language="json", wrap_lines=True)
+            return
+    st.markdown(render.plain(text), unsafe_allow_html=True)
+
+
+def _show_messages(text: str | None) -> None:
+    if not text:
+        return
+    st.markdown("**Input**")
+    if _ranges("input_text"):
+        st.markdown(render.highlight(text, _ranges("input_text")), unsafe_allow_html=True)
+        return
+    try:
+        messages = json.loads(text)
+    except ValueError:
+        messages = None
+    if isinstance(messages, list) and messages and all(isinstance(m, dict) and "role" in m for m in messages):
+        for m in messages:
+            parts = m.get("parts") or m.get("content") or ""
+            if isinstance(parts, list):
+                body = "\n\n".join(
+                    str(p.get("content") or p.get("text") or json.dumps(p)) if isinstance(p, dict) else str(p)
+                    for p in parts
+                )
+            else:
+                body = str(parts)
+            role = str(m.get("role"))
+            with st.chat_message("user" if role == "user" else "assistant" if role == "assistant" else "ai"):
+                st.caption(role)
+                st.text(body)
+        return
+    st.markdown(render.plain(text), unsafe_allow_html=True)
+
+
+main, side = st.columns([3, 2], gap="large")
+with main:
+    if step.error or step.is_error:
+        st.error(f"**Error**: {step.error or extras.get('status_message') or 'the span ended in error'}")
+    _show_messages(step.input_text)
+    _show_text("Reasoning / scratchpad", "reasoning_text", step.reasoning_text)
+    if step.tool_name or step.tool_arguments or step.tool_result:
+        st.markdown(
+            f"**Tool call** `{step.tool_name or '?'}`"
+            + (f" · id `{step.tool_call_id}`" if step.tool_call_id else "")
+        )
+        _show_text("Arguments", "tool_arguments", step.tool_arguments, as_json=True)
+        _show_text("Result", "tool_result", step.tool_result, as_json=True)
+    if extras.get("side_effect"):
+        st.warning(f"**Side effect**: {extras['side_effect']}")
+    _show_text("Output", "output_text", step.output_text)
+    cols = st.columns(5)
+    cols[0].metric("tokens in", f"{step.tokens_in:,}" if step.tokens_in is not None else "—")
+    cols[1].metric("tokens out", f"{step.tokens_out:,}" if step.tokens_out is not None else "—")
+    cols[2].metric("reasoning", f"{step.tokens_reasoning:,}" if step.tokens_reasoning is not None else "—")
+    cols[3].metric("cached", f"{step.tokens_cached:,}" if step.tokens_cached is not None else "—")
+    cols[4].metric("cost", f"${step.cost_usd:.4f}" if step.cost_usd is not None else "—")
+    with st.expander("Raw span attributes and events"):
+        st.json(
+            {"attributes": extras.get("attributes", {}), "events": extras.get("events", [])}, expanded=False
+        )
+
+
+def _finding_card(f: Finding) -> None:
+    badge = {"critical": "🟥", "high": "🟧", "medium": "🟨", "low": "🟦", "info": "⬜"}.get(
+        f.severity.value, "⬜"
+    )
+    st.markdown(f"{badge} **{f.severity.value.upper()}** · `{f.rule_id}` · {f.title}")
+    st.caption(f.explanation)
+    if f.evidence_excerpt:
+        st.markdown(f"> {f.evidence_excerpt}")
+    if f.taint_chain:
+        pos = data.positions(trace_id, list(f.taint_chain))
+        st.caption("taint chain: " + " → ".join(f"#{pos.get(s, '?')}" for s in f.taint_chain))
+
+
+with side:
+    st.markdown("**Findings on this step**")
+    if step_findings:
+        for f in step_findings:
+            with st.container(border=True):
+                _finding_card(f)
+    else:
+        st.caption("none" if findings else "none in this trace (the findings engine has not flagged it)")
+
+    st.markdown("**Probes**")
+    with st.form("queue_probe", clear_on_submit=False):
+        chosen = st.multiselect("Analyses", list(probe_reads.ANALYSES), default=["logit_lens", "probes"])
+        counterfactual = st.text_area(
+            "Counterfactual scratchpad (for patching)", value="", height=80, key="counterfactual"
+        )
+        if st.form_submit_button("Queue probe run"):
+            params = {"counterfactual_reasoning": counterfactual} if counterfactual.strip() else {}
+            try:
+                run_id = probe_reads.queue_probe_run(store, trace_id, seq, chosen, params)
+                st.success(f"queued probe run {run_id}; the probe worker picks it up (progress below)")
+            except WorkbenchError as exc:
+                st.error(str(exc))
+
+    def _probe_panel() -> None:
+        run, results = probe_reads.latest_results(store, seq)
+        active = [r for r in probe_reads.step_runs(store, seq) if r.active]
+        for r in active:
+            st.progress(r.progress, text=f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
+        if run is not None and run.status == "failed":
+            st.error(f"probe run {run.id} failed: {run.error}")
+        if not results:
+            if not active:
+                st.caption("no probe results for this step yet")
+            return
+        assert run is not None
+        prov = run.provenance
+        st.caption(
+            f"run {run.id} · {prov.get('model_id', '?')} · {prov.get('mode', '')} · {prov.get('dtype', '')}"
+        )
+        for res in results:
+            if res.analysis.startswith("probe:"):
+                s = res.summary
+                fired = "🔴 fired" if s.get("fired") else "⚪ below threshold"
+                st.markdown(
+                    f"`{res.analysis}` score **{float(s.get('score', 0)):.3f}** "
+                    f"(threshold {float(s.get('threshold', 0)):.3f}) {fired}"
+                )
+
+    # Poll only while a run is queued or running: progress shows without blocking the page.
+    polling = any(r.active for r in probe_reads.step_runs(store, seq))
+    st.fragment(run_every=2.0 if polling else None)(_probe_panel)()
+
+    st.markdown("**Annotations**")
+    with st.form("annotate", clear_on_submit=True):
+        author = st.text_input("Who", value=st.session_state.get("annotator", ""), key="annotation_author")
+        note = st.text_area("Note on this step", key="annotation_text", height=80)
+        if st.form_submit_button("Add note"):
+            try:
+                added = annotations.add_annotation(store, trace_id, seq, author, note)
+                st.session_state["annotator"] = added.author
+                st.success("note saved")
+            except WorkbenchError as exc:
+                st.error(str(exc))
+    notes = annotations.list_annotations(store, trace_id)
+    if notes:
+        note_pos = data.positions(trace_id, [n.step_seq for n in notes if n.step_seq is not None])
+        for n in notes:
+            where = f"step #{note_pos.get(n.step_seq, '?')}" if n.step_seq is not None else "trace"
+            mark = " ◀" if n.step_seq == seq else ""
+            st.markdown(f"**{n.author}** · {render.fmt_time(n.created_at_ns)} · {where}{mark}  \n{n.text}")
+    else:
+        st.caption("no notes on this trace yet")
+
+# ---------------------------------------------------------------------------- probe plots of the step
+
+run, results = probe_reads.latest_results(store, seq)
+if results:
+    st.markdown("#### Inside the model")
+    for res in results:
+        d = res.data
+        if res.analysis == "logit_lens":
+            st.plotly_chart(figures.logit_lens_heatmap(d), width="stretch")
+            if d.get("target_prob"):
+                st.plotly_chart(figures.target_rank_line(d), width="stretch")
+        elif res.analysis == "attention":
+            st.plotly_chart(figures.attention_heatmap(d), width="stretch")
+        elif res.analysis == "patching":
+            st.plotly_chart(figures.patching_heatmap(d), width="stretch")
+        elif res.analysis.startswith("probe:") and d.get("step_text") is not None:
+            st.markdown(f"**{res.analysis}** per-token score on the step's text")
+            st.markdown(
+                render.shade_scores(
+                    d["step_text"], d.get("char_spans", []), d.get("scores", []), d.get("threshold")
+                ),
+                unsafe_allow_html=True,
+            )
+
+# ---------------------------------------------------------------------------------------- step tree
+
+st.markdown("#### Step tree")
+tree = explore.step_tree(store, trace_id, seq)
+tree_positions = data.positions(trace_id, [n.seq for n in tree.nodes])
+if not tree.complete:
+    st.caption("a large trace: the current step's ancestors, nearby siblings and first children")
+st.markdown(
+    render.tree_html(render.tree_lines(tree.nodes, seq, tree_positions), trace_id), unsafe_allow_html=True
+)

@@ -1,0 +1,63 @@
+"""Server-side caches over the store for the pages, keyed so that new data is never hidden.
+
+Why: moving one step in a 100,000-step trace must not re-sort the trace or re-bin its timeline. The
+order of a trace's steps and its timeline are cached per (database, trace, step count): a trace that is
+still growing gets a fresh entry as soon as a step arrives, and nothing is sent to the browser.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from workbench.store import explore
+from workbench.store.connection import Store
+from workbench.ui.context import get_store
+
+
+def store() -> Store:
+    return get_store()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _order(db: str, trace_id: str, count: int) -> np.ndarray:
+    arr = explore.step_order(get_store(), trace_id)
+    arr.setflags(write=False)  # shared between sessions
+    return arr
+
+
+def step_order(trace_id: str) -> np.ndarray:
+    """Seqs of the trace's steps in replay order (cached per step count)."""
+    s = get_store()
+    return _order(str(s.path), trace_id, explore.step_count(s, trace_id))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _timeline(db: str, trace_id: str, count: int) -> tuple[str, pd.DataFrame]:
+    return explore.timeline(get_store(), trace_id)
+
+
+def timeline(trace_id: str, count: int) -> tuple[str, pd.DataFrame]:
+    return _timeline(str(get_store().path), trace_id, count)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _rank(db: str, trace_id: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+    order = _order(db, trace_id, count)
+    by_seq = np.argsort(order, kind="stable")
+    return order[by_seq], by_seq + 1
+
+
+def positions(trace_id: str, seqs: list[int]) -> dict[int, int]:
+    """1-based replay positions of these seqs, from the cached order (no window query per call)."""
+    s = get_store()
+    sorted_seqs, pos = _rank(str(s.path), trace_id, explore.step_count(s, trace_id))
+    out: dict[int, int] = {}
+    if not len(sorted_seqs):
+        return out
+    for seq in seqs:
+        i = int(np.searchsorted(sorted_seqs, seq))
+        if i < len(sorted_seqs) and int(sorted_seqs[i]) == int(seq):
+            out[int(seq)] = int(pos[i])
+    return out

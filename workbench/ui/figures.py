@@ -1,0 +1,384 @@
+"""Every Plotly figure of the workbench UI, as pure functions of query results (testable without a browser).
+
+Why one module: pages stay thin, and the figures share one look (colours per step kind and status), so
+a kind has the same colour on the timeline, the dashboard and the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+KIND_COLORS = {
+    "agent": "#6b7280",
+    "llm": "#2563eb",
+    "tool": "#059669",
+    "reasoning": "#7c3aed",
+    "memory": "#0891b2",
+    "plan": "#d97706",
+    "guardrail": "#db2777",
+    "human": "#65a30d",
+    "other": "#9ca3af",
+}
+ERROR_COLOR = "#dc2626"
+OK_COLOR = "#16a34a"
+CURRENT_COLOR = "#111827"
+TAINT_COLOR = "#ea580c"
+
+_LAYOUT: dict[str, Any] = {
+    "template": "plotly_white",
+    "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+    "font": {"size": 12},
+}
+
+
+def _ts(ns: pd.Series | int) -> Any:
+    return pd.to_datetime(ns, unit="ns", utc=True)
+
+
+def timeline_detail(
+    df: pd.DataFrame,
+    current_seq: int | None,
+    finding_seqs: Sequence[int] = (),
+    taint_chain: Sequence[int] = (),
+) -> go.Figure:
+    """One bar per step on a time axis, rows by actor and kind, coloured by status (error red, else green).
+
+    The current step is outlined and marked with a vertical line; steps with findings get a flag; the
+    taint chain (untrusted source to action) is drawn as a connected orange path. `customdata` holds each
+    bar's 1-based replay position, so a click can move the replay there.
+    """
+    fig = go.Figure()
+    if df.empty:
+        return fig.update_layout(**_LAYOUT, title="no steps")
+    d = df.reset_index(drop=True).copy()
+    d["position"] = range(1, len(d) + 1)
+    d["row"] = d["actor"].fillna("?").astype(str) + " · " + d["kind"].astype(str)
+    d["start"] = _ts(d["start_ns"])
+    # A zero-length span still gets a visible sliver.
+    d["ms"] = ((d["end_ns"] - d["start_ns"]) / 1e6).clip(lower=1.0)
+    rows = list(dict.fromkeys(d.sort_values("start_ns")["row"]))
+    for is_error, color, label in ((False, OK_COLOR, "ok"), (True, ERROR_COLOR, "error")):
+        part = d[d["is_error"] == is_error]
+        if part.empty:
+            continue
+        fig.add_trace(
+            go.Bar(
+                y=part["row"],
+                x=part["ms"],
+                base=part["start"],
+                orientation="h",
+                marker={"color": color, "opacity": 0.75},
+                name=label,
+                customdata=part["position"],
+                hovertext="#" + part["position"].astype(str) + " " + part["name"].astype(str),
+                hoverinfo="text",
+            )
+        )
+    flagged = d[d["seq"].isin(list(finding_seqs))]
+    if not flagged.empty:
+        fig.add_trace(
+            go.Scatter(
+                y=flagged["row"],
+                x=flagged["start"],
+                mode="markers",
+                marker={"symbol": "triangle-down", "size": 12, "color": ERROR_COLOR},
+                name="finding",
+                customdata=flagged["position"],
+                hovertext="finding on #" + flagged["position"].astype(str),
+                hoverinfo="text",
+            )
+        )
+    if taint_chain:
+        order = {int(s): i for i, s in enumerate(taint_chain)}
+        chain = d[d["seq"].isin(list(order))].copy()
+        chain["k"] = chain["seq"].map(order)
+        chain = chain.sort_values("k")
+        fig.add_trace(
+            go.Scatter(
+                y=chain["row"],
+                x=chain["start"],
+                mode="lines+markers",
+                line={"color": TAINT_COLOR, "width": 2, "dash": "dot"},
+                marker={"symbol": "diamond", "size": 10, "color": TAINT_COLOR},
+                name="taint chain",
+                customdata=chain["position"],
+                hovertext="taint chain: #" + chain["position"].astype(str),
+                hoverinfo="text",
+            )
+        )
+    cur = d[d["seq"] == current_seq] if current_seq is not None else d.iloc[0:0]
+    if not cur.empty:
+        c = cur.iloc[0]
+        fig.add_trace(
+            go.Bar(
+                y=[c["row"]],
+                x=[c["ms"]],
+                base=[c["start"]],
+                orientation="h",
+                marker={"color": "rgba(0,0,0,0)", "line": {"color": CURRENT_COLOR, "width": 3}},
+                name=f"step {int(c['position'])}",
+                hoverinfo="skip",
+            )
+        )
+        fig.add_vline(x=c["start"], line_width=1, line_dash="dash", line_color=CURRENT_COLOR)
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="overlay",
+        height=max(220, 34 * len(rows) + 80),
+        legend={"orientation": "h", "y": 1.08, "x": 0},
+        yaxis={"categoryorder": "array", "categoryarray": rows[::-1], "title": None},
+        xaxis={"type": "date", "title": None},
+    )
+    return fig
+
+
+def timeline_binned(df: pd.DataFrame, current_start_ns: int | None, total_steps: int) -> go.Figure:
+    """A summarized timeline for large traces: steps per time bin stacked by kind, errors as red markers.
+
+    At most bins x kinds bars, whatever the trace's size, so the browser gets a few kilobytes.
+    """
+    fig = go.Figure()
+    if df.empty:
+        return fig.update_layout(**_LAYOUT, title="no steps")
+    centers = _ts(((df["start_ns"] + df["end_ns"]) // 2).astype("int64"))
+    df = df.assign(center=centers)
+    for kind, part in df.groupby("kind", sort=True):
+        fig.add_trace(
+            go.Bar(
+                x=part["center"],
+                y=part["steps"],
+                name=str(kind),
+                marker={"color": KIND_COLORS.get(str(kind), KIND_COLORS["other"])},
+            )
+        )
+    errors = df.groupby("bin").agg(errors=("errors", "sum"), center=("center", "first"))
+    errors = errors[errors["errors"] > 0]
+    if not errors.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=errors["center"],
+                y=[0] * len(errors),
+                mode="markers",
+                marker={"color": ERROR_COLOR, "symbol": "x", "size": 8},
+                name="errors",
+                hovertext=errors["errors"].astype(str) + " errors",
+                hoverinfo="text",
+            )
+        )
+    if current_start_ns is not None:
+        fig.add_vline(x=_ts(current_start_ns), line_width=2, line_color=CURRENT_COLOR)
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="stack",
+        bargap=0.0,
+        height=260,
+        title={"text": f"{total_steps:,} steps, summarized per time bin", "font": {"size": 13}},
+        legend={"orientation": "h", "y": -0.2, "x": 0},
+        xaxis={"type": "date", "title": None},
+        yaxis={"title": "steps"},
+    )
+    return fig
+
+
+def _token_labels(tokens: Sequence[str], positions: Sequence[int]) -> list[str]:
+    # Positions keep labels unique (Plotly merges equal category labels) and tie them back to the text.
+    return [f"{p}:{tokens[p]!r}"[:24] if 0 <= p < len(tokens) else str(p) for p in positions]
+
+
+def logit_lens_heatmap(data: dict[str, Any]) -> go.Figure:
+    """Logit lens: per layer (rows) and position (columns) the top-1 token, shaded by its probability."""
+    layers = list(data.get("layers", []))
+    tokens = list(data.get("tokens", []))
+    top = data.get("top_tokens", [])
+    positions = list(data.get("positions") or range(len(top[0]) if top else 0))
+    z, text = [], []
+    for per_layer in top:
+        z.append([float(cands[0][1]) if cands else 0.0 for cands in per_layer])
+        text.append([str(cands[0][0]) if cands else "" for cands in per_layer])
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=_token_labels(tokens, positions),
+            y=[f"L{layer}" for layer in layers],
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": "p(top-1)"},
+            hovertemplate="layer %{y}, %{x}<br>top-1 %{text} p=%{z:.2f}<extra></extra>",
+        )
+    )
+    fig.update_layout(**_LAYOUT, height=max(260, 22 * len(layers) + 120), title="logit lens: top-1 per layer")
+    return fig
+
+
+def target_rank_line(data: dict[str, Any]) -> go.Figure:
+    """How early the model 'knew' its action: the action token's probability per layer."""
+    fig = go.Figure(
+        go.Scatter(
+            x=list(data.get("layers", [])),
+            y=list(data.get("target_prob", [])),
+            mode="lines+markers",
+            name="p(action token)",
+            line={"color": KIND_COLORS["llm"]},
+        )
+    )
+    fig.update_layout(
+        **_LAYOUT, height=240, xaxis_title="layer", yaxis_title="probability", title="action token"
+    )
+    return fig
+
+
+def attention_heatmap(data: dict[str, Any]) -> go.Figure:
+    """Attention of the query position to every earlier position, averaged over heads, per layer."""
+    weights = data.get("weights", [])
+    tokens = list(data.get("tokens", []))
+    z = []
+    for per_layer in weights:
+        heads = [list(h) for h in per_layer] or [[]]
+        width = max(len(h) for h in heads)
+        z.append([sum(h[i] for h in heads if i < len(h)) / len(heads) for i in range(width)])
+    width = len(z[0]) if z else 0
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=_token_labels(tokens, range(width)),
+            y=[f"L{layer}" for layer in data.get("layers", [])],
+            colorscale="Purples",
+            colorbar={"title": "weight"},
+            hovertemplate="layer %{y}, key %{x}<br>weight %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        **_LAYOUT, height=max(240, 22 * len(z) + 120), title="attention from the action position"
+    )
+    return fig
+
+
+def patching_heatmap(data: dict[str, Any]) -> go.Figure:
+    """Activation patching: how much restoring each (layer, position) moves the metric toward the real run."""
+    tokens = list(data.get("tokens", []))
+    fig = go.Figure(
+        go.Heatmap(
+            z=data.get("effect", []),
+            x=_token_labels(tokens, list(data.get("positions", []))),
+            y=[f"L{layer}" for layer in data.get("layers", [])],
+            colorscale="RdBu",
+            zmid=0,
+            colorbar={"title": "effect"},
+            hovertemplate="layer %{y}, %{x}<br>effect %{z:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        **_LAYOUT,
+        height=max(240, 22 * len(data.get("layers", [])) + 120),
+        title=f"activation patching ({data.get('metric', 'metric')})",
+    )
+    return fig
+
+
+def probe_series_line(df: pd.DataFrame, title: str) -> go.Figure:
+    """A probe's score over the reasoning steps of a trace, with its threshold and the steps that fired."""
+    fig = go.Figure()
+    if df.empty:
+        return fig.update_layout(**_LAYOUT, title="no probe results for this trace yet")
+    fig.add_trace(
+        go.Scatter(
+            x=df["position"],
+            y=df["score"],
+            mode="lines+markers",
+            name="score",
+            line={"color": KIND_COLORS["reasoning"]},
+        )
+    )
+    fired = df[df["fired"].fillna(False).astype(bool)]
+    if not fired.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=fired["position"],
+                y=fired["score"],
+                mode="markers",
+                marker={"color": ERROR_COLOR, "size": 11},
+                name="fired",
+            )
+        )
+    thresholds = df["threshold"].dropna()
+    if not thresholds.empty:
+        fig.add_hline(y=float(thresholds.iloc[-1]), line_dash="dash", line_color=ERROR_COLOR)
+    fig.update_layout(**_LAYOUT, height=300, title=title, xaxis_title="step", yaxis_title="score")
+    return fig
+
+
+def activity_chart(df: pd.DataFrame) -> go.Figure:
+    """Traces and steps started per time bucket."""
+    fig = go.Figure()
+    if not df.empty:
+        fig.add_trace(go.Bar(x=df["bucket"], y=df["steps"], name="steps", marker={"color": "#93c5fd"}))
+        fig.add_trace(
+            go.Scatter(
+                x=df["bucket"],
+                y=df["traces"],
+                name="traces",
+                yaxis="y2",
+                mode="lines+markers",
+                line={"color": CURRENT_COLOR},
+            )
+        )
+    fig.update_layout(
+        **_LAYOUT,
+        height=300,
+        title="traces and steps over time",
+        yaxis={"title": "steps"},
+        yaxis2={"title": "traces", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def cost_chart(df: pd.DataFrame) -> go.Figure:
+    """Cost by agent, stacked by model."""
+    fig = go.Figure()
+    for model, part in df.groupby("model", sort=True):
+        fig.add_trace(go.Bar(x=part["agent"], y=part["cost_usd"], name=str(model)))
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="stack",
+        height=300,
+        title="cost by agent and model (USD)",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def reasoning_share_chart(df: pd.DataFrame) -> go.Figure:
+    """Per agent, reasoning tokens against visible output tokens."""
+    by_agent = df.groupby("agent", as_index=False)[["tokens_out", "tokens_reasoning"]].sum()
+    fig = go.Figure(
+        [
+            go.Bar(
+                x=by_agent["agent"],
+                y=by_agent["tokens_reasoning"],
+                name="reasoning",
+                marker={"color": KIND_COLORS["reasoning"]},
+            ),
+            go.Bar(
+                x=by_agent["agent"],
+                y=by_agent["tokens_out"],
+                name="visible output",
+                marker={"color": KIND_COLORS["llm"]},
+            ),
+        ]
+    )
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="stack",
+        height=300,
+        title="reasoning vs visible output tokens",
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig

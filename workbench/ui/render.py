@@ -1,0 +1,176 @@
+"""Text the replay shows: evidence highlighted, probe scores as shading, the step tree. Pure functions.
+
+Why HTML built here rather than Streamlit widgets: a finding's evidence and a probe's per-token scores
+index characters of the step's own text, so the text must be shown exactly as stored, with marks laid
+over character ranges; every piece of it is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from workbench.store.explore import TreeNode
+
+
+def fmt_time(ns: int | None) -> str:
+    if ns is None:
+        return ""
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def fmt_duration(ns: int) -> str:
+    s = ns / 1e9
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 120:
+        return f"{s:.2f} s"
+    return f"{s / 60:.1f} min"
+
+
+def pretty_json(text: str | None) -> tuple[str, bool]:
+    """(indented JSON, True) when `text` parses as JSON, else (text, False)."""
+    if text is None:
+        return "", False
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False), True
+    except (TypeError, ValueError):
+        return text, False
+
+
+def _pre(inner: str) -> str:
+    return (
+        '<pre style="white-space: pre-wrap; word-break: break-word; font-size: 0.85rem; '
+        "background: #f8fafc; border: 1px solid #e5e7eb; border-radius: 6px; padding: 0.6rem; "
+        'max-height: 32rem; overflow-y: auto;">' + inner + "</pre>"
+    )
+
+
+def highlight(text: str, ranges: Sequence[tuple[int, int, str]]) -> str:
+    """`text` as an HTML <pre>, with each (start, end, label) range in a <mark> whose title is the label.
+
+    Ranges are clipped to the text; overlapping ones are merged into the first, so no character is lost
+    or shown twice.
+    """
+    spans = sorted((max(0, s), min(len(text), e), label) for s, e, label in ranges if e > s)
+    out, pos = [], 0
+    for start, end, label in spans:
+        if end <= pos:
+            continue
+        start = max(start, pos)
+        out.append(html.escape(text[pos:start]))
+        out.append(
+            f'<mark title="{html.escape(label)}" style="background: #fecaca; padding: 0 1px; '
+            f'border-bottom: 2px solid #dc2626;">{html.escape(text[start:end])}</mark>'
+        )
+        pos = end
+    out.append(html.escape(text[pos:]))
+    return _pre("".join(out))
+
+
+def shade_scores(
+    text: str, char_spans: Sequence[Sequence[int] | None], scores: Sequence[float], threshold: float | None
+) -> str:
+    """`text` with each token's characters shaded by its probe score (darker = higher; red above threshold).
+
+    Tokens without a character span (chat template) are skipped: only the step's own text is shown.
+    """
+    hi = max((abs(s) for s in scores), default=1.0) or 1.0
+    pieces: list[tuple[int, int, float]] = []
+    for span, score in zip(char_spans, scores, strict=False):
+        if span is None or len(span) != 2:
+            continue
+        s, e = int(span[0]), int(span[1])
+        if 0 <= s < e <= len(text):
+            pieces.append((s, e, float(score)))
+    pieces.sort()
+    out, pos = [], 0
+    for s, e, score in pieces:
+        if s < pos:
+            continue
+        out.append(html.escape(text[pos:s]))
+        alpha = min(1.0, abs(score) / hi)
+        hot = threshold is not None and score >= threshold
+        rgb = "220,38,38" if hot else "124,58,237"
+        out.append(
+            f'<span title="{score:.3f}" style="background: rgba({rgb},{alpha * 0.55:.2f});">'
+            f"{html.escape(text[s:e])}</span>"
+        )
+        pos = e
+    out.append(html.escape(text[pos:]))
+    return _pre("".join(out))
+
+
+def plain(text: str) -> str:
+    return _pre(html.escape(text))
+
+
+def tree_lines(
+    nodes: Sequence[TreeNode], current_seq: int, positions: dict[int, int]
+) -> list[dict[str, Any]]:
+    """The step tree as indented lines (depth-first, children in start order), current step flagged.
+
+    A node whose parent is not among `nodes` (the partial tree of a large trace) starts a root; a node
+    with more children than shown says how many are elsewhere. Branches of a multi-path search appear as
+    sibling subtrees, so the shape of the search is the shape of the tree.
+    """
+    by_span = {n.span_id: n for n in nodes}
+    children: dict[str, list[TreeNode]] = {}
+    roots: list[TreeNode] = []
+    for n in nodes:
+        if n.parent_span_id and n.parent_span_id in by_span:
+            children.setdefault(n.parent_span_id, []).append(n)
+        else:
+            roots.append(n)
+    lines: list[dict[str, Any]] = []
+
+    def walk(node: TreeNode, prefix: str, last: bool, depth: int) -> None:
+        glyph = "" if depth == 0 else ("└─ " if last else "├─ ")
+        kids = sorted(children.get(node.span_id, []), key=lambda k: (k.start_time_ns, k.seq))
+        hidden = node.children - len(kids)
+        lines.append(
+            {
+                "seq": node.seq,
+                "position": positions.get(node.seq),
+                "label": f"{prefix}{glyph}{node.kind}: {node.name}",
+                "hidden_children": max(0, hidden),
+                "current": node.seq == current_seq,
+                "error": node.is_error,
+            }
+        )
+        child_prefix = prefix + ("" if depth == 0 else ("   " if last else "│  "))
+        for i, kid in enumerate(kids):
+            walk(kid, child_prefix, i == len(kids) - 1, depth + 1)
+
+    for root in sorted(roots, key=lambda r: (r.start_time_ns, r.seq)):
+        walk(root, "", True, 0)
+    return lines
+
+
+def tree_html(lines: Sequence[dict[str, Any]], trace_id: str) -> str:
+    """The tree lines as a monospace block; each line links to its step, the current one is bold."""
+    rows = []
+    for line in lines:
+        label = html.escape(line["label"])
+        pos = line["position"]
+        if pos is not None:
+            label = (
+                f'<a href="?trace={trace_id}&step={pos}" target="_self" style="color: inherit;">{label}</a>'
+            )
+            label = f'<span style="color:#6b7280">#{pos:<5}</span> ' + label
+        if line["error"]:
+            label += ' <span style="color:#dc2626">✖ error</span>'
+        if line["hidden_children"]:
+            label += f' <span style="color:#6b7280">(+{line["hidden_children"]} more)</span>'
+        if line["current"]:
+            label = f'<b style="background:#fef3c7">{label} ◀</b>'
+        rows.append(label)
+    return (
+        '<div style="font-family: ui-monospace, monospace; font-size: 0.8rem; white-space: pre; '
+        'overflow-x: auto; max-height: 26rem; overflow-y: auto; line-height: 1.45;">'
+        + "\n".join(rows)
+        + "</div>"
+    )
