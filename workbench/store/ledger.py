@@ -133,3 +133,114 @@ def replay_chain(digests: Iterable[bytes], start: bytes = GENESIS) -> list[bytes
         acc = chain_next(acc, d)
         out.append(acc)
     return out
+
+
+# Batch proofs and consistency proofs. Why separate from inclusion_proof above: that one recomputes
+# subtree roots from the leaves for every proof (O(n) each), fine for one span but quadratic for an
+# export that proves every span of a 100,000-span range. These build the tree once.
+
+
+def merkle_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the RFC 6962 tree over `leaves` (leaf data), leaf hashes first, root last.
+
+    Built bottom-up, promoting an unpaired last node unchanged to the level above: that yields exactly
+    the RFC 6962 tree (left subtree = the largest power of two below n), so each stored node is the
+    hash of a perfect, aligned subtree or the right edge of the tree.
+    """
+    level = [leaf_hash(leaf) for leaf in leaves]
+    levels = [level]
+    while len(level) > 1:
+        pairs = len(level) // 2
+        nxt = [node_hash(level[2 * i], level[2 * i + 1]) for i in range(pairs)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        levels.append(nxt)
+        level = nxt
+    return levels
+
+
+def levels_root(levels: Sequence[Sequence[bytes]]) -> bytes:
+    """The root of a tree built by merkle_levels (the empty tree's root for no leaves)."""
+    if not levels or not levels[0]:
+        return hashlib.sha256(b"").digest()
+    return levels[-1][0]
+
+
+def inclusion_path(levels: Sequence[Sequence[bytes]], index: int) -> list[bytes]:
+    """RFC 6962 audit path for leaf `index` (0-based) from prebuilt levels: O(log n)."""
+    size = len(levels[0]) if levels else 0
+    if not 0 <= index < size:
+        raise IndexError(f"leaf {index} is outside a tree of {size}")
+    out = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            out.append(level[sibling])
+        index >>= 1
+    return out
+
+
+def _subtree_hash(levels: Sequence[Sequence[bytes]], lo: int, hi: int) -> bytes:
+    """MTH of leaves[lo:hi] from prebuilt levels, for the subtrees RFC 6962 proofs ask about."""
+    n = hi - lo
+    if n & (n - 1) == 0 and lo % n == 0:  # a perfect, aligned subtree is stored as it is
+        return levels[n.bit_length() - 1][lo // n]
+    k = _largest_power_of_two_below(n)
+    return node_hash(_subtree_hash(levels, lo, lo + k), _subtree_hash(levels, lo + k, hi))
+
+
+def consistency_proof(first: int, levels: Sequence[Sequence[bytes]]) -> list[bytes]:
+    """RFC 6962 section 2.1.2 PROOF(first, D[n]): the tree of size `first` is a prefix of this one."""
+    n = len(levels[0]) if levels else 0
+    if not 0 < first <= n:
+        raise ValueError(f"no consistency proof from size {first} to a tree of {n}")
+
+    def sub(m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
+        size = hi - lo
+        if m == size:
+            return [] if complete else [_subtree_hash(levels, lo, hi)]
+        k = _largest_power_of_two_below(size)
+        if m <= k:
+            return sub(m, lo, lo + k, complete) + [_subtree_hash(levels, lo + k, hi)]
+        return sub(m - k, lo + k, hi, False) + [_subtree_hash(levels, lo, lo + k)]
+
+    return sub(first, 0, n, True)
+
+
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> bool:
+    """Check that the tree of size `first` with `first_root` is a prefix of the one of size `second`.
+
+    Algorithm of RFC 9162 section 2.1.4.2; a tree of size 0 is a prefix of every tree (empty proof).
+    """
+    if not 0 <= first <= second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    if not proof:
+        return False
+    path = list(proof)
+    if first & (first - 1) == 0:  # a power of two: the first tree is itself a node of the second
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = fh = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            fh = node_hash(c, fh)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            fh = node_hash(fh, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and fh == second_root
