@@ -1,0 +1,134 @@
+"""`workbench findings`, `workbench findings eval` and `workbench rescan`: the policy findings on the CLI.
+
+Findings are computed at ingest and by `workbench serve`; these commands read them, recompute them on
+demand (after a rules change), and measure the rules against the labelled set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.errors import WorkbenchError
+
+_SEVERITIES = ["info", "low", "medium", "high", "critical"]
+
+
+def _finding_json(f: Any) -> dict[str, Any]:
+    out = dataclasses.asdict(f)
+    out["severity"] = str(f.severity)
+    out["taint_chain"] = list(f.taint_chain)
+    return out
+
+
+def _render(findings: list[Any]) -> str:
+    if not findings:
+        return "no findings"
+    lines = []
+    for f in findings:
+        lines.append(
+            f"{f.severity.value.upper():<8} {f.trace_id[:8]} step {f.step_seq:<6} {f.rule_id}: {f.title}"
+        )
+        if f.evidence_excerpt is not None:
+            excerpt = " ".join(f.evidence_excerpt.split())
+            if len(excerpt) > 100:
+                excerpt = excerpt[:100] + "…"
+            lines.append(
+                f"         evidence {f.evidence_field}[{f.evidence_start}:{f.evidence_end}]: {excerpt}"
+            )
+        if f.taint_chain:
+            lines.append("         chain " + " -> ".join(str(s) for s in f.taint_chain))
+    return "\n".join(lines)
+
+
+def register(cli: click.Group) -> None:
+    """Add the findings commands to the `workbench` group."""
+    from workbench.cli import _open_for_writing, _open_read_only, _settings
+
+    @cli.group(invoke_without_command=True)
+    @click.option("--trace", "trace_id", help="Only this trace (a unique prefix is enough).")
+    @click.option("--min-severity", type=click.Choice(_SEVERITIES), help="Hide findings below this severity.")
+    @click.option("--rule", "rule_id", help="Only this rule id.")
+    @click.option("--limit", type=int, default=1000, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def findings(
+        ctx: click.Context,
+        trace_id: str | None,
+        min_severity: str | None,
+        rule_id: str | None,
+        limit: int,
+        as_json: bool,
+    ) -> None:
+        """List policy findings, most severe first, with the quoted evidence and any taint chain."""
+        if ctx.invoked_subcommand is not None:
+            return
+        from workbench.model import Severity
+        from workbench.store import findings as store_findings
+        from workbench.store import queries
+
+        with _open_read_only(_settings(ctx)) as store:
+            full = queries.resolve_trace_id(store, trace_id) if trace_id else None
+            found = store_findings.list_findings(
+                store,
+                trace_id=full,
+                min_severity=Severity(min_severity) if min_severity else None,
+                rule_id=rule_id,
+                limit=limit,
+            )
+        if as_json:
+            click.echo(json.dumps([_finding_json(f) for f in found], indent=2))
+        else:
+            click.echo(_render(found))
+
+    @findings.command("eval")
+    @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.option("--misses", is_flag=True, help="Also list each missed or unexpected (step, rule).")
+    @click.pass_context
+    def findings_eval(ctx: click.Context, path: Path | None, as_json: bool, misses: bool) -> None:
+        """Precision and recall of each rule over a labelled set of steps
+        (default: tests/data/findings_labelled)."""
+        from workbench.policies.engine import engine_from_settings
+        from workbench.policies.evaluation import as_json as eval_json
+        from workbench.policies.evaluation import default_labelled_dir, evaluate, format_table, load_labelled
+
+        engine = engine_from_settings(_settings(ctx))
+        result = evaluate(engine, load_labelled(path or default_labelled_dir()))
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {"steps": result.steps, "traces": result.traces, "rules": eval_json(result)}, indent=2
+                )
+            )
+            return
+        click.echo(format_table(result))
+        if misses:
+            for line in result.misses:
+                click.echo(f"  {line}")
+
+    @cli.command()
+    @click.option("--trace", "trace_id", help="Only this trace (a unique prefix is enough); default: all.")
+    @click.pass_context
+    def rescan(ctx: click.Context, trace_id: str | None) -> None:
+        """Recompute findings with the current rules (after editing the rules file)."""
+        from workbench.policies.engine import engine_from_settings
+        from workbench.policies.engine import rescan as run_rescan
+        from workbench.store import queries
+
+        settings = _settings(ctx)
+        engine = engine_from_settings(settings)  # a bad rules file fails before the database is opened
+        with _open_for_writing(settings, "rescan") as store:
+            full = queries.resolve_trace_id(store, trace_id) if trace_id else None
+            report = run_rescan(store, engine, full)
+        for error in report.errors:
+            click.echo(f"  {error}", err=True)
+        click.echo(f"rescanned {report.traces} trace(s): {report.findings} finding(s)")
+        if report.errors:
+            raise WorkbenchError(
+                f"{len(report.errors)} rule failure(s); the other rules' findings were stored"
+            )

@@ -1,0 +1,101 @@
+"""`FindingsScanner`: the service inside `workbench serve` that keeps findings current as spans arrive.
+
+The pipeline tells it of each committed seq range on the writer thread, where nothing slow may happen, so
+the listener only records the range. The scanner's own thread waits a short debounce (a burst of commits
+becomes one scan), finds the traces the new ranges touched, and rescans each of them whole: a new step
+can complete a taint chain that began many steps earlier. On start it catches up from the stored
+watermark, so spans committed while no scanner ran (or under other rules) are covered too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+from workbench.policies.engine import Engine, catch_up, scan_traces
+from workbench.store import findings as store_findings
+from workbench.store.connection import Store
+
+log = logging.getLogger(__name__)
+
+
+class CommitSource(Protocol):
+    """What the scanner needs of the ingest pipeline (collectors.pipeline.IngestPipeline has it)."""
+
+    def add_commit_listener(self, listener: Any) -> None: ...
+
+
+class FindingsScanner:
+    """Scans traces touched by new commits on its own thread; `stop()` scans what is pending, then ends."""
+
+    name = "findings"
+
+    def __init__(
+        self, store: Store, engine: Engine, pipeline: CommitSource | None, debounce_s: float = 0.5
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.pipeline = pipeline
+        self.debounce_s = debounce_s
+        self._ranges: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="workbench-findings", daemon=True)
+        self.scans = 0  # completed scan passes, for tests and the log
+        self.idle = threading.Event()
+
+    def start(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.add_commit_listener(self.on_commit)
+        self._thread.start()
+
+    def on_commit(self, first_seq: int, last_seq: int) -> None:
+        """Called on the writer thread: record the range and wake the scanner, nothing more."""
+        with self._lock:
+            self._ranges.append((first_seq, last_seq))
+        self.idle.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        try:
+            report = catch_up(self.store, self.engine)
+            if report.traces:
+                log.info("findings: caught up %d trace(s), %d finding(s)", report.traces, report.findings)
+        except Exception:
+            log.exception("findings: catching up from the watermark failed")
+        while True:
+            with self._lock:
+                empty = not self._ranges
+            if empty:
+                self.idle.set()
+                if self._stopping.is_set():
+                    return
+                self._wake.wait()
+            self._wake.clear()
+            if not self._stopping.is_set():
+                self._stopping.wait(self.debounce_s)  # let a burst of commits gather
+            with self._lock:
+                ranges, self._ranges = self._ranges, []
+            if ranges:
+                self._scan(ranges)
+
+    def _scan(self, ranges: list[tuple[int, int]]) -> None:
+        try:
+            traces: list[str] = []
+            for first, last in ranges:
+                traces += store_findings.traces_in_range(self.store, first, last)
+            top = max(last for _, last in ranges)
+            scanned, _ = store_findings.scan_watermark(self.store)
+            report = scan_traces(self.store, self.engine, traces, watermark=max(top, scanned))
+            self.scans += 1
+            log.debug("findings: %d trace(s) rescanned, %d finding(s)", report.traces, report.findings)
+        except Exception:
+            # The process stays up: the watermark did not move, so the next start catches these traces up.
+            log.exception("findings: scanning seqs %s failed", ranges)

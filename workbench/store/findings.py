@@ -1,0 +1,203 @@
+"""Named queries for findings: the policy engine writes them per trace, the CLI, UI and export read them.
+
+Findings are derived data: the rules can always recompute them from the steps. So a trace's findings are
+replaced whole on each scan (delete + insert in one transaction), never edited row by row, and the scan
+watermark is moved in that same transaction so a crash can never leave a trace marked scanned without
+its findings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from workbench.model import Finding, Severity
+from workbench.store.connection import Store
+
+_COLUMNS = (
+    "id, trace_id, step_seq, span_id, rule_id, severity, title, explanation, evidence_field, "
+    "evidence_start, evidence_end, evidence_excerpt, taint_chain, details"
+)
+
+# Severity order inside SQL, so `--min-severity` filters and sorts in the database.
+_RANK_SQL = "CASE severity " + " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in Severity) + " ELSE -1 END"
+
+
+def _to_finding(row: Sequence[Any]) -> Finding:
+    return Finding(
+        id=int(row[0]),
+        trace_id=row[1],
+        step_seq=int(row[2]),
+        span_id=row[3],
+        rule_id=row[4],
+        severity=Severity(row[5]),
+        title=row[6],
+        explanation=row[7],
+        evidence_field=row[8],
+        evidence_start=row[9],
+        evidence_end=row[10],
+        evidence_excerpt=row[11],
+        taint_chain=tuple(int(s) for s in json.loads(row[12] or "[]")),
+        details=json.loads(row[13] or "{}"),
+    )
+
+
+def _table(findings: Sequence[Finding], now: datetime) -> pa.Table:
+    return pa.table(
+        {
+            "trace_id": pa.array([f.trace_id for f in findings], pa.string()),
+            "step_seq": pa.array([f.step_seq for f in findings], pa.int64()),
+            "span_id": pa.array([f.span_id for f in findings], pa.string()),
+            "rule_id": pa.array([f.rule_id for f in findings], pa.string()),
+            "severity": pa.array([str(f.severity) for f in findings], pa.string()),
+            "title": pa.array([f.title for f in findings], pa.string()),
+            "explanation": pa.array([f.explanation for f in findings], pa.string()),
+            "evidence_field": pa.array([f.evidence_field for f in findings], pa.string()),
+            "evidence_start": pa.array([f.evidence_start for f in findings], pa.int32()),
+            "evidence_end": pa.array([f.evidence_end for f in findings], pa.int32()),
+            "evidence_excerpt": pa.array([f.evidence_excerpt for f in findings], pa.string()),
+            "taint_chain": pa.array([json.dumps(list(f.taint_chain)) for f in findings], pa.string()),
+            "details": pa.array([json.dumps(f.details, default=str) for f in findings], pa.string()),
+            "created_at": pa.array([now] * len(findings), pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+def replace_findings(
+    store: Store,
+    by_trace: Mapping[str, Sequence[Finding]],
+    *,
+    watermark: int | None = None,
+    rules_digest: str | None = None,
+) -> int:
+    """Replace the findings of every trace in `by_trace` (an empty list clears a trace) in one transaction,
+    and move the scan watermark there too when given. Returns the number of findings written."""
+    rows = [f for findings in by_trace.values() for f in findings]
+    with store.write_lock:
+        cur = store.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            if by_trace:
+                cur.execute(
+                    "DELETE FROM findings WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [list(by_trace)]
+                )
+            if rows:
+                cur.register("_findings_new", _table(rows, datetime.now(UTC)))
+                try:
+                    cur.execute("INSERT INTO findings BY NAME SELECT * FROM _findings_new")
+                finally:
+                    cur.unregister("_findings_new")
+            if watermark is not None:
+                _set_watermark(cur, watermark, rules_digest or "")
+            cur.execute("COMMIT")
+        except duckdb.Error:
+            cur.execute("ROLLBACK")
+            raise
+    return len(rows)
+
+
+def _set_watermark(cur: duckdb.DuckDBPyConnection, seq: int, digest: str) -> None:
+    cur.execute("INSERT OR REPLACE INTO findings_scan VALUES (1, ?, ?, ?)", [seq, digest, datetime.now(UTC)])
+
+
+def scan_watermark(store: Store) -> tuple[int, str]:
+    """(highest step seq covered by a scan, digest of the rule configuration used); (0, '') before any."""
+    row = (
+        store.cursor().execute("SELECT scanned_seq, rules_digest FROM findings_scan WHERE id = 1").fetchone()
+    )
+    return (int(row[0]), str(row[1])) if row else (0, "")
+
+
+def max_step_seq(store: Store) -> int:
+    row = store.cursor().execute("SELECT coalesce(max(seq), 0) FROM steps").fetchone()
+    return int(row[0]) if row else 0
+
+
+def traces_in_range(store: Store, first_seq: int, last_seq: int) -> list[str]:
+    """Traces with at least one step in [first_seq, last_seq]: the ones a commit of that range touched."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT DISTINCT trace_id FROM steps WHERE seq BETWEEN ? AND ? ORDER BY trace_id",
+            [first_seq, last_seq],
+        )
+        .fetchall()
+    )
+    return [r[0] for r in rows]
+
+
+def trace_findings(store: Store, trace_id: str) -> list[Finding]:
+    """A trace's findings in step order, most severe first within a step."""
+    rows = (
+        store.cursor()
+        .execute(
+            f"SELECT {_COLUMNS} FROM findings WHERE trace_id = ? ORDER BY step_seq, {_RANK_SQL} DESC, id",
+            [trace_id],
+        )
+        .fetchall()
+    )
+    return [_to_finding(r) for r in rows]
+
+
+def step_findings(store: Store, trace_id: str, step_seq: int) -> list[Finding]:
+    """The findings raised on one step, most severe first."""
+    rows = (
+        store.cursor()
+        .execute(
+            f"SELECT {_COLUMNS} FROM findings WHERE trace_id = ? AND step_seq = ? "
+            f"ORDER BY {_RANK_SQL} DESC, id",
+            [trace_id, step_seq],
+        )
+        .fetchall()
+    )
+    return [_to_finding(r) for r in rows]
+
+
+def counts_by_trace(store: Store, trace_ids: Sequence[str] | None = None) -> dict[str, dict[str, int]]:
+    """{trace_id: {severity: count}} for the trace list; traces without findings are absent."""
+    sql = "SELECT trace_id, severity, count(*) FROM findings"
+    params: list[object] = []
+    if trace_ids is not None:
+        sql += " WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))"
+        params.append(list(trace_ids))
+    sql += " GROUP BY trace_id, severity"
+    out: dict[str, dict[str, int]] = {}
+    for trace_id, severity, n in store.cursor().execute(sql, params).fetchall():
+        out.setdefault(trace_id, {})[severity] = int(n)
+    return out
+
+
+def list_findings(
+    store: Store,
+    *,
+    trace_id: str | None = None,
+    min_severity: Severity | None = None,
+    rule_id: str | None = None,
+    limit: int | None = 1000,
+    offset: int = 0,
+) -> list[Finding]:
+    """Findings across traces, most severe first, then by trace and step: the Findings page and CLI."""
+    where: list[str] = []
+    params: list[object] = []
+    if trace_id is not None:
+        where.append("trace_id = ?")
+        params.append(trace_id)
+    if min_severity is not None:
+        where.append(f"{_RANK_SQL} >= ?")
+        params.append(min_severity.rank)
+    if rule_id is not None:
+        where.append("rule_id = ?")
+        params.append(rule_id)
+    sql = f"SELECT {_COLUMNS} FROM findings"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {_RANK_SQL} DESC, trace_id, step_seq, id"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params += [limit, offset]
+    return [_to_finding(r) for r in store.cursor().execute(sql, params).fetchall()]
