@@ -248,6 +248,11 @@ def ledger_verify(ctx: click.Context, as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+from workbench import commands_findings  # noqa: E402  (findings, findings eval, rescan)
+
+commands_findings.register(cli)
+
+
 def main() -> None:
     cli(prog_name="workbench")
 

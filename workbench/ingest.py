@@ -35,6 +35,7 @@ class IngestTotals:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     via: str = ""
+    findings: int | None = None  # computed by the policy rules after a direct ingest
 
 
 def _chunks(req: ExportTraceServiceRequest, max_spans: int) -> Iterable[ExportTraceServiceRequest]:
@@ -120,5 +121,20 @@ def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
     finally:
         if pipeline is not None and store is not None:
             pipeline.close()
-            store.close()
+            try:
+                _scan_findings(settings, store, totals)  # no server to do it: findings exist after ingest
+            finally:
+                store.close()
     return totals
+
+
+def _scan_findings(settings: Settings, store: Store, totals: IngestTotals) -> None:
+    """Run the policy rules over the traces this ingest touched (from the stored watermark on)."""
+    from workbench.policies.engine import catch_up, engine_from_settings
+
+    try:
+        report = catch_up(store, engine_from_settings(settings))
+    except WorkbenchError as exc:
+        totals.errors.append(f"findings not computed: {exc}")
+        return
+    totals.findings = report.findings

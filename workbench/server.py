@@ -112,6 +112,9 @@ class Service(Protocol):
 def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -> list[Service]:
     """The in-process services of `workbench serve`, in start order. Heavy imports stay inside."""
     services: list[Service] = []
+    from workbench.policies.service import findings_service  # findings kept current after each commit
+
+    services.append(findings_service(settings, store, pipeline))
     from workbench.ui.service import UIService  # the Streamlit UI, on settings.ui_port
 
     services.append(UIService(settings, store))

@@ -82,6 +82,16 @@ class Settings:
             "second core; 0 does it in the server process (best on one core)."
         },
     )
+    rules_file: Path | None = field(
+        default=None,
+        metadata={
+            "doc": "YAML file overriding the default policy rules (enable, severity, allow-lists, limits)."
+        },
+    )
+    rules_path: Path | None = field(
+        default=None,
+        metadata={"doc": "Python file, or folder of .py files, defining extra policy Rule subclasses."},
+    )
 
     @property
     def db_path(self) -> Path:
