@@ -28,6 +28,14 @@ TIMELINE_DETAIL_MAX = 2_000
 SIDE_EFFECT_ATTRIBUTE = "workbench.tool.side_effect"
 RETRY_ATTEMPT_ATTRIBUTE = "workbench.retry.attempt"
 
+# Output tokens including reasoning. OpenAI's usage (and the GenAI conventions that copy it) count
+# reasoning inside output tokens; a convention that reports fewer output than reasoning tokens evidently
+# counts them apart, so they are added.
+_OUT_TOTAL = (
+    "(CASE WHEN coalesce(s.tokens_out, 0) >= coalesce(s.tokens_reasoning, 0) THEN coalesce(s.tokens_out, 0) "
+    "ELSE coalesce(s.tokens_out, 0) + s.tokens_reasoning END)"
+)
+
 _STEP_SELECT = "SELECT seq, " + ", ".join(STEP_COLUMNS) + " FROM steps"
 
 
@@ -477,10 +485,11 @@ def cost_by_agent_model(store: Store) -> pd.DataFrame:
             SELECT coalesce(actor, service_name) AS agent, coalesce(model, '(none)') AS model,
                    coalesce(sum(cost_usd), 0.0) AS cost_usd,
                    coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,
-                   coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning
-            FROM steps WHERE kind <> 'agent' AND (model IS NOT NULL OR cost_usd IS NOT NULL)
+                   coalesce(sum(tokens_reasoning), 0) AS tokens_reasoning,
+                   coalesce(sum({out}), 0) - coalesce(sum(tokens_reasoning), 0) AS tokens_visible
+            FROM steps s WHERE kind <> 'agent' AND (model IS NOT NULL OR cost_usd IS NOT NULL)
             GROUP BY ALL ORDER BY cost_usd DESC
-            """
+            """.replace("{out}", _OUT_TOTAL)
         )
         .df()
     )
@@ -491,8 +500,8 @@ def agent_scorecard(store: Store) -> pd.DataFrame:
 
     completion_rate: share of its traces whose root step did not end in error. median_steps: steps per
     trace. retries: steps recorded as a retry (attempt > 1). error_rate: erroring steps / steps.
-    human_interventions: human steps (approvals, edits). reasoning_share: reasoning tokens / output-side
-    tokens. reasoning_cost_per_completed: the cost attributed to reasoning tokens (each model call's cost
+    human_interventions: human steps (approvals, edits). reasoning_share: reasoning tokens / output tokens
+    (reasoning included). reasoning_cost_per_completed: the cost attributed to reasoning tokens (each model call's cost
     split by its token counts), divided by completed traces.
     """
     return (
@@ -512,10 +521,9 @@ def agent_scorecard(store: Store) -> pd.DataFrame:
                            WHERE TRY_CAST(p.attributes->>'workbench.retry.attempt' AS INTEGER) > 1)
                            AS retries,
                        coalesce(sum(s.tokens_reasoning) FILTER (WHERE s.kind <> 'agent'), 0) AS treason,
-                       coalesce(sum(s.tokens_out) FILTER (WHERE s.kind <> 'agent'), 0) AS tout,
+                       coalesce(sum({out}) FILTER (WHERE s.kind <> 'agent'), 0) AS tout,
                        coalesce(sum(s.cost_usd * s.tokens_reasoning
-                                    / nullif(coalesce(s.tokens_in, 0) + coalesce(s.tokens_out, 0)
-                                             + s.tokens_reasoning, 0))
+                                    / nullif(coalesce(s.tokens_in, 0) + {out}, 0))
                                 FILTER (WHERE s.kind <> 'agent'), 0.0) AS reasoning_cost,
                        coalesce(sum(s.cost_usd) FILTER (WHERE s.kind <> 'agent'), 0.0) AS cost
                 FROM steps s JOIN spans p ON p.seq = s.seq
@@ -528,12 +536,12 @@ def agent_scorecard(store: Store) -> pd.DataFrame:
                    sum(retries) AS retries,
                    sum(errors) / sum(steps) AS error_rate,
                    sum(humans) AS human_interventions,
-                   sum(treason) / nullif(sum(treason) + sum(tout), 0) AS reasoning_share,
+                   sum(treason) / nullif(sum(tout), 0) AS reasoning_share,
                    sum(reasoning_cost) / nullif(count(*) FILTER (WHERE NOT coalesce(root_failed, false)), 0)
                        AS reasoning_cost_per_completed,
                    sum(cost) AS cost_usd
             FROM per_trace GROUP BY agent ORDER BY agent
-            """
+            """.replace("{out}", _OUT_TOTAL)
         )
         .df()
     )
@@ -550,9 +558,9 @@ def totals(store: Store) -> dict[str, float]:
                    count(*) FILTER (WHERE s.is_error),
                    count(*) FILTER (WHERE TRY_CAST(p.attributes->>'workbench.retry.attempt' AS INTEGER) > 1),
                    coalesce(sum(s.tokens_reasoning) FILTER (WHERE s.kind <> 'agent'), 0),
-                   coalesce(sum(s.tokens_out) FILTER (WHERE s.kind <> 'agent'), 0)
+                   coalesce(sum({out}) FILTER (WHERE s.kind <> 'agent'), 0)
             FROM steps s JOIN spans p ON p.seq = s.seq
-            """
+            """.replace("{out}", _OUT_TOTAL)
         )
         .fetchone()
     )
@@ -564,5 +572,5 @@ def totals(store: Store) -> dict[str, float]:
         "cost_usd": float(cost or 0.0),
         "error_rate": (int(errors) / steps) if steps else 0.0,
         "retry_rate": (int(retries) / steps) if steps else 0.0,
-        "reasoning_share": (int(treason) / (int(treason) + int(tout))) if (treason or tout) else 0.0,
+        "reasoning_share": (int(treason) / int(tout)) if tout else 0.0,
     }

@@ -357,7 +357,7 @@ def cost_chart(df: pd.DataFrame) -> go.Figure:
 
 def reasoning_share_chart(df: pd.DataFrame) -> go.Figure:
     """Per agent, reasoning tokens against visible output tokens."""
-    by_agent = df.groupby("agent", as_index=False)[["tokens_out", "tokens_reasoning"]].sum()
+    by_agent = df.groupby("agent", as_index=False)[["tokens_visible", "tokens_reasoning"]].sum()
     fig = go.Figure(
         [
             go.Bar(
@@ -368,7 +368,7 @@ def reasoning_share_chart(df: pd.DataFrame) -> go.Figure:
             ),
             go.Bar(
                 x=by_agent["agent"],
-                y=by_agent["tokens_out"],
+                y=by_agent["tokens_visible"],
                 name="visible output",
                 marker={"color": KIND_COLORS["llm"]},
             ),

@@ -52,18 +52,22 @@ def _pre(inner: str) -> str:
 def highlight(text: str, ranges: Sequence[tuple[int, int, str]]) -> str:
     """`text` as an HTML <pre>, with each (start, end, label) range in a <mark> whose title is the label.
 
-    Ranges are clipped to the text; overlapping ones are merged into the first, so no character is lost
-    or shown twice.
+    Ranges are clipped to the text; overlapping ones are merged into one mark naming every label, so no
+    character is lost or shown twice.
     """
-    spans = sorted((max(0, s), min(len(text), e), label) for s, e, label in ranges if e > s)
+    merged: list[list[Any]] = []
+    for start, end, label in sorted((max(0, s), min(len(text), e), lb) for s, e, lb in ranges if e > s):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            if label not in merged[-1][2]:
+                merged[-1][2].append(label)
+        elif start < end:
+            merged.append([start, end, [label]])
     out, pos = [], 0
-    for start, end, label in spans:
-        if end <= pos:
-            continue
-        start = max(start, pos)
+    for start, end, labels in merged:
         out.append(html.escape(text[pos:start]))
         out.append(
-            f'<mark title="{html.escape(label)}" style="background: #fecaca; padding: 0 1px; '
+            f'<mark title="{html.escape("; ".join(labels))}" style="background: #fecaca; padding: 0 1px; '
             f'border-bottom: 2px solid #dc2626;">{html.escape(text[start:end])}</mark>'
         )
         pos = end

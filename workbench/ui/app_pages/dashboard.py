@@ -24,7 +24,7 @@ m[4].metric("retry rate", f"{totals['retry_rate']:.1%}", help="steps recorded as
 m[5].metric(
     "reasoning share",
     f"{totals['reasoning_share']:.1%}",
-    help="reasoning tokens / (reasoning + visible output)",
+    help="reasoning tokens / output tokens (reasoning included)",
 )
 
 bucket = (

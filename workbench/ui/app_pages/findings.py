@@ -60,8 +60,8 @@ for f, row in zip(found[:50], rows[:50], strict=False):
             chain = data.positions(f.trace_id, list(f.taint_chain))
             st.caption("taint chain: " + " → ".join(f"#{chain.get(s, '?')}" for s in f.taint_chain))
         if row["step"]:
-            st.page_link(
-                "app_pages/replay.py",
-                label=f"open step {row['step']} in the replay",
-                query_params={"trace": f.trace_id, "step": str(row["step"])},
+            link = f"/replay?trace={f.trace_id}&step={row['step']}"
+            st.markdown(
+                f'<a href="{link}" target="_self">open step {row["step"]} in the replay ▶</a>',
+                unsafe_allow_html=True,
             )
