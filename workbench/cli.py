@@ -252,6 +252,10 @@ from workbench import commands_findings  # noqa: E402  (findings, findings eval,
 
 commands_findings.register(cli)
 
+from workbench import commands_export  # noqa: E402  (export, verify)
+
+commands_export.register(cli)
+
 
 def main() -> None:
     cli(prog_name="workbench")

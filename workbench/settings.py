@@ -92,6 +92,13 @@ class Settings:
         default=None,
         metadata={"doc": "Python file, or folder of .py files, defining extra policy Rule subclasses."},
     )
+    export_redact_kinds: str = field(
+        default="all",
+        metadata={
+            "doc": "What `workbench export` masks: comma-separated among secret,card,iban,email,phone,ip, "
+            "or all, or none."
+        },
+    )
 
     @property
     def db_path(self) -> Path:

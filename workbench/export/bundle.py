@@ -1,0 +1,502 @@
+"""Writing an audit bundle: a directory (or a .zip of one) an auditor can check without us.
+
+Layout (every file listed in manifest.json with its SHA-256 and size; manifest.sig signs manifest.json):
+
+    manifest.json        schema/tool version, system, selection, time range, counts, ledger facts, field map
+    manifest.sig         Ed25519 signature (base64) over the exact bytes of manifest.json
+    public_key.pem       the signer's public key (pin it: `workbench verify --pubkey`)
+    spans.jsonl          one OTLP/JSON TracesData per line, one span each, in ingest order
+    proofs.jsonl         line i: seq, ids, ledger digest, chain link, RFC 6962 audit path of span i
+    steps.parquet        the normalized steps of those spans
+    findings.jsonl, annotations.jsonl, probe_runs.jsonl, probe_results.jsonl
+    redactions.jsonl     one record per masked value (see redact.py)
+    report.html          timeline, findings, probe evidence, annotations, field map, how to verify
+
+Ledger facts: the covered range is seq lo..hi of the exported spans. Audit paths lead to the RFC 6962
+root of the tree of size hi (the covered root); a consistency proof shows that tree is a prefix of a
+fresh checkpoint of the whole ledger (size N, computed at export, signed in the manifest), and the
+ledger's stored checkpoints get consistency proofs to it as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import secrets
+import shutil
+import socket
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from workbench.errors import WorkbenchError
+from workbench.export import otlp_json, signing
+from workbench.export.fieldmap import FIELD_MAP
+from workbench.export.redact import Redactor
+from workbench.store import ledger
+from workbench.store.batch import STEP_COLUMNS
+from workbench.store.connection import Store
+from workbench.store.verify import RowCheck, verify_ledger
+
+SCHEMA = "agent-audit-workbench/bundle"
+SCHEMA_VERSION = 1
+CHUNK = 5_000
+_STEP_TEXT = (
+    "name",
+    "actor",
+    "tool_arguments",
+    "tool_result",
+    "input_text",
+    "output_text",
+    "reasoning_text",
+    "error",
+    "user_id",
+    "session_id",
+)
+
+
+class LedgerBroken(WorkbenchError):
+    """The database no longer matches its own ledger: exporting it would certify altered records."""
+
+
+@dataclass
+class ExportOptions:
+    """What to export and how. Empty trace_ids and no times: everything."""
+
+    out: Path
+    trace_ids: Sequence[str] = ()
+    since_ns: int | None = None
+    until_ns: int | None = None
+    redact_kinds: Sequence[str] = ()
+    row_check: RowCheck | None = None  # the CLI passes collectors' column check (floor 3 may import it)
+    progress: bool = False
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    bundle_id: str
+    counts: dict[str, int]
+    reveal_path: Path | None
+    key_id: str
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+class _HashingWriter:
+    """A binary file that hashes and counts what goes through it (no second read of large files)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: IO[bytes] = path.open("wb")
+        self._h = hashlib.sha256()
+        self.size = 0
+        self.lines = 0
+
+    def write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._h.update(data)
+        self.size += len(data)
+
+    def line(self, data: bytes) -> None:
+        self.write(data + b"\n")
+        self.lines += 1
+
+    def close(self) -> dict[str, Any]:
+        self._f.close()
+        return {"sha256": self._h.hexdigest(), "bytes": self.size}
+
+
+def file_entry(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return {"sha256": h.hexdigest(), "bytes": size}
+
+
+def _where_sql(options: ExportOptions, trace_ids: Sequence[str]) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if trace_ids:
+        clauses.append(f"trace_id IN ({', '.join('?' for _ in trace_ids)})")
+        params += list(trace_ids)
+    if options.since_ns is not None:
+        clauses.append("start_time_ns >= ?")
+        params.append(options.since_ns)
+    if options.until_ns is not None:
+        clauses.append("start_time_ns < ?")
+        params.append(options.until_ns)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+
+
+def _tool_version() -> str:
+    try:
+        return metadata.version("agent-audit-workbench")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _rows(cur: Any, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    result = cur.execute(sql, list(params))
+    names = [d[0] for d in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def _loads_json_columns(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    for row in rows:
+        for c in columns:
+            if isinstance(row.get(c), str):
+                row[c] = orjson.loads(row[c])
+
+
+def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> ExportResult:
+    """Write a signed bundle for the selected spans. Refuses (LedgerBroken) if the database fails its
+    own ledger check: a bundle must never certify records that were altered after ingest."""
+    from tqdm import tqdm
+
+    cur = store.cursor()
+    check = verify_ledger(store, options.row_check)
+    if not check.ok:
+        lines = "; ".join(p for _, p in check.problems[:5])
+        raise LedgerBroken(
+            f"the database fails its ledger check ({len(check.problems)} problem(s), first bad seq "
+            f"{check.first_bad_seq}): {lines}. Run `workbench ledger verify`; nothing was exported"
+        )
+    trace_ids = list(options.trace_ids)
+    where, params = _where_sql(options, trace_ids)
+    selected = cur.execute(f"SELECT seq FROM spans{where} ORDER BY seq", params).fetchall()
+    seqs = [int(r[0]) for r in selected]
+    if not seqs:
+        raise WorkbenchError("nothing to export: no span matches the selection")
+    lo, hi = seqs[0], seqs[-1]
+    contiguous = hi - lo + 1 == len(seqs)
+
+    # The whole ledger: fresh checkpoint (size N) and the covered tree (size hi).
+    led = cur.execute("SELECT seq, digest, chain FROM ledger ORDER BY seq").fetchall()
+    digests = [bytes(r[1]) for r in led]
+    chains = [bytes(r[2]) for r in led]
+    n = len(digests)
+    levels_n = ledger.merkle_levels(digests)
+    levels_hi = levels_n if hi == n else ledger.merkle_levels(digests[:hi])
+    root_n = ledger.levels_root(levels_n)
+    root_hi = ledger.levels_root(levels_hi)
+    stored = cur.execute(
+        "SELECT tree_size, merkle_root FROM ledger_checkpoints ORDER BY tree_size"
+    ).fetchall()
+    stored_consistency = [
+        {
+            "tree_size": int(size),
+            "merkle_root": bytes(root).hex(),
+            "proof": [p.hex() for p in ledger.consistency_proof(int(size), levels_n)],
+        }
+        for size, root in stored[-50:]
+        if 0 < int(size) <= n
+    ]
+
+    bundle_id = secrets.token_hex(16)
+    salt = secrets.token_bytes(32)
+    redactor = Redactor(options.redact_kinds, salt)
+    out = options.out
+    as_zip = out.suffix.lower() == ".zip"
+    if out.exists() and (as_zip or any(out.iterdir())):
+        raise WorkbenchError(f"{out} already exists and is not an empty directory; choose another --out")
+    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent if as_zip else None)) if as_zip else out
+    staging.mkdir(parents=True, exist_ok=True)
+    files: dict[str, dict[str, Any]] = {}
+    try:
+        # spans.jsonl + proofs.jsonl, a chunk at a time (bounded memory)
+        spans_w = _HashingWriter(staging / "spans.jsonl")
+        proofs_w = _HashingWriter(staging / "proofs.jsonl")
+        t_min, t_max = None, None
+        traces: set[str] = set()
+        with tqdm(total=len(seqs), unit="span", desc="export", disable=not options.progress or None) as bar:
+            for start in range(0, len(seqs), CHUNK):
+                part = seqs[start : start + CHUNK]
+                rows = cur.execute(
+                    "SELECT seq, trace_id, span_id, start_time_ns, end_time_ns, canonical FROM spans"
+                    " WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                    [part[0], part[-1]],
+                ).fetchall()
+                wanted = set(part)
+                for seq, trace_id, span_id, t0, t1, canonical in rows:
+                    if seq not in wanted:
+                        continue
+                    line_no = spans_w.lines + 1
+                    doc = otlp_json.json_from_canonical(bytes(canonical))
+                    before = len(redactor.records)
+                    if redactor.enabled:
+                        doc = redactor.walk(
+                            doc,
+                            {"file": "spans.jsonl", "line": line_no, "seq": seq, "span_id": span_id},
+                            otlp=True,
+                        )
+                    spans_w.line(orjson.dumps(doc))
+                    i = seq - 1
+                    proofs_w.line(
+                        orjson.dumps(
+                            {
+                                "line": line_no,
+                                "seq": seq,
+                                "trace_id": trace_id,
+                                "span_id": span_id,
+                                "digest": digests[i].hex(),
+                                "chain_prev": (chains[i - 1] if i else ledger.GENESIS).hex(),
+                                "chain": chains[i].hex(),
+                                "proof": [p.hex() for p in ledger.inclusion_path(levels_hi, i)],
+                                "redacted": len(redactor.records) > before,
+                            }
+                        )
+                    )
+                    traces.add(trace_id)
+                    t_min = t0 if t_min is None else min(t_min, t0)
+                    t_max = t1 if t_max is None else max(t_max, t1)
+                bar.update(len(part))
+        files["spans.jsonl"] = spans_w.close()
+        files["proofs.jsonl"] = proofs_w.close()
+
+        sub = f"SELECT seq FROM spans{where}"
+        steps = _rows(
+            cur, f"SELECT seq, {', '.join(STEP_COLUMNS)} FROM steps WHERE seq IN ({sub}) ORDER BY seq", params
+        )
+        for row_no, row in enumerate(steps):
+            for col in _STEP_TEXT:
+                if isinstance(row.get(col), str) and redactor.enabled:
+                    where_ = {
+                        "file": "steps.parquet",
+                        "row": row_no,
+                        "seq": row["seq"],
+                        "span_id": row["span_id"],
+                    }
+                    row[col] = redactor.text(row[col], where_, [col])
+        _write_steps(staging / "steps.parquet", steps)
+        files["steps.parquet"] = file_entry(staging / "steps.parquet")
+
+        findings = _rows(cur, f"SELECT * FROM findings WHERE step_seq IN ({sub}) ORDER BY id", params)
+        _loads_json_columns(findings, ("taint_chain", "details"))
+        annotations = _rows(
+            cur,
+            f"SELECT * FROM annotations WHERE step_seq IN ({sub})"
+            f" OR (step_seq IS NULL AND trace_id IN (SELECT DISTINCT trace_id FROM spans{where})) ORDER BY "
+            f"id",
+            params + params,
+        )
+        probe_runs = _rows(cur, f"SELECT * FROM probe_runs WHERE step_seq IN ({sub}) ORDER BY id", params)
+        _loads_json_columns(probe_runs, ("analyses", "params", "provenance"))
+        probe_results = _rows(
+            cur,
+            f"SELECT r.* FROM probe_results r JOIN probe_runs p ON p.id = r.run_id WHERE p.step_seq IN "
+            f"({sub})"
+            " ORDER BY r.run_id, r.analysis",
+            params,
+        )
+        _loads_json_columns(probe_results, ("summary", "data"))
+        tables = {
+            "findings.jsonl": findings,
+            "annotations.jsonl": annotations,
+            "probe_runs.jsonl": probe_runs,
+            "probe_results.jsonl": probe_results,
+        }
+        for name, records in tables.items():
+            w = _HashingWriter(staging / name)
+            for record in records:
+                if redactor.enabled:
+                    where_ = {"file": name, "line": w.lines + 1}
+                    if name == "probe_results.jsonl":
+                        record = {
+                            **record,
+                            "summary": redactor.walk(record["summary"], where_, ["summary"]),
+                            "data": redactor.probe_data(record["data"], where_, ["data"]),
+                        }
+                    else:
+                        record = redactor.walk(record, where_)
+                    records[w.lines] = record
+                w.line(_dumps(record))
+            files[name] = w.close()
+
+        red_w = _HashingWriter(staging / "redactions.jsonl")
+        for rec in redactor.records:
+            red_w.line(_dumps(rec))
+        files["redactions.jsonl"] = red_w.close()
+
+        key = signing.load_or_create_key(data_dir)
+        pub = key.public_key()
+        (staging / "public_key.pem").write_bytes(signing.public_pem(pub))
+        files["public_key.pem"] = file_entry(staging / "public_key.pem")
+
+        redaction_counts = dict(Counter(r["kind"] for r in redactor.records))
+        counts = {
+            "spans": len(seqs),
+            "traces": len(traces),
+            "steps": len(steps),
+            "findings": len(findings),
+            "annotations": len(annotations),
+            "probe_runs": len(probe_runs),
+            "probe_results": len(probe_results),
+            "redactions": len(redactor.records),
+            "redacted_spans": len({r["seq"] for r in redactor.records if r["file"] == "spans.jsonl"}),
+        }
+        services = cur.execute(
+            f"SELECT DISTINCT service_name, json_extract_string(resource, "
+            f"'$.\"deployment.environment.name\"')"
+            f" FROM spans{where} ORDER BY 1 LIMIT 100",
+            params,
+        ).fetchall()
+        manifest: dict[str, Any] = {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "bundle_id": bundle_id,
+            "created_at": datetime.now(UTC).isoformat(),
+            "tool": {"name": "agent-audit-workbench", "version": _tool_version()},
+            "system": {
+                "hostname": socket.gethostname(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "database": store.path.name,
+            },
+            "deployment": {
+                "services": sorted({s for s, _ in services if s}),
+                "environments": sorted({e for _, e in services if e}),
+            },
+            "selection": {
+                "trace_ids": trace_ids,
+                "since": _iso(options.since_ns) if options.since_ns is not None else None,
+                "until": _iso(options.until_ns) if options.until_ns is not None else None,
+            },
+            "time_range": {
+                "start_ns": t_min,
+                "end_ns": t_max,
+                "start": _iso(t_min or 0),
+                "end": _iso(t_max or 0),
+            },
+            "counts": counts,
+            "ledger": {
+                "hash": "sha256",
+                "tree": "RFC 6962 (leaf H(0x00||digest), node H(0x01||l||r)); digest = SHA-256(canonical "
+                "span)",
+                "covered": {
+                    "first_seq": lo,
+                    "last_seq": hi,
+                    "contiguous": contiguous,
+                    "tree_size": hi,
+                    "merkle_root": root_hi.hex(),
+                    "chain_head": chains[hi - 1].hex(),
+                },
+                "chain_before": (chains[lo - 2] if lo > 1 else ledger.GENESIS).hex(),
+                "checkpoint": {
+                    "tree_size": n,
+                    "merkle_root": root_n.hex(),
+                    "chain_head": chains[n - 1].hex(),
+                    "created_at": datetime.now(UTC).isoformat(),
+                },
+                "consistency": {
+                    "from_size": hi,
+                    "to_size": n,
+                    "proof": [p.hex() for p in ledger.consistency_proof(hi, levels_n)] if hi < n else [],
+                },
+                "stored_checkpoints": stored_consistency,
+            },
+            "redaction": {
+                "enabled": redactor.enabled,
+                "kinds": list(redactor.kinds),
+                "mask": "[REDACTED:<kind>#<id>]",
+                "hash": "HMAC-SHA256(salt, original UTF-8); the per-bundle salt is kept by the exporter, "
+                "not in the bundle",
+                "counts": redaction_counts,
+            },
+            "signing": {
+                "algorithm": "Ed25519",
+                "key_id": signing.key_id(pub),
+                "public_key": signing.raw_public(pub).hex(),
+                "signature_file": "manifest.sig",
+            },
+            "field_map": FIELD_MAP,
+        }
+        from workbench.export.report import render_report
+
+        report = render_report(
+            manifest, steps, findings, probe_runs, probe_results, annotations, redaction_counts
+        )
+        (staging / "report.html").write_text(report, encoding="utf-8")
+        files["report.html"] = file_entry(staging / "report.html")
+        manifest["files"] = {name: files[name] for name in sorted(files)}
+        manifest_bytes = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        (staging / "manifest.json").write_bytes(manifest_bytes)
+        import base64
+
+        (staging / "manifest.sig").write_bytes(base64.b64encode(key.sign(manifest_bytes)) + b"\n")
+        if as_zip:
+            _zip_dir(staging, out)
+    finally:
+        if as_zip:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    reveal_path = None
+    if redactor.records:
+        reveal_path = _write_reveal(data_dir, bundle_id, salt, redactor.originals)
+    return ExportResult(out, bundle_id, counts, reveal_path, signing.key_id(pub), redaction_counts)
+
+
+def _write_steps(path: Path, steps: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from workbench.store.batch import STEP_SCHEMA
+
+    schema = pa.schema([pa.field("seq", pa.int64()), *STEP_SCHEMA])
+    table = pa.Table.from_pylist(steps, schema=schema)
+    pq.write_table(table, path)
+
+
+def _zip_dir(src: Path, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".part")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(src.iterdir()):
+            zf.write(p, p.name)
+    os.replace(tmp, dest)
+
+
+def _write_reveal(data_dir: Path, bundle_id: str, salt: bytes, originals: dict[int, str]) -> Path:
+    """The owner's key to the redactions: salt and originals, mode 0600, never in the bundle."""
+    folder = data_dir / "exports" / "reveal"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = folder / f"{bundle_id}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            orjson.dumps(
+                {
+                    "bundle_id": bundle_id,
+                    "salt": salt.hex(),
+                    "originals": {str(k): v for k, v in originals.items()},
+                }
+            )
+        )
+    return path

@@ -1,0 +1,219 @@
+"""`report.html`: what a person reads first. Self-contained: plotly.js is inlined, nothing is fetched.
+
+Built only from what the bundle itself holds (already redacted), so the report cannot show more than
+the files it describes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+MAX_PLOTTED_STEPS = 1_500  # per trace: a browser stays responsive; the full list is in steps.parquet
+MAX_PLOTTED_TRACES = 12
+
+_KIND_COLORS = {
+    "agent": "#4c78a8",
+    "llm": "#f58518",
+    "tool": "#54a24b",
+    "reasoning": "#b279a2",
+    "memory": "#9d755d",
+    "plan": "#72b7b2",
+    "guardrail": "#e45756",
+    "human": "#eeca3b",
+    "other": "#bab0ac",
+}
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], include_js: bool) -> str:
+    import plotly.graph_objects as go
+
+    shown = list(steps[:MAX_PLOTTED_STEPS])
+    t0 = min(s["start_time_ns"] for s in shown)
+    fig = go.Figure()
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in shown:
+        by_kind[s["kind"]].append(s)
+    for kind, group in by_kind.items():
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                name=kind,
+                base=[(s["start_time_ns"] - t0) / 1e6 for s in group],
+                x=[max((s["end_time_ns"] - s["start_time_ns"]) / 1e6, 0.5) for s in group],
+                y=[f"#{s['seq']} {s['name'][:40]}" for s in group],
+                marker_color=_KIND_COLORS.get(kind, "#888"),
+                hovertext=[
+                    f"seq {s['seq']} · {s['kind']} · {s.get('tool_name') or s['name']}" for s in group
+                ],
+            )
+        )
+    fig.update_layout(
+        title=f"Trace {trace_id}"
+        + (f" (first {MAX_PLOTTED_STEPS} of {len(steps)} steps)" if len(steps) > len(shown) else ""),
+        xaxis_title="ms since the first step",
+        yaxis={
+            "autorange": "reversed",
+            "categoryorder": "array",
+            "categoryarray": [f"#{s['seq']} {s['name'][:40]}" for s in shown],
+        },
+        height=max(300, min(16 * len(shown) + 120, 4000)),
+        barmode="overlay",
+        margin={"l": 260},
+    )
+    return fig.to_html(include_plotlyjs=include_js, full_html=False)
+
+
+def render_report(
+    manifest: dict[str, Any],
+    steps: Sequence[dict[str, Any]],
+    findings: Sequence[dict[str, Any]],
+    probe_runs: Sequence[dict[str, Any]],
+    probe_results: Sequence[dict[str, Any]],
+    annotations: Sequence[dict[str, Any]],
+    redaction_counts: dict[str, int],
+) -> str:
+    """The whole report as one HTML string."""
+    by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in steps:
+        by_trace[s["trace_id"]].append(s)
+    plots = []
+    for i, (trace_id, group) in enumerate(list(by_trace.items())[:MAX_PLOTTED_TRACES]):
+        group.sort(key=lambda s: (s["start_time_ns"], s["seq"]))
+        plots.append(_timeline(trace_id, group, include_js=(i == 0)))
+    led = manifest["ledger"]
+    many = len(by_trace) > MAX_PLOTTED_TRACES
+    plotted = f"the first {MAX_PLOTTED_TRACES} are plotted" if many else "all plotted"
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Audit bundle report</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "vertical-align:top;text-align:left}code,pre{background:#f4f4f4}pre{padding:1em;overflow-x:auto}"
+        ".sev-critical,.sev-high{color:#b00;font-weight:bold}</style></head><body>",
+        "<h1>Agent audit bundle</h1>",
+        f"<p>Bundle <code>{_e(manifest['bundle_id'])}</code>, created {_e(manifest['created_at'])} by "
+        f"{_e(manifest['tool']['name'])} {_e(manifest['tool']['version'])}. "
+        f"Time range {_e(manifest['time_range']['start'])} to {_e(manifest['time_range']['end'])}.</p>",
+        "<table>"
+        + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in manifest["counts"].items())
+        + "</table>",
+        "<h2>Timeline</h2>",
+        *plots,
+        f"<p>{len(by_trace)} trace(s); {plotted}.</p>",
+        "<h2>Findings</h2>",
+    ]
+    if findings:
+        parts.append(
+            "<table><tr><th>severity</th><th>rule</th><th>step</th><th>finding</th><th>evidence</th></tr>"
+        )
+        for f in sorted(findings, key=lambda f: (f["trace_id"], f["step_seq"])):
+            parts.append(
+                f"<tr><td class='sev-{_e(f['severity'])}'>{_e(f['severity'])}</td><td>{_e(f['rule_id'])}</td>"
+                f"<td>#{_e(f['step_seq'])} <code>{_e(f['span_id'])}</code></td>"
+                f"<td><b>{_e(f['title'])}</b><br>{_e(f['explanation'])}</td>"
+                f"<td>{_e(f.get('evidence_field'))}: <q>{_e(f.get('evidence_excerpt'))}</q></td></tr>"
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<p>No findings were recorded for the exported steps.</p>")
+    parts.append("<h2>Probe evidence</h2>")
+    if probe_runs:
+        results_by_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for r in probe_results:
+            results_by_run[r["run_id"]].append(r)
+        parts.append(
+            "<table><tr><th>run</th><th>step</th><th>status</th><th>model</th><th>results (summary)</th></tr>"
+        )
+        for run in probe_runs:
+            prov = run.get("provenance") or {}
+            summaries = "<br>".join(
+                f"{_e(r['analysis'])}: <code>{_e(json.dumps(r['summary'], sort_keys=True))}</code>"
+                for r in results_by_run.get(run["id"], [])
+            )
+            parts.append(
+                f"<tr><td>{_e(run['id'])}</td><td>#{_e(run['step_seq'])}</td><td>{_e(run['status'])}</td>"
+                f"<td>{_e(prov.get('model_id'))} "
+                f"{_e(prov.get('weights_sha256', '')[:12])}</td><td>{summaries}</td></tr>"
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<p>No probe runs on the exported steps.</p>")
+    parts.append("<h2>Annotations</h2>")
+    if annotations:
+        parts.append("<table><tr><th>step</th><th>author</th><th>when</th><th>note</th></tr>")
+        for a in annotations:
+            step = f"#{a['step_seq']}" if a.get("step_seq") is not None else "whole trace"
+            parts.append(
+                f"<tr><td>{_e(step)}</td><td>{_e(a['author'])}</td><td>{_e(a['created_at'])}</td><td>{_e(a['text'])}</td></tr>"
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<p>No annotations on the exported steps.</p>")
+    parts.append(
+        "<h2>Record-keeping field "
+        "map</h2><table><tr><th>framework</th><th>clause</th><th>requirement</th><th>answered by</th></tr>"
+    )
+    for row in manifest["field_map"]:
+        answered = "<br>".join(f"<code>{_e(a['file'])}</code>: {_e(a['fields'])}" for a in row["answered_by"])
+        parts.append(
+            f"<tr><td>{_e(row['framework'])}</td><td>{_e(row['clause'])}</td><td>{_e(row['requirement'])}</td><td>{answered}</td></tr>"
+        )
+    parts.append("</table>")
+    red = manifest["redaction"]
+    parts += [
+        "<h2>Redaction</h2>",
+        f"<p>Redaction {'on' if red['enabled'] else 'off'}; kinds: {_e(', '.join(red['kinds']) or 'none')}; "
+        f"{sum(redaction_counts.values())} value(s) masked "
+        f"({_e(', '.join(f'{k}: {v}' for k, v in sorted(redaction_counts.items())) or 'none')}).</p>",
+        "<h2>How to verify</h2>",
+        f"<p>Signing key id (SHA-256 of the raw Ed25519 public key): "
+        f"<code>{_e(manifest['signing']['key_id'])}</code>. "
+        f"Checkpoint: tree size {_e(led['checkpoint']['tree_size'])}, Merkle root "
+        f"<code>{_e(led['checkpoint']['merkle_root'])}</code>, "
+        f"chain head <code>{_e(led['checkpoint']['chain_head'])}</code>.</p>",
+        "<pre>workbench verify BUNDLE --pubkey KEY.pem        # exit 0 only when everything below holds\n"
+        "workbench verify BUNDLE --reveal REVEAL.json    # the owner's reveal file: also checks each "
+        "redaction</pre>",
+        "<ol>",
+        "<li><b>Signature.</b> <code>manifest.sig</code> is an Ed25519 signature over the exact bytes of "
+        "<code>manifest.json</code>; pin the key you were given, not the copy in the bundle.</li>",
+        "<li><b>Files.</b> Every file's SHA-256 and size are listed in the manifest; no other file may be "
+        "present.</li>",
+        "<li><b>Spans.</b> Line <i>i</i> of <code>spans.jsonl</code> is the OTLP/JSON of one span; "
+        "re-encoded as the "
+        "deterministic protobuf of a ResourceSpans holding only that span, its SHA-256 is the ledger "
+        "digest in line "
+        "<i>i</i> of <code>proofs.jsonl</code>.</li>",
+        "<li><b>Chain.</b> <code>chain = SHA-256(chain_prev || digest)</code> per span, linked from span "
+        "to span when "
+        "the range is contiguous, from <code>ledger.chain_before</code> to "
+        "<code>ledger.covered.chain_head</code>.</li>",
+        "<li><b>Inclusion.</b> Each span's RFC 6962 audit path (leaf <code>SHA-256(0x00||digest)</code>, "
+        "node "
+        "<code>SHA-256(0x01||l||r)</code>) leads to the covered-range root; an RFC 6962 consistency proof "
+        "shows that tree is a "
+        "prefix of the signed checkpoint of the whole ledger at export time, and the ledger's own earlier "
+        "checkpoints are "
+        "prefixes of it too.</li>",
+        "<li><b>Redactions.</b> A redacted span cannot hash to its ledger digest, because the digest is "
+        "over the original "
+        "bytes. Its original digest is still proven by the chain and the inclusion proof, and every mask "
+        "<code>[REDACTED:kind#id]</code> is listed in <code>redactions.jsonl</code> with its location "
+        "(span id, JSON path, "
+        "character ranges) and HMAC-SHA256 of the original under a per-bundle salt that is not in the "
+        "bundle. The "
+        "exporter's owner keeps the salt and originals in a reveal file; given it, the verifier puts the "
+        "originals back "
+        "and checks that the span then hashes to exactly the ledger digest: the redacted line differs from "
+        "what was "
+        "ingested only where the record says.</li>",
+        "</ol></body></html>",
+    ]
+    return "\n".join(parts)
