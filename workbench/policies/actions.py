@@ -107,10 +107,14 @@ def _evidence(fieldname: str, raw: str, start: int, end: int, reason: str) -> Ev
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
-def name_words(name: str) -> set[str]:
-    """deleteBucket / delete-bucket / fs.delete_file -> {'delete', 'bucket', 'fs', 'file'}."""
+def ordered_words(name: str) -> list[str]:
+    """deleteBucket, delete-bucket -> ['delete', 'bucket']; fs.delete_file -> ['fs', 'delete', 'file']."""
     snake = _CAMEL.sub("_", name).lower()
-    return {w for w in re.split(r"[^a-z0-9]+", snake) if w}
+    return [w for w in re.split(r"[^a-z0-9]+", snake) if w]
+
+
+def name_words(name: str) -> set[str]:
+    return set(ordered_words(name))
 
 
 _NAME_CLASSES: tuple[tuple[str, frozenset[str]], ...] = (
@@ -310,10 +314,20 @@ def classify(step: Step) -> Action:
     destructive: list[Evidence] = []
     name_ev = Evidence("tool_name", 0, len(step.tool_name or ""), step.tool_name or "", "tool name")
 
-    for cls, vocab in _NAME_CLASSES:
-        if words & vocab:
-            classes.add(cls)
-            evidence.setdefault(cls, name_ev)
+    # Tool names lead with their verb (read_email, send_email, DeleteBucket): the first word that names
+    # an action decides, so "read_email" is a read although "email" alone would mean a send.
+    # Credentials count wherever they appear in the name (get_credentials obtains one).
+    for word in ordered_words(step.tool_name or step.name):
+        if word in _READ_WORDS:
+            break
+        verb = next((cls for cls, vocab in _NAME_CLASSES if cls != CREDENTIAL and word in vocab), None)
+        if verb is not None:
+            classes.add(verb)
+            evidence.setdefault(verb, name_ev)
+            break
+    if words & dict(_NAME_CLASSES)[CREDENTIAL]:
+        classes.add(CREDENTIAL)
+        evidence.setdefault(CREDENTIAL, name_ev)
     values = string_values(raw)
     is_shell_tool = bool(words & _SHELL_TOOLS)
     for v in values:

@@ -777,8 +777,14 @@ _READ_ONLY_INTENT = [
     r"\b(?:read-only|inspection only|dry[- ]run|no changes|without (?:changing|modifying|deleting|writing|"
     r"touching|sending|removing))\b",
     r"\b(?:won't|will not|do not|don't|not going to|must not|never|shouldn't|should not) "
-    r"(?:delete|drop|remove|modify|change|write|send|touch|alter|update|upload|erase)\b",
+    r"(?P<verb>delete|drop|remove|modify|change|write|send|touch|alter|update|upload|erase)\b",
 ]
+# A negated verb promises only about its own kind of action: "won't delete" says nothing about writing.
+_VERB_CLASSES = {
+    "delete": {DELETE}, "drop": {DELETE}, "remove": {DELETE}, "erase": {DELETE},
+    "modify": {DELETE, WRITE}, "change": {DELETE, WRITE}, "write": {DELETE, WRITE}, "touch": {DELETE, WRITE},
+    "alter": {DELETE, WRITE}, "update": {DELETE, WRITE}, "send": {SEND}, "upload": {SEND},
+}  # fmt: skip
 
 
 class ScratchpadMismatch(Rule):
@@ -808,7 +814,11 @@ class ScratchpadMismatch(Rule):
                 m = next((m for rx in patterns if (m := rx.search(text))), None)
                 if m is None:
                     continue
-                cls = next(c for c in (DELETE, PAYMENT, SEND, WRITE) if c in hit)
+                verb = m.groupdict().get("verb")
+                promised = hit & _VERB_CLASSES.get(verb.lower(), hit) if verb else hit
+                if not promised:
+                    continue
+                cls = next(c for c in (DELETE, PAYMENT, SEND, WRITE) if c in promised)
                 ev = action.evidence.get(cls)
                 yield self.finding(
                     trace,
