@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-phoenix clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/ingest.py
+
+# Side by side with Arize Phoenix in one run; Phoenix goes into its own venv under benchmarks/work/
+# (installed once from PyPI, then reused), never into .venv.
+bench-phoenix: setup
+	$(PY) benchmarks/vs_phoenix.py
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache
