@@ -54,7 +54,10 @@ def store(samples_store: Store) -> Iterator[Store]:
 def _seq_where(store: Store, trace_id: str, condition: str) -> int:
     row = (
         store.cursor()
-        .execute(f"SELECT seq FROM steps WHERE trace_id = ? AND {condition} ORDER BY start_time_ns LIMIT 1", [trace_id])
+        .execute(
+            f"SELECT seq FROM steps WHERE trace_id = ? AND {condition} ORDER BY start_time_ns LIMIT 1",
+            [trace_id],
+        )
         .fetchone()
     )
     assert row is not None, condition
@@ -71,8 +74,8 @@ def _add_finding(store: Store, trace_id: str, seq: int, field: str, needle: str,
     text = cur.execute(f"SELECT {field} FROM steps WHERE seq = ?", [seq]).fetchone()[0]
     start = text.index(needle)
     cur.execute(
-        "INSERT INTO findings (trace_id, step_seq, span_id, rule_id, severity, title, explanation, evidence_field, "
-        "evidence_start, evidence_end, evidence_excerpt, taint_chain, details, created_at) "
+        "INSERT INTO findings (trace_id, step_seq, span_id, rule_id, severity, title, explanation, "
+        "evidence_field, evidence_start, evidence_end, evidence_excerpt, taint_chain, details, created_at) "
         "SELECT trace_id, seq, span_id, 'destructive-action', 'critical', 'DROP TABLE in production', "
         "'An irreversible statement ran against production without approval.', ?, ?, ?, ?, ?, '{}', ? "
         "FROM steps WHERE seq = ?",
@@ -113,7 +116,13 @@ def _add_probe_run(store: Store, trace_id: str, seq: int, score: float) -> int:
         ),
         "attention": (
             {"top_tokens": [[w, 0.2] for w in words[:5]]},
-            {**common, "layers": layers, "heads": 2, "query_position": len(words), "weights": [[[0.5] * 7] * 2] * 3},
+            {
+                **common,
+                "layers": layers,
+                "heads": 2,
+                "query_position": len(words),
+                "weights": [[[0.5] * 7] * 2] * 3,
+            },
         ),
         "probe:deception": (
             {"score": score, "threshold": 0.5, "fired": score >= 0.5},
@@ -142,15 +151,22 @@ def _add_probe_run(store: Store, trace_id: str, seq: int, score: float) -> int:
             },
         ),
     }
-    run_id = probe_reads.queue_probe_run(store, trace_id, seq, ["logit_lens", "attention", "probes", "patching"])
+    run_id = probe_reads.queue_probe_run(
+        store, trace_id, seq, ["logit_lens", "attention", "probes", "patching"]
+    )
     cur = store.cursor()
     for analysis, (summary, data) in results.items():
         cur.execute(
-            "INSERT INTO probe_results VALUES (?, ?, ?, ?)", [run_id, analysis, json.dumps(summary), json.dumps(data)]
+            "INSERT INTO probe_results VALUES (?, ?, ?, ?)",
+            [run_id, analysis, json.dumps(summary), json.dumps(data)],
         )
     cur.execute(
         "UPDATE probe_runs SET status = 'done', progress = 1, finished_at = ?, provenance = ? WHERE id = ?",
-        [datetime.now(UTC), json.dumps({"model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "mode": "TransformerBridge"}), run_id],
+        [
+            datetime.now(UTC),
+            json.dumps({"model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "mode": "TransformerBridge"}),
+            run_id,
+        ],
     )
     return run_id
 
@@ -184,7 +200,10 @@ def test_search_filters_and_full_text(store: Store) -> None:
     by_agent = explore.search_traces(store, explore.TraceFilter(agents=("planner-agent",)))
     assert [t.trace_id for t in by_agent] == [get("tree_of_thought").trace_id()]
     costly = explore.search_traces(store, explore.TraceFilter(min_cost=0.1))
-    assert {t.trace_id for t in costly} == {get("runaway_reasoning").trace_id(), get("tree_of_thought").trace_id()}
+    assert {t.trace_id for t in costly} == {
+        get("runaway_reasoning").trace_id(),
+        get("tree_of_thought").trace_id(),
+    }
     assert explore.search_traces(store, explore.TraceFilter(text="no such words anywhere")) == []
 
 
@@ -225,7 +244,9 @@ def test_annotations_round_trip_and_refuse_bad_input(store: Store) -> None:
 def test_queue_probe_run_inserts_a_queued_row(store: Store) -> None:
     trace = get("prompt_injection").trace_id()
     seq = _seq_where(store, trace, "kind = 'reasoning'")
-    run_id = probe_reads.queue_probe_run(store, trace, seq, ["patching"], {"counterfactual_reasoning": "ignore it"})
+    run_id = probe_reads.queue_probe_run(
+        store, trace, seq, ["patching"], {"counterfactual_reasoning": "ignore it"}
+    )
     run = next(r for r in probe_reads.step_runs(store, seq) if r.id == run_id)
     assert (run.status, run.progress, run.analyses, run.params) == (
         "queued",
@@ -261,7 +282,9 @@ def test_traces_page_searches_and_links_to_replay(store: Store) -> None:
 
 def test_replay_deep_link_opens_that_step_and_steps(store: Store) -> None:
     trace = get("db_deletion").trace_id()
-    drop = _seq_where(store, trace, "tool_arguments LIKE '%DROP TABLE%' AND NOT is_error AND tool_name = 'run_sql'")
+    drop = _seq_where(
+        store, trace, "tool_arguments LIKE '%DROP TABLE%' AND NOT is_error AND tool_name = 'run_sql'"
+    )
     n = _position(store, trace, drop)
     at = _page("replay", trace=trace[:10], step=str(n))
     assert not at.exception, at.exception
@@ -293,7 +316,14 @@ def test_replay_shows_findings_evidence_taint_chain_and_probes(store: Store) -> 
     post = _seq_where(store, trace, "tool_name = 'http_post'")
     fetch = _seq_where(store, trace, "tool_name = 'fetch_url'")
     thought = _seq_where(store, trace, "kind = 'reasoning'")
-    _add_finding(store, trace, post, "tool_arguments", "audit-upload.parcelfast-support.example.net", [fetch, thought, post])
+    _add_finding(
+        store,
+        trace,
+        post,
+        "tool_arguments",
+        "audit-upload.parcelfast-support.example.net",
+        [fetch, thought, post],
+    )
     _add_probe_run(store, trace, thought, score=0.83)
     at = _page("replay", trace=trace, step=str(_position(store, trace, post)))
     assert not at.exception, at.exception
@@ -347,7 +377,10 @@ def test_large_trace_pages_and_bins(tmp_path: Path) -> None:
         at = _page("replay", trace=trace, step="2500")
         assert not at.exception, at.exception
         text = _text(at)
-        assert "Step 2,500 of 3,000" in text and "summarized per time bin" in at.get("plotly_chart")[0].proto.spec
+        assert (
+            "Step 2,500 of 3,000" in text
+            and "summarized per time bin" in at.get("plotly_chart")[0].proto.spec
+        )
         assert "a large trace" in text
         tree = explore.step_tree(big, trace, int(explore.step_order(big, trace)[2499]))
         assert not tree.complete and len(tree.nodes) < 60
@@ -364,7 +397,13 @@ def test_dashboard_page(store: Store) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["traces"] == "5" and metrics["steps"] == "94"
     card = at.dataframe[0].value
-    assert set(card["agent"]) == {"ops-agent", "support-agent", "report-agent", "planner-agent", "research-agent"}
+    assert set(card["agent"]) == {
+        "ops-agent",
+        "support-agent",
+        "report-agent",
+        "planner-agent",
+        "research-agent",
+    }
     research = card.set_index("agent").loc["research-agent"]
     assert research["completion_rate"] == 0.0  # MaxIterationsExceeded: the run failed
     assert card.set_index("agent").loc["report-agent", "human_interventions"] == 1
@@ -374,13 +413,18 @@ def test_dashboard_page(store: Store) -> None:
 
 def test_findings_page_filters_and_links(store: Store) -> None:
     trace = get("db_deletion").trace_id()
-    drop = _seq_where(store, trace, "tool_arguments LIKE '%DROP TABLE%' AND NOT is_error AND tool_name = 'run_sql'")
+    drop = _seq_where(
+        store, trace, "tool_arguments LIKE '%DROP TABLE%' AND NOT is_error AND tool_name = 'run_sql'"
+    )
     _add_finding(store, trace, drop, "tool_arguments", "DROP TABLE order_events", [])
     at = _page("findings")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     row = table[table["trace"] == trace].iloc[0]
-    assert row["severity"] == "critical" and row["open"] == f"/replay?trace={trace}&step={_position(store, trace, drop)}"
+    assert (
+        row["severity"] == "critical"
+        and row["open"] == f"/replay?trace={trace}&step={_position(store, trace, drop)}"
+    )
     at.multiselect(key="f_sev").set_value(["critical"]).run()
     assert set(at.dataframe[0].value["severity"]) == {"critical"}
 

@@ -1,6 +1,6 @@
 """The workbench UI's entry point: one `st.navigation` over the pages in `app_pages/`.
 
-Pages are addressed by URL path (`/traces`, `/replay?trace=ID&step=N`, `/dashboard`, `/findings`,
+Pages are addressed by URL path (`/` for the traces, `/replay?trace=ID&step=N`, `/dashboard`, `/findings`,
 `/probes`), so every view has a deep link an investigator can paste into a ticket.
 """
 
@@ -16,7 +16,7 @@ st.set_page_config(page_title="Agent Audit Workbench", page_icon=":material/poli
 
 navigation = st.navigation(
     [
-        st.Page(PAGES / "traces.py", title="Traces", icon=":material/list:", url_path="traces", default=True),
+        st.Page(PAGES / "traces.py", title="Traces", icon=":material/list:", default=True),
         st.Page(PAGES / "replay.py", title="Replay", icon=":material/play_circle:", url_path="replay"),
         st.Page(
             PAGES / "dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard"

@@ -334,7 +334,13 @@ def activity_chart(df: pd.DataFrame) -> go.Figure:
         height=300,
         title="traces and steps over time",
         yaxis={"title": "steps"},
-        yaxis2={"title": "traces", "overlaying": "y", "side": "right", "rangemode": "tozero"},
+        yaxis2={
+            "title": "traces",
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "tickformat": ",d",
+        },
         legend={"orientation": "h", "y": -0.2},
     )
     return fig

@@ -161,12 +161,11 @@ def tree_html(lines: Sequence[dict[str, Any]], trace_id: str) -> str:
         label = html.escape(line["label"])
         pos = line["position"]
         if pos is not None:
-            label = (
-                f'<a href="?trace={trace_id}&step={pos}" target="_self" style="color: inherit;">{label}</a>'
-            )
+            link = f"?trace={trace_id}&step={pos}"
+            label = f'<a href="{link}" target="_self" style="color:inherit;text-decoration:none">{label}</a>'
             label = f'<span style="color:#6b7280">#{pos:<5}</span> ' + label
         if line["error"]:
-            label += ' <span style="color:#dc2626">✖ error</span>'
+            label += ' <span style="color:#dc2626">× error</span>'
         if line["hidden_children"]:
             label += f' <span style="color:#6b7280">(+{line["hidden_children"]} more)</span>'
         if line["current"]:
@@ -174,7 +173,7 @@ def tree_html(lines: Sequence[dict[str, Any]], trace_id: str) -> str:
         rows.append(label)
     return (
         '<div style="font-family: ui-monospace, monospace; font-size: 0.8rem; white-space: pre; '
-        'overflow-x: auto; max-height: 26rem; overflow-y: auto; line-height: 1.45;">'
+        'overflow-x: auto; max-height: 48rem; overflow-y: auto; line-height: 1.45;">'
         + "\n".join(rows)
         + "</div>"
     )

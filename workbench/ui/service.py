@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 from workbench.store.connection import Store
 from workbench.ui import context
@@ -107,7 +108,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(
+        raise WorkbenchError(
             f"cannot listen on {host}:{port} for the UI: {exc.strerror} "
             "(set WORKBENCH_UI_PORT; 0 picks a free port)"
         ) from exc

@@ -27,9 +27,7 @@ m[5].metric(
     help="reasoning tokens / output tokens (reasoning included)",
 )
 
-bucket = (
-    st.segmented_control("Bucket", ["minute", "hour", "day"], default="hour", key="dash_bucket") or "hour"
-)
+bucket = st.segmented_control("Bucket", ["minute", "hour", "day"], default="day", key="dash_bucket") or "day"
 st.plotly_chart(figures.activity_chart(explore.activity(store, bucket)), width="stretch")
 
 costs = explore.cost_by_agent_model(store)
@@ -44,6 +42,8 @@ st.caption(
     "task (each model call's cost split by its token counts)."
 )
 card = explore.agent_scorecard(store)
+# No completed task: no cost per completed task (blank, not "None").
+card["reasoning_cost_per_completed"] = card["reasoning_cost_per_completed"].astype(float)
 st.dataframe(
     card,
     hide_index=True,

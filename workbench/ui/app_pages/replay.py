@@ -8,7 +8,8 @@ import streamlit as st
 
 from workbench.errors import WorkbenchError
 from workbench.model import Finding, StoredStep
-from workbench.store import annotations, explore, probe_reads, queries
+from workbench.store import annotations as notes_store
+from workbench.store import explore, probe_reads, queries
 from workbench.ui import data, figures, render
 
 store = data.store()
@@ -92,12 +93,11 @@ step_findings = [f for f in findings if f.step_seq == seq]
 
 if finding_seqs:
     positions = data.positions(trace_id, finding_seqs)
-    jump = st.columns(min(len(finding_seqs), 8) + 1)
-    jump[0].caption("steps with findings:")
-    for i, fseq in enumerate(finding_seqs[:8]):
-        p = positions.get(fseq)
-        if p is not None:
-            jump[i + 1].button(f"#{p}", key=f"jump{fseq}", on_click=_go, args=(p,))
+    shown = [(fseq, positions[fseq]) for fseq in finding_seqs[:12] if fseq in positions]
+    jump = st.columns([3] + [1] * len(shown) + [max(1, 14 - len(shown))], vertical_alignment="center")
+    jump[0].caption(f"{len(finding_seqs)} step(s) with findings, jump to:")
+    for i, (fseq, p) in enumerate(shown):
+        jump[i + 1].button(f"#{p}", key=f"jump{fseq}", on_click=_go, args=(p,), type="tertiary")
 
 # ------------------------------------------------------------------------------------------ timeline
 
@@ -105,9 +105,8 @@ mode, tl = data.timeline(trace_id, total)
 if mode == "detail":
     fig = figures.timeline_detail(tl, seq, finding_seqs, chain)
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", key=f"tl-{trace_id}")
-    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else []
-    if not points and hasattr(event, "selection"):
-        points = event.selection.get("points", [])  # type: ignore[union-attr]
+    selection = getattr(event, "selection", None)
+    points = list(selection.get("points", [])) if selection else []
     picked = next((p.get("customdata") for p in points if p.get("customdata") is not None), None)
     if picked is not None:
         target = int(picked[0] if isinstance(picked, list) else picked)
@@ -120,7 +119,7 @@ else:
 
 # ------------------------------------------------------------------------------------ the step itself
 
-status = "❌ error" if step.is_error else "✅ ok"
+status = ":red-badge[:material/error: error]" if step.is_error else ":green-badge[:material/check: ok]"
 st.markdown(f"#### Step {position:,} of {total:,} · `{step.kind}` · {step.name}  {status}")
 meta = [
     f"**start** {render.fmt_time(step.start_time_ns)}",
@@ -192,7 +191,8 @@ main, side = st.columns([3, 2], gap="large")
 with main:
     if step.error or step.is_error:
         st.error(f"**Error**: {step.error or extras.get('status_message') or 'the span ended in error'}")
-    _show_messages(step.input_text)
+    if step.input_text != step.tool_arguments:  # tool conventions often repeat the arguments as input
+        _show_messages(step.input_text)
     _show_text("Reasoning / scratchpad", "reasoning_text", step.reasoning_text)
     if step.tool_name or step.tool_arguments or step.tool_result:
         st.markdown(
@@ -204,12 +204,15 @@ with main:
     if extras.get("side_effect"):
         st.warning(f"**Side effect**: {extras['side_effect']}")
     _show_text("Output", "output_text", step.output_text)
-    cols = st.columns(5)
-    cols[0].metric("tokens in", f"{step.tokens_in:,}" if step.tokens_in is not None else "—")
-    cols[1].metric("tokens out", f"{step.tokens_out:,}" if step.tokens_out is not None else "—")
-    cols[2].metric("reasoning", f"{step.tokens_reasoning:,}" if step.tokens_reasoning is not None else "—")
-    cols[3].metric("cached", f"{step.tokens_cached:,}" if step.tokens_cached is not None else "—")
-    cols[4].metric("cost", f"${step.cost_usd:.4f}" if step.cost_usd is not None else "—")
+    usage = (step.tokens_in, step.tokens_out, step.tokens_reasoning, step.tokens_cached, step.cost_usd)
+    cols = st.columns(5) if any(v is not None for v in usage) else []
+    for col, label, value in zip(
+        cols,
+        ("tokens in", "tokens out", "reasoning", "cached", "cost"),
+        [*(f"{v:,}" if v is not None else "—" for v in usage[:4]), f"${usage[4]:.4f}" if usage[4] else "—"],
+        strict=False,
+    ):
+        col.metric(label, value)
     with st.expander("Raw span attributes and events"):
         st.json(
             {"attributes": extras.get("attributes", {}), "events": extras.get("events", [])}, expanded=False
@@ -217,10 +220,10 @@ with main:
 
 
 def _finding_card(f: Finding) -> None:
-    badge = {"critical": "🟥", "high": "🟧", "medium": "🟨", "low": "🟦", "info": "⬜"}.get(
-        f.severity.value, "⬜"
+    color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(
+        f.severity.value, "gray"
     )
-    st.markdown(f"{badge} **{f.severity.value.upper()}** · `{f.rule_id}` · {f.title}")
+    st.markdown(f":{color}-badge[{f.severity.value.upper()}] `{f.rule_id}` · {f.title}")
     st.caption(f.explanation)
     if f.evidence_excerpt:
         st.markdown(f"> {f.evidence_excerpt}")
@@ -271,7 +274,7 @@ with side:
         for res in results:
             if res.analysis.startswith("probe:"):
                 s = res.summary
-                fired = "🔴 fired" if s.get("fired") else "⚪ below threshold"
+                fired = ":red-badge[fired]" if s.get("fired") else ":gray-badge[below threshold]"
                 st.markdown(
                     f"`{res.analysis}` score **{float(s.get('score', 0)):.3f}** "
                     f"(threshold {float(s.get('threshold', 0)):.3f}) {fired}"
@@ -287,12 +290,12 @@ with side:
         note = st.text_area("Note on this step", key="annotation_text", height=80)
         if st.form_submit_button("Add note"):
             try:
-                added = annotations.add_annotation(store, trace_id, seq, author, note)
+                added = notes_store.add_annotation(store, trace_id, seq, author, note)
                 st.session_state["annotator"] = added.author
                 st.success("note saved")
             except WorkbenchError as exc:
                 st.error(str(exc))
-    notes = annotations.list_annotations(store, trace_id)
+    notes = notes_store.list_annotations(store, trace_id)
     if notes:
         note_pos = data.positions(trace_id, [n.step_seq for n in notes if n.step_seq is not None])
         for n in notes:

@@ -23,7 +23,7 @@ text = st.text_input(
 c1, c2, c3, c4, c5, c6 = st.columns([3, 3, 3, 2, 2, 2])
 services = c1.multiselect("Service", choices["services"], key="traces_services")
 agents = c2.multiselect("Agent", choices["agents"], key="traces_agents")
-dates = c3.date_input("Started between", value=(), key="traces_dates")
+dates = c3.date_input("Started between", value=[], key="traces_dates")
 findings_opt = c4.selectbox("Findings", ["any", "with", "without"], key="traces_findings")
 errors_opt = c5.selectbox("Errors", ["any", "with", "without"], key="traces_errors")
 min_cost = c6.number_input(
