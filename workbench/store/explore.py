@@ -500,9 +500,9 @@ def agent_scorecard(store: Store) -> pd.DataFrame:
 
     completion_rate: share of its traces whose root step did not end in error. median_steps: steps per
     trace. retries: steps recorded as a retry (attempt > 1). error_rate: erroring steps / steps.
-    human_interventions: human steps (approvals, edits). reasoning_share: reasoning tokens / output tokens
-    (reasoning included). reasoning_cost_per_completed: the cost attributed to reasoning tokens (each model call's cost
-    split by its token counts), divided by completed traces.
+    human_interventions: human steps (approvals, edits). reasoning_share: reasoning tokens / output
+    tokens (reasoning included). reasoning_cost_per_completed: the cost attributed to reasoning tokens
+    (each model call's cost split by its token counts), divided by completed traces.
     """
     return (
         store.cursor()
