@@ -151,6 +151,62 @@ def test_every_sample_span_round_trips_through_otlp_json(samples_db: Settings) -
     for (canonical,) in rows:
         doc = orjson.loads(otlp_json.line_from_canonical(bytes(canonical)))
         assert otlp_json.canonical_from_json(doc) == bytes(canonical)
+        assert otlp_json.canonical_via_messages(doc) == bytes(canonical)
+
+
+def test_every_otlp_value_shape_round_trips() -> None:
+    """Edge values the samples lack: negative and huge ints, NaN/inf/-0.0, false, empty strings and
+    values, bytes, nested arrays and kvlists, link and span flags, an empty status, schema URLs."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    def kv(key: str, **value: object) -> KeyValue:
+        return KeyValue(key=key, value=AnyValue(**value))
+
+    values = [
+        kv("neg", int_value=-5),
+        kv("big", int_value=2**63 - 1),
+        kv("nan", double_value=float("nan")),
+        kv("inf", double_value=float("-inf")),
+        kv("zero", double_value=-0.0),
+        kv("f", bool_value=False),
+        kv("empty", string_value=""),
+        KeyValue(key="novalue"),
+        KeyValue(key="emptyany", value=AnyValue()),
+        kv("bin", bytes_value=b"\x00\xff"),
+        kv("", string_value="unicode \u00e9\U0001f600"),
+        kv(
+            "arr",
+            array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue(), AnyValue(string_value="x")]),
+        ),
+        kv("kvl", kvlist_value=KeyValueList(values=[kv("inner", double_value=1.5)])),
+    ]
+    span = Span(
+        trace_id=bytes(range(1, 17)),
+        span_id=bytes(range(1, 9)),
+        trace_state="k=v",
+        name="edge",
+        kind=3,
+        start_time_unix_nano=2**63 + 5,
+        end_time_unix_nano=1,
+        attributes=values,
+        dropped_attributes_count=2,
+        events=[Span.Event(time_unix_nano=7, name="", attributes=values[:3], dropped_attributes_count=1)],
+        dropped_events_count=4,
+        links=[Span.Link(trace_id=bytes(16), span_id=bytes(8), flags=0x301, dropped_attributes_count=9)],
+        dropped_links_count=5,
+        flags=0x100,
+    )
+    span.status.SetInParent()
+    rs = ResourceSpans(
+        scope_spans=[ScopeSpans(spans=[span], schema_url="https://s/1")], schema_url="https://r/2"
+    )
+    rs.resource.SetInParent()
+    rs.scope_spans[0].scope.SetInParent()
+    canonical = rs.SerializeToString(deterministic=True)
+    doc = orjson.loads(otlp_json.line_from_canonical(canonical))
+    assert otlp_json.canonical_from_json(doc) == canonical
+    assert otlp_json.canonical_via_messages(doc) == canonical
 
 
 def test_sample_bundle_verifies_with_pinned_key_and_reveal(samples_db: Settings, tmp_path: Path) -> None:
@@ -470,3 +526,17 @@ def test_export_while_a_server_holds_the_database(serve_process, tmp_path: Path)
     assert done.returncode == 1
     assert "workbench serve" in done.stderr and "Traceback" not in done.stderr
     shutil.rmtree(tmp_path / "b", ignore_errors=True)
+
+
+def test_altered_proof_and_chain_are_named(bundle: Path) -> None:
+    lines = _lines(bundle / "proofs.jsonl")
+    a, b = orjson.loads(lines[40]), orjson.loads(lines[41])
+    a["proof"][1] = "00" * 32
+    b["chain"] = "11" * 32
+    lines[40], lines[41] = orjson.dumps(a), orjson.dumps(b)
+    _write_lines(bundle / "proofs.jsonl", lines)
+    problems = _problems(bundle)
+    assert any(
+        f"proofs.jsonl line 41 (span {a['span_id']})" in p and "inclusion proof" in p for p in problems
+    )
+    assert any(f"proofs.jsonl line 42 (span {b['span_id']})" in p and "chain link" in p for p in problems)
