@@ -352,75 +352,108 @@ class TaintChain(Rule):
         "min_shared_passages": 2,
         "write_severity": "medium",
         "injection_patterns": _INJECTION_PATTERNS,
+        "window_steps": 500,
     }
 
     def evaluate(self, trace: TraceView) -> Iterator[Finding]:
+        # One pass with inverted indexes (identifier -> source, passage -> sources), so a step costs the
+        # size of its own text, not the number of sources before it: traces run to 100,000 steps.
         classes = set(self.opts["action_classes"])
         min_shared = int(self.opts["min_shared_passages"])
+        window = int(self.opts["window_steps"])
         injection = [re.compile(p, re.IGNORECASE) for p in self.opts["injection_patterns"]]
         known_tokens: set[str] = set()
-        sources: list[tuple[int, set[str], set[tuple[str, ...]], bool]] = []
-        carriers: dict[int, set[int]] = {}  # source index -> model steps that repeat it
-        reported: set[int] = set()
+        tok_src: dict[str, int] = {}  # identifier -> the source step that introduced it
+        sh_src: dict[tuple[str, ...], list[int]] = {}  # 5-word passage -> source steps holding it
+        marked: dict[int, bool] = {}
+        carriers: dict[int, list[int]] = {}  # source -> model steps that repeat it, in order
+        carried_by: dict[int, set[int]] = {}  # model step -> the sources it repeats
+        last_approval = -1
         for i, stored in enumerate(trace.steps):
             step = stored.step
-            # 1. does this step carry taint from an earlier source?
+            if trace.is_approval(i):
+                last_approval = i  # a person approved: what came before is sanitized
+
+            def live(s: int, i: int = i, last: int = last_approval) -> bool:
+                return s > last and i - s <= window
+
+            def hits(text: str, live: Any = live) -> tuple[dict[int, list[str]], set[int]]:
+                direct: dict[int, list[str]] = {}
+                for t in distinctive_tokens(text):
+                    s = tok_src.get(t)
+                    if s is not None and live(s):
+                        direct.setdefault(s, []).append(t)
+                counts: dict[int, int] = {}
+                for sh in shingles(text):
+                    for s in sh_src.get(sh, ()):
+                        counts[s] = counts.get(s, 0) + 1
+                return direct, {s for s, n in counts.items() if n >= min_shared and live(s)}
+
+            # 1. does this step repeat an earlier source?
             own = _own_words(trace, i)
             if own and step.kind in (StepKind.LLM, StepKind.REASONING, StepKind.PLAN, StepKind.AGENT):
-                own_sh = shingles(own)
-                for s_i, toks, sh, _ in sources:
-                    if any(t in own for t in toks) or len(own_sh & sh) >= min_shared:
-                        carriers.setdefault(s_i, set()).add(i)
+                direct, passages = hits(own)
+                for s in set(direct) | passages:
+                    carriers.setdefault(s, []).append(i)
+                    carried_by.setdefault(i, set()).add(s)
             # 2. a consequential action: tainted when its arguments or its deciding steps carry a source
-            action = trace.action(i)
-            hit = classes & action.classes
-            if hit and i not in reported:
-                args = step.tool_arguments or ""
-                args_sh = shingles(args)
-                context = set(trace.decision_context(i))
-                for s_i, toks, sh, marked in sources:
-                    if any(trace.is_approval(k) for k in range(s_i + 1, i)):
-                        continue  # a person approved in between: the human is the sanitizer
-                    direct = sorted(t for t in toks if t in args)
-                    via = sorted(carriers.get(s_i, set()) & context)
-                    if not direct and not via and len(args_sh & sh) < min_shared:
-                        continue
-                    chain_mid = sorted(c for c in carriers.get(s_i, set()) if c < i)
-                    chain = [trace.steps[k].seq for k in [s_i, *chain_mid, i]]
-                    severe = marked or bool(hit - {WRITE})
-                    severity = self.severity if severe else Severity(self.opts["write_severity"])
-                    src = trace.steps[s_i].step
-                    ev = _action_evidence(trace, i, direct)
-                    yield self.finding(
-                        trace,
-                        i,
-                        title=f"{step.tool_name} ({', '.join(sorted(hit))}) steered by content from "
-                        f"{src.tool_name or src.name}",
-                        explanation=(
-                            f"Step {trace.steps[s_i].seq} brought outside content "
-                            f"({src.tool_name or src.name})"
-                            + (" with prompt-injection markers" if marked else "")
-                            + (
-                                f"; its identifiers {', '.join(direct[:3])} appear in this call"
-                                if direct
-                                else "; the model repeated it before deciding this call"
-                            )
-                            + ", with no human approval in between."
-                        ),
-                        evidence=ev,
-                        severity=severity,
-                        chain=chain,
-                        details={"source_seq": trace.steps[s_i].seq, "shared_identifiers": direct[:20]},
+            hit = classes & trace.action(i).classes
+            if hit and (tok_src or sh_src):
+                direct, passages = hits(step.tool_arguments or "")
+                via = {s for c in trace.decision_context(i) for s in carried_by.get(c, ()) if live(s)}
+                candidates = set(direct) | passages | via
+                if candidates:
+                    s_i = min(candidates, key=lambda s: (not marked[s], s))
+                    yield self._chain_finding(
+                        trace, i, s_i, hit, sorted(direct.get(s_i, [])), marked[s_i], carriers
                     )
-                    reported.add(i)
-                    break
             # 3. is this step itself a source? (after the checks: a step does not taint itself)
             if is_source(trace, i, self.opts["source_tools"], self.opts["retrieval_is_source"]):
                 content = field_text(stored, _content_field(trace, i))
-                toks = distinctive_tokens(content) - known_tokens
-                marked = any(rx.search(content) for rx in injection)
-                sources.append((i, toks, shingles(content), marked))
+                for t in distinctive_tokens(content) - known_tokens:
+                    tok_src.setdefault(t, i)
+                for sh in shingles(content):
+                    holders = sh_src.setdefault(sh, [])
+                    holders[:] = [h for h in holders if i - h <= window]
+                    holders.append(i)
+                marked[i] = any(rx.search(content) for rx in injection)
             known_tokens |= distinctive_tokens(_known_text(trace, i))
+
+    def _chain_finding(
+        self,
+        trace: TraceView,
+        i: int,
+        s_i: int,
+        hit: set[str],
+        direct: list[str],
+        marked: bool,
+        carriers: dict[int, list[int]],
+    ) -> Finding:
+        step = trace.steps[i].step
+        chain_mid = [c for c in carriers.get(s_i, []) if c < i][-20:]
+        chain = [trace.steps[k].seq for k in [s_i, *chain_mid, i]]
+        severe = marked or bool(hit - {WRITE})
+        src = trace.steps[s_i].step
+        return self.finding(
+            trace,
+            i,
+            title=f"{step.tool_name} ({', '.join(sorted(hit))}) steered by content from "
+            + (src.tool_name or src.name),
+            explanation=(
+                f"Step {trace.steps[s_i].seq} brought outside content ({src.tool_name or src.name})"
+                + (" with prompt-injection markers" if marked else "")
+                + (
+                    f"; its identifiers {', '.join(direct[:3])} appear in this call"
+                    if direct
+                    else "; the model repeated it before deciding this call"
+                )
+                + ", with no human approval in between."
+            ),
+            evidence=_action_evidence(trace, i, direct),
+            severity=self.severity if severe else Severity(self.opts["write_severity"]),
+            chain=chain,
+            details={"source_seq": trace.steps[s_i].seq, "shared_identifiers": direct[:20]},
+        )
 
 
 def _action_evidence(trace: TraceView, i: int, identifiers: list[str]) -> Evidence | None:
