@@ -128,6 +128,7 @@ def test_cli_findings_rescan_and_eval(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(cli, ["ingest", *[str(s.path) for s in SAMPLES]])
     assert result.exit_code == 0, result.output
+    assert "findings: " in result.output
     out = runner.invoke(cli, ["findings", "--json"])
     assert out.exit_code == 0, out.output
     rows = json.loads(out.output)
@@ -171,3 +172,18 @@ def test_served_findings_follow_otlp_ingest(tmp_path: Path) -> None:
         found = store_findings.trace_findings(store, sample.trace_id())
         assert {"prompt-injection", "taint-chain", "egress-allowlist"} <= {f.rule_id for f in found}
         assert store_findings.scan_watermark(store)[0] == store_findings.max_step_seq(store)
+
+
+def test_ingest_with_a_bad_rules_file_keeps_the_spans_and_says_why(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  no-such-rule: {}\n")
+    result = CliRunner().invoke(
+        cli, ["ingest", str(get("db_deletion").path)], env={"WORKBENCH_RULES_FILE": str(rules)}
+    )
+    assert result.exit_code == 0, result.output
+    assert "ingested 15 spans" in result.output
+    assert f"findings not computed: {rules}:3:3: unknown rule id 'no-such-rule'" in result.output
+    # fixed rules file: the next run catches up on what was not scanned
+    rules.write_text("version: 1\n")
+    again = CliRunner().invoke(cli, ["rescan"], env={"WORKBENCH_RULES_FILE": str(rules)})
+    assert again.exit_code == 0 and "rescanned 1 trace(s)" in again.output

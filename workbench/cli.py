@@ -126,6 +126,10 @@ def ingest(ctx: click.Context, files: tuple[Path, ...]) -> None:
         + (f", rejected {totals.rejected}" if totals.rejected else "")
         + (f" via {totals.via}" if totals.via else "")
     )
+    if totals.findings is not None:
+        click.echo(f"findings: {totals.findings} (workbench findings)")
+    if totals.findings_error:
+        click.echo(f"findings not computed: {totals.findings_error}", err=True)
     for error in totals.errors[:20]:
         click.echo(f"  rejected: {error}", err=True)
     if totals.rejected and not totals.accepted:
