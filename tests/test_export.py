@@ -524,7 +524,8 @@ def test_export_while_a_server_holds_the_database(serve_process, tmp_path: Path)
         timeout=60,
     )
     assert done.returncode == 1
-    assert "workbench serve" in done.stderr and "Traceback" not in done.stderr
+    assert "workbench serve" in done.stderr and "stop the server" in done.stderr
+    assert "Traceback" not in done.stderr
     shutil.rmtree(tmp_path / "b", ignore_errors=True)
 
 

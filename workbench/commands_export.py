@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from workbench.errors import WorkbenchError
+from workbench.errors import DatabaseBusy, WorkbenchError
 
 
 def _time_ns(value: str | None, option: str) -> int | None:
@@ -76,7 +76,15 @@ def export_cmd(
     if out is None:
         out = settings.data_dir / "exports" / f"bundle-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _open_read_only(settings) as store:
+    try:
+        opened = _open_read_only(settings)
+    except DatabaseBusy as exc:
+        raise DatabaseBusy(
+            f"{exc}. An export reads the database and its ledger as one consistent snapshot: stop the "
+            "server (Ctrl-C or SIGTERM; everything acknowledged is kept), run `workbench export`, then start "
+            "it again"
+        ) from exc
+    with opened as store:
         trace_ids = [queries.resolve_trace_id(store, t) for t in traces]
         result = export_bundle(
             store,

@@ -282,20 +282,9 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
         files["proofs.jsonl"] = proofs_w.close()
 
         sub = f"SELECT seq FROM spans{where}"
-        steps = _rows(
-            cur, f"SELECT seq, {', '.join(STEP_COLUMNS)} FROM steps WHERE seq IN ({sub}) ORDER BY seq", params
+        steps, step_totals, steps_written = _write_steps(
+            store, staging / "steps.parquet", f"SELECT seq FROM spans{where}", params, redactor
         )
-        for row_no, row in enumerate(steps):
-            for col in _STEP_TEXT:
-                if isinstance(row.get(col), str) and redactor.enabled:
-                    where_ = {
-                        "file": "steps.parquet",
-                        "row": row_no,
-                        "seq": row["seq"],
-                        "span_id": row["span_id"],
-                    }
-                    row[col] = redactor.text(row[col], where_, [col])
-        _write_steps(staging / "steps.parquet", steps)
         files["steps.parquet"] = file_entry(staging / "steps.parquet")
 
         findings = _rows(cur, f"SELECT * FROM findings WHERE step_seq IN ({sub}) ORDER BY id", params)
@@ -354,7 +343,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
         counts = {
             "spans": len(seqs),
             "traces": len(traces),
-            "steps": len(steps),
+            "steps": steps_written,
             "findings": len(findings),
             "annotations": len(annotations),
             "probe_runs": len(probe_runs),
@@ -441,7 +430,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
         from workbench.export.report import render_report
 
         report = render_report(
-            manifest, steps, findings, probe_runs, probe_results, annotations, redaction_counts
+            manifest, steps, step_totals, findings, probe_runs, probe_results, annotations, redaction_counts
         )
         (staging / "report.html").write_text(report, encoding="utf-8")
         files["report.html"] = file_entry(staging / "report.html")
@@ -463,15 +452,51 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     return ExportResult(out, bundle_id, counts, reveal_path, signing.key_id(pub), redaction_counts)
 
 
-def _write_steps(path: Path, steps: list[dict[str, Any]]) -> None:
+def _write_steps(
+    store: Store, path: Path, selection_sql: str, params: Sequence[Any], redactor: Redactor
+) -> tuple[list[dict[str, Any]], dict[str, int], int]:
+    """Stream the selected steps, redacted, into Parquet a chunk at a time (memory stays bounded on a
+    100,000-step trace); keep only what the report plots. Returns (kept steps, steps per trace, total)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from workbench.export.report import MAX_PLOTTED_STEPS, MAX_PLOTTED_TRACES
     from workbench.store.batch import STEP_SCHEMA
 
     schema = pa.schema([pa.field("seq", pa.int64()), *STEP_SCHEMA])
-    table = pa.Table.from_pylist(steps, schema=schema)
-    pq.write_table(table, path)
+    cur = store.cursor()
+    result = cur.execute(
+        f"SELECT seq, {', '.join(STEP_COLUMNS)} FROM steps WHERE seq IN ({selection_sql}) ORDER BY seq",
+        list(params),
+    )
+    names = [d[0] for d in result.description]
+    kept: list[dict[str, Any]] = []
+    totals: dict[str, int] = Counter()
+    plotted: set[str] = set()
+    row_no = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        while batch := result.fetchmany(CHUNK):
+            rows = [dict(zip(names, r, strict=True)) for r in batch]
+            for row in rows:
+                if redactor.enabled:
+                    where = {
+                        "file": "steps.parquet",
+                        "row": row_no,
+                        "seq": row["seq"],
+                        "span_id": row["span_id"],
+                    }
+                    for col in _STEP_TEXT:
+                        if isinstance(row.get(col), str):
+                            row[col] = redactor.text(row[col], where, [col])
+                row_no += 1
+                trace = row["trace_id"]
+                totals[trace] += 1
+                if trace not in plotted and len(plotted) < MAX_PLOTTED_TRACES:
+                    plotted.add(trace)
+                if trace in plotted and totals[trace] <= MAX_PLOTTED_STEPS:
+                    kept.append(row)
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+    return kept, dict(totals), row_no
 
 
 def _zip_dir(src: Path, dest: Path) -> None:

@@ -32,7 +32,7 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], include_js: bool) -> str:
+def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], total: int, include_js: bool) -> str:
     import plotly.graph_objects as go
 
     shown = list(steps[:MAX_PLOTTED_STEPS])
@@ -56,8 +56,7 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], include_js: bool) 
             )
         )
     fig.update_layout(
-        title=f"Trace {trace_id}"
-        + (f" (first {MAX_PLOTTED_STEPS} of {len(steps)} steps)" if len(steps) > len(shown) else ""),
+        title=f"Trace {trace_id}" + (f" (first {len(shown)} of {total} steps)" if total > len(shown) else ""),
         xaxis_title="ms since the first step",
         yaxis={
             "autorange": "reversed",
@@ -74,22 +73,24 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], include_js: bool) 
 def render_report(
     manifest: dict[str, Any],
     steps: Sequence[dict[str, Any]],
+    step_totals: dict[str, int],
     findings: Sequence[dict[str, Any]],
     probe_runs: Sequence[dict[str, Any]],
     probe_results: Sequence[dict[str, Any]],
     annotations: Sequence[dict[str, Any]],
     redaction_counts: dict[str, int],
 ) -> str:
-    """The whole report as one HTML string."""
+    """The whole report as one HTML string. `steps` holds what is plotted (the first steps of the first
+    traces), `step_totals` the number of steps of every exported trace."""
     by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in steps:
         by_trace[s["trace_id"]].append(s)
     plots = []
     for i, (trace_id, group) in enumerate(list(by_trace.items())[:MAX_PLOTTED_TRACES]):
         group.sort(key=lambda s: (s["start_time_ns"], s["seq"]))
-        plots.append(_timeline(trace_id, group, include_js=(i == 0)))
+        plots.append(_timeline(trace_id, group, step_totals.get(trace_id, len(group)), include_js=(i == 0)))
     led = manifest["ledger"]
-    many = len(by_trace) > MAX_PLOTTED_TRACES
+    many = len(step_totals) > MAX_PLOTTED_TRACES
     plotted = f"the first {MAX_PLOTTED_TRACES} are plotted" if many else "all plotted"
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Audit bundle report</title>",
@@ -106,7 +107,7 @@ def render_report(
         + "</table>",
         "<h2>Timeline</h2>",
         *plots,
-        f"<p>{len(by_trace)} trace(s); {plotted}.</p>",
+        f"<p>{len(step_totals)} trace(s); {plotted}.</p>",
         "<h2>Findings</h2>",
     ]
     if findings:
