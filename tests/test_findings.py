@@ -149,6 +149,10 @@ def test_cli_findings_rescan_and_eval(tmp_path: Path) -> None:
     bad = runner.invoke(cli, ["rescan"], env={"WORKBENCH_RULES_FILE": str(rules)})
     assert bad.exit_code == 1 and f"{rules}:4:5: unknown key 'enabld'" in bad.output
 
+    listed = json.loads(runner.invoke(cli, ["findings", "rules", "--json"]).output)
+    assert {r["id"] for r in listed["rules"]} >= {"taint-chain", "scratchpad-mismatch", "reasoning-cost"}
+    assert all(r["description"] and r["rationale"] for r in listed["rules"])
+
     table = runner.invoke(cli, ["findings", "eval"])
     assert table.exit_code == 0, table.output
     assert "precision" in table.output and "taint-chain" in table.output and "all (micro)" in table.output

@@ -111,6 +111,33 @@ def register(cli: click.Group) -> None:
             for line in result.misses:
                 click.echo(f"  {line}")
 
+    @findings.command("rules")
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    @click.pass_context
+    def findings_rules(ctx: click.Context, as_json: bool) -> None:
+        """The rules in force (after the rules file): id, severity, options, what each finds and why."""
+        from workbench.policies.engine import engine_from_settings
+
+        engine = engine_from_settings(_settings(ctx))
+        rows = [
+            {
+                "id": r.id,
+                "severity": str(r.severity),
+                "title": r.title,
+                "description": r.description,
+                "rationale": r.rationale,
+                "options": r.opts,
+            }
+            for r in engine.rules
+        ]
+        if as_json:
+            click.echo(json.dumps({"digest": engine.digest, "rules": rows}, indent=2))
+            return
+        for row in rows:
+            click.echo(f"{row['id']} [{row['severity']}]: {row['title']}")
+            click.echo(f"    finds: {row['description']}")
+            click.echo(f"    why:   {row['rationale']}")
+
     @cli.command()
     @click.option("--trace", "trace_id", help="Only this trace (a unique prefix is enough); default: all.")
     @click.pass_context

@@ -217,6 +217,15 @@ def looks_like_sql(text: str) -> bool:
     return bool(_SQL_START.match(_blank_sql(text)))
 
 
+# --- code --------------------------------------------------------------------------------------------
+# Code-interpreter tools delete through the language's file APIs rather than a shell.
+
+_CODE_KEYS = frozenset({"code", "source", "python", "program", "snippet", "source_code"})
+_CODE_DELETE = re.compile(
+    r"\b(shutil\.rmtree|os\.remove|os\.unlink|os\.rmdir|os\.removedirs|\.unlink|\.rmdir|fs\.rmSync|"
+    r"fs\.rm|fs\.unlinkSync|fs\.rmdirSync|rimraf|FileUtils\.rm_rf|file\.remove)\s*\("
+)
+
 # --- shell ---------------------------------------------------------------------------------------------
 
 _SHELL_SPLIT = re.compile(r"&&|\|\||;|\||\n")
@@ -339,6 +348,14 @@ def classify(step: Step) -> Action:
                 s, e = v.span(0, len(v.text))
                 classes.add(WRITE)
                 evidence.setdefault(WRITE, _evidence(fld, raw, s, e, "data-modifying SQL"))
+        elif v.key.lower() in _CODE_KEYS:
+            for m in _CODE_DELETE.finditer(v.text):
+                s, e = v.span(m.start(), m.end())
+                destructive.append(_evidence(fld, raw, s, e, f"code deletes files or trees ({m.group(1)})"))
+            if v.text.strip():
+                classes.add(WRITE)
+                s, e = v.span(0, len(v.text))
+                evidence.setdefault(WRITE, _evidence(fld, raw, s, e, "code execution"))
         elif v.key.lower() in _SHELL_KEYS or (is_shell_tool and v.key.lower() in ("", "input", "args")):
             for i, j, why in destructive_shell(v.text):
                 s, e = v.span(i, j)
