@@ -191,3 +191,15 @@ def test_ingest_with_a_bad_rules_file_keeps_the_spans_and_says_why(tmp_path: Pat
     rules.write_text("version: 1\n")
     again = CliRunner().invoke(cli, ["rescan"], env={"WORKBENCH_RULES_FILE": str(rules)})
     assert again.exit_code == 0 and "rescanned 1 trace(s)" in again.output
+
+
+def test_serve_refuses_a_bad_rules_file_at_start(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  taint-chain:\n    window_steps: many\n")
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--http-port", "0", "--grpc-port", "0"],
+        env={"WORKBENCH_RULES_FILE": str(rules), "WORKBENCH_UI_PORT": "0"},
+    )
+    assert result.exit_code == 1
+    assert f"{rules}:4:19: taint-chain.window_steps must be int" in result.output
