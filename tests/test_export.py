@@ -4,6 +4,7 @@ tamper matrix on bundles (directory and zip) and on the database, and redaction 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -364,8 +365,6 @@ def test_resigned_bundle_fails_against_the_pinned_key(bundle: Path, samples_db: 
     manifest["signing"]["public_key"] = signing.raw_public(forger.public_key()).hex()
     (bundle / "public_key.pem").write_bytes(signing.public_pem(forger.public_key()))
     entry = manifest["files"]["public_key.pem"]
-    import hashlib
-
     entry["sha256"] = hashlib.sha256((bundle / "public_key.pem").read_bytes()).hexdigest()
     entry["bytes"] = (bundle / "public_key.pem").stat().st_size
     data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
@@ -395,8 +394,10 @@ def test_altered_redaction_is_caught_by_the_reveal(bundle: Path, samples_db: Set
     lines = _lines(bundle / "spans.jsonl")
     proofs = [orjson.loads(p) for p in _lines(bundle / "proofs.jsonl")]
     k = next(i for i, p in enumerate(proofs) if p["redacted"])
-    lines[k] = lines[k].replace(b"REDACTED", b"REDACTED", 1).replace(b'"name":"', b'"name":"X', 1)
+    lines[k] = lines[k].replace(b'"name":"', b'"name":"X', 1)
     _write_lines(bundle / "spans.jsonl", lines)
+    proofs[k]["line_sha256"] = hashlib.sha256(lines[k]).hexdigest()  # the insider covers their tracks
+    _write_lines(bundle / "proofs.jsonl", [orjson.dumps(p) for p in proofs])
     _resign(bundle, samples_db)
     assert verify_bundle(bundle).ok  # masks still where recorded; the insider's re-signature holds
     reveal = next((samples_db.data_dir / "exports" / "reveal").glob("*.json")).read_bytes()
@@ -450,25 +451,44 @@ def test_damaged_zip_member_is_named(samples_db: Settings, tmp_path: Path) -> No
 # --- tamper matrix on the database ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("case", "sql", "named"),
-    [
-        ("flipped byte", "UPDATE spans SET canonical = canonical || '\\x00'::BLOB WHERE seq = 7", "seq 7"),
-        ("deleted row", "DELETE FROM spans WHERE seq = 9", "seq 9"),
-        ("inserted row", "INSERT INTO ledger SELECT 95, digest, chain FROM ledger WHERE seq = 94", "seq 95"),
-        (
-            "swapped rows",
-            "UPDATE spans SET canonical = (SELECT canonical FROM spans WHERE seq = 12) WHERE seq = 11",
-            "seq 11",
-        ),
-        ("edited column", "UPDATE spans SET name = 'harmless' WHERE seq = 5", "seq 5"),
-    ],
-)
-def test_tampered_database_is_refused_and_named(
-    samples_db: Settings, tmp_path: Path, case: str, sql: str, named: str
-) -> None:
+def _flip_byte(con: duckdb.DuckDBPyConnection) -> None:
+    (blob,) = con.execute("SELECT canonical FROM spans WHERE seq = 7").fetchone()
+    data = bytearray(blob)
+    data[len(data) // 2] ^= 0x01
+    con.execute("UPDATE spans SET canonical = ? WHERE seq = 7", [bytes(data)])
+
+
+def _swap(con: duckdb.DuckDBPyConnection) -> None:
+    a, b = (
+        bytes(r[0])
+        for r in con.execute("SELECT canonical FROM spans WHERE seq IN (11, 12) ORDER BY seq").fetchall()
+    )
+    con.execute("UPDATE spans SET canonical = ? WHERE seq = 11", [b])
+    con.execute("UPDATE spans SET canonical = ? WHERE seq = 12", [a])
+
+
+DB_TAMPERING = {
+    "flipped byte": (_flip_byte, "seq 7"),
+    "deleted row": (lambda con: con.execute("DELETE FROM spans WHERE seq = 9"), "seq 9"),
+    "inserted row": (
+        lambda con: con.execute("INSERT INTO spans SELECT * REPLACE (95 AS seq) FROM spans WHERE seq = 3"),
+        "seq 95",
+    ),
+    "swapped rows": (_swap, "seq 11"),
+    "deleted ledger entry": (lambda con: con.execute("DELETE FROM ledger WHERE seq = 30"), "seq 30"),
+    "forged checkpoint": (
+        lambda con: con.execute("UPDATE ledger_checkpoints SET merkle_root = sha256('x')::BLOB"),
+        "checkpoint",
+    ),
+    "edited column": (lambda con: con.execute("UPDATE spans SET name = 'harmless' WHERE seq = 5"), "seq 5"),
+}
+
+
+@pytest.mark.parametrize("case", DB_TAMPERING)
+def test_tampered_database_is_refused_and_named(samples_db: Settings, tmp_path: Path, case: str) -> None:
+    tamper, named = DB_TAMPERING[case]
     con = duckdb.connect(str(samples_db.db_path))
-    con.execute(sql)
+    tamper(con)
     con.close()
     with pytest.raises(LedgerBroken, match=named):
         _export(samples_db, tmp_path / "t")
@@ -490,6 +510,11 @@ def test_seeded_secrets_never_leave_in_a_redacted_bundle(
     for name, data in _all_bytes(out):
         for value in variants:
             assert value.encode() not in data, f"{value!r} leaked into {name}"
+    if fmt == "dir":  # the report shows the probe evidence and the annotation, masked
+        report = (out / "report.html").read_text()
+        assert "probe:exfiltration" in report and "ana" in report and "[REDACTED:email#" in report
+        probe = orjson.loads((out / "probe_results.jsonl").read_text().splitlines()[0])
+        assert "[REDACTED]" in probe["data"]["tokens"]
     reveal = result.reveal_path
     assert stat.S_IMODE(reveal.stat().st_mode) == 0o600
     assert SEEDED["aws"] in reveal.read_text()  # the owner keeps the originals...
@@ -541,3 +566,16 @@ def test_altered_proof_and_chain_are_named(bundle: Path) -> None:
         f"proofs.jsonl line 41 (span {a['span_id']})" in p and "inclusion proof" in p for p in problems
     )
     assert any(f"proofs.jsonl line 42 (span {b['span_id']})" in p and "chain link" in p for p in problems)
+
+
+def test_altered_redacted_line_is_named_without_the_reveal(bundle: Path) -> None:
+    lines = _lines(bundle / "spans.jsonl")
+    proofs = [orjson.loads(p) for p in _lines(bundle / "proofs.jsonl")]
+    k = next(i for i, p in enumerate(proofs) if p["redacted"])
+    lines[k] = lines[k].replace(b'"name":"', b'"name":"Y', 1)
+    _write_lines(bundle / "spans.jsonl", lines)
+    problems = _problems(bundle)
+    assert any(
+        f"spans.jsonl line {k + 1} (span {proofs[k]['span_id']}): redacted line altered" in p
+        for p in problems
+    )

@@ -257,8 +257,10 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                             {"file": "spans.jsonl", "line": line_no, "seq": seq, "span_id": span_id},
                             otlp=True,
                         )
-                    spans_w.line(orjson.dumps(doc))
+                    line = orjson.dumps(doc)
+                    spans_w.line(line)
                     i = seq - 1
+                    redacted = len(redactor.records) > before
                     proofs_w.line(
                         orjson.dumps(
                             {
@@ -270,7 +272,10 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                                 "chain_prev": (chains[i - 1] if i else ledger.GENESIS).hex(),
                                 "chain": chains[i].hex(),
                                 "proof": [p.hex() for p in ledger.inclusion_path(levels_hi, i)],
-                                "redacted": len(redactor.records) > before,
+                                "redacted": redacted,
+                                # a redacted line cannot be checked against the ledger digest without the
+                                # reveal file; this names it when its bytes change all the same
+                                **({"line_sha256": hashlib.sha256(line).hexdigest()} if redacted else {}),
                             }
                         )
                     )

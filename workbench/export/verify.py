@@ -299,11 +299,18 @@ def _verify_spans(
     line_ids: list[str] = []
     entry_ids: list[str] = []
     entries_by_id: dict[str, tuple[int, dict[str, Any]]] = {}
-    lines_by_id: dict[str, tuple[int, bytes]] = {}
+    lines_by_id: dict[str, tuple[int, bytes, Any]] = {}
     entries: list[dict[str, Any]] = []  # small per-entry facts for the chain and prefix checks
 
-    def check_pair(line_no: int, doc: Any, entry: dict[str, Any]) -> None:
+    def check_pair(line_no: int, raw: bytes, doc: Any, entry: dict[str, Any]) -> None:
         span_id = entry["span_id"]
+        if entry.get("redacted") and hashlib.sha256(raw).hexdigest() != entry.get("line_sha256"):
+            result.add(
+                "spans.jsonl",
+                "redacted line altered (its SHA-256 is not the one proofs.jsonl records for it)",
+                line_no,
+                span_id,
+            )
         if isinstance(doc, orjson.JSONDecodeError):
             result.add("spans.jsonl", f"not JSON: {doc}", line_no, span_id)
             return
@@ -418,15 +425,15 @@ def _verify_spans(
                 line_id = entry["span_id"]
             line_ids.append(line_id or f"<unreadable line {line_no}>")
         if entry is not None and raw is not None and line_id == entry["span_id"]:
-            check_pair(line_no, doc, entry)
+            check_pair(line_no, raw, doc, entry)
         else:  # out of step: pair them up by span id after the pass
             if entry is not None:
                 entries_by_id[entry["span_id"]] = (line_no, entry)
             if raw is not None:
-                lines_by_id[line_id or f"<unreadable line {line_no}>"] = (line_no, doc)
-    for span_id, (line_no, doc) in lines_by_id.items():
+                lines_by_id[line_id or f"<unreadable line {line_no}>"] = (line_no, raw, doc)
+    for span_id, (line_no, raw, doc) in lines_by_id.items():
         if span_id in entries_by_id:
-            check_pair(line_no, doc, entries_by_id[span_id][1])
+            check_pair(line_no, raw, doc, entries_by_id[span_id][1])
     _name_order_problems(entry_ids, line_ids, result)
 
     counts = manifest.get("counts", {})
