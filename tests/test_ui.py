@@ -373,7 +373,7 @@ def test_large_trace_pages_and_bins(tmp_path: Path) -> None:
     try:
         trace = explore.search_traces(big, explore.TraceFilter())[0].trace_id
         mode, tl = explore.timeline(big, trace)
-        assert mode == "binned" and len(tl) <= 400 * 9 and int(tl["steps"].sum()) == 3_000
+        assert mode == "binned" and len(tl) <= 200 * 9 and int(tl["steps"].sum()) == 3_000
         at = _page("replay", trace=trace, step="2500")
         assert not at.exception, at.exception
         text = _text(at)

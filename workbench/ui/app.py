@@ -12,17 +12,17 @@ import streamlit as st
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 
-st.set_page_config(page_title="Agent Audit Workbench", page_icon=":material/policy:", layout="wide")
+# No icons on the page or its pages: Streamlit fetches a Material icon favicon from fonts.gstatic.com, and
+# the workbench never goes online.
+st.set_page_config(page_title="Agent Audit Workbench", layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page(PAGES / "traces.py", title="Traces", icon=":material/list:", default=True),
-        st.Page(PAGES / "replay.py", title="Replay", icon=":material/play_circle:", url_path="replay"),
-        st.Page(
-            PAGES / "dashboard.py", title="Dashboard", icon=":material/monitoring:", url_path="dashboard"
-        ),
-        st.Page(PAGES / "findings.py", title="Findings", icon=":material/flag:", url_path="findings"),
-        st.Page(PAGES / "probes_page.py", title="Probes", icon=":material/neurology:", url_path="probes"),
+        st.Page(PAGES / "traces.py", title="Traces", default=True),
+        st.Page(PAGES / "replay.py", title="Replay", url_path="replay"),
+        st.Page(PAGES / "dashboard.py", title="Dashboard", url_path="dashboard"),
+        st.Page(PAGES / "findings.py", title="Findings", url_path="findings"),
+        st.Page(PAGES / "probes_page.py", title="Probes", url_path="probes"),
     ]
 )
 navigation.run()

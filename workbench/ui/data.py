@@ -27,10 +27,15 @@ def _order(db: str, trace_id: str, count: int) -> np.ndarray:
     return arr
 
 
-def step_order(trace_id: str) -> np.ndarray:
+def step_count(trace_id: str) -> int:
+    """The trace's step count now: the version key of every cache below (count it once per page run)."""
+    return explore.step_count(get_store(), trace_id)
+
+
+def step_order(trace_id: str, count: int | None = None) -> np.ndarray:
     """Seqs of the trace's steps in replay order (cached per step count)."""
     s = get_store()
-    return _order(str(s.path), trace_id, explore.step_count(s, trace_id))
+    return _order(str(s.path), trace_id, explore.step_count(s, trace_id) if count is None else count)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -49,10 +54,11 @@ def _rank(db: str, trace_id: str, count: int) -> tuple[np.ndarray, np.ndarray]:
     return order[by_seq], by_seq + 1
 
 
-def positions(trace_id: str, seqs: list[int]) -> dict[int, int]:
+def positions(trace_id: str, seqs: list[int], count: int | None = None) -> dict[int, int]:
     """1-based replay positions of these seqs, from the cached order (no window query per call)."""
     s = get_store()
-    sorted_seqs, pos = _rank(str(s.path), trace_id, explore.step_count(s, trace_id))
+    count = explore.step_count(s, trace_id) if count is None else count
+    sorted_seqs, pos = _rank(str(s.path), trace_id, count)
     out: dict[int, int] = {}
     if not len(sorted_seqs):
         return out
@@ -61,3 +67,14 @@ def positions(trace_id: str, seqs: list[int]) -> dict[int, int]:
         if i < len(sorted_seqs) and int(sorted_seqs[i]) == int(seq):
             out[int(seq)] = int(pos[i])
     return out
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _tree(db: str, trace_id: str, count: int) -> explore.TreeIndex:
+    return explore.TreeIndex(get_store(), trace_id)
+
+
+def tree_view(trace_id: str, count: int, seq: int) -> explore.TreeView:
+    """The step tree around `seq`, from a per-trace index built once (cached per step count)."""
+    store = get_store()
+    return _tree(str(store.path), trace_id, count).view(store, seq)

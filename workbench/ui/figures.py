@@ -28,15 +28,50 @@ OK_COLOR = "#16a34a"
 CURRENT_COLOR = "#111827"
 TAINT_COLOR = "#ea580c"
 
+# No Plotly template: st.plotly_chart applies the Streamlit theme, and building a template object costs
+# about 0.1 s per figure, which a step change cannot afford.
 _LAYOUT: dict[str, Any] = {
-    "template": "plotly_white",
     "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
     "font": {"size": 12},
 }
 
 
+def _vline(x: Any, dash: str = "solid", width: int = 1) -> dict[str, Any]:
+    # A plain shape: fig.add_vline walks every subplot and costs ~50 ms, a step change's whole budget.
+    line = {"color": CURRENT_COLOR, "dash": dash, "width": width}
+    return {"type": "line", "xref": "x", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": line}
+
+
+def mark_current(fig: go.Figure, x: Any, label: str) -> go.Figure:
+    """Move the current-step marker (a dashed line and its label) to `x`, in place.
+
+    Why separate: the replay builds a trace's timeline once and only moves this marker on a step
+    change, because rebuilding a figure of hundreds of bars costs more than the whole step budget.
+    """
+    fig.layout.shapes = [_vline(x, dash="dash", width=2)]
+    fig.layout.annotations = [
+        {
+            "x": x,
+            "xref": "x",
+            "y": 1.0,
+            "yref": "paper",
+            "text": label,
+            "showarrow": False,
+            "yanchor": "bottom",
+            "font": {"size": 11, "color": CURRENT_COLOR},
+            "bgcolor": "#fef3c7",
+        }
+    ]
+    return fig
+
+
 def _ts(ns: pd.Series | int) -> Any:
     return pd.to_datetime(ns, unit="ns", utc=True)
+
+
+def to_time(ns: int) -> Any:
+    """An OTLP nanosecond time as the timestamp the timeline's x axis uses."""
+    return _ts(ns)
 
 
 def timeline_detail(
@@ -47,7 +82,7 @@ def timeline_detail(
 ) -> go.Figure:
     """One bar per step on a time axis, rows by actor and kind, coloured by status (error red, else green).
 
-    The current step is outlined and marked with a vertical line; steps with findings get a flag; the
+    The current step is marked with a vertical line (`mark_current`); steps with findings get a flag; the
     taint chain (untrusted source to action) is drawn as a connected orange path. `customdata` holds each
     bar's 1-based replay position, so a click can move the replay there.
     """
@@ -112,19 +147,7 @@ def timeline_detail(
         )
     cur = d[d["seq"] == current_seq] if current_seq is not None else d.iloc[0:0]
     if not cur.empty:
-        c = cur.iloc[0]
-        fig.add_trace(
-            go.Bar(
-                y=[c["row"]],
-                x=[c["ms"]],
-                base=[c["start"]],
-                orientation="h",
-                marker={"color": "rgba(0,0,0,0)", "line": {"color": CURRENT_COLOR, "width": 3}},
-                name=f"step {int(c['position'])}",
-                hoverinfo="skip",
-            )
-        )
-        fig.add_vline(x=c["start"], line_width=1, line_dash="dash", line_color=CURRENT_COLOR)
+        mark_current(fig, cur.iloc[0]["start"], f"step {int(cur.iloc[0]['position'])}")
     fig.update_layout(
         **_LAYOUT,
         barmode="overlay",
@@ -137,22 +160,27 @@ def timeline_detail(
 
 
 def timeline_binned(df: pd.DataFrame, current_start_ns: int | None, total_steps: int) -> go.Figure:
-    """A summarized timeline for large traces: steps per time bin stacked by kind, errors as red markers.
+    """A summarized timeline for large traces: steps per time bin as areas stacked by kind, errors marked.
 
-    At most bins x kinds bars, whatever the trace's size, so the browser gets a few kilobytes.
+    One SVG path per kind whatever the trace's size: a browser redraws it on every step change, and
+    thousands of bars made that take seconds on a machine without a GPU.
     """
     fig = go.Figure()
     if df.empty:
         return fig.update_layout(**_LAYOUT, title="no steps")
     centers = _ts(((df["start_ns"] + df["end_ns"]) // 2).astype("int64"))
     df = df.assign(center=centers)
-    for kind, part in df.groupby("kind", sort=True):
+    counts = df.pivot_table(index="bin", columns="kind", values="steps", aggfunc="sum", fill_value=0)
+    x = df.groupby("bin")["center"].min().reindex(counts.index)
+    for kind in counts.columns:
         fig.add_trace(
-            go.Bar(
-                x=part["center"],
-                y=part["steps"],
+            go.Scatter(
+                x=x,
+                y=counts[kind],
                 name=str(kind),
-                marker={"color": KIND_COLORS.get(str(kind), KIND_COLORS["other"])},
+                mode="lines",
+                stackgroup="kinds",
+                line={"width": 0.5, "color": KIND_COLORS.get(str(kind), KIND_COLORS["other"])},
             )
         )
     errors = df.groupby("bin").agg(errors=("errors", "sum"), center=("center", "first"))
@@ -170,11 +198,9 @@ def timeline_binned(df: pd.DataFrame, current_start_ns: int | None, total_steps:
             )
         )
     if current_start_ns is not None:
-        fig.add_vline(x=_ts(current_start_ns), line_width=2, line_color=CURRENT_COLOR)
+        mark_current(fig, _ts(current_start_ns), "current step")
     fig.update_layout(
         **_LAYOUT,
-        barmode="stack",
-        bargap=0.0,
         height=260,
         title={"text": f"{total_steps:,} steps, summarized per time bin", "font": {"size": 13}},
         legend={"orientation": "h", "y": -0.2, "x": 0},
@@ -309,7 +335,11 @@ def probe_series_line(df: pd.DataFrame, title: str) -> go.Figure:
         )
     thresholds = df["threshold"].dropna()
     if not thresholds.empty:
-        fig.add_hline(y=float(thresholds.iloc[-1]), line_dash="dash", line_color=ERROR_COLOR)
+        y = float(thresholds.iloc[-1])
+        line = {"color": ERROR_COLOR, "dash": "dash", "width": 1}
+        fig.update_layout(
+            shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y, "line": line}]
+        )
     fig.update_layout(**_LAYOUT, height=300, title=title, xaxis_title="step", yaxis_title="score")
     return fig
 

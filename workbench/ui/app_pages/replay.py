@@ -34,7 +34,8 @@ if not trace_id:
     }
     trace_id = st.selectbox("Trace", list(labels), format_func=labels.__getitem__, key="replay_pick")
 
-order = data.step_order(trace_id)
+count = data.step_count(trace_id)
+order = data.step_order(trace_id, count)
 total = len(order)
 
 # The step number lives in session state; a deep link sets it when the session first meets this trace.
@@ -92,7 +93,7 @@ extras = explore.step_extras(store, seq)
 step_findings = [f for f in findings if f.step_seq == seq]
 
 if finding_seqs:
-    positions = data.positions(trace_id, finding_seqs)
+    positions = data.positions(trace_id, finding_seqs, count)
     shown = [(fseq, positions[fseq]) for fseq in finding_seqs[:12] if fseq in positions]
     jump = st.columns([3] + [1] * len(shown) + [max(1, 14 - len(shown))], vertical_alignment="center")
     jump[0].caption(f"{len(finding_seqs)} step(s) with findings, jump to:")
@@ -101,9 +102,20 @@ if finding_seqs:
 
 # ------------------------------------------------------------------------------------------ timeline
 
-mode, tl = data.timeline(trace_id, total)
+mode, tl = data.timeline(trace_id, count)
+# The figure is built once per trace version and kept in this session; a step change only moves the
+# current-step marker (rebuilding hundreds of bars would cost more than the step budget).
+fig_key = (trace_id, count, mode, tuple(finding_seqs), tuple(chain))
+cached = st.session_state.get("replay_timeline")
+if cached is None or cached[0] != fig_key:
+    if mode == "detail":
+        base = figures.timeline_detail(tl, None, finding_seqs, chain)
+    else:
+        base = figures.timeline_binned(tl, None, total)
+    cached = (fig_key, base)
+    st.session_state["replay_timeline"] = cached
+fig = figures.mark_current(cached[1], figures.to_time(step.start_time_ns), f"step {position:,}")
 if mode == "detail":
-    fig = figures.timeline_detail(tl, seq, finding_seqs, chain)
     event = st.plotly_chart(fig, width="stretch", on_select="rerun", key=f"tl-{trace_id}")
     selection = getattr(event, "selection", None)
     points = list(selection.get("points", [])) if selection else []
@@ -115,7 +127,7 @@ if mode == "detail":
             _go(target)
             st.rerun()
 else:
-    st.plotly_chart(figures.timeline_binned(tl, step.start_time_ns, total), width="stretch")
+    st.plotly_chart(fig, width="stretch")
 
 # ------------------------------------------------------------------------------------ the step itself
 
@@ -228,7 +240,7 @@ def _finding_card(f: Finding) -> None:
     if f.evidence_excerpt:
         st.markdown(f"> {f.evidence_excerpt}")
     if f.taint_chain:
-        pos = data.positions(trace_id, list(f.taint_chain))
+        pos = data.positions(trace_id, list(f.taint_chain), count)
         st.caption("taint chain: " + " → ".join(f"#{pos.get(s, '?')}" for s in f.taint_chain))
 
 
@@ -297,7 +309,7 @@ with side:
                 st.error(str(exc))
     notes = notes_store.list_annotations(store, trace_id)
     if notes:
-        note_pos = data.positions(trace_id, [n.step_seq for n in notes if n.step_seq is not None])
+        note_pos = data.positions(trace_id, [n.step_seq for n in notes if n.step_seq is not None], count)
         for n in notes:
             where = f"step #{note_pos.get(n.step_seq, '?')}" if n.step_seq is not None else "trace"
             mark = " ◀" if n.step_seq == seq else ""
@@ -332,8 +344,8 @@ if results:
 # ---------------------------------------------------------------------------------------- step tree
 
 st.markdown("#### Step tree")
-tree = explore.step_tree(store, trace_id, seq)
-tree_positions = data.positions(trace_id, [n.seq for n in tree.nodes])
+tree = data.tree_view(trace_id, count, seq)
+tree_positions = data.positions(trace_id, [n.seq for n in tree.nodes], count)
 if not tree.complete:
     st.caption("a large trace: the current step's ancestors, nearby siblings and first children")
 st.markdown(
