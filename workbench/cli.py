@@ -75,6 +75,7 @@ def _open_for_writing(settings: Settings, what: str) -> Any:
 @_opt("host", "--host", help="Address to bind [127.0.0.1].")
 @_opt("http_port", "--http-port", type=int, help="OTLP/HTTP port [4318].")
 @_opt("grpc_port", "--grpc-port", type=int, help="OTLP/gRPC port [4317].")
+@_opt("ui_port", "--ui-port", type=int, help="Workbench UI port [8501]; 0 picks a free one.")
 @_opt("auth_token", "--auth-token", help="Require this bearer token on every request.")
 @click.pass_context
 def serve(ctx: click.Context, **options: Any) -> None:
