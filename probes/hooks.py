@@ -1,0 +1,62 @@
+"""One forward pass that keeps only what the requested analyses read.
+
+Why not `run_with_cache` for everything: it stores whole activations, and the attention pattern alone
+is layers x heads x positions^2. Here each hook copies exactly its slice (a residual stream at one
+layer, one query row of a pattern) inside TransformerLens' `hooks()` context, which removes every hook
+on exit, even on error. The fidelity tests check these copies against `run_with_cache` on the same input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from probes.attention import pattern_hook, row_catcher
+from probes.lens import resid_hook
+from probes.models import LoadedModel
+
+
+@dataclass
+class Captured:
+    logits: torch.Tensor | None  # [pos, vocab]; None when the pass stopped early
+    resid: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [pos, d_model] (resid_post)
+    attn_rows: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [heads, keys]
+
+
+def _resid_catcher(store: dict[int, torch.Tensor], layer: int) -> Any:
+    def hook(tensor: torch.Tensor, hook: Any) -> None:
+        store[layer] = tensor[0].detach().float().clone()
+
+    return hook
+
+
+@torch.no_grad()
+def forward_capture(
+    model: LoadedModel,
+    token_ids: list[int],
+    resid_layers: Iterable[int] = (),
+    attn_query: int | None = None,
+    attn_layers: Iterable[int] = (),
+    stop_at_layer: int | None = None,
+) -> Captured:
+    """Run the model on `token_ids` (no BOS added: the chat template already starts the text)."""
+    captured = Captured(logits=None)
+    hooks: list[tuple[str, Any]] = [
+        (resid_hook(layer), _resid_catcher(captured.resid, layer)) for layer in sorted(set(resid_layers))
+    ]
+    if attn_query is not None:
+        hooks += [
+            (pattern_hook(layer), row_catcher(captured.attn_rows, layer, attn_query))
+            for layer in sorted(set(attn_layers))
+        ]
+    tokens = torch.tensor([token_ids], dtype=torch.long)
+    n_layers = model.n_layers
+    stop = stop_at_layer if stop_at_layer is not None and stop_at_layer < n_layers else None
+    with model.bridge.hooks(fwd_hooks=hooks):
+        out = model.bridge(tokens, stop_at_layer=stop) if stop is not None else model.bridge(tokens)
+    if stop is None:
+        captured.logits = out[0].detach().float()
+    return captured

@@ -1,0 +1,66 @@
+"""A tiny real model for probe unit tests: a byte-level BPE tokenizer trained here on a few sentences
+(with a ChatML template like SmolLM2's) and a seeded `TransformerBridge.boot_native` model sized to it.
+Real TransformerLens, no download, a few seconds to build."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CORPUS = [
+    "Disk usage on db-prod-1 is at 94%. Free space before the nightly backup.",
+    "The runbook says never DROP tables in production. Archive order_events instead.",
+    "This is an incident with a deadline, so I will drop the table now.",
+    "I will follow the runbook and archive old rows after a backup.",
+    'run_sql({"query": "DROP TABLE order_events", "role": "admin"})',
+    "You are an AI agent. Think step by step, then act. Action:",
+    "system user assistant keep delete archive follow ignore",
+]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+)
+
+
+def tiny_tokenizer() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS * 3, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def tiny_model() -> Any:
+    """A LoadedModel around a 3-layer native bridge (seeded), with the tiny tokenizer."""
+    import torch
+    import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boot_native)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from probes.models import from_bridge
+
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    bridge = TransformerBridge.boot_native(
+        {
+            "n_layers": 3,
+            "d_model": 32,
+            "n_heads": 4,
+            "d_head": 8,
+            "d_mlp": 64,
+            "d_vocab": len(tokenizer),
+            "n_ctx": 4096,
+            "act_fn": "gelu",
+            "normalization_type": "LN",
+            "seed": 0,
+        }
+    )
+    bridge.eval()
+    return from_bridge(bridge, tokenizer, model_id="native-tiny")

@@ -1,0 +1,227 @@
+"""Named queries for probe runs and their results (tables from migration 0002).
+
+The contract: anyone may queue a run (status 'queued'); only the probe worker (or the CLI running a job
+in-process while no server holds the database) claims it, moves it through 'running' with progress,
+writes one `probe_results` row per analysis, and ends it 'done' or 'failed' with an error. Writes take
+`store.write_lock` so they never interleave with an ingest batch's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from workbench.model import ProbeResult
+from workbench.store.connection import Store
+
+ANALYSES = ("logit_lens", "attention", "probes", "patching")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    id: int
+    trace_id: str
+    step_seq: int
+    analyses: list[str]
+    status: str
+    progress: float
+    error: str | None
+    params: dict[str, Any]
+    provenance: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+_RUN_COLUMNS = (
+    "id, trace_id, step_seq, analyses, status, progress, error, params, provenance, created_at, finished_at"
+)
+
+
+def _run(row: Sequence[Any]) -> ProbeRun:
+    return ProbeRun(
+        id=int(row[0]),
+        trace_id=row[1],
+        step_seq=int(row[2]),
+        analyses=json.loads(row[3]),
+        status=row[4],
+        progress=float(row[5]),
+        error=row[6],
+        params=json.loads(row[7]),
+        provenance=json.loads(row[8]),
+        created_at=row[9],
+        finished_at=row[10],
+    )
+
+
+def insert_run(
+    store: Store, trace_id: str, step_seq: int, analyses: Sequence[str], params: dict[str, Any] | None = None
+) -> int:
+    """Queue a probe run; returns its id."""
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown or not analyses:
+        raise ValueError(f"analyses must be among {list(ANALYSES)}, got {list(analyses)}")
+    with store.write_lock:
+        row = (
+            store.cursor()
+            .execute(
+                "INSERT INTO probe_runs (trace_id, step_seq, analyses, status, progress, params, provenance,"
+                " created_at) VALUES (?, ?, ?, 'queued', 0, ?, '{}', ?) RETURNING id",
+                [trace_id, step_seq, json.dumps(list(analyses)), json.dumps(params or {}), datetime.now(UTC)],
+            )
+            .fetchone()
+        )
+    assert row is not None
+    return int(row[0])
+
+
+def claim_next(store: Store) -> ProbeRun | None:
+    """The oldest queued run, now marked 'running'; None when nothing waits."""
+    with store.write_lock:
+        cur = store.cursor()
+        row = cur.execute(
+            f"SELECT {_RUN_COLUMNS} FROM probe_runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        cur.execute("UPDATE probe_runs SET status = 'running', progress = 0 WHERE id = ?", [row[0]])
+    return get_run(store, int(row[0]))
+
+
+def claim(store: Store, run_id: int) -> ProbeRun | None:
+    """Claim one given queued run (the CLI's in-process path); None if it is not queued."""
+    with store.write_lock:
+        cur = store.cursor()
+        row = cur.execute("SELECT status FROM probe_runs WHERE id = ?", [run_id]).fetchone()
+        if row is None or row[0] != "queued":
+            return None
+        cur.execute("UPDATE probe_runs SET status = 'running', progress = 0 WHERE id = ?", [run_id])
+    return get_run(store, run_id)
+
+
+def set_progress(store: Store, run_id: int, progress: float) -> None:
+    with store.write_lock:
+        store.cursor().execute(
+            "UPDATE probe_runs SET progress = ? WHERE id = ?", [max(0.0, min(1.0, progress)), run_id]
+        )
+
+
+def set_provenance(store: Store, run_id: int, provenance: dict[str, Any]) -> None:
+    with store.write_lock:
+        store.cursor().execute(
+            "UPDATE probe_runs SET provenance = ? WHERE id = ?", [json.dumps(provenance), run_id]
+        )
+
+
+def write_result(store: Store, result: ProbeResult) -> None:
+    """Store one analysis' result (replacing an earlier one of the same run and analysis)."""
+    with store.write_lock:
+        cur = store.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            cur.execute(
+                "DELETE FROM probe_results WHERE run_id = ? AND analysis = ?",
+                [result.run_id, result.analysis],
+            )
+            cur.execute(
+                "INSERT INTO probe_results VALUES (?, ?, ?, ?)",
+                [result.run_id, result.analysis, json.dumps(result.summary), json.dumps(result.data)],
+            )
+            cur.execute("COMMIT")
+        except Exception:
+            cur.execute("ROLLBACK")
+            raise
+
+
+def finish_run(store: Store, run_id: int, error: str | None = None) -> None:
+    """'done' (progress 1) or 'failed' with the error text."""
+    with store.write_lock:
+        if error is None:
+            sql = (
+                "UPDATE probe_runs SET status = 'done', progress = 1, error = NULL, finished_at = ? "
+                "WHERE id = ?"
+            )
+            store.cursor().execute(sql, [datetime.now(UTC), run_id])
+        else:
+            sql = "UPDATE probe_runs SET status = 'failed', error = ?, finished_at = ? WHERE id = ?"
+            store.cursor().execute(sql, [error, datetime.now(UTC), run_id])
+
+
+def requeue_running(store: Store) -> int:
+    """Runs left 'running' by a process that died go back to the queue; returns how many."""
+    with store.write_lock:
+        rows = (
+            store.cursor()
+            .execute(
+                "UPDATE probe_runs SET status = 'queued', progress = 0 WHERE status = 'running' RETURNING id"
+            )
+            .fetchall()
+        )
+    return len(rows)
+
+
+def get_run(store: Store, run_id: int) -> ProbeRun | None:
+    row = store.cursor().execute(f"SELECT {_RUN_COLUMNS} FROM probe_runs WHERE id = ?", [run_id]).fetchone()
+    return _run(row) if row else None
+
+
+def runs_of_step(store: Store, trace_id: str, step_seq: int) -> list[ProbeRun]:
+    """Runs of one step, newest first."""
+    rows = (
+        store.cursor()
+        .execute(
+            f"SELECT {_RUN_COLUMNS} FROM probe_runs WHERE trace_id = ? AND step_seq = ? "
+            "ORDER BY created_at DESC, id DESC",
+            [trace_id, step_seq],
+        )
+        .fetchall()
+    )
+    return [_run(r) for r in rows]
+
+
+def runs_of_trace(store: Store, trace_id: str) -> list[ProbeRun]:
+    rows = (
+        store.cursor()
+        .execute(
+            f"SELECT {_RUN_COLUMNS} FROM probe_runs WHERE trace_id = ? ORDER BY created_at, id", [trace_id]
+        )
+        .fetchall()
+    )
+    return [_run(r) for r in rows]
+
+
+def results_of_run(store: Store, run_id: int) -> list[ProbeResult]:
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT run_id, analysis, summary, data FROM probe_results WHERE run_id = ? ORDER BY analysis",
+            [run_id],
+        )
+        .fetchall()
+    )
+    return [ProbeResult(int(r[0]), r[1], json.loads(r[2]), json.loads(r[3])) for r in rows]
+
+
+def score_series(store: Store, trace_id: str, probe: str) -> list[tuple[int, float, bool, int]]:
+    """(step_seq, score, fired, run_id) of one probe over a trace's steps, the latest done run per step,
+    in step start-time order: the line the Probes page draws."""
+    rows = (
+        store.cursor()
+        .execute(
+            """
+        SELECT r.step_seq, CAST(json_extract(p.summary, '$.score') AS DOUBLE),
+               CAST(json_extract(p.summary, '$.fired') AS BOOLEAN), r.id
+        FROM probe_runs r
+        JOIN probe_results p ON p.run_id = r.id AND p.analysis = ?
+        LEFT JOIN steps s ON s.seq = r.step_seq
+        WHERE r.trace_id = ? AND r.status = 'done'
+        QUALIFY row_number() OVER (PARTITION BY r.step_seq ORDER BY r.created_at DESC, r.id DESC) = 1
+        ORDER BY s.start_time_ns, r.step_seq
+        """,
+            ["probe:" + probe, trace_id],
+        )
+        .fetchall()
+    )
+    return [(int(r[0]), float(r[1]), bool(r[2]), int(r[3])) for r in rows]
