@@ -260,7 +260,9 @@ def start_workbench(run_dir: Path) -> System:
     data = run_dir / "workbench"
     data.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env.update({"WORKBENCH_DATA_DIR": str(data), "WORKBENCH_HTTP_PORT": "0", "WORKBENCH_GRPC_PORT": "0"})
+    # Every listening port free-picked (the in-process UI too), so a user's running server never clashes.
+    ports = {f"WORKBENCH_{name}_PORT": "0" for name in ("HTTP", "GRPC", "UI")}
+    env.update({"WORKBENCH_DATA_DIR": str(data), **ports})
     log = run_dir / "workbench.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "serve"],
@@ -463,7 +465,19 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "duckdb": duckdb.__version__,
         "workbench": workbench_version,
+        "workbench_commit": _git("rev-parse", "--short", "HEAD"),
+        # `workbench serve` runs the working tree: uncommitted services of other areas count too.
+        "workbench_uncommitted_files": len(_git("status", "--porcelain").splitlines()),
     }
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
 
 
 def phoenix_version() -> str:
@@ -499,6 +513,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     wb = start_workbench(run_dir)
     phx = start_phoenix(run_dir, phoenix)
     systems = [wb, phx]
+    idle_rss = {s.name: s.rss()[0] for s in systems}
     all_bodies: list[bytes] = []
     try:
         with MemorySampler(systems):
@@ -564,6 +579,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load": {"start": load_start, "end": load_end},
         "ingest": rounds,
         "fetch": fetches,
+        "idle_rss_bytes": idle_rss,
         "peak_rss_bytes": {s.name: s.peak_rss for s in systems},
         "peak_rss_main_process_bytes": {s.name: s.peak_rss_main for s in systems},
         "floors": {
@@ -598,6 +614,7 @@ def summarize(raw: dict[str, Any], raw_path: Path) -> str:
     wb_big, phx_big = big("workbench"), big("phoenix")
     mib = {k: v / 2**20 for k, v in raw["peak_rss_bytes"].items()}
     main_mib = {k: v / 2**20 for k, v in raw["peak_rss_main_process_bytes"].items()}
+    idle_mib = {k: v / 2**20 for k, v in raw["idle_rss_bytes"].items()}
     m, c, floors = raw["machine"], raw["config"], raw["floors"]
     decode_rate, insert_rate = floors["protobuf_decode_spans_per_s"], floors["duckdb_insert_spans_per_s"]
     n_round = c["requests_per_round"] * c["spans_per_request"]
@@ -639,6 +656,12 @@ def summarize(raw: dict[str, Any], raw_path: Path) -> str:
             f"{mib['workbench']:,.0f} MiB",
             f"{mib['phoenix']:,.0f} MiB",
             f"{mib['workbench'] / mib['phoenix']:.2f}x",
+        ),
+        (
+            "RSS after start, idle, incl. children",
+            f"{idle_mib['workbench']:,.0f} MiB",
+            f"{idle_mib['phoenix']:,.0f} MiB",
+            f"{idle_mib['workbench'] / idle_mib['phoenix']:.2f}x",
         ),
         (
             "peak RSS, server process alone",
