@@ -281,18 +281,23 @@ def canonical_via_messages(doc: Json) -> bytes:
 _PACK_DOUBLE = struct.Struct("<d").pack
 _PACK_U64 = struct.Struct("<Q").pack
 _PACK_U32 = struct.Struct("<I").pack
-_SMALL = [bytes((i,)) for i in range(128)]
 
 
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return _SMALL[n]
+def _slow_varint(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+# Lengths and counts below 2**14 (one or two varint bytes) come from a table: most calls are these.
+_VARINTS = [_slow_varint(i) for i in range(1 << 14)]
+
+
+def _varint(n: int) -> bytes:
+    return _VARINTS[n] if n < 16384 else _slow_varint(n)
 
 
 def _ld(tag: bytes, payload: bytes) -> bytes:
@@ -346,12 +351,19 @@ def _enc_any(d: Json) -> bytes:
 
 
 def _enc_kvs(tag: bytes, items: Any) -> bytes:
+    # The hottest loop of verify: inlined varints and strings (a function call costs what a field does).
     out = []
+    v = _VARINTS
     for item in items:
-        body = _s(b"\x0a", item["key"])
+        k = item["key"].encode("utf-8")
+        n = len(k)
+        body = (b"\x0a" + (v[n] if n < 16384 else _slow_varint(n)) + k) if n else b""
         if "value" in item:
-            body += _ld(b"\x12", _enc_any(item["value"]))
-        out.append(tag + _varint(len(body)) + body)
+            a = _enc_any(item["value"])
+            n = len(a)
+            body += b"\x12" + (v[n] if n < 16384 else _slow_varint(n)) + a
+        n = len(body)
+        out.append(tag + (v[n] if n < 16384 else _slow_varint(n)) + body)
     return b"".join(out)
 
 

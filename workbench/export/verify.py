@@ -511,7 +511,7 @@ class _PrefixTree:
 
     def __init__(self, digests: list[str], levels: list[list[str]]) -> None:
         self.digests = digests
-        self.levels = levels
+        self.upper = levels[:-1]  # every level that has siblings (all but the root)
 
     @classmethod
     def build(cls, bundle: _Bundle, manifest: dict[str, Any], result: VerifyResult) -> _PrefixTree | None:
@@ -536,15 +536,10 @@ class _PrefixTree:
     def holds(self, index: int, digest: str, proof: list[str]) -> bool:
         if index >= len(self.digests) or self.digests[index] != digest:
             return False
-        at = 0
-        for level in self.levels[:-1]:
-            sibling = index ^ 1
-            if sibling < len(level):
-                if at >= len(proof) or proof[at] != level[sibling]:
-                    return False
-                at += 1
-            index >>= 1
-        return at == len(proof)
+        expected = [
+            level[(index >> h) ^ 1] for h, level in enumerate(self.upper) if (index >> h) ^ 1 < len(level)
+        ]
+        return proof == expected
 
 
 def _zip_longest(a: Iterator[bytes], b: Iterator[bytes]) -> Iterator[tuple[bytes | None, bytes | None]]:
