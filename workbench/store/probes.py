@@ -78,16 +78,26 @@ def insert_run(
 
 
 def claim_next(store: Store) -> ProbeRun | None:
-    """The oldest queued run, now marked 'running'; None when nothing waits."""
-    with store.write_lock:
-        cur = store.cursor()
+    """The oldest queued run, now marked 'running'; None when nothing waits.
+
+    The worker polls this twice a second, so the common answer (nothing queued) is a plain read that
+    never takes the write lock an ingest commit may be holding.
+    """
+    cur = store.cursor()
+    while True:
         row = cur.execute(
-            f"SELECT {_RUN_COLUMNS} FROM probe_runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
+            "SELECT id FROM probe_runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
         ).fetchone()
         if row is None:
             return None
-        cur.execute("UPDATE probe_runs SET status = 'running', progress = 0 WHERE id = ?", [row[0]])
-    return get_run(store, int(row[0]))
+        with store.write_lock:
+            claimed = cur.execute(
+                "UPDATE probe_runs SET status = 'running', progress = 0 WHERE id = ? AND status = 'queued' "
+                "RETURNING id",
+                [row[0]],
+            ).fetchall()
+        if claimed:
+            return get_run(store, int(row[0]))
 
 
 def claim(store: Store, run_id: int) -> ProbeRun | None:
