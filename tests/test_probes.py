@@ -292,3 +292,25 @@ def test_worker_runs_queued_jobs_and_survives_a_bad_one(tmp_path: Path, tiny: An
         assert len(att["weights"][0][0]) == att["query_position"] + 1
         pat = results["patching"].data
         assert len(pat["effect"]) == len(pat["layers"]) and len(pat["effect"][0]) == len(pat["positions"])
+
+
+def test_probe_command_names_bad_input_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    runner = CliRunner()
+    base = ["--data-dir", str(tmp_path / "d")]
+    assert runner.invoke(cli, [*base, "ingest", str(DB_SAMPLE)]).exit_code == 0
+    cases = [
+        (["probe", DB_TRACE, "--step", "99"], "out of range: the trace has 15 steps"),
+        (["probe", DB_TRACE], "exactly one of --step N"),
+        (["probe", DB_TRACE, "--seq", "4242"], "no step with seq 4242"),
+        (["probe", DB_TRACE, "--step", "6", "--analysis", "patching"], "needs --counterfactual"),
+        (["probe", "ffffffff", "--step", "1"], "ffffffff"),
+        (["probes", "train", "astrology"], "unknown probe 'astrology'"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(cli, [*base, *args])
+        assert result.exit_code != 0, args
+        assert message in result.output and "Traceback" not in result.output, (args, result.output)
