@@ -579,3 +579,17 @@ def test_altered_redacted_line_is_named_without_the_reveal(bundle: Path) -> None
         f"spans.jsonl line {k + 1} (span {proofs[k]['span_id']}): redacted line altered" in p
         for p in problems
     )
+
+
+def test_a_failed_export_leaves_no_partial_bundle(
+    samples_db: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import workbench.export.report as report
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report, "render_report", broken)
+    with pytest.raises(OSError, match="disk full"):
+        _export(samples_db, tmp_path / "out" / "b")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -227,8 +227,10 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     as_zip = out.suffix.lower() == ".zip"
     if out.exists() and (as_zip or any(out.iterdir())):
         raise WorkbenchError(f"{out} already exists and is not an empty directory; choose another --out")
-    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent if as_zip else None)) if as_zip else out
-    staging.mkdir(parents=True, exist_ok=True)
+    # Written beside its destination and moved into place at the end: a failed export leaves no
+    # half-written bundle that someone could take for a finished one.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.part-", dir=out.parent))
     files: dict[str, dict[str, Any]] = {}
     try:
         # spans.jsonl + proofs.jsonl, a chunk at a time (bounded memory)
@@ -447,9 +449,13 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
         (staging / "manifest.sig").write_bytes(base64.b64encode(key.sign(manifest_bytes)) + b"\n")
         if as_zip:
             _zip_dir(staging, out)
+        else:
+            if out.exists():
+                out.rmdir()  # checked empty above
+            os.replace(staging, out)
+            os.chmod(out, 0o755)  # mkdtemp made it 0700
     finally:
-        if as_zip:
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
     reveal_path = None
     if redactor.records:
