@@ -593,3 +593,20 @@ def test_a_failed_export_leaves_no_partial_bundle(
     with pytest.raises(OSError, match="disk full"):
         _export(samples_db, tmp_path / "out" / "b")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_time_range_selection_from_the_cli(samples_db: Settings, tmp_path: Path) -> None:
+    with Store(samples_db.db_path, read_only=True) as store:
+        cur = store.cursor()
+        (first,) = cur.execute(
+            "SELECT min(start_time_ns) FROM spans WHERE trace_id LIKE '0413e656%'"
+        ).fetchone()
+        (count,) = cur.execute("SELECT count(*) FROM spans WHERE start_time_ns < ?", [first + 1]).fetchone()
+    runner = CliRunner()
+    res = runner.invoke(cli, ["export", "--until", str(first + 1), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "r" / "manifest.json").read_text())["counts"]["spans"] == count
+    res = runner.invoke(cli, ["export", "--since", "2100-01-01T00:00:00Z", "--out", str(tmp_path / "none")])
+    assert res.exit_code == 1 and "nothing to export" in res.output
+    res = runner.invoke(cli, ["export", "--since", "yesterday", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 1 and "--since 'yesterday'" in res.output
