@@ -39,6 +39,7 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/export.py
 
 # Side by side with Arize Phoenix in one run; Phoenix goes into its own venv under benchmarks/work/
 # (installed once from PyPI, then reused), never into .venv.
