@@ -11,7 +11,9 @@ benchmarks/work/replay/ and reused by later runs). Measured on it, in one run:
 - the page under `streamlit.testing.v1.AppTest` (first run, and a Next click);
 - in headless Chromium against a real `workbench serve` on that database: first paint of the deep link
   (navigation until "Step N of M" is on screen) and a step change (Next click until the next step is on
-  screen). Medians of several tries.
+  screen). Medians of several tries;
+- the floor, in the same run and browser: the smallest Streamlit page with a Next button and the same
+  "Step N of M" line (benchmarks/replay_floor_app.py), served the same way: what Streamlit itself costs.
 
 Targets (issue #4): first paint of the 100k trace under 1.5 s, a step change under 200 ms.
 
@@ -137,70 +139,111 @@ def measure_apptest(store: Store, steps: int) -> dict[str, float]:
     return {"AppTest first run": first * 1000, "AppTest step change": statistics.median(changes) * 1000}
 
 
-def measure_browser(data: Path, steps: int, tries: int) -> dict[str, float]:
+FLOOR_SERVER = """
+import socket, sys, threading
+import streamlit as st, uvicorn
+from streamlit import config
+from streamlit.web import bootstrap
+from workbench.ui.service import STREAMLIT_OPTIONS
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
+bootstrap.load_config_options(STREAMLIT_OPTIONS)
+for key, value in STREAMLIT_OPTIONS.items():
+    config.set_option(key, value)
+server = uvicorn.Server(uvicorn.Config(st.App(sys.argv[1]), log_level="warning", lifespan="on"))
+print(f"UI              http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+print("ready", flush=True)
+server.run(sockets=[sock])
+"""
+
+
+def _start(cmd: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if "\nready" in text:
+            ui = next(line for line in text.splitlines() if line.startswith("UI "))
+            return proc, int(ui.rsplit(":", 1)[1].strip("/ "))
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{cmd} did not start:\n{log.read_text(errors='replace')}")
+
+
+def _browse(
+    profile: Path, url: Callable[[int], str], first_step: int, total: int, tries: int
+) -> tuple[float, float]:
+    """Median (first paint, step change) in ms: navigation until "Step N of M" shows; Next until N+1 shows."""
     from playwright.sync_api import expect, sync_playwright
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env.update(
-        WORKBENCH_DATA_DIR=str(data),
-        WORKBENCH_HTTP_PORT="0",
-        WORKBENCH_GRPC_PORT="0",
-        WORKBENCH_UI_PORT="0",
-        PYTHONUNBUFFERED="1",
-    )
-    log = data / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "serve"], env=env, stdout=out, stderr=out
+    firsts, changes = [], []
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1440, "height": 1000},
         )
+        page = ctx.new_page()
+        for i in range(tries + 1):
+            n = first_step + i
+            t0 = time.perf_counter()
+            page.goto(url(n))
+            expect(page.get_by_text(f"Step {n:,} of {total:,}")).to_be_visible(timeout=120_000)
+            first = time.perf_counter() - t0
+            page.wait_for_selector("button:has-text('Next')")
+            t0 = time.perf_counter()
+            # A script click: Playwright's own click waits for the page to settle, which is not what an
+            # investigator waits for.
+            page.evaluate(NEXT_CLICK)
+            expect(page.get_by_text(f"Step {n + 1:,} of {total:,}")).to_be_visible(timeout=120_000)
+            change = time.perf_counter() - t0
+            if i:  # the first round loads the JS bundle and warms the server's caches
+                firsts.append(first)
+                changes.append(change)
+        ctx.close()
+    return statistics.median(firsts) * 1000, statistics.median(changes) * 1000
+
+
+def measure_browser(data: Path, steps: int, tries: int) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    env.update(PYTHONUNBUFFERED="1")
+    floor_env = {**env}
+    env.update(
+        WORKBENCH_DATA_DIR=str(data), WORKBENCH_HTTP_PORT="0", WORKBENCH_GRPC_PORT="0", WORKBENCH_UI_PORT="0"
+    )
+    trace = (data / "trace-id").read_text().strip()  # written by main() before the server took the file
+    out: dict[str, float] = {}
+    proc, port = _start([sys.executable, "-m", "workbench.cli", "serve"], env, data / "serve.log")
     try:
-        port = 0
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not port:
-            text = log.read_text(errors="replace")
-            if "\nready" in text:
-                ui = next(line for line in text.splitlines() if line.startswith("UI "))
-                port = int(ui.rsplit(":", 1)[1].strip("/ "))
-            time.sleep(0.1)
-        if not port:
-            raise RuntimeError(f"workbench serve did not start:\n{log.read_text(errors='replace')}")
-        trace = (data / "trace-id").read_text().strip()  # written by main() before the server took the file
-        base = f"http://127.0.0.1:{port}"
-        firsts, changes = [], []
-        with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(
-                str(data / "chromium-profile"),
-                executable_path=CHROMIUM,
-                args=CHROMIUM_ARGS,
-                headless=True,
-                viewport={"width": 1440, "height": 1000},
-            )
-            page = ctx.new_page()
-            page.goto(f"{base}/_stcore/health")  # the server and Streamlit runtime are up
-            for i in range(tries + 1):
-                n = steps // 2 + i
-                t0 = time.perf_counter()
-                page.goto(f"{base}/replay?trace={trace}&step={n}")
-                expect(page.get_by_text(f"Step {n:,} of {steps:,}")).to_be_visible(timeout=120_000)
-                first = time.perf_counter() - t0
-                page.wait_for_selector("button:has-text('Next')")
-                t0 = time.perf_counter()
-                # A script click: Playwright's own click waits for the page to settle, which is not what
-                # an investigator waits for.
-                page.evaluate(NEXT_CLICK)
-                expect(page.get_by_text(f"Step {n + 1:,} of {steps:,}")).to_be_visible(timeout=120_000)
-                change = time.perf_counter() - t0
-                if i:  # the first round warms the server's caches for this trace
-                    firsts.append(first)
-                    changes.append(change)
-            ctx.close()
-        return {
-            "browser first paint": statistics.median(firsts) * 1000,
-            "browser step change": statistics.median(changes) * 1000,
-        }
+        first, change = _browse(
+            data / "chromium-profile",
+            lambda n: f"http://127.0.0.1:{port}/replay?trace={trace}&step={n}",
+            steps // 2,
+            steps,
+            tries,
+        )
+        out["browser first paint"], out["browser step change"] = first, change
     finally:
         proc.terminate()
         proc.wait(30)
+    floor_app = str(ROOT / "benchmarks" / "replay_floor_app.py")
+    proc, port = _start([sys.executable, "-c", FLOOR_SERVER, floor_app], floor_env, data / "floor.log")
+    try:
+        first, change = _browse(
+            data / "chromium-profile-floor",
+            lambda n: f"http://127.0.0.1:{port}/?step={n}&of={steps}",
+            steps // 2,
+            steps,
+            tries,
+        )
+        out["floor: minimal Streamlit page, first paint"] = first
+        out["floor: minimal Streamlit page, step change"] = change
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return out
 
 
 def main() -> None:
@@ -236,6 +279,12 @@ def main() -> None:
         lines.append(f"| {m} | " + " | ".join(f"{r[m]:,.0f} ms" for _, r in rows) + " |")
     peer = [r["peer: load every step"] / r["open (cold caches)"] for _, r in rows]
     lines.append("| peer / paged open (ratio) | " + " | ".join(f"{p:,.1f}x" for p in peer) + " |")
+    if "browser first paint" in rows[0][1]:
+        for what in ("first paint", "step change"):
+            ratio = [r[f"browser {what}"] / r[f"floor: minimal Streamlit page, {what}"] for _, r in rows]
+            lines.append(
+                f"| browser {what} / floor (ratio) | " + " | ".join(f"{x:,.1f}x" for x in ratio) + " |"
+            )
     report = (
         f"### Replay of 1k/10k/100k-step traces, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other work during the run), "
