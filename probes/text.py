@@ -10,6 +10,7 @@ map to None.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,6 +174,20 @@ def _clip_head(text: str, limit: int) -> str:
     return text[: limit - 1] + "…"
 
 
+_ROLE_PREFIX = re.compile(r"^(?:assistant|model|ai):[ \t]*", re.MULTILINE)
+_TOOL_CALL_LINE = re.compile(
+    r"^\[tool call\][ \t]*(?P<name>[\w.\-]+)[ \t]*(?:\(id [^)]*\))?[ \t]*(?P<args>.*)$", re.MULTILINE
+)
+
+
+def action_text(output: str) -> str:
+    """An LLM step's output as the action it took: the normalizer's "assistant: [tool call] NAME (id X)
+    ARGS" becomes "NAME(ARGS)", the way tool calls read in the probe datasets, so the action's first
+    token is the tool's name and not a role label."""
+    text = _ROLE_PREFIX.sub("", output)
+    return _TOOL_CALL_LINE.sub(lambda m: f"{m['name']}({m['args'].strip()})", text)
+
+
 def _tool_call(step: StoredStep) -> str:
     s = step.step
     return f"{s.tool_name}({s.tool_arguments or ''})" if s.tool_name else (s.input_text or "")
@@ -198,7 +213,7 @@ def step_input(steps: Sequence[StoredStep], seq: int, max_context_chars: int = 1
     else:
         context = s.input_text or ""
         reasoning = s.reasoning_text or ""
-        action = s.output_text or ""
+        action = action_text(s.output_text or "")
         if not reasoning and s.kind == StepKind.REASONING:
             reasoning, action = action, ""
     if not (context or reasoning or action):

@@ -218,6 +218,10 @@ def test_step_input_of_a_tool_step_borrows_the_reasoning_that_chose_it(tmp_path:
         inp = step_input(steps, drop.seq)
         assert inp.action.startswith("run_sql(") and "DROP TABLE order_events" in inp.action
         assert "runbook" in inp.reasoning
+        decision = next(s for s in steps if s.step.reasoning_text and "DROP" in (s.step.output_text or ""))
+        assert step_input(steps, decision.seq).action == (
+            'run_sql({"query": "DROP TABLE order_events", "role": "readonly"})'
+        )  # "assistant: [tool call] run_sql (id ...) {...}" reads as the call itself
         with pytest.raises(WorkbenchError, match="no step with seq"):
             step_input(steps, 10_000)
 
