@@ -610,3 +610,20 @@ def test_time_range_selection_from_the_cli(samples_db: Settings, tmp_path: Path)
     assert res.exit_code == 1 and "nothing to export" in res.output
     res = runner.invoke(cli, ["export", "--since", "yesterday", "--out", str(tmp_path / "bad")])
     assert res.exit_code == 1 and "--since 'yesterday'" in res.output
+
+
+def test_parallel_verify_finds_the_same_problems(bundle: Path) -> None:
+    """Worker processes check unredacted lines; the problems they name must be the single-process ones."""
+    assert verify_bundle(bundle, jobs=2).ok
+    lines = _lines(bundle / "spans.jsonl")
+    i = lines[6].index(b'"name":"') + 9
+    lines[6] = lines[6][:i] + bytes([lines[6][i] ^ 0x01]) + lines[6][i + 1 :]
+    lines[50] = lines[50][:-3]  # no longer JSON
+    lines[60], lines[61] = lines[61], lines[60]
+    del lines[70]
+    _write_lines(bundle / "spans.jsonl", lines)
+    single = sorted(map(str, verify_bundle(bundle, jobs=1).problems))
+    parallel = sorted(map(str, verify_bundle(bundle, jobs=2).problems))
+    assert single == parallel
+    assert any("line 7 " in p and "ledger digest" in p for p in parallel)
+    assert any("line 51 " in p and "not JSON" in p for p in parallel)

@@ -122,8 +122,15 @@ def export_cmd(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The exporter's reveal file: also check every redaction against its original.",
 )
+@click.option(
+    "--jobs",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Worker processes re-encoding span lines; 0: one per CPU from 20,000 spans, else none.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def verify_cmd(bundle: Path, pubkey: Path | None, reveal: Path | None, as_json: bool) -> None:
+def verify_cmd(bundle: Path, pubkey: Path | None, reveal: Path | None, jobs: int, as_json: bool) -> None:
     """Check an audit bundle offline: signature, every file hash, every span digest, chain link, inclusion
     and consistency proof, every redaction record. Exit 0 only when everything holds."""
     from workbench.export import verify_bundle
@@ -132,6 +139,7 @@ def verify_cmd(bundle: Path, pubkey: Path | None, reveal: Path | None, as_json: 
         bundle,
         pubkey=pubkey.read_bytes() if pubkey else None,
         reveal=reveal.read_bytes() if reveal else None,
+        jobs=jobs,
     )
     if as_json:
         out: dict[str, Any] = {
