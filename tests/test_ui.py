@@ -151,9 +151,8 @@ def _add_probe_run(store: Store, trace_id: str, seq: int, score: float) -> int:
             },
         ),
     }
-    run_id = probe_reads.queue_probe_run(
-        store, trace_id, seq, ["logit_lens", "attention", "probes", "patching"]
-    )
+    analyses = ["logit_lens", "attention", "probes", "patching"]
+    run_id = probe_reads.queue_probe_run(store, trace_id, seq, analyses, {"counterfactual_reasoning": "x"})
     cur = store.cursor()
     for analysis, (summary, data) in results.items():
         cur.execute(
@@ -256,6 +255,8 @@ def test_queue_probe_run_inserts_a_queued_row(store: Store) -> None:
     )
     with pytest.raises(BadInput, match="analyses must be some of"):
         probe_reads.queue_probe_run(store, trace, seq, ["mind_reading"])
+    with pytest.raises(BadInput, match="patching needs a counterfactual"):
+        probe_reads.queue_probe_run(store, trace, seq, ["patching"])
 
 
 def test_highlight_escapes_and_marks_exact_characters() -> None:

@@ -75,7 +75,7 @@ def test_replay_deep_link_renders_the_step_in_chromium(
     expect(page.get_by_text("Raw span attributes and events")).to_be_visible(timeout=30_000)
     body = page.inner_text("body")
     assert "execute_tool run_sql" in body and "DROP TABLE order_events" in body and "Side effect" in body
-    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)  # the timeline drew
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=90_000)  # the timeline drew
     page.wait_for_timeout(1_000)
     page.screenshot(path=str(artifacts_dir / "ui_replay_db_deletion_step12.png"), full_page=True)
 
@@ -87,7 +87,7 @@ def test_replay_deep_link_renders_the_step_in_chromium(
     page.goto(f"{base}/replay?trace={tot}&step=12")
     expect(page.get_by_text("Step 12 of 23")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("reasoning: branch B.1").first).to_be_visible(timeout=30_000)  # the step tree
-    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=90_000)
     page.wait_for_timeout(1_000)
     page.screenshot(path=str(artifacts_dir / "ui_replay_tree_of_thought_step12.png"), full_page=True)
 

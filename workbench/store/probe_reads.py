@@ -59,6 +59,10 @@ def queue_probe_run(
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown or not analyses:
         raise BadInput(f"probe run: analyses must be some of {list(ANALYSES)}, got {list(analyses)}")
+    if "patching" in analyses and not str((params or {}).get("counterfactual_reasoning") or "").strip():
+        raise BadInput(
+            "probe run: patching needs a counterfactual scratchpad (params.counterfactual_reasoning)"
+        )
     cur = store.cursor()
     found = cur.execute("SELECT 1 FROM steps WHERE seq = ? AND trace_id = ?", [step_seq, trace_id]).fetchone()
     if found is None:

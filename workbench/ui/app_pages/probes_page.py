@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
+import hashlib
 import importlib.util
+import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,30 +19,46 @@ st.markdown("### Probes")
 
 
 def _artifacts_from_package() -> pd.DataFrame | None:
-    """Artifacts listed by `probes/` when it exposes `list_artifacts()` (without loading any model)."""
-    for name in ("probes.artifacts", "probes"):
+    """The trained probe artifacts that `probes/` ships (probes/artifacts/*.json), read as JSON.
+
+    Read as files rather than through `probes.linear`, which imports torch: listing what exists must not
+    load a deep-learning stack into the page. The sha256 is the artifact's own (its fields, sorted JSON),
+    the one probe results cite.
+    """
+    spec = importlib.util.find_spec("probes")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    rows: list[dict[str, Any]] = []
+    for path in sorted(Path(next(iter(spec.submodule_search_locations))).glob("artifacts/*.json")):
         try:
-            if importlib.util.find_spec(name) is None:
-                continue
-            module = importlib.import_module(name)
-        except ImportError:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            st.warning(f"probe artifact {path.name} is unreadable: {exc}")
             continue
-        lister: Any = getattr(module, "list_artifacts", None)
-        if callable(lister):
-            try:
-                items = list(lister())
-            except Exception as exc:  # a broken artifact directory must not take the page down
-                st.warning(f"probes.list_artifacts() failed: {exc}")
-                return None
-            return pd.DataFrame([i if isinstance(i, dict) else getattr(i, "__dict__", {}) for i in items])
-    return None
+        rows.append(
+            {
+                "probe": raw.get("name", path.stem),
+                "version": raw.get("version"),
+                "layer": raw.get("layer"),
+                "method": raw.get("method"),
+                "threshold": raw.get("threshold"),
+                "fpr_target": raw.get("fpr_target"),
+                "heldout_auroc": raw.get("heldout_auroc"),
+                "model": (raw.get("provenance") or {}).get("model_id", ""),
+                "sha256": hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16],
+                "data_sha256": str(raw.get("data_sha256", ""))[:16],
+                "created": raw.get("created_at", ""),
+                "description": raw.get("description", ""),
+            }
+        )
+    return pd.DataFrame(rows) if rows else None
 
 
 st.markdown("#### Artifacts")
 artifacts = _artifacts_from_package()
 if artifacts is None or artifacts.empty:
     artifacts = probe_reads.probe_artifacts_seen(store)
-    st.caption("as named by stored probe results")
+    st.caption("as named by stored probe results (probes/ ships no artifact files)")
 if artifacts.empty:
     st.caption("no probe artifacts yet")
 else:
