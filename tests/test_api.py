@@ -133,6 +133,9 @@ def test_cli_traces_and_replay_read_through_a_running_server(
     assert text_replay.exit_code == 0 and TRACE_C in text_replay.output
     ambiguous = runner.invoke(cli, ["replay", "abcd"])
     assert ambiguous.exit_code == 1 and "matches several traces" in ambiguous.output
+    # Another database file than the server's is read directly, not through the server.
+    other = runner.invoke(cli, ["--db", str(serve_process.data_dir / "other.duckdb"), "traces"])
+    assert other.exit_code == 1 and "no workbench database at" in other.output
 
     # The same commands after the server stops read the file directly: the answers must not differ.
     serve_process.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -50,9 +51,17 @@ def _get(server: ServerInfo, settings: Settings, path: str, params: dict[str, An
         ) from exc
 
 
+def _server_for(settings: Settings) -> ServerInfo | None:
+    """The running server that holds *this* database (`--db` may name another file than the server's)."""
+    server = running_server(settings)
+    if server is None or Path(server.db) != settings.db_path.resolve():
+        return None
+    return server
+
+
 def remote_traces(settings: Settings, limit: int) -> list[TraceSummary] | None:
     """The newest `limit` traces from the running server, or None when no server holds the database."""
-    server = running_server(settings)
+    server = _server_for(settings)
     if server is None:
         return None
     found: list[TraceSummary] = []
@@ -70,7 +79,7 @@ def remote_traces(settings: Settings, limit: int) -> list[TraceSummary] | None:
 def remote_trace_steps(settings: Settings, trace_id: str) -> tuple[str, list[StoredStep]] | None:
     """(full trace id, every step in time order) from the running server, or None when no server holds
     the database. `trace_id` may be a unique prefix; the server resolves it."""
-    server = running_server(settings)
+    server = _server_for(settings)
     if server is None:
         return None
     full = trace_id
