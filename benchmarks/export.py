@@ -87,8 +87,14 @@ def main() -> None:
         files = sorted(p for p in plain.iterdir() if p.is_file())
         size = sum(p.stat().st_size for p in files)
         runs = [sha256sum(files) for _ in range(3)]
-        t_ver, c_ver, result = timed(lambda: verify_bundle(plain))
+        t_ver, c_ver, result = timed(lambda: verify_bundle(plain, jobs=1))
         assert result.ok, [str(p) for p in result.problems[:5]]  # type: ignore[attr-defined]
+        jobs = os.cpu_count() or 1
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t_par, c_par, result = timed(lambda: verify_bundle(plain, jobs=jobs))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert result.ok, [str(p) for p in result.problems[:5]]  # type: ignore[attr-defined]
+        c_workers = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         runs += [sha256sum(files) for _ in range(3)]
         t_sha, c_sha = min(r[0] for r in runs), min(r[1] for r in runs)
     finally:
@@ -112,7 +118,10 @@ def main() -> None:
             f"| export, no redaction | {t_exp:.1f} s | {c_exp:.1f} s | {spans / c_exp:,.0f} | "
             f"{mb / c_exp:.1f} | | |",
             f"| export, redaction on | {t_red:.1f} s | {c_red:.1f} s | {spans / c_red:,.0f} | | | |",
-            f"| verify (unredacted bundle) | {t_ver:.1f} s | {c_ver:.1f} s | {spans / c_ver:,.0f} "
+            f"| verify --jobs {jobs} | {t_par:.1f} s | {c_par:.1f} s + workers {c_workers:.1f} s "
+            f"| | | {t_sha / t_par:.3f}x | main process {c_sha / c_par:.3f}x |",
+            f"| verify (unredacted bundle), one process | {t_ver:.1f} s | {c_ver:.1f} s | "
+            f"{spans / c_ver:,.0f} "
             f"| {mb / c_ver:.1f} | {t_sha / t_ver:.3f}x | {c_sha / c_ver:.3f}x |",
             f"| limit: sha256sum over the same files | {t_sha:.2f} s | {c_sha:.2f} s | {spans / c_sha:,.0f} "
             f"| {mb / c_sha:.1f} | 1.000x | 1.000x |",
