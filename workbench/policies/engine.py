@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 RULES_VERSION = 1
 
 
+class ScanCancelled(Exception):
+    """The engine was asked to stop (the server is shutting down); the watermark did not move."""
+
+
 @dataclass
 class Engine:
     """The enabled rules with their configuration, and a digest of that configuration."""
@@ -42,6 +47,9 @@ class Engine:
     rules: list[Rule]
     digest: str
     errors: list[str] = field(default_factory=list)  # rule failures of the last evaluate(), for the log
+    # Set by a shutting-down server: a scan of a 100k-step trace takes tens of seconds, and stopping must
+    # not wait for it. Checked between rules and between traces; the watermark catches up next start.
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def evaluate(self, trace_id: str, steps: Sequence[StoredStep]) -> list[Finding]:
         """Findings of every rule on one trace (steps in time order). A rule that raises is logged and
@@ -50,6 +58,8 @@ class Engine:
         out: list[Finding] = []
         self.errors = []
         for rule in self.rules:
+            if self.cancel.is_set():
+                raise ScanCancelled(f"scan of trace {trace_id} cancelled")
             try:
                 out.extend(rule.evaluate(view))
             except Exception as exc:  # a broken (user) rule must not stop the others
@@ -137,6 +147,8 @@ def scan_traces(
         part = ids[k : k + chunk]
         by_trace = {}
         for trace_id in part:
+            if engine.cancel.is_set():
+                raise ScanCancelled("scan cancelled")
             by_trace[trace_id] = engine.evaluate(trace_id, queries.trace_steps(store, trace_id))
             report.errors += engine.errors
         last = k + chunk >= len(ids)

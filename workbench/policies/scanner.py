@@ -13,7 +13,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
-from workbench.policies.engine import Engine, catch_up, scan_traces
+from workbench.policies.engine import Engine, ScanCancelled, catch_up, scan_traces
 from workbench.store import findings as store_findings
 from workbench.store.connection import Store
 
@@ -58,16 +58,23 @@ class FindingsScanner:
         self.idle.clear()
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Scan what is pending if that is quick; otherwise cancel it (the next start catches up from
+        the watermark), so that a shutdown never waits on a 100k-step rescan."""
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=grace_s)
+        if self._thread.is_alive():
+            self.engine.cancel.set()
+            self._thread.join(timeout=20)
 
     def _run(self) -> None:
         try:
             report = catch_up(self.store, self.engine)
             if report.traces:
                 log.info("findings: caught up %d trace(s), %d finding(s)", report.traces, report.findings)
+        except ScanCancelled:
+            pass  # stopped while catching up: the watermark still says where to resume
         except Exception:
             log.exception("findings: catching up from the watermark failed")
         while True:
@@ -96,6 +103,8 @@ class FindingsScanner:
             report = scan_traces(self.store, self.engine, traces, watermark=max(top, scanned))
             self.scans += 1
             log.debug("findings: %d trace(s) rescanned, %d finding(s)", report.traces, report.findings)
+        except ScanCancelled:
+            log.info("findings: scan cancelled by shutdown; the next start catches up from the watermark")
         except Exception:
             # The process stays up: the watermark did not move, so the next start catches these traces up.
             log.exception("findings: scanning seqs %s failed", ranges)
