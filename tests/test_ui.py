@@ -238,6 +238,12 @@ def test_annotations_round_trip_and_refuse_bad_input(store: Store) -> None:
         annotations.add_annotation(store, trace, seq, " ", "x")
     with pytest.raises(BadInput, match="no step with seq"):
         annotations.add_annotation(store, trace, 999_999, "ana", "x")
+    store.read_only = True  # as when the UI runs outside `workbench serve`
+    try:
+        with pytest.raises(BadInput, match="open read-only"):
+            annotations.add_annotation(store, trace, seq, "ana", "x")
+    finally:
+        store.read_only = False
 
 
 def test_queue_probe_run_inserts_a_queued_row(store: Store) -> None:

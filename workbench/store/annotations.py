@@ -18,6 +18,10 @@ MAX_AUTHOR = 200
 
 def add_annotation(store: Store, trace_id: str, step_seq: int | None, author: str, text: str) -> Annotation:
     """Store a note; a blank author or text, or an unknown trace or step, is refused with BadInput."""
+    if store.read_only:
+        raise BadInput(
+            "annotation: the database is open read-only; notes are written inside `workbench serve`"
+        )
     author, text = author.strip(), text.strip()
     if not author:
         raise BadInput("annotation: who wrote it? (author is empty)")

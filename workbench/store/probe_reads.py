@@ -56,6 +56,8 @@ def queue_probe_run(
     store: Store, trace_id: str, step_seq: int, analyses: Sequence[str], params: dict[str, Any] | None = None
 ) -> int:
     """Insert a 'queued' run for the probe worker and return its id; never waits for the work."""
+    if store.read_only:
+        raise BadInput("probe run: the database is open read-only; runs are queued inside `workbench serve`")
     unknown = [a for a in analyses if a not in ANALYSES]
     if unknown or not analyses:
         raise BadInput(f"probe run: analyses must be some of {list(ANALYSES)}, got {list(analyses)}")
