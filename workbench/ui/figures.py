@@ -370,6 +370,8 @@ def activity_chart(df: pd.DataFrame) -> go.Figure:
             "side": "right",
             "rangemode": "tozero",
             "tickformat": ",d",
+            # Whole traces only: Plotly would otherwise put ticks at halves and print 1, 1, 2, 2.
+            "dtick": max(1, -(-int(df["traces"].max()) // 4)) if not df.empty else 1,
         },
         legend={"orientation": "h", "y": -0.2},
     )
