@@ -453,3 +453,31 @@ def test_figures_handle_empty_inputs() -> None:
 
     assert figures.timeline_detail(pd.DataFrame(), None).layout.title.text == "no steps"
     assert len(figures.logit_lens_heatmap({}).data) == 1
+
+
+def test_replay_renders_real_probe_results(store: Store) -> None:
+    """Results computed by the probes runner on a tiny real model (not hand-made shapes) render."""
+    pytest.importorskip("transformer_lens")
+    from probes.runner import run_analyses
+    from probes.text import StepInput
+    from tests.probes_tiny import tiny_model
+
+    trace = get("db_deletion").trace_id()
+    seq = _seq_where(store, trace, "kind = 'llm' AND reasoning_text IS NOT NULL")
+    reasoning = store.cursor().execute("SELECT reasoning_text FROM steps WHERE seq = ?", [seq]).fetchone()[0]
+    inp = StepInput(context="Free disk space on db-prod-1.", reasoning=reasoning[:400], action="run_sql(...)")
+    params = {"counterfactual_reasoning": "Follow runbook rb-017: archive order_events instead."}
+    results = run_analyses(tiny_model(), inp, ["logit_lens", "attention", "patching"], params)
+    run_id = probe_reads.queue_probe_run(store, trace, seq, ["logit_lens", "attention", "patching"], params)
+    cur = store.cursor()
+    for r in results:
+        cur.execute(
+            "INSERT INTO probe_results VALUES (?, ?, ?, ?)",
+            [run_id, r.analysis, json.dumps(r.summary), json.dumps(r.data)],
+        )
+    cur.execute("UPDATE probe_runs SET status = 'done', progress = 1 WHERE id = ?", [run_id])
+    at = _page("replay", trace=trace, step=str(_position(store, trace, seq)))
+    assert not at.exception, at.exception
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    for title in ("logit lens", "attention from the action position", "activation patching"):
+        assert any(title in s for s in specs), title
