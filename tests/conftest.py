@@ -82,7 +82,8 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"workbench serve exited with {self.proc.returncode}:\n{self.log()}")
-            if "ready" in self.log():
+            # the line alone: "Address already in use" contains the word too
+            if re.search(r"^ready$", self.log(), re.MULTILINE):
                 data = json.loads(info.read_text())
                 self.http_port, self.grpc_port = data["http_port"], data["grpc_port"]
                 ui = re.search(r"^UI +http://[^ ]*:(\d+)/", self.log(), re.MULTILINE)
