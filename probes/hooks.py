@@ -23,6 +23,7 @@ from probes.models import LoadedModel
 class Captured:
     logits: torch.Tensor | None  # [pos, vocab]; None when the pass stopped early
     resid: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [pos, d_model] (resid_post)
+    resid_pre: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [pos, d_model] (patching)
     attn_rows: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [heads, keys]
 
 
@@ -39,6 +40,7 @@ def forward_capture(
     token_ids: list[int],
     resid_layers: Iterable[int] = (),
     attn_query: int | None = None,
+    resid_pre_layers: Iterable[int] = (),
     attn_layers: Iterable[int] = (),
     stop_at_layer: int | None = None,
 ) -> Captured:
@@ -46,6 +48,10 @@ def forward_capture(
     captured = Captured(logits=None)
     hooks: list[tuple[str, Any]] = [
         (resid_hook(layer), _resid_catcher(captured.resid, layer)) for layer in sorted(set(resid_layers))
+    ]
+    hooks += [
+        (f"blocks.{layer}.hook_resid_pre", _resid_catcher(captured.resid_pre, layer))
+        for layer in sorted(set(resid_pre_layers))
     ]
     if attn_query is not None:
         hooks += [

@@ -173,6 +173,7 @@ def _boot_cached(model_id: str, target: Path) -> LoadedModel:
             f"the model cache at {target} is unreadable ({exc}); delete that folder to convert it again"
         ) from exc
     hf_model.eval()
+    hf_model.requires_grad_(False)  # probes read the model, never train it: no weight gradients, ever
     bridge = TransformerBridge.boot_transformers(model_id, hf_model=hf_model, tokenizer=tokenizer)
     bridge.eval()
     provenance = Provenance(

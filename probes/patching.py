@@ -55,8 +55,13 @@ def patching(
     method: str = "attribution",
     max_positions: int = 48,
     layers: list[int] | None = None,
+    clean_run: tuple[dict[int, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the patching analysis; returns (data, summary) in the probe_results shape."""
+    """Run the patching analysis; returns (data, summary) in the probe_results shape.
+
+    `clean_run` = (resid_pre per layer [pos, d_model], logits [pos, vocab]) of the real text when the
+    caller's forward pass already has them (the runner's does), saving a forward pass here.
+    """
     bridge = model.bridge
     n_layers = model.n_layers
     pairs = aligned_positions(clean, corrupt, max_positions)
@@ -79,8 +84,12 @@ def patching(
 
         return hook
 
-    with torch.no_grad(), bridge.hooks(fwd_hooks=[(resid_pre_hook(lay), keep(lay)) for lay in layers]):
-        clean_logits = bridge(clean_tokens)
+    if clean_run is not None and all(lay in clean_run[0] for lay in layers):
+        clean_acts.update({lay: clean_run[0][lay][clean_pos] for lay in layers})
+        clean_logits = clean_run[1].unsqueeze(0)
+    else:
+        with torch.no_grad(), bridge.hooks(fwd_hooks=[(resid_pre_hook(lay), keep(lay)) for lay in layers]):
+            clean_logits = bridge(clean_tokens)
     target = _target(clean, clean_logits)
     clean_value = float(_metric(clean_logits[0], clean.action_position, target))
 
@@ -132,14 +141,22 @@ def _attribution(
     acts: dict[int, torch.Tensor] = {}
     grads: dict[int, torch.Tensor] = {}
 
+    first = min(layers)
+
     def keep(layer: int) -> Any:
-        def hook(tensor: torch.Tensor, hook: Any) -> None:
+        def hook(tensor: torch.Tensor, hook: Any) -> torch.Tensor:
+            if layer == first:
+                # Gradients are wanted for activations only: the model's weights do not require grad,
+                # so the backward pass skips every weight gradient (about half its cost and a copy of
+                # the weights in memory). The first patched layer's input becomes the leaf.
+                tensor = tensor.detach().requires_grad_(True)
             acts[layer] = tensor[0, positions].detach().clone()
 
             def on_grad(g: torch.Tensor) -> None:
                 grads[layer] = g[0, positions].detach().clone()
 
             tensor.register_hook(on_grad)
+            return tensor
 
         return hook
 

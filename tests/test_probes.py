@@ -192,6 +192,13 @@ def test_exact_patching_of_the_only_changed_token_restores_the_real_run(tiny: An
     assert len(approx["effect"]) == tiny.n_layers and len(approx["effect"][0]) == len(data["positions"])
     assert all(v == 0 for v in approx["effect"][0][:col])  # same activations there: nothing to attribute
     assert math.isfinite(approx["effect"][0][col]) and approx["effect"][0][col] != 0
+    # the runner hands over its own forward pass's activations: same numbers, one pass fewer
+    n = tiny.n_layers
+    cap = forward_capture(tiny, clean.token_ids, resid_pre_layers=range(n))
+    assert cap.logits is not None
+    shared, _ = patching(tiny, clean, cf, max_positions=1000, clean_run=(cap.resid_pre, cap.logits))
+    assert np.allclose(shared["effect"], approx["effect"], atol=1e-5)
+    assert shared["clean_value"] == pytest.approx(approx["clean_value"], abs=1e-5)
 
 
 def test_runner_rejects_what_it_cannot_do(tiny: Any) -> None:
