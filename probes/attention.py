@@ -38,9 +38,14 @@ def attention_result(st: StepText, rows: dict[int, torch.Tensor]) -> tuple[dict[
     late = torch.stack([rows[layer] for layer in layers[-LAST_LAYERS:]]).mean(dim=(0, 1)) if layers else None
     top: list[list[Any]] = []
     if late is not None:
+        late = late.clone()
         if late.shape[0] > 1:
-            late = late.clone()
             late[0] = 0.0  # the first token is an attention sink in most models: it says nothing here
+        # The summary names words of the step (the investigator's question is which of its words the
+        # action looked at); template tokens like newlines and role names stay in the full weights.
+        template = [i for i in range(late.shape[0]) if st.char_spans[i] is None]
+        if len(template) < late.shape[0]:
+            late[template] = 0.0
         values, idx = late.topk(min(5, late.shape[0]))
         top = [[st.tokens[int(i)], round(float(v), 5)] for v, i in zip(values, idx, strict=True)]
     data = {"layers": layers, "heads": heads, "query_position": st.action_position, "weights": weights}
