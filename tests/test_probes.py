@@ -258,6 +258,10 @@ def test_probe_run_queries_on_a_real_database(tmp_path: Path) -> None:
         assert [r.id for r in probe_store.runs_of_step(store, trace, seq)] == [second, first]
         probe_store.finish_run(store, second, error="boom")
         assert probe_store.get_run(store, second).error == "boom"  # type: ignore[union-attr]
+        queued = probe_store.queue_reasoning_steps(store, trace)
+        with_scratchpad = [s.seq for s in steps if s.step.reasoning_text]
+        assert [probe_store.get_run(store, i).step_seq for i in queued] == with_scratchpad  # type: ignore[union-attr]
+        assert len(with_scratchpad) == 6
 
 
 def test_worker_runs_queued_jobs_and_survives_a_bad_one(tmp_path: Path, tiny: Any) -> None:

@@ -235,3 +235,19 @@ def score_series(store: Store, trace_id: str, probe: str) -> list[tuple[int, flo
         .fetchall()
     )
     return [(int(r[0]), float(r[1]), bool(r[2]), int(r[3])) for r in rows]
+
+
+def queue_reasoning_steps(store: Store, trace_id: str, analyses: Sequence[str] = ("probes",)) -> list[int]:
+    """Queue one run per step of the trace that carries a scratchpad, in time order: what the Probes
+    page needs to draw a probe's score as a line over the trace's reasoning. Returns the run ids."""
+    seqs = [
+        int(r[0])
+        for r in store.cursor()
+        .execute(
+            "SELECT seq FROM steps WHERE trace_id = ? AND coalesce(reasoning_text, '') <> '' "
+            "ORDER BY start_time_ns, seq",
+            [trace_id],
+        )
+        .fetchall()
+    ]
+    return [insert_run(store, trace_id, seq, analyses) for seq in seqs]
