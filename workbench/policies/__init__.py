@@ -1,6 +1,6 @@
 """Policy rules over stored agent steps: built-in and user rules, YAML configuration, the findings engine.
 
-Floor 2: imports the data model and the store only. See `rules.py` for the rule contract, `builtin.py`
+Floor 2: imports the data model and the store only. See `rules.py` for the rule contract, `builtin/`
 for what ships, `engine.py` for how findings are kept current, `evaluation.py` for precision/recall.
 """
 
