@@ -1,0 +1,127 @@
+"""What the verifier reports (`Problem`, `VerifyResult`) and how it reads a bundle (`_Bundle`: a
+directory or a zip, read the same way, every byte hashed as it streams by).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+
+MAX_PROBLEMS = 200
+_STREAMED = ("spans.jsonl", "proofs.jsonl")
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    what: str
+    line: int | None = None
+    span_id: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file + (f" line {self.line}" if self.line is not None else "")
+        where += f" (span {self.span_id})" if self.span_id else ""
+        return f"{where}: {self.what}"
+
+
+@dataclass
+class VerifyResult:
+    problems: list[Problem] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+    key_id: str | None = None
+    bundle_id: str | None = None
+    dropped: int = 0
+    streamed: dict[str, dict[str, Any]] = field(default_factory=dict)  # hashes of files read line by line
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.dropped
+
+    def add(self, file: str, what: str, line: int | None = None, span_id: str | None = None) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(file, what, line, span_id))
+        else:
+            self.dropped += 1
+
+
+class _Damaged(Exception):
+    """A zip member that cannot be decompressed (its CRC or deflate stream was altered)."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(why)
+        self.name = name
+
+
+class _Bundle:
+    """A bundle directory or zip, read the same way."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip: zipfile.ZipFile | None = None
+        if path.is_dir():
+            self._names = sorted(p.name for p in path.iterdir() if p.is_file() or p.is_dir())
+        elif path.is_file():
+            try:
+                self._zip = zipfile.ZipFile(path)
+            except zipfile.BadZipFile as exc:
+                raise WorkbenchError(
+                    f"{path}: neither a bundle directory nor a readable zip ({exc})"
+                ) from exc
+            self._names = sorted(self._zip.namelist())
+        else:
+            raise WorkbenchError(f"{path}: no such bundle")
+
+    def names(self) -> list[str]:
+        return self._names
+
+    def read(self, name: str) -> bytes:
+        return b"".join(self.chunks(name))
+
+    def chunks(self, name: str) -> Iterator[bytes]:
+        if self._zip is not None:
+            try:
+                with self._zip.open(name) as f:
+                    while block := f.read(1 << 20):
+                        yield block
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise _Damaged(name, str(exc)) from exc
+        else:
+            with (self.path / name).open("rb") as f:
+                while block := f.read(1 << 20):
+                    yield block
+
+    def lines(self, name: str, seen: dict[str, Any] | None = None) -> Iterator[bytes]:
+        """Lines without their newline; `seen` gets the file's SHA-256 and size once read to the end."""
+        rest = b""
+        h = hashlib.sha256()
+        size = 0
+        for block in self.chunks(name):
+            h.update(block)
+            size += len(block)
+            block = rest + block
+            parts = block.split(b"\n")
+            rest = parts.pop()
+            yield from parts
+        if rest:
+            yield rest
+        if seen is not None:
+            seen.update(sha256=h.hexdigest(), bytes=size)
+
+
+def _get(doc: Any, path: list[Any]) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+def _set(doc: Any, path: list[Any], value: Any) -> None:
+    for key in path[:-1]:
+        doc = doc[key]
+    doc[path[-1]] = value
