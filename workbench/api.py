@@ -11,6 +11,14 @@ cursor, so a large page never stalls the event loop that acknowledges ingest.
     GET /api/v1/traces/{trace_id}/steps?limit=20000&offset=0
         {"trace_id": full id, "total": int, "limit": int, "offset": int, "steps": [{seq, Step fields...}]}
 
+    POST /api/v1/probe-runs  {"trace_id", "step_seq" | "step" (1-based, time order), "analyses", "params"}
+        201 {run fields..., "step": {"seq", "index", "kind", "name"}}: queued for the server's probe worker
+    GET /api/v1/probe-runs/{id}
+        {run fields..., "results": [{"analysis", "summary", "data"}...] (once done)}
+
+Why probe runs here: while the server runs, no other process can write the queue, so `workbench probe`
+queues through this and polls; the server's worker (probes/worker.py) runs the job in its child process.
+
 `trace_id` may be a unique prefix, as on the command line. Errors are JSON `{"error": message}` with
 400 (bad parameter, ambiguous prefix), 401 (token), 404 (no such trace) or 500 (the query failed).
 """
@@ -32,6 +40,7 @@ from starlette.routing import Mount, Route
 from collectors.receiver_http import check_token
 from workbench.settings import Settings
 from workbench.store import api_queries, queries
+from workbench.store import probes as probe_store
 from workbench.store.connection import Store
 
 log = logging.getLogger(__name__)
@@ -110,15 +119,18 @@ def _steps_page(store: Store, given: str, limit: int, offset: int) -> dict[str, 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _guarded(settings: Settings, work: Callable[[Request], dict[str, Any]]) -> Handler:
+def _guarded(settings: Settings, work: Callable[[Request], dict[str, Any]], status: int = 200) -> Handler:
     """Auth, then `work` on the thread pool; refusals and query failures become JSON errors, never a
-    dropped connection, and the server stays up."""
+    dropped connection, and the server stays up. A POST's body is read first (into `request.state.body`)
+    because the thread pool cannot await it."""
 
     async def endpoint(request: Request) -> Response:
         if not check_token(request.headers.get("authorization"), settings.auth_token):
             return _json({"error": "missing or wrong bearer token"}, 401, {"WWW-Authenticate": "Bearer"})
         try:
-            return _json(await run_in_threadpool(work, request))
+            if request.method == "POST":
+                request.state.body = await request.body()
+            return _json(await run_in_threadpool(work, request), status)
         except ApiError as exc:
             return _json({"error": str(exc)}, exc.status)
         except duckdb.Error as exc:
@@ -126,6 +138,90 @@ def _guarded(settings: Settings, work: Callable[[Request], dict[str, Any]]) -> H
             return _json({"error": f"query failed: {exc}"}, 500)
 
     return endpoint
+
+
+PROBE_BODY_MAX = 1 << 20  # a counterfactual scratchpad is a few KB; nothing legitimate comes near this
+
+
+def _run_json(run: probe_store.ProbeRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "trace_id": run.trace_id,
+        "step_seq": run.step_seq,
+        "analyses": run.analyses,
+        "status": run.status,
+        "progress": run.progress,
+        "error": run.error,
+        "params": run.params,
+        "provenance": run.provenance,
+        "created_at": str(run.created_at),
+        "finished_at": None if run.finished_at is None else str(run.finished_at),
+    }
+
+
+def _queue_probe(store: Store, body: bytes) -> dict[str, Any]:
+    """Validate a probe request (each refusal names the field) and queue the run."""
+    if len(body) > PROBE_BODY_MAX:
+        raise ApiError(400, f"request body is {len(body)} bytes; at most {PROBE_BODY_MAX}")
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not JSON: {exc}") from exc
+    if not isinstance(req, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    unknown = sorted(set(req) - {"trace_id", "step_seq", "step", "analyses", "params"})
+    if unknown:
+        raise ApiError(
+            400, f"unknown field(s) {unknown}; expected trace_id, step_seq or step, analyses, params"
+        )
+    if not isinstance(req.get("trace_id"), str):
+        raise ApiError(400, "'trace_id' must be a string (a trace id or a unique prefix)")
+    trace_id = _resolve(store, req["trace_id"])
+    if ("step_seq" in req) == ("step" in req):
+        raise ApiError(400, "give exactly one of 'step_seq' (ingest seq) or 'step' (1-based, in time order)")
+    analyses = req.get("analyses")
+    if not isinstance(analyses, list) or not analyses or any(a not in probe_store.ANALYSES for a in analyses):
+        raise ApiError(
+            400, f"'analyses' must be a non-empty list among {list(probe_store.ANALYSES)}, got {analyses!r}"
+        )
+    params = req.get("params", {})
+    if not isinstance(params, dict):
+        raise ApiError(400, f"'params' must be a JSON object, got {params!r}")
+    if "patching" in analyses and not str(params.get("counterfactual_reasoning") or "").strip():
+        raise ApiError(400, "'patching' needs params.counterfactual_reasoning (the edited scratchpad)")
+    steps = queries.trace_steps(store, trace_id)
+    if "step" in req:
+        index = req["step"]
+        if not isinstance(index, int) or isinstance(index, bool) or not 1 <= index <= len(steps):
+            raise ApiError(400, f"'step' {index!r} is out of range: the trace has {len(steps)} steps")
+        target = steps[index - 1]
+    else:
+        seq = req["step_seq"]
+        found = [i for i, s in enumerate(steps) if s.seq == seq] if isinstance(seq, int) else []
+        if not found:
+            raise ApiError(400, f"'step_seq' {seq!r} is not a step of trace {trace_id}")
+        index = found[0] + 1
+        target = steps[found[0]]
+    run_id = probe_store.insert_run(store, trace_id, target.seq, analyses, params)
+    run = probe_store.get_run(store, run_id)
+    assert run is not None
+    step = {"seq": target.seq, "index": index, "kind": str(target.step.kind), "name": target.step.name}
+    return {**_run_json(run), "step": step}
+
+
+def _probe_run(store: Store, given: str) -> dict[str, Any]:
+    try:
+        run_id = int(given)
+    except ValueError:
+        raise ApiError(400, f"probe run id {given!r} is not an integer") from None
+    run = probe_store.get_run(store, run_id)
+    if run is None:
+        raise ApiError(404, f"no probe run {run_id}")
+    results = probe_store.results_of_run(store, run_id) if run.status == "done" else []
+    return {
+        **_run_json(run),
+        "results": [{"analysis": r.analysis, "summary": r.summary, "data": r.data} for r in results],
+    }
 
 
 def api_mount(store: Store, settings: Settings) -> Mount:
@@ -141,10 +237,18 @@ def api_mount(store: Store, settings: Settings) -> Mount:
         offset = _int_param(request, "offset", 0, 2**62)
         return _steps_page(store, request.path_params["trace_id"], limit, offset)
 
+    def queue_probe(request: Request) -> dict[str, Any]:
+        return _queue_probe(store, request.state.body)
+
+    def probe_run(request: Request) -> dict[str, Any]:
+        return _probe_run(store, request.path_params["run_id"])
+
     return Mount(
         PREFIX,
         routes=[
             Route("/traces", _guarded(settings, traces), methods=["GET"]),
             Route("/traces/{trace_id}/steps", _guarded(settings, steps), methods=["GET"]),
+            Route("/probe-runs", _guarded(settings, queue_probe, 201), methods=["POST"]),
+            Route("/probe-runs/{run_id}", _guarded(settings, probe_run), methods=["GET"]),
         ],
     )

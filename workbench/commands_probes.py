@@ -2,8 +2,9 @@
 
 `workbench probe` runs in this process when no server holds the database: it queues the run like the
 UI does, claims it and runs it here, so the result lands in `probe_runs`/`probe_results` exactly as the
-worker would write it. While `workbench serve` runs, the server's probe worker owns the queue; the
-command says so instead of waiting on a lock.
+worker would write it. While `workbench serve` holds the database (no other process can open it), the
+command queues the run through the server's API (`POST /api/v1/probe-runs`), shows the worker's progress
+and prints the same summary when the run ends.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
 
-from workbench.errors import DatabaseBusy, WorkbenchError
+from workbench.errors import WorkbenchError
 
 ANALYSIS_CHOICES = ["logit_lens", "attention", "probes", "patching"]
 
@@ -86,11 +92,6 @@ def probe(
 
     settings = _settings(ctx)
     server = running_server(settings)
-    if server is not None:
-        raise DatabaseBusy(
-            f"workbench serve (PID {server.pid}) holds {settings.db_path} and runs probe jobs itself: "
-            "queue this probe from the replay's Probes pane, or stop the server to run it here"
-        )
     chosen = list(analyses) or ["logit_lens", "attention", "probes"] + (
         ["patching"] if counterfactual else []
     )
@@ -99,6 +100,15 @@ def probe(
         params["counterfactual_reasoning"] = counterfactual
     if "patching" in chosen and not (counterfactual or "").strip():
         raise WorkbenchError("--analysis patching needs --counterfactual TEXT (the edited scratchpad)")
+
+    if server is not None and Path(server.db) == settings.db_path.resolve():
+        body: dict[str, Any] = {"trace_id": trace_id, "analyses": chosen, "params": params}
+        if (step is None) == (seq is None):
+            raise WorkbenchError("give exactly one of --step N (1-based, in time order) or --seq SEQ")
+        body.update({"step": step} if step is not None else {"step_seq": seq})
+        done, results, target = _probe_through_server(server, settings, body, show_progress=not as_json)
+        _emit(done, results, target, as_json)
+        return
 
     from probes.models import load_model
     from probes.worker import execute_run
@@ -119,13 +129,19 @@ def probe(
         done = probe_store.get_run(store, run_id)
         results = probe_store.results_of_run(store, run_id)
     assert done is not None
+    _emit(done, results, target, as_json)
+
+
+def _fields(run: Any) -> dict[str, Any]:
+    return dataclasses.asdict(run) if dataclasses.is_dataclass(run) else dict(vars(run))
+
+
+def _emit(done: Any, results: list[Any], target: Any, as_json: bool) -> None:
     if as_json:
         click.echo(
             json.dumps(
                 {
-                    "run": {
-                        k: (str(v) if k.endswith("_at") else v) for k, v in dataclasses.asdict(done).items()
-                    },
+                    "run": {k: (str(v) if k.endswith("_at") else v) for k, v in _fields(done).items()},
                     "results": [
                         {"analysis": r.analysis, "summary": r.summary, "data": r.data} for r in results
                     ],
@@ -136,7 +152,75 @@ def probe(
     else:
         click.echo(render_run(done, results, target))
     if done.status != "done":
-        raise WorkbenchError(f"probe run {run_id} failed: {done.error}")
+        raise WorkbenchError(f"probe run {done.id} failed: {done.error}")
+
+
+POLL_S = 0.5
+
+
+def _api(server: Any, settings: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One call to the server's API; refusals become one-line WorkbenchErrors naming the server."""
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if settings.auth_token:
+        headers["Authorization"] = f"Bearer {settings.auth_token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{server.http_url}/api/v1{path}", data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", "")
+        except (ValueError, AttributeError):
+            message = ""
+        if exc.code == 401:
+            message = "it requires a bearer token: set WORKBENCH_AUTH_TOKEN to the server's token"
+        raise WorkbenchError(f"workbench serve (PID {server.pid}) refused the probe: {message}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise WorkbenchError(
+            f"workbench serve (PID {server.pid}) holds {settings.db_path} but its API at {server.http_url} "
+            f"cannot be reached: {reason}"
+        ) from exc
+
+
+def _probe_through_server(
+    server: Any, settings: Any, body: dict[str, Any], show_progress: bool
+) -> tuple[Any, list[Any], Any]:
+    """Queue the run on the server, follow its progress until it ends; (run, results, step)."""
+    from tqdm import tqdm
+
+    from workbench.model import ProbeResult
+
+    queued = _api(server, settings, "POST", "/probe-runs", body)
+    run_id = int(queued["id"])
+    step = queued["step"]
+    bar = tqdm(
+        total=100,
+        desc=f"probe run {run_id} (server PID {server.pid})",
+        unit="%",
+        file=sys.stderr,
+        disable=not show_progress,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
+    )
+    try:
+        while True:
+            got = _api(server, settings, "GET", f"/probe-runs/{run_id}")
+            bar.n = round(100 * float(got["progress"]))
+            bar.set_postfix_str(got["status"])
+            if got["status"] in ("done", "failed"):
+                break
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        bar.close()
+        raise WorkbenchError(
+            f"stopped waiting; probe run {run_id} goes on in the server (the replay's Probes pane shows it)"
+        ) from None
+    bar.close()
+    done = SimpleNamespace(**{k: v for k, v in got.items() if k not in ("results", "step")})
+    results = [ProbeResult(run_id, r["analysis"], r["summary"], r["data"]) for r in got["results"]]
+    target = SimpleNamespace(seq=step["seq"], step=SimpleNamespace(kind=step["kind"], name=step["name"]))
+    return done, results, target
 
 
 def render_run(run: Any, results: list[Any], target: Any) -> str:
