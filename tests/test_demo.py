@@ -86,8 +86,8 @@ def test_demo_live_end_to_end(tmp_path: Path) -> None:
         seen.append(lines.get())
     output = "".join(seen)
     assert "94 spans from 5 sample incidents" in output
-    for sample in SAMPLES:
-        assert f"replay {sample.trace_id()[:12]}" in output
+    for sample in SAMPLES:  # a deep link into the UI for every incident
+        assert f"/replay?trace={sample.trace_id()}" in output
     table = [line for line in output.splitlines() if line.split(" ")[0] and len(line.split(" ")[0]) == 32]
     assert len(table) == 2 * len(SAMPLES), output
     verified = CliRunner().invoke(cli, ["--data-dir", str(data), "ledger", "verify"])

@@ -81,19 +81,23 @@ def _cli(settings: Settings) -> str:
 
 
 def hints(settings: Settings, info: ServerInfo) -> list[str]:
-    """What to try, once the server is up."""
+    """What to try, once the server is up: the UI's deep link to each incident's key step first."""
     catalog = samples()
-    lines = [
-        "",
-        "The workbench is running (the UI joins this server in a later release).",
+    lines = [""]
+    if info.ui_url:
+        lines += [f"The workbench is running. Open {info.ui_url} or go straight to an incident:"]
+        for sample in catalog.SAMPLES:
+            lines.append(f"  {info.ui_url}replay?trace={sample.trace_id()}   # {sample.title}")
+        lines.append("")
+    lines += [
         f"  send OTLP/HTTP   {info.http_url}/v1/traces   (OTEL_EXPORTER_OTLP_ENDPOINT={info.http_url})",
         f"  send OTLP/gRPC   {info.host}:{info.grpc_port}",
         "",
-        "The server owns the database while it runs; stop it with Ctrl-C, then replay an incident:",
+        "In another terminal (read through the running server):",
     ]
-    for sample in catalog.SAMPLES:
+    for sample in catalog.SAMPLES[:2]:
         lines.append(f"  {_cli(settings)} replay {sample.trace_id()[:12]}   # {sample.title}")
-    lines += [f"  {_cli(settings)} traces", f"  {_cli(settings)} ledger verify", ""]
+    lines += [f"  {_cli(settings)} traces", "Stop with Ctrl-C.", ""]
     return lines
 
 

@@ -39,6 +39,7 @@ class ServerInfo:
     http_port: int
     grpc_port: int
     db: str
+    ui_url: str = ""  # empty when the server runs without the UI
 
     @property
     def http_url(self) -> str:
@@ -158,6 +159,7 @@ def serve(settings: Settings) -> None:
             http_port=http_sock.getsockname()[1],
             grpc_port=grpc_port,
             db=str(settings.db_path.resolve()),
+            ui_url=next((str(s.url) for s in started if getattr(s, "url", None)), ""),  # type: ignore[attr-defined]
         )
         info_path.write_text(json.dumps(info.__dict__))
         print(f"database        {info.db}", flush=True)
