@@ -133,7 +133,10 @@ def probe(
 
 
 def _fields(run: Any) -> dict[str, Any]:
-    return dataclasses.asdict(run) if dataclasses.is_dataclass(run) else dict(vars(run))
+    """A local ProbeRun (dataclass) or a run read from the server's API (namespace) as a dict."""
+    if dataclasses.is_dataclass(run) and not isinstance(run, type):
+        return dataclasses.asdict(run)
+    return dict(vars(run))
 
 
 def _emit(done: Any, results: list[Any], target: Any, as_json: bool) -> None:
