@@ -1,7 +1,7 @@
 """The workbench UI's entry point: one `st.navigation` over the pages in `app_pages/`.
 
 Pages are addressed by URL path (`/` for the traces, `/replay?trace=ID&step=N`, `/dashboard`, `/findings`,
-`/probes`), so every view has a deep link an investigator can paste into a ticket.
+`/probes`, `/export`), so every view has a deep link an investigator can paste into a ticket.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ navigation = st.navigation(
         st.Page(PAGES / "dashboard.py", title="Dashboard", url_path="dashboard"),
         st.Page(PAGES / "findings.py", title="Findings", url_path="findings"),
         st.Page(PAGES / "probes_page.py", title="Probes", url_path="probes"),
+        st.Page(PAGES / "export.py", title="Export", url_path="export"),
     ]
 )
 navigation.run()
