@@ -2,43 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from workbench.model import Finding, Severity
 from workbench.store.connection import Store
+from workbench.store.findings import _COLUMNS as _FINDING_COLUMNS
+from workbench.store.findings import _to_finding as _stored_finding
 
-# -------------------------------------------------------------------------------------------- findings
-
-
-_FINDING_COLUMNS = (
-    "id, trace_id, step_seq, span_id, rule_id, severity, title, explanation, evidence_field, "
-    "evidence_start, evidence_end, evidence_excerpt, taint_chain, details"
-)
+# An unknown severity (a user rule's typo) still shows, at the bottom: one bad row must not break a page.
+_SEVERITIES = frozenset(s.value for s in Severity)
 
 
 def _to_finding(r: Sequence[Any]) -> Finding:
-    try:
-        severity = Severity(r[5])
-    except ValueError:
-        severity = Severity.INFO  # an unknown severity still shows, at the bottom
-    return Finding(
-        id=int(r[0]),
-        trace_id=r[1],
-        step_seq=int(r[2]),
-        span_id=r[3],
-        rule_id=r[4],
-        severity=severity,
-        title=r[6],
-        explanation=r[7],
-        evidence_field=r[8],
-        evidence_start=r[9],
-        evidence_end=r[10],
-        evidence_excerpt=r[11],
-        taint_chain=tuple(int(x) for x in (json.loads(r[12]) if r[12] else [])),
-        details=json.loads(r[13]) if r[13] else {},
-    )
+    """The findings store's own row reader (one definition of the columns), tolerant of severities."""
+    if r[5] not in _SEVERITIES:
+        r = (*r[:5], Severity.INFO.value, *r[6:])
+    return _stored_finding(r)
 
 
 def trace_findings(store: Store, trace_id: str) -> list[Finding]:
