@@ -241,14 +241,18 @@ class ProbeWorker:
             probe_store.finish_run(self.store, run.id, error=str(exc))
             return
         child = self._ensure_child()
-        child.send(
-            {
-                "run_id": run.id,
-                "input": {"context": inp.context, "reasoning": inp.reasoning, "action": inp.action},
-                "analyses": run.analyses,
-                "params": run.params,
-            }
-        )
+        job = {
+            "run_id": run.id,
+            "input": {"context": inp.context, "reasoning": inp.reasoning, "action": inp.action},
+            "analyses": run.analyses,
+            "params": run.params,
+        }
+        try:
+            child.send(job)
+        except OSError:  # it died between jobs: its reader reports the exit below, like a death mid-job
+            log.warning(
+                "probe job process %s is gone; run %s fails, the next run gets a fresh one", child.pid, run.id
+            )
         while True:
             try:
                 msg = child.messages.get(timeout=0.2)

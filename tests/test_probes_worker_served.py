@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from tests.conftest import ServerProcess
 from tests.test_probes_worker import DB_SAMPLE, DB_TRACE, GATE_ENV, GATED_TINY
 from workbench.cli import cli
+from workbench.store import probes as probe_store
+from workbench.store.connection import Store
 
 pytestmark = pytest.mark.slow
 
@@ -117,5 +119,47 @@ def test_probe_runs_through_a_served_workbench(tmp_path: Path) -> None:
 
         maps = Path(f"/proc/{server.proc.pid}/maps").read_text() if server.proc else ""
         assert maps and "libtorch" not in maps  # the model lived in the worker's child, not here
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def test_sigterm_mid_model_load_stops_the_server_and_the_next_one_runs_the_job(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.touch()
+    env = {"WORKBENCH_PROBE_MODEL": GATED_TINY, "WORKBENCH_PROBE_CONTEXT_CHARS": "300", GATE_ENV: str(gate)}
+    server = ServerProcess(tmp_path / "served", env=env).start()
+    api = f"{server.http_url}/api/v1"
+    try:
+        with httpx.Client(timeout=60) as client:
+            body = DB_SAMPLE.read_bytes()
+            headers = {"Content-Type": "application/json"}
+            assert client.post(server.traces_url, content=body, headers=headers).status_code == 200
+            _until("the sample trace", lambda: client.get(f"{api}/traces").json()["total"] == 1)
+            run = client.post(
+                f"{api}/probe-runs", json={"trace_id": DB_TRACE, "step": 6, "analyses": ["attention"]}
+            )
+            assert run.status_code == 201, run.text
+            url = f"{api}/probe-runs/{run.json()['id']}"
+            _until("the run to start", lambda: client.get(url).json()["status"] == "running")
+    finally:
+        # before the child existed, this SIGTERM waited on the model load for over 60 s; a stop that
+        # outlives the timeout is SIGKILLed and returns -9
+        assert server.stop(timeout=20) == 0, server.log()
+    with Store(server.db_path) as store:  # the shutdown put the unfinished run back in the queue
+        left = probe_store.get_run(store, run.json()["id"])
+        assert left is not None and left.status == "queued", left
+    gate.unlink()
+    server = ServerProcess(tmp_path / "served", env=env).start()
+    try:
+        with httpx.Client(timeout=60) as client:
+            done = _until(
+                "the requeued run",
+                lambda: (
+                    (r := client.get(url.replace(api, f"{server.http_url}/api/v1")).json())["status"]
+                    in ("done", "failed")
+                    and r
+                ),
+            )
+        assert done["status"] == "done" and [r["analysis"] for r in done["results"]] == ["attention"], done
     finally:
         assert server.stop() == 0, server.log()
