@@ -300,9 +300,15 @@ def test_replay_deep_link_opens_that_step_and_steps(store: Store) -> None:
     assert "DROP TABLE order_events" in text  # the tool call's arguments, pretty-printed
     assert any("dropped table order_events" in w.value for w in at.warning)  # the side effect
     assert "attempt** 2" in text
+    timeline, strip = (c.proto.spec for c in at.get("plotly_chart")[:2])
+    assert f'"text":"step {n}"' in strip and "step " not in timeline  # the marker is on the strip only
+    # One x axis for both, so the marker lines up with the timeline's bars.
+    x_axes = [json.loads(spec)["layout"]["xaxis"]["range"] for spec in (timeline, strip)]
+    assert x_axes[0] == x_axes[1] and x_axes[0][0] < x_axes[0][1]
     at.button(key="next").click().run()
     assert f"Step {n + 1} of 15" in _text(at)
     assert at.query_params["step"] == str(n + 1)
+    assert f'"text":"step {n + 1}"' in at.get("plotly_chart")[1].proto.spec  # the marker moved
     at.button(key="prev").click().run()
     at.button(key="prev").click().run()
     assert f"Step {n - 1} of 15" in _text(at)

@@ -65,6 +65,67 @@ def mark_current(fig: go.Figure, x: Any, label: str) -> go.Figure:
     return fig
 
 
+def time_range(df: pd.DataFrame) -> tuple[Any, Any]:
+    """The x range (first start, last end) of a timeline frame, detail or binned.
+
+    Why explicit: the timeline and the current-step strip under it must share one x axis to the pixel,
+    and Plotly's autorange pads bars and areas differently.
+    """
+    if df.empty:
+        now = pd.Timestamp.now(tz="UTC")
+        return now, now
+    return _ts(int(df["start_ns"].min())), _ts(int(df["end_ns"].max()))
+
+
+def widest_tick(df: pd.DataFrame, mode: str) -> tuple[str, str | None]:
+    """(the timeline's widest y tick label, its y axis title), so the strip can reserve the same margin."""
+    if df.empty:
+        return "", None
+    if mode == "detail":
+        rows = df["actor"].fillna("?").astype(str) + " · " + df["kind"].astype(str)
+        return max(rows, key=len), None
+    peak = int(df.groupby("bin")["steps"].sum().max())
+    return f"{peak:,}", "steps"
+
+
+def position_strip(x_range: tuple[Any, Any], x: Any, label: str, tick: tuple[str, str | None]) -> go.Figure:
+    """A thin strip on the timeline's x axis marking the current step: what a step change redraws.
+
+    Why a separate figure: the timeline itself (hundreds of bars, or a binned 100k-step summary) stays
+    in the browser untouched while the replay steps; only this small figure is sent again. Its y axis
+    carries the timeline's widest tick label and title in transparent ink, so Plotly's automatic margin
+    comes out the same and the marker lines up with the timeline above it.
+    """
+    label_text, title = tick
+    hidden = "rgba(0,0,0,0)"
+    fig = go.Figure(
+        go.Scatter(
+            x=[x],
+            y=[label_text],
+            mode="markers",
+            marker={"symbol": "triangle-up", "size": 12, "color": CURRENT_COLOR},
+            hoverinfo="skip",
+            showlegend=False,
+        )
+    )
+    mark_current(fig, x, label)
+    fig.layout.annotations[0].update(y=0.5, yanchor="middle", xanchor="left", xshift=8)
+    fig.update_layout(
+        **_LAYOUT,
+        height=70,
+        xaxis={"type": "date", "range": list(x_range), "title": None, "showgrid": False},
+        yaxis={
+            "type": "category",
+            "tickfont": {"color": hidden},
+            "title": {"text": title, "font": {"color": hidden}} if title else None,
+            "showgrid": False,
+            "fixedrange": True,
+        },
+    )
+    fig.update_layout(margin={"t": 4, "b": 24})
+    return fig
+
+
 def _ts(ns: pd.Series | int) -> Any:
     return pd.to_datetime(ns, unit="ns", utc=True)
 

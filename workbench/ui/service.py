@@ -39,6 +39,11 @@ STREAMLIT_OPTIONS: dict[str, Any] = {
     "client.toolbarMode": "minimal",
     "client.showErrorDetails": "full",
     "theme.base": "light",
+    # Streamlit runs a full gc.collect(2) after every script run by default. Inside `workbench serve` the
+    # heap holds the receivers, the store and the probe worker's imports, so that collection took ~0.2 s
+    # with the GIL held after each replay step change, delaying the step's last deltas (measured with
+    # py-spy, benchmarks/RESULTS.md). Python's own generational GC still runs.
+    "runner.postScriptGC": False,
 }
 
 

@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from workbench.errors import WorkbenchError
-from workbench.model import Finding, StoredStep
+from workbench.model import Finding, Step, StoredStep
 from workbench.store import annotations as notes_store
 from workbench.store import explore, probe_reads, queries
 from workbench.ui import data, figures, render
@@ -73,25 +73,6 @@ st.caption(
     f"trace `{trace_id}` · {head.service_name if head else ''} · {total:,} steps · {len(findings)} finding(s)"
 )
 
-prev_col, slider_col, next_col = st.columns([1, 10, 1], vertical_alignment="bottom")
-prev_col.button(
-    "◀ Prev", on_click=_move, args=(-1,), disabled=st.session_state["replay_step"] <= 1, key="prev"
-)
-next_col.button(
-    "Next ▶", on_click=_move, args=(1,), disabled=st.session_state["replay_step"] >= total, key="next"
-)
-if total > 1:
-    slider_col.slider("Step", 1, total, key="replay_step")
-position = int(st.session_state["replay_step"])
-seq = int(order[position - 1])
-st.query_params["trace"] = trace_id
-st.query_params["step"] = str(position)
-
-stored: StoredStep = explore.steps_by_seq(store, [seq])[0]
-step = stored.step
-extras = explore.step_extras(store, seq)
-step_findings = [f for f in findings if f.step_seq == seq]
-
 if finding_seqs:
     positions = data.positions(trace_id, finding_seqs, count)
     shown = [(fseq, positions[fseq]) for fseq in finding_seqs[:12] if fseq in positions]
@@ -103,8 +84,10 @@ if finding_seqs:
 # ------------------------------------------------------------------------------------------ timeline
 
 mode, tl = data.timeline(trace_id, count)
-# The figure is built once per trace version and kept in this session; a step change only moves the
-# current-step marker (rebuilding hundreds of bars would cost more than the step budget).
+x_range = figures.time_range(tl)
+# The figure is built once per trace version and kept in this session, and it is drawn outside the step
+# fragment below: a step change neither rebuilds it nor sends it to the browser again (it was 52 kB and a
+# full Plotly redraw per click at 10k steps). The current step is marked on a thin strip under it.
 fig_key = (trace_id, count, mode, tuple(finding_seqs), tuple(chain))
 cached = st.session_state.get("replay_timeline")
 if cached is None or cached[0] != fig_key:
@@ -112,242 +95,286 @@ if cached is None or cached[0] != fig_key:
         base = figures.timeline_detail(tl, None, finding_seqs, chain)
     else:
         base = figures.timeline_binned(tl, None, total)
+    base.update_xaxes(range=list(x_range))
     cached = (fig_key, base)
     st.session_state["replay_timeline"] = cached
-fig = figures.mark_current(cached[1], figures.to_time(step.start_time_ns), f"step {position:,}")
 if mode == "detail":
-    event = st.plotly_chart(fig, width="stretch", on_select="rerun", key=f"tl-{trace_id}")
+    event = st.plotly_chart(cached[1], width="stretch", on_select="rerun", key=f"tl-{trace_id}")
     selection = getattr(event, "selection", None)
     points = list(selection.get("points", [])) if selection else []
     picked = next((p.get("customdata") for p in points if p.get("customdata") is not None), None)
     if picked is not None:
         target = int(picked[0] if isinstance(picked, list) else picked)
-        if target != position and st.session_state.get("tl_last_pick") != (trace_id, target):
+        if st.session_state.get("tl_last_pick") != (trace_id, target):
             st.session_state["tl_last_pick"] = (trace_id, target)
             _go(target)
-            st.rerun()
 else:
-    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(cached[1], width="stretch", key=f"tl-{trace_id}")
+axis_label = figures.widest_tick(tl, mode)
+
+
+@st.fragment
+def _step_view() -> None:
+    """Everything that depends on the current step. Why a fragment: Prev, Next and the slider rerun only
+    this part, so a step change sends the step's panes and the marker strip, not the page."""
+    now = data.step_count(trace_id)
+    if now != count:  # the trace grew: the whole page (order, timeline, total) must catch up
+        st.rerun(scope="app")
+    # The marker strip comes first, right under the timeline it belongs to; the controls follow it.
+    position = int(st.session_state["replay_step"])
+    seq = int(order[position - 1])
+    stored: StoredStep = explore.steps_by_seq(store, [seq])[0]
+    step = stored.step
+    at = figures.to_time(step.start_time_ns)
+    strip = figures.position_strip(x_range, at, f"step {position:,}", axis_label)
+    st.plotly_chart(strip, width="stretch", config={"staticPlot": True}, key="tl-marker")
+    prev_col, slider_col, next_col = st.columns([1, 10, 1], vertical_alignment="bottom")
+    prev_col.button("◀ Prev", on_click=_move, args=(-1,), disabled=position <= 1, key="prev")
+    next_col.button("Next ▶", on_click=_move, args=(1,), disabled=position >= total, key="next")
+    if total > 1:
+        slider_col.slider("Step", 1, total, key="replay_step")
+    st.query_params["trace"] = trace_id
+    st.query_params["step"] = str(position)
+    _show_step(position, seq, step)
+
 
 # ------------------------------------------------------------------------------------ the step itself
 
-status = ":red-badge[:material/error: error]" if step.is_error else ":green-badge[:material/check: ok]"
-st.markdown(f"#### Step {position:,} of {total:,} · `{step.kind}` · {step.name}  {status}")
-meta = [
-    f"**start** {render.fmt_time(step.start_time_ns)}",
-    f"**duration** {render.fmt_duration(step.duration_ns)}",
-    f"**actor** {step.actor or '—'}",
-]
-if step.model:
-    meta.append(f"**model** {step.model}" + (f" ({step.provider})" if step.provider else ""))
-if extras.get("retry_attempt"):
-    meta.append(f"**attempt** {extras['retry_attempt']}")
-meta.append(f"**seq** {seq} · **span** `{step.span_id}` · **convention** {step.convention}")
-st.markdown(" · ".join(meta))
 
+def _show_step(position: int, seq: int, step: Step) -> None:
+    """The step's panes, its findings, probes, annotations and place in the step tree."""
+    extras = explore.step_extras(store, seq)
+    step_findings = [f for f in explore.trace_findings(store, trace_id) if f.step_seq == seq]
 
-def _ranges(field: str) -> list[tuple[int, int, str]]:
-    return [
-        (f.evidence_start, f.evidence_end, f"{f.rule_id}: {f.title}")
-        for f in step_findings
-        if f.evidence_field == field and f.evidence_start is not None and f.evidence_end is not None
+    status = ":red-badge[:material/error: error]" if step.is_error else ":green-badge[:material/check: ok]"
+    st.markdown(f"#### Step {position:,} of {total:,} · `{step.kind}` · {step.name}  {status}")
+    meta = [
+        f"**start** {render.fmt_time(step.start_time_ns)}",
+        f"**duration** {render.fmt_duration(step.duration_ns)}",
+        f"**actor** {step.actor or '—'}",
     ]
+    if step.model:
+        meta.append(f"**model** {step.model}" + (f" ({step.provider})" if step.provider else ""))
+    if extras.get("retry_attempt"):
+        meta.append(f"**attempt** {extras['retry_attempt']}")
+    meta.append(f"**seq** {seq} · **span** `{step.span_id}` · **convention** {step.convention}")
+    st.markdown(" · ".join(meta))
 
+    def _ranges(field: str) -> list[tuple[int, int, str]]:
+        return [
+            (f.evidence_start, f.evidence_end, f"{f.rule_id}: {f.title}")
+            for f in step_findings
+            if f.evidence_field == field and f.evidence_start is not None and f.evidence_end is not None
+        ]
 
-def _show_text(label: str, field: str, text: str | None, as_json: bool = False) -> None:
-    if text is None or text == "":
-        return
-    st.markdown(f"**{label}**")
-    marks = _ranges(field)
-    if marks:
-        st.markdown(render.highlight(text, marks), unsafe_allow_html=True)
-        return
-    if as_json:
-        pretty, ok = render.pretty_json(text)
-        if ok:
-            st.code(pretty, language="json", wrap_lines=True)
+    def _show_text(label: str, field: str, text: str | None, as_json: bool = False) -> None:
+        if text is None or text == "":
             return
-    st.markdown(render.plain(text), unsafe_allow_html=True)
-
-
-def _show_messages(text: str | None) -> None:
-    if not text:
-        return
-    st.markdown("**Input**")
-    if _ranges("input_text"):
-        st.markdown(render.highlight(text, _ranges("input_text")), unsafe_allow_html=True)
-        return
-    try:
-        messages = json.loads(text)
-    except ValueError:
-        messages = None
-    if isinstance(messages, list) and messages and all(isinstance(m, dict) and "role" in m for m in messages):
-        for m in messages:
-            parts = m.get("parts") or m.get("content") or ""
-            if isinstance(parts, list):
-                body = "\n\n".join(
-                    str(p.get("content") or p.get("text") or json.dumps(p)) if isinstance(p, dict) else str(p)
-                    for p in parts
-                )
-            else:
-                body = str(parts)
-            role = str(m.get("role"))
-            with st.chat_message("user" if role == "user" else "assistant" if role == "assistant" else "ai"):
-                st.caption(role)
-                st.text(body)
-        return
-    st.markdown(render.plain(text), unsafe_allow_html=True)
-
-
-main, side = st.columns([3, 2], gap="large")
-with main:
-    if step.error or step.is_error:
-        st.error(f"**Error**: {step.error or extras.get('status_message') or 'the span ended in error'}")
-    if step.input_text != step.tool_arguments:  # tool conventions often repeat the arguments as input
-        _show_messages(step.input_text)
-    _show_text("Reasoning / scratchpad", "reasoning_text", step.reasoning_text)
-    if step.tool_name or step.tool_arguments or step.tool_result:
-        st.markdown(
-            f"**Tool call** `{step.tool_name or '?'}`"
-            + (f" · id `{step.tool_call_id}`" if step.tool_call_id else "")
-        )
-        _show_text("Arguments", "tool_arguments", step.tool_arguments, as_json=True)
-        _show_text("Result", "tool_result", step.tool_result, as_json=True)
-    if extras.get("side_effect"):
-        st.warning(f"**Side effect**: {extras['side_effect']}")
-    _show_text("Output", "output_text", step.output_text)
-    usage = (step.tokens_in, step.tokens_out, step.tokens_reasoning, step.tokens_cached, step.cost_usd)
-    cols = st.columns(5) if any(v is not None for v in usage) else []
-    for col, label, value in zip(
-        cols,
-        ("tokens in", "tokens out", "reasoning", "cached", "cost"),
-        [*(f"{v:,}" if v is not None else "—" for v in usage[:4]), f"${usage[4]:.4f}" if usage[4] else "—"],
-        strict=False,
-    ):
-        col.metric(label, value)
-    with st.expander("Raw span attributes and events"):
-        st.json(
-            {"attributes": extras.get("attributes", {}), "events": extras.get("events", [])}, expanded=False
-        )
-
-
-def _finding_card(f: Finding) -> None:
-    color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(
-        f.severity.value, "gray"
-    )
-    st.markdown(f":{color}-badge[{f.severity.value.upper()}] `{f.rule_id}` · {f.title}")
-    st.caption(f.explanation)
-    if f.evidence_excerpt:
-        st.markdown(f"> {f.evidence_excerpt}")
-    if f.taint_chain:
-        pos = data.positions(trace_id, list(f.taint_chain), count)
-        st.caption("taint chain: " + " → ".join(f"#{pos.get(s, '?')}" for s in f.taint_chain))
-
-
-with side:
-    st.markdown("**Findings on this step**")
-    if step_findings:
-        for f in step_findings:
-            with st.container(border=True):
-                _finding_card(f)
-    else:
-        st.caption("none" if findings else "none in this trace (the findings engine has not flagged it)")
-
-    st.markdown("**Probes**")
-    with st.form("queue_probe", clear_on_submit=False):
-        chosen = st.multiselect("Analyses", list(probe_reads.ANALYSES), default=["logit_lens", "probes"])
-        counterfactual = st.text_area(
-            "Counterfactual scratchpad (for patching)", value="", height=80, key="counterfactual"
-        )
-        if st.form_submit_button("Queue probe run"):
-            params = {"counterfactual_reasoning": counterfactual} if counterfactual.strip() else {}
-            try:
-                run_id = probe_reads.queue_probe_run(store, trace_id, seq, chosen, params)
-                st.success(f"queued probe run {run_id}; the probe worker picks it up (progress below)")
-            except WorkbenchError as exc:
-                st.error(str(exc))
-
-    def _probe_panel() -> None:
-        run, results = probe_reads.latest_results(store, seq)
-        active = [r for r in probe_reads.step_runs(store, seq) if r.active]
-        for r in active:
-            st.progress(r.progress, text=f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
-        if run is not None and run.status == "failed":
-            st.error(f"probe run {run.id} failed: {run.error}")
-        if not results:
-            if not active:
-                st.caption("no probe results for this step yet")
+        st.markdown(f"**{label}**")
+        marks = _ranges(field)
+        if marks:
+            st.markdown(render.highlight(text, marks), unsafe_allow_html=True)
             return
-        assert run is not None
-        prov = run.provenance
-        st.caption(
-            f"run {run.id} · {prov.get('model_id', '?')} · {prov.get('mode', '')} · {prov.get('dtype', '')}"
-        )
-        for res in results:
-            if res.analysis.startswith("probe:"):
-                s = res.summary
-                fired = ":red-badge[fired]" if s.get("fired") else ":gray-badge[below threshold]"
-                st.markdown(
-                    f"`{res.analysis}` score **{float(s.get('score', 0)):.3f}** "
-                    f"(threshold {float(s.get('threshold', 0)):.3f}) {fired}"
-                )
+        if as_json:
+            pretty, ok = render.pretty_json(text)
+            if ok:
+                st.code(pretty, language="json", wrap_lines=True)
+                return
+        st.markdown(render.plain(text), unsafe_allow_html=True)
 
-    # Poll only while a run is queued or running: progress shows without blocking the page.
-    polling = any(r.active for r in probe_reads.step_runs(store, seq))
-    st.fragment(run_every=2.0 if polling else None)(_probe_panel)()
+    def _show_messages(text: str | None) -> None:
+        if not text:
+            return
+        st.markdown("**Input**")
+        if _ranges("input_text"):
+            st.markdown(render.highlight(text, _ranges("input_text")), unsafe_allow_html=True)
+            return
+        try:
+            messages = json.loads(text)
+        except ValueError:
+            messages = None
+        if (
+            isinstance(messages, list)
+            and messages
+            and all(isinstance(m, dict) and "role" in m for m in messages)
+        ):
+            for m in messages:
+                parts = m.get("parts") or m.get("content") or ""
+                if isinstance(parts, list):
+                    body = "\n\n".join(
+                        str(p.get("content") or p.get("text") or json.dumps(p))
+                        if isinstance(p, dict)
+                        else str(p)
+                        for p in parts
+                    )
+                else:
+                    body = str(parts)
+                role = str(m.get("role"))
+                with st.chat_message(
+                    "user" if role == "user" else "assistant" if role == "assistant" else "ai"
+                ):
+                    st.caption(role)
+                    st.text(body)
+            return
+        st.markdown(render.plain(text), unsafe_allow_html=True)
 
-    st.markdown("**Annotations**")
-    with st.form("annotate", clear_on_submit=True):
-        author = st.text_input("Who", value=st.session_state.get("annotator", ""), key="annotation_author")
-        note = st.text_area("Note on this step", key="annotation_text", height=80)
-        if st.form_submit_button("Add note"):
-            try:
-                added = notes_store.add_annotation(store, trace_id, seq, author, note)
-                st.session_state["annotator"] = added.author
-                st.success("note saved")
-            except WorkbenchError as exc:
-                st.error(str(exc))
-    notes = notes_store.list_annotations(store, trace_id)
-    if notes:
-        note_pos = data.positions(trace_id, [n.step_seq for n in notes if n.step_seq is not None], count)
-        for n in notes:
-            where = f"step #{note_pos.get(n.step_seq, '?')}" if n.step_seq is not None else "trace"
-            mark = " ◀" if n.step_seq == seq else ""
-            st.markdown(f"**{n.author}** · {render.fmt_time(n.created_at_ns)} · {where}{mark}  \n{n.text}")
-    else:
-        st.caption("no notes on this trace yet")
-
-# ---------------------------------------------------------------------------- probe plots of the step
-
-run, results = probe_reads.latest_results(store, seq)
-if results:
-    st.markdown("#### Inside the model")
-    for res in results:
-        d = res.data
-        if res.analysis == "logit_lens":
-            st.plotly_chart(figures.logit_lens_heatmap(d), width="stretch")
-            if d.get("target_prob"):
-                st.plotly_chart(figures.target_rank_line(d), width="stretch")
-        elif res.analysis == "attention":
-            st.plotly_chart(figures.attention_heatmap(d), width="stretch")
-        elif res.analysis == "patching":
-            st.plotly_chart(figures.patching_heatmap(d), width="stretch")
-        elif res.analysis.startswith("probe:") and d.get("step_text") is not None:
-            st.markdown(f"**{res.analysis}** per-token score on the step's text")
+    main, side = st.columns([3, 2], gap="large")
+    with main:
+        if step.error or step.is_error:
+            st.error(f"**Error**: {step.error or extras.get('status_message') or 'the span ended in error'}")
+        if step.input_text != step.tool_arguments:  # tool conventions often repeat the arguments as input
+            _show_messages(step.input_text)
+        _show_text("Reasoning / scratchpad", "reasoning_text", step.reasoning_text)
+        if step.tool_name or step.tool_arguments or step.tool_result:
             st.markdown(
-                render.shade_scores(
-                    d["step_text"], d.get("char_spans", []), d.get("scores", []), d.get("threshold")
-                ),
-                unsafe_allow_html=True,
+                f"**Tool call** `{step.tool_name or '?'}`"
+                + (f" · id `{step.tool_call_id}`" if step.tool_call_id else "")
+            )
+            _show_text("Arguments", "tool_arguments", step.tool_arguments, as_json=True)
+            _show_text("Result", "tool_result", step.tool_result, as_json=True)
+        if extras.get("side_effect"):
+            st.warning(f"**Side effect**: {extras['side_effect']}")
+        _show_text("Output", "output_text", step.output_text)
+        usage = (step.tokens_in, step.tokens_out, step.tokens_reasoning, step.tokens_cached, step.cost_usd)
+        cols = st.columns(5) if any(v is not None for v in usage) else []
+        for col, label, value in zip(
+            cols,
+            ("tokens in", "tokens out", "reasoning", "cached", "cost"),
+            [
+                *(f"{v:,}" if v is not None else "—" for v in usage[:4]),
+                f"${usage[4]:.4f}" if usage[4] else "—",
+            ],
+            strict=False,
+        ):
+            col.metric(label, value)
+        with st.expander("Raw span attributes and events"):
+            st.json(
+                {"attributes": extras.get("attributes", {}), "events": extras.get("events", [])},
+                expanded=False,
             )
 
-# ---------------------------------------------------------------------------------------- step tree
+    def _finding_card(f: Finding) -> None:
+        color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(
+            f.severity.value, "gray"
+        )
+        st.markdown(f":{color}-badge[{f.severity.value.upper()}] `{f.rule_id}` · {f.title}")
+        st.caption(f.explanation)
+        if f.evidence_excerpt:
+            st.markdown(f"> {f.evidence_excerpt}")
+        if f.taint_chain:
+            pos = data.positions(trace_id, list(f.taint_chain), count)
+            st.caption("taint chain: " + " → ".join(f"#{pos.get(s, '?')}" for s in f.taint_chain))
 
-st.markdown("#### Step tree")
-tree = data.tree_view(trace_id, count, seq)
-tree_positions = data.positions(trace_id, [n.seq for n in tree.nodes], count)
-if not tree.complete:
-    st.caption("a large trace: the current step's ancestors, nearby siblings and first children")
-st.markdown(
-    render.tree_html(render.tree_lines(tree.nodes, seq, tree_positions), trace_id), unsafe_allow_html=True
-)
+    with side:
+        st.markdown("**Findings on this step**")
+        if step_findings:
+            for f in step_findings:
+                with st.container(border=True):
+                    _finding_card(f)
+        else:
+            st.caption("none" if findings else "none in this trace (the findings engine has not flagged it)")
+
+        st.markdown("**Probes**")
+        with st.form("queue_probe", clear_on_submit=False):
+            chosen = st.multiselect("Analyses", list(probe_reads.ANALYSES), default=["logit_lens", "probes"])
+            counterfactual = st.text_area(
+                "Counterfactual scratchpad (for patching)", value="", height=80, key="counterfactual"
+            )
+            if st.form_submit_button("Queue probe run"):
+                params = {"counterfactual_reasoning": counterfactual} if counterfactual.strip() else {}
+                try:
+                    run_id = probe_reads.queue_probe_run(store, trace_id, seq, chosen, params)
+                    st.success(f"queued probe run {run_id}; the probe worker picks it up (progress below)")
+                except WorkbenchError as exc:
+                    st.error(str(exc))
+
+        def _probe_panel() -> None:
+            run, results = probe_reads.latest_results(store, seq)
+            active = [r for r in probe_reads.step_runs(store, seq) if r.active]
+            for r in active:
+                st.progress(r.progress, text=f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
+            if run is not None and run.status == "failed":
+                st.error(f"probe run {run.id} failed: {run.error}")
+            if not results:
+                if not active:
+                    st.caption("no probe results for this step yet")
+                return
+            assert run is not None
+            prov = run.provenance
+            model_id, mode_, dtype = prov.get("model_id", "?"), prov.get("mode", ""), prov.get("dtype", "")
+            st.caption(f"run {run.id} · {model_id} · {mode_} · {dtype}")
+            for res in results:
+                if res.analysis.startswith("probe:"):
+                    s = res.summary
+                    fired = ":red-badge[fired]" if s.get("fired") else ":gray-badge[below threshold]"
+                    st.markdown(
+                        f"`{res.analysis}` score **{float(s.get('score', 0)):.3f}** "
+                        f"(threshold {float(s.get('threshold', 0)):.3f}) {fired}"
+                    )
+
+        # Poll only while a run is queued or running: progress shows without blocking the page.
+        polling = any(r.active for r in probe_reads.step_runs(store, seq))
+        st.fragment(run_every=2.0 if polling else None)(_probe_panel)()
+
+        st.markdown("**Annotations**")
+        with st.form("annotate", clear_on_submit=True):
+            author = st.text_input(
+                "Who", value=st.session_state.get("annotator", ""), key="annotation_author"
+            )
+            note = st.text_area("Note on this step", key="annotation_text", height=80)
+            if st.form_submit_button("Add note"):
+                try:
+                    added = notes_store.add_annotation(store, trace_id, seq, author, note)
+                    st.session_state["annotator"] = added.author
+                    st.success("note saved")
+                except WorkbenchError as exc:
+                    st.error(str(exc))
+        notes = notes_store.list_annotations(store, trace_id)
+        if notes:
+            note_pos = data.positions(trace_id, [n.step_seq for n in notes if n.step_seq is not None], count)
+            for n in notes:
+                where = f"step #{note_pos.get(n.step_seq, '?')}" if n.step_seq is not None else "trace"
+                mark = " ◀" if n.step_seq == seq else ""
+                st.markdown(
+                    f"**{n.author}** · {render.fmt_time(n.created_at_ns)} · {where}{mark}  \n{n.text}"
+                )
+        else:
+            st.caption("no notes on this trace yet")
+
+    # ---------------------------------------------------------------------------- probe plots of the step
+
+    run, results = probe_reads.latest_results(store, seq)
+    if results:
+        st.markdown("#### Inside the model")
+        for res in results:
+            d = res.data
+            if res.analysis == "logit_lens":
+                st.plotly_chart(figures.logit_lens_heatmap(d), width="stretch")
+                if d.get("target_prob"):
+                    st.plotly_chart(figures.target_rank_line(d), width="stretch")
+            elif res.analysis == "attention":
+                st.plotly_chart(figures.attention_heatmap(d), width="stretch")
+            elif res.analysis == "patching":
+                st.plotly_chart(figures.patching_heatmap(d), width="stretch")
+            elif res.analysis.startswith("probe:") and d.get("step_text") is not None:
+                st.markdown(f"**{res.analysis}** per-token score on the step's text")
+                st.markdown(
+                    render.shade_scores(
+                        d["step_text"], d.get("char_spans", []), d.get("scores", []), d.get("threshold")
+                    ),
+                    unsafe_allow_html=True,
+                )
+
+    # ---------------------------------------------------------------------------------------- step tree
+
+    st.markdown("#### Step tree")
+    tree = data.tree_view(trace_id, count, seq)
+    tree_positions = data.positions(trace_id, [n.seq for n in tree.nodes], count)
+    if not tree.complete:
+        st.caption("a large trace: the current step's ancestors, nearby siblings and first children")
+    st.markdown(
+        render.tree_html(render.tree_lines(tree.nodes, seq, tree_positions), trace_id), unsafe_allow_html=True
+    )
+
+
+_step_view()
