@@ -96,6 +96,9 @@ def test_export_page_exports_one_trace_verifies_it_and_leaks_no_secret(served: t
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     assert any(s.value.startswith("verify: OK") for s in at.success)
+    progress = at.get("progress")
+    assert progress and progress[-1].proto.value == 100  # the bar reached the end
+    assert at.get("download_button")  # the zip is offered
 
     bundles = sorted(export_job.exports_dir(settings.data_dir).glob("bundle-*.zip"))
     assert len(bundles) == 1

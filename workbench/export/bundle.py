@@ -170,6 +170,8 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                     t_min = t0 if t_min is None else min(t_min, t0)
                     t_max = t1 if t_max is None else max(t_max, t1)
                 bar.update(len(part))
+                if options.on_progress is not None:
+                    options.on_progress(start + len(part), len(seqs))
         files["spans.jsonl"] = spans_w.close()
         files["proofs.jsonl"] = proofs_w.close()
 

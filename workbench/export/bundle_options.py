@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,9 @@ class ExportOptions:
     redact_kinds: Sequence[str] = ()
     row_check: RowCheck | None = None  # the CLI passes collectors' column check (floor 3 may import it)
     progress: bool = False
+    # Called with (spans written, spans selected) after each chunk: the UI's progress bar. It runs on the
+    # exporting thread, so it must be quick.
+    on_progress: Callable[[int, int], None] | None = None
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -84,6 +85,7 @@ def run_export(
     until_ns: int | None,
     redact_kinds: tuple[str, ...],
     as_zip: bool,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write a signed bundle, exactly as `workbench export` would, from the store the server holds."""
     from collectors.integrity import stored_columns_check
@@ -100,6 +102,7 @@ def run_export(
             until_ns=until_ns,
             redact_kinds=redact_kinds,
             row_check=stored_columns_check(),
+            on_progress=on_progress,
         ),
     )
 

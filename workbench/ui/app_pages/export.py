@@ -58,8 +58,15 @@ kinds = c1.multiselect("Redact", list(KINDS), default=default_kinds, key="export
 as_zip = c2.radio("Write", ["zip", "directory"], key="export_format") == "zip"
 
 nothing = (mode == "Traces" and not chosen) or (mode == "Time range" and since_ns is None)
+
+
+def _progress(done: int, total: int) -> None:
+    bar.progress(done / total, text=f"{done:,} of {total:,} spans")
+
+
 if st.button("Export and verify", type="primary", disabled=nothing, key="export_go"):
     with st.status("Exporting…", expanded=True) as status:
+        bar = st.progress(0.0, text="spans")
         try:
             result = export_job.run_export(
                 store,
@@ -69,6 +76,7 @@ if st.button("Export and verify", type="primary", disabled=nothing, key="export_
                 until_ns=until_ns,
                 redact_kinds=tuple(kinds),
                 as_zip=as_zip,
+                on_progress=_progress,
             )
             st.write(f"wrote {result.path.name}; verifying…")
             verdict = export_job.verify_own(settings.data_dir, result)
@@ -103,7 +111,8 @@ if last is not None:
     if summary.path.is_file():
         st.download_button(
             "Download the bundle",
-            data=summary.path.read_bytes(),
+            data=summary.path.read_bytes,  # read when clicked, on its own thread, not on every rerun
+            on_click="ignore",
             file_name=summary.path.name,
             mime="application/zip",
             key="export_download",
