@@ -47,6 +47,7 @@ from workbench.errors import WorkbenchError
 log = logging.getLogger("probes.job_process")
 
 FACTORY_PREFIX = "factory:"
+PARENT_ENV = "PROBES_JOB_PARENT_PID"  # set by the worker (internal, not a setting)
 
 
 def _load(settings: Any) -> Any:
@@ -103,9 +104,32 @@ def _job(out: IO[str], job: dict[str, Any], settings: Any, state: dict[str, Any]
         _send(out, {"type": "failed", "run_id": run_id, "error": f"{type(exc).__name__}: {exc}"})
 
 
+def _die_with_parent() -> None:
+    """Linux: be killed when the server dies, even by SIGKILL, instead of finishing a model load (or a
+    GGUF conversion into the shared cache) nobody waits for. Reading stdin to its end covers the rest.
+
+    PR_SET_PDEATHSIG fires when the thread that started us exits: that is the probe worker's thread,
+    whose end means the same thing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = os.environ.get(PARENT_ENV)
+    if parent and os.getppid() != int(parent):  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main() -> int:
     """Serve jobs from stdin until it closes."""
     from workbench.settings import Settings
+
+    _die_with_parent()
 
     # The protocol keeps the real stdout; everything else that writes to fd 1 lands in stderr.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")

@@ -101,6 +101,7 @@ class JobProcess:
                 "WORKBENCH_PROBE_THREADS": str(settings.probe_threads),
                 "PYTHONPATH": os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH", "")) if p),
                 "PYTHONUNBUFFERED": "1",
+                "PROBES_JOB_PARENT_PID": str(os.getpid()),
             }
         )
         self.messages: queue.Queue[dict[str, Any] | None] = queue.Queue()

@@ -142,3 +142,39 @@ def test_the_worker_module_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")  # killed, waiting for init to reap it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_child_dies_with_a_killed_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = tmp_path / "gate"
+    gate.touch()  # the child would sit in its model load for two minutes
+    monkeypatch.setenv(GATE_ENV, str(gate))
+    code = (
+        "import sys, time\n"
+        "from probes.worker import JobProcess\n"
+        "from workbench.settings import Settings\n"
+        f"child = JobProcess(Settings(data_dir={str(tmp_path / 'd')!r}, probe_model={GATED_TINY!r}))\n"
+        "child.send({'run_id': 1, 'input': {'context': 'c', 'reasoning': 'r', 'action': 'a'}, "
+        "'analyses': ['attention'], 'params': {}})\n"
+        "assert child.messages.get(timeout=120)['message'] == 'loading model'\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    server = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        pid = int(server.stdout.readline())
+        time.sleep(0.5)  # it said "loading model": it sits in the gated load, writing nothing
+        assert not _gone(pid)
+    finally:
+        server.kill()  # the server process dies without a chance to stop its worker
+        server.wait(10)
+    _wait("the orphaned child to die", lambda: _gone(pid), timeout=20)
