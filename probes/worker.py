@@ -28,10 +28,11 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from probes.job_process import PARENT_ENV
 from probes.text import step_input
 from workbench.errors import WorkbenchError
 from workbench.model import ProbeResult
-from workbench.settings import Settings
+from workbench.settings import ENV_PREFIX, Settings, env_name
 from workbench.store import probes as probe_store
 from workbench.store import queries
 from workbench.store.connection import Store
@@ -93,15 +94,16 @@ class JobProcess:
     closed (it exited or was killed)."""
 
     def __init__(self, settings: Settings) -> None:
-        env = dict(os.environ)
+        # The child's settings are exactly the parent's (CLI flags included), not a re-read of WORKBENCH_*.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         env.update(
             {
-                "WORKBENCH_DATA_DIR": str(settings.data_dir),
-                "WORKBENCH_PROBE_MODEL": settings.probe_model,
-                "WORKBENCH_PROBE_THREADS": str(settings.probe_threads),
+                env_name("data_dir"): str(settings.data_dir),
+                env_name("probe_model"): settings.probe_model,
+                env_name("probe_threads"): str(settings.probe_threads),
                 "PYTHONPATH": os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH", "")) if p),
                 "PYTHONUNBUFFERED": "1",
-                "PROBES_JOB_PARENT_PID": str(os.getpid()),
+                PARENT_ENV: str(os.getpid()),
             }
         )
         self.messages: queue.Queue[dict[str, Any] | None] = queue.Queue()
