@@ -300,15 +300,19 @@ def test_replay_deep_link_opens_that_step_and_steps(store: Store) -> None:
     assert "DROP TABLE order_events" in text  # the tool call's arguments, pretty-printed
     assert any("dropped table order_events" in w.value for w in at.warning)  # the side effect
     assert "attempt** 2" in text
-    timeline, strip = (c.proto.spec for c in at.get("plotly_chart")[:2])
-    assert f'"text":"step {n}"' in strip and "step " not in timeline  # the marker is on the strip only
-    # One x axis for both, so the marker lines up with the timeline's bars.
-    x_axes = [json.loads(spec)["layout"]["xaxis"]["range"] for spec in (timeline, strip)]
-    assert x_axes[0] == x_axes[1] and x_axes[0][0] < x_axes[0][1]
+    timeline = at.get("plotly_chart")[0].proto.spec
+    assert f"▲ step {n} · " in text and "step " not in timeline  # the marker is on the strip, not redrawn
+    # The strip spans the timeline's plot area: its margins are pinned, its x range is explicit.
+    layout = json.loads(timeline)["layout"]
+    left = layout["margin"]["l"]
+    assert (
+        f"-0.6rem {figures.TIMELINE_RIGHT_PX}px 0 {left}px" in text and layout["yaxis"]["automargin"] is False
+    )
+    assert layout["xaxis"]["range"][0] < layout["xaxis"]["range"][1]
     at.button(key="next").click().run()
     assert f"Step {n + 1} of 15" in _text(at)
     assert at.query_params["step"] == str(n + 1)
-    assert f'"text":"step {n + 1}"' in at.get("plotly_chart")[1].proto.spec  # the marker moved
+    assert f"▲ step {n + 1} · " in _text(at)  # the marker moved
     at.button(key="prev").click().run()
     at.button(key="prev").click().run()
     assert f"Step {n - 1} of 15" in _text(at)
@@ -487,3 +491,12 @@ def test_replay_renders_real_probe_results(store: Store) -> None:
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     for title in ("logit lens", "attention from the action position", "activation patching"):
         assert any(title in s for s in specs), title
+
+
+def test_position_strip_clamps_escapes_and_keeps_the_label_inside() -> None:
+    near_start = render.position_strip(0.25, "step <1>", 120, 20, "a", "b")
+    assert "left: 25.000%" in near_start and "step &lt;1&gt;" in near_start and "left: 0;" in near_start
+    assert "margin: -0.6rem 20px 0 120px" in near_start
+    past_end = render.position_strip(1.7, "step 9", 120, 20, "a", "b")
+    assert "left: 100.000%" in past_end and "right: 0;" in past_end  # label turns back near the end
+    assert "left: 0.000%" in render.position_strip(-3.0, "step 1", 0, 0, "a", "b")

@@ -79,9 +79,14 @@ def test_replay_deep_link_renders_the_step_in_chromium(
     page.wait_for_timeout(1_000)
     page.screenshot(path=str(artifacts_dir / "ui_replay_db_deletion_step12.png"), full_page=True)
 
+    expect(page.get_by_text("▲ step 12 ·")).to_be_visible(timeout=30_000)  # the current-step marker
+    # A step change reruns only the step's fragment: the timeline's chart element stays the same node.
+    page.evaluate("() => { document.querySelector('.js-plotly-plot').dataset.wbKept = 'yes'; }")
     page.get_by_role("button", name="Next ▶").click()
     expect(page.get_by_text("Step 13 of 15")).to_be_visible(timeout=30_000)
     expect(page).to_have_url(re.compile(r"step=13"))
+    expect(page.get_by_text("▲ step 13 ·")).to_be_visible(timeout=30_000)  # the marker moved
+    assert page.evaluate("() => document.querySelector('.js-plotly-plot').dataset.wbKept") == "yes"
 
     tot = get("tree_of_thought").trace_id()
     page.goto(f"{base}/replay?trace={tot}&step=12")

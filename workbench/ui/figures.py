@@ -78,7 +78,7 @@ def time_range(df: pd.DataFrame) -> tuple[Any, Any]:
 
 
 def widest_tick(df: pd.DataFrame, mode: str) -> tuple[str, str | None]:
-    """(the timeline's widest y tick label, its y axis title), so the strip can reserve the same margin."""
+    """(the timeline's widest y tick label, its y axis title): what its left margin must hold."""
     if df.empty:
         return "", None
     if mode == "detail":
@@ -88,42 +88,22 @@ def widest_tick(df: pd.DataFrame, mode: str) -> tuple[str, str | None]:
     return f"{peak:,}", "steps"
 
 
-def position_strip(x_range: tuple[Any, Any], x: Any, label: str, tick: tuple[str, str | None]) -> go.Figure:
-    """A thin strip on the timeline's x axis marking the current step: what a step change redraws.
+TIMELINE_RIGHT_PX = 20
 
-    Why a separate figure: the timeline itself (hundreds of bars, or a binned 100k-step summary) stays
-    in the browser untouched while the replay steps; only this small figure is sent again. Its y axis
-    carries the timeline's widest tick label and title in transparent ink, so Plotly's automatic margin
-    comes out the same and the marker lines up with the timeline above it.
+
+def pin_plot_area(fig: go.Figure, tick: tuple[str, str | None]) -> int:
+    """Fix the timeline's left and right margins (in px) from its widest y tick label; returns the left.
+
+    Why: the replay marks the current step on an HTML strip under the timeline (redrawing a Plotly
+    figure per step cost ~80 ms of browser main thread on a machine without a GPU). The strip can line
+    up with the plot area only if the plot area's edges are known, and Plotly's automatic margin is not.
+    The estimate is generous (7 px a character at font size 12) so no label is clipped.
     """
-    label_text, title = tick
-    hidden = "rgba(0,0,0,0)"
-    fig = go.Figure(
-        go.Scatter(
-            x=[x],
-            y=[label_text],
-            mode="markers",
-            marker={"symbol": "triangle-up", "size": 12, "color": CURRENT_COLOR},
-            hoverinfo="skip",
-            showlegend=False,
-        )
-    )
-    mark_current(fig, x, label)
-    fig.layout.annotations[0].update(y=0.5, yanchor="middle", xanchor="left", xshift=8)
-    fig.update_layout(
-        **_LAYOUT,
-        height=70,
-        xaxis={"type": "date", "range": list(x_range), "title": None, "showgrid": False},
-        yaxis={
-            "type": "category",
-            "tickfont": {"color": hidden},
-            "title": {"text": title, "font": {"color": hidden}} if title else None,
-            "showgrid": False,
-            "fixedrange": True,
-        },
-    )
-    fig.update_layout(margin={"t": 4, "b": 24})
-    return fig
+    label, title = tick
+    left = 16 + 7 * len(label) + (24 if title else 0)
+    fig.update_layout(margin={"l": left, "r": TIMELINE_RIGHT_PX})
+    fig.update_yaxes(automargin=False)
+    return left
 
 
 def _ts(ns: pd.Series | int) -> Any:

@@ -87,7 +87,7 @@ mode, tl = data.timeline(trace_id, count)
 x_range = figures.time_range(tl)
 # The figure is built once per trace version and kept in this session, and it is drawn outside the step
 # fragment below: a step change neither rebuilds it nor sends it to the browser again (it was 52 kB and a
-# full Plotly redraw per click at 10k steps). The current step is marked on a thin strip under it.
+# full Plotly redraw per click at 10k steps). The current step is marked on a thin HTML strip under it.
 fig_key = (trace_id, count, mode, tuple(finding_seqs), tuple(chain))
 cached = st.session_state.get("replay_timeline")
 if cached is None or cached[0] != fig_key:
@@ -96,7 +96,7 @@ if cached is None or cached[0] != fig_key:
     else:
         base = figures.timeline_binned(tl, None, total)
     base.update_xaxes(range=list(x_range))
-    cached = (fig_key, base)
+    cached = (fig_key, base, figures.pin_plot_area(base, figures.widest_tick(tl, mode)))
     st.session_state["replay_timeline"] = cached
 if mode == "detail":
     event = st.plotly_chart(cached[1], width="stretch", on_select="rerun", key=f"tl-{trace_id}")
@@ -110,7 +110,7 @@ if mode == "detail":
             _go(target)
 else:
     st.plotly_chart(cached[1], width="stretch", key=f"tl-{trace_id}")
-axis_label = figures.widest_tick(tl, mode)
+left_px = int(cached[2])
 
 
 @st.fragment
@@ -125,9 +125,18 @@ def _step_view() -> None:
     seq = int(order[position - 1])
     stored: StoredStep = explore.steps_by_seq(store, [seq])[0]
     step = stored.step
-    at = figures.to_time(step.start_time_ns)
-    strip = figures.position_strip(x_range, at, f"step {position:,}", axis_label)
-    st.plotly_chart(strip, width="stretch", config={"staticPlot": True}, key="tl-marker")
+    lo, hi = (int(t.value) for t in x_range)
+    st.markdown(
+        render.position_strip(
+            (step.start_time_ns - lo) / max(hi - lo, 1),
+            f"step {position:,} · {render.fmt_time(step.start_time_ns)[11:23]}",
+            left_px,
+            figures.TIMELINE_RIGHT_PX,
+            render.fmt_time(lo)[:23],
+            render.fmt_time(hi)[:23],
+        ),
+        unsafe_allow_html=True,
+    )
     prev_col, slider_col, next_col = st.columns([1, 10, 1], vertical_alignment="bottom")
     prev_col.button("◀ Prev", on_click=_move, args=(-1,), disabled=position <= 1, key="prev")
     next_col.button("Next ▶", on_click=_move, args=(1,), disabled=position >= total, key="next")
