@@ -116,6 +116,31 @@ def test_replay_deep_link_renders_the_step_in_chromium(
     assert serve_process.stop() == 0  # SIGTERM still shuts down cleanly with the UI inside
 
 
+def test_replay_step_change_catches_up_with_a_growing_trace(
+    serve_process: ServerProcess, browser_page: object, tmp_path: Path
+) -> None:
+    """Next reruns only the step fragment; when the trace has grown meanwhile, the whole page reruns so
+    the total, the order and the timeline include the new steps (the fragment alone would show stale ones).
+    """
+    from playwright.sync_api import Page, expect
+
+    from sample_traces import long_trace
+
+    page: Page = browser_page  # type: ignore[assignment]
+    first, more = tmp_path / "first.pb", tmp_path / "more.pb"
+    long_trace.write(first, steps=30, seed=7)
+    long_trace.write(more, steps=60, seed=7)  # the same trace id (seeded), 60 more spans
+    settings = Settings(data_dir=serve_process.data_dir)
+    assert ingest_files(settings, [first]).accepted == 30
+    page.goto(f"http://127.0.0.1:{serve_process.ui_port}/replay?step=5")
+    expect(page.get_by_text("Step 5 of 30")).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name="Next ▶")).to_be_visible(timeout=60_000)
+    assert ingest_files(settings, [more]).accepted == 60
+    page.get_by_role("button", name="Next ▶").click()
+    expect(page.get_by_text("Step 6 of 90")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("· 90 steps ·")).to_be_visible(timeout=30_000)  # the header, outside the fragment
+
+
 def test_ui_requires_the_auth_token_when_one_is_set(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "auth", env={"WORKBENCH_AUTH_TOKEN": "s3cret"}).start()
     try:
