@@ -18,8 +18,10 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
+import types
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -31,6 +33,33 @@ from workbench.errors import BadInput
 from workbench.store.batch import Batch
 
 log = logging.getLogger(__name__)
+
+
+class _SpawnWithoutMainProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that does not re-run the parent's `__main__`.
+
+    Spawn re-imports the parent's main module in the child. Inside `workbench serve`, Streamlit replaces
+    `sys.modules["__main__"]` with the last UI page it ran, so a worker started after a page load (a
+    replacement for a dead worker, or the first one in a test session that used AppTest) ran that page:
+    it opened the database read-only and held its lock. Workers need nothing from `__main__`; the
+    functions they run are importable by module name.
+    """
+
+    _swap = threading.Lock()
+
+    def start(self) -> None:
+        with self._swap:
+            main = sys.modules.get("__main__")
+            sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__
+            try:
+                super().start()
+            finally:
+                if main is not None:
+                    sys.modules["__main__"] = main
+
+
+class _SpawnWithoutMain(multiprocessing.context.SpawnContext):
+    Process = _SpawnWithoutMainProcess
 
 
 class DecodeLimits(Protocol):
@@ -133,7 +162,7 @@ class DecodePool:
     def _start(self) -> ProcessPoolExecutor:
         executor = ProcessPoolExecutor(
             self.workers,
-            mp_context=multiprocessing.get_context("spawn"),  # no fork of a process running threads
+            mp_context=_SpawnWithoutMain(),  # spawn: no fork of a process running threads
             initializer=_init_worker,
             initargs=(os.getpid(),),
         )

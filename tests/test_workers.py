@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -91,6 +92,25 @@ def test_pool_prepares_what_the_server_would_and_recovers_from_a_dead_worker() -
 def _workers() -> list[psutil.Process]:
     """This process's pool workers (multiprocessing's resource tracker is a child too, for good)."""
     return [c for c in psutil.Process().children() if "resource_tracker" not in " ".join(c.cmdline())]
+
+
+def test_workers_never_run_the_parents_main_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit (the UI inside `workbench serve`, and AppTest in tests) leaves its last page as
+    `__main__`; a spawned worker that re-ran it opened the database and held its lock."""
+    marker = tmp_path / "main-ran"
+    page = tmp_path / "page.py"
+    page.write_text(f"open({str(marker)!r}, 'w').write('ran')\nraise SystemExit('a page ran in a worker')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(page)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    pool = DecodePool(1, Settings())
+    try:
+        there = pool.submit(agent_batch("main", 0, 3).protobuf(), PROTOBUF, None).result(60)
+    finally:
+        pool.close()
+    assert isinstance(there, Prepared) and there.batch is not None and len(there.batch) == 3
+    assert not marker.exists()
+    assert sys.modules["__main__"] is fake_main  # put back after each start
 
 
 def test_workers_exit_when_their_server_is_killed(tmp_path: Path) -> None:
