@@ -37,9 +37,14 @@ lint: setup
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-bench: setup
+# Every benchmark, each against a peer measured in the same run; each appends to benchmarks/RESULTS.md.
+bench: setup chromium
 	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/findings.py
 	$(PY) benchmarks/export.py
+	$(PY) benchmarks/replay.py
+	$(PY) benchmarks/probes.py
+	$(PY) benchmarks/probe_worker.py
 
 # Side by side with Arize Phoenix in one run; Phoenix goes into its own venv under benchmarks/work/
 # (installed once from PyPI, then reused), never into .venv.
