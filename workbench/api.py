@@ -7,7 +7,8 @@ app (same port, same bearer token), and its queries run on Starlette's thread po
 cursor, so a large page never stalls the event loop that acknowledges ingest.
 
     GET /api/v1/traces?limit=100&offset=0
-        {"total": int, "limit": int, "offset": int, "traces": [TraceSummary fields...]}
+        {"total": int, "limit": int, "offset": int,
+         "traces": [TraceSummary fields + findings, max_severity, matches]}
     GET /api/v1/traces/{trace_id}/steps?limit=20000&offset=0
         {"trace_id": full id, "total": int, "limit": int, "offset": int, "steps": [{seq, Step fields...}]}
 

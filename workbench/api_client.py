@@ -9,6 +9,7 @@ holds the data directory, and the caller opens the file itself.
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,6 +60,9 @@ def _server_for(settings: Settings) -> ServerInfo | None:
     return server
 
 
+_SUMMARY_FIELDS = tuple(f.name for f in dataclasses.fields(TraceSummary))
+
+
 def remote_traces(settings: Settings, limit: int) -> list[TraceSummary] | None:
     """The newest `limit` traces from the running server, or None when no server holds the database."""
     server = _server_for(settings)
@@ -70,7 +74,11 @@ def remote_traces(settings: Settings, limit: int) -> list[TraceSummary] | None:
             server, settings, "/traces", {"limit": min(limit - len(found), 10_000), "offset": len(found)}
         )
         rows = page["traces"]
-        found += [TraceSummary(**{**row, "agents": tuple(row["agents"])}) for row in rows]
+        # Rows may carry more than a summary (findings counts); a newer server may add fields too.
+        found += [
+            TraceSummary(**{**{k: row[k] for k in _SUMMARY_FIELDS}, "agents": tuple(row["agents"])})
+            for row in rows
+        ]
         if not rows or len(found) >= page["total"]:
             break
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.model import TraceSummary
 from workbench.store.connection import Store
 
 # ---------------------------------------------------------------------------------------------- traces
@@ -25,22 +26,9 @@ class TraceFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class TraceRow:
+class TraceRow(TraceSummary):
     """One line of the Traces page: the trace's totals plus how many findings it raised."""
 
-    trace_id: str
-    service_name: str
-    root_name: str
-    start_time_ns: int
-    end_time_ns: int
-    steps: int
-    errors: int
-    tool_calls: int
-    tokens_in: int
-    tokens_out: int
-    tokens_reasoning: int
-    cost_usd: float
-    agents: tuple[str, ...]
     findings: int
     max_severity: str | None
     matches: int  # steps matching the text search (0 without a search)
@@ -129,8 +117,8 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
             root_name=r[2] or "",
             start_time_ns=int(r[3]),
             end_time_ns=int(r[4]),
-            steps=int(r[5]),
-            errors=int(r[6]),
+            span_count=int(r[5]),
+            error_count=int(r[6]),
             tool_calls=int(r[7]),
             tokens_in=int(r[8]),
             tokens_out=int(r[9]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -11,6 +12,7 @@ from workbench.errors import WorkbenchError
 from workbench.model import Step, StepKind, StoredStep, TraceSummary
 from workbench.store.batch import STEP_COLUMNS, steps_table
 from workbench.store.connection import Store
+from workbench.store.explore_traces import TraceFilter, search_traces
 
 
 def counts(store: Store) -> dict[str, int]:
@@ -24,49 +26,14 @@ def counts(store: Store) -> dict[str, int]:
     return out
 
 
-_TRACES_SQL = """
-SELECT
-    trace_id,
-    coalesce(arg_min(service_name, start_time_ns) FILTER (WHERE parent_span_id = ''),
-             arg_min(service_name, start_time_ns)),
-    coalesce(arg_min(name, start_time_ns) FILTER (WHERE parent_span_id = ''),
-             arg_min(name, start_time_ns)),
-    min(start_time_ns), max(end_time_ns), count(*),
-    count(*) FILTER (WHERE is_error),
-    count(*) FILTER (WHERE kind = 'tool'),
-    coalesce(sum(tokens_in) FILTER (WHERE kind <> 'agent'), 0),
-    coalesce(sum(tokens_out) FILTER (WHERE kind <> 'agent'), 0),
-    coalesce(sum(tokens_reasoning) FILTER (WHERE kind <> 'agent'), 0),
-    coalesce(sum(cost_usd) FILTER (WHERE kind <> 'agent'), 0.0),
-    list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL)
-FROM steps
-GROUP BY trace_id
-ORDER BY min(start_time_ns) DESC
-LIMIT ? OFFSET ?
-"""
+_SUMMARY_FIELDS = tuple(f.name for f in dataclasses.fields(TraceSummary))
 
 
 def list_traces(store: Store, limit: int = 100, offset: int = 0) -> list[TraceSummary]:
-    """Traces, newest first. Token and cost totals skip agent spans, which repeat their children's sums."""
-    rows = store.cursor().execute(_TRACES_SQL, [limit, offset]).fetchall()
-    return [
-        TraceSummary(
-            trace_id=r[0],
-            service_name=r[1] or "",
-            root_name=r[2] or "",
-            start_time_ns=int(r[3]),
-            end_time_ns=int(r[4]),
-            span_count=int(r[5]),
-            error_count=int(r[6]),
-            tool_calls=int(r[7]),
-            tokens_in=int(r[8]),
-            tokens_out=int(r[9]),
-            tokens_reasoning=int(r[10]),
-            cost_usd=float(r[11]),
-            agents=tuple(r[12] or ()),
-        )
-        for r in rows
-    ]
+    """Traces, newest first: the trace search with no filter, as plain summaries (the CLI's and the API's
+    shape). Token and cost totals skip agent spans, which repeat their children's sums."""
+    rows = search_traces(store, TraceFilter(), limit=limit, offset=offset)
+    return [TraceSummary(**{name: getattr(row, name) for name in _SUMMARY_FIELDS}) for row in rows]
 
 
 def resolve_trace_id(store: Store, prefix: str) -> str:

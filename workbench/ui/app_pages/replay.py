@@ -30,7 +30,8 @@ if not trace_id:
         st.info("No traces yet. Send OTLP to the collectors or run `workbench ingest FILE`.")
         st.stop()
     labels = {
-        t.trace_id: f"{t.root_name} · {t.service_name} · {t.steps} steps · {t.trace_id[:12]}" for t in recent
+        t.trace_id: f"{t.root_name} · {t.service_name} · {t.span_count} steps · {t.trace_id[:12]}"
+        for t in recent
     }
     trace_id = st.selectbox("Trace", list(labels), format_func=labels.__getitem__, key="replay_pick")
 
