@@ -454,6 +454,8 @@ def test_probes_page_draws_a_probe_over_a_trace(store: Store) -> None:
     at = _page("probes_page", trace=trace)
     assert not at.exception, at.exception
     assert "deception" in set(at.dataframe[0].value["probe"])
+    roc = at.get("plotly_chart")[0].proto.spec  # the shipped artifacts' held-out ROC curves
+    assert "held-out ROC" in roc and "harmful_intent (AUROC" in roc and "deception (AUROC" in roc
     spec = at.get("plotly_chart")[-1].proto.spec
     assert "probe:deception over the steps" in spec
 

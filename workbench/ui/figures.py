@@ -349,6 +349,24 @@ def patching_heatmap(data: dict[str, Any]) -> go.Figure:
     return fig
 
 
+def roc_curves(curves: dict[str, tuple[list[float], list[float], float | None]]) -> go.Figure:
+    """Held-out ROC curve of each probe artifact (name -> (fpr, tpr, auroc)), against chance."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#9ca3af", "dash": "dot"})
+    )
+    for name, (fpr, tpr, auroc) in curves.items():
+        label = f"{name} (AUROC {auroc:.3f})" if auroc is not None else name
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=label, line={"shape": "hv"}))
+    return fig.update_layout(
+        **_LAYOUT,
+        title="held-out ROC of the shipped probes",
+        xaxis={"title": "false-positive rate", "range": [0, 1]},
+        yaxis={"title": "true-positive rate", "range": [0, 1.02]},
+        height=360,
+    )
+
+
 def probe_series_line(df: pd.DataFrame, title: str) -> go.Figure:
     """A probe's score over the reasoning steps of a trace, with its threshold and the steps that fired."""
     fig = go.Figure()

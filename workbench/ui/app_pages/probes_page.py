@@ -18,6 +18,9 @@ store = data.store()
 st.markdown("### Probes")
 
 
+ROC_CURVES: dict[str, tuple[list[float], list[float], float | None]] = {}
+
+
 def _artifacts_from_package() -> pd.DataFrame | None:
     """The trained probe artifacts that `probes/` ships (probes/artifacts/*.json), read as JSON.
 
@@ -35,6 +38,9 @@ def _artifacts_from_package() -> pd.DataFrame | None:
         except (OSError, ValueError) as exc:
             st.warning(f"probe artifact {path.name} is unreadable: {exc}")
             continue
+        roc = raw.get("roc") or {}
+        if roc.get("fpr") and roc.get("tpr"):
+            ROC_CURVES[str(raw.get("name", path.stem))] = (roc["fpr"], roc["tpr"], raw.get("heldout_auroc"))
         rows.append(
             {
                 "probe": raw.get("name", path.stem),
@@ -63,6 +69,8 @@ if artifacts.empty:
     st.caption("no probe artifacts yet")
 else:
     st.dataframe(artifacts, hide_index=True, width="stretch")
+if ROC_CURVES:
+    st.plotly_chart(figures.roc_curves(ROC_CURVES), width="stretch")
 
 st.markdown("#### Recent runs")
 runs = probe_reads.recent_runs(store, limit=200)
