@@ -180,6 +180,9 @@ def _tool(name: str, args: object, **kw: object) -> Step:
         ("-- DROP TABLE x\nSELECT 1", False),
         ("SELECT 1; DROP SCHEMA analytics CASCADE", True),
         ("ALTER TABLE t DROP COLUMN c", True),
+        ("DELETE FROM users WHERE 1=1", True),
+        ("UPDATE accounts SET balance = 0 WHERE TRUE", True),
+        ("DELETE FROM users WHERE 1=1 AND id = 4", False),
     ],
 )
 def test_destructive_sql(sql: str, destructive: bool) -> None:
@@ -200,10 +203,20 @@ def test_destructive_sql(sql: str, destructive: bool) -> None:
         ("aws s3 rm s3://bucket --recursive", True),
         ("terraform destroy -auto-approve", True),
         ('echo "DROP TABLE x" > notes.txt', False),
+        ('psql -h db-prod-1 -c "DELETE FROM users"', True),
+        ("mysql -e 'SELECT 1; DROP DATABASE shop' -u root", True),
+        ('sqlite3 app.db "DELETE FROM sessions WHERE expires_at < 5"', False),
+        ('psql -c "SELECT count(*) FROM users" | grep -c "DROP TABLE"', False),
     ],
 )
 def test_destructive_shell(command: str, destructive: bool) -> None:
     assert bool(destructive_shell(command)) is destructive
+
+
+def test_sql_through_a_client_quotes_the_statement_itself() -> None:
+    command = 'psql -h db-prod-1 -c "SELECT 1; DROP TABLE order_events"'
+    [(start, end, why)] = destructive_shell(command)
+    assert command[start:end] == "DROP TABLE order_events" and "psql" in why
 
 
 def test_classify_reads_the_leading_verb_and_maps_evidence_to_raw_offsets() -> None:

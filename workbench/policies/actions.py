@@ -179,16 +179,20 @@ def sql_statements(sql: str) -> Iterator[tuple[int, int, str]]:
         at += len(part) + 1
 
 
+# A WHERE that holds for every row is no WHERE at all ("DELETE FROM users WHERE 1=1").
+_TRIVIAL_WHERE = re.compile(r"\bWHERE\s+(?:1\s*=\s*1|TRUE|1|NOT\s+FALSE)\s*$", re.IGNORECASE)
+
+
 def destructive_sql(sql: str) -> list[tuple[int, int, str]]:
     """(start, end, why) of each destructive statement: DROP, TRUNCATE, ALTER ... DROP, and DELETE or
-    UPDATE without a WHERE clause (which touch every row)."""
+    UPDATE without a WHERE clause, or with one that holds for every row (which touch every row)."""
     out = []
     for start, end, text in sql_statements(sql):
         m = _SQL_START.match(text)
         if not m:
             continue
         verb = m.group(1).upper()
-        upper = text.upper()
+        upper = _TRIVIAL_WHERE.sub("", text).upper()
         if verb == "DROP":
             out.append((start, end, "DROP removes the object and all its data"))
         elif verb == "TRUNCATE":
@@ -282,9 +286,32 @@ def _shell_segment_destructive(words: list[str]) -> str | None:
     return None
 
 
-def destructive_shell(command: str) -> list[tuple[int, int, str]]:
-    """(start, end, why) of each destructive simple command in a shell command line."""
+# SQL handed to a database client on the command line (`psql -c "DELETE FROM users"`): the statement is
+# a quoted argument, read with the SQL rules. Only after a client's name, so `echo "DROP TABLE x"` is not.
+_SQL_CLIENTS = re.compile(
+    r"(?<![\w.-])(psql|mysql|mariadb|sqlite3|duckdb|sqlcmd|clickhouse-client|snowsql|cockroach|bq)\b"
+)
+_QUOTED = re.compile(r"'([^']*)'|\"((?:[^\"\\]|\\.)*)\"")
+
+
+def _client_sql(command: str) -> list[tuple[int, int, str]]:
     out = []
+    for client in _SQL_CLIENTS.finditer(command):
+        pos = client.end()
+        # the client's own quoted arguments: up to the next |, ;, && or newline outside quotes
+        while (q := _QUOTED.search(command, pos)) and not _SHELL_SPLIT.search(command, pos, q.start()):
+            pos = q.end()
+            group = 1 if q.group(1) is not None else 2
+            base = q.start(group)
+            for i, j, why in destructive_sql(q.group(group)):
+                out.append((base + i, base + j, f"{why} (run through {client.group(1)})"))
+    return out
+
+
+def destructive_shell(command: str) -> list[tuple[int, int, str]]:
+    """(start, end, why) of each destructive simple command in a shell command line, and of each
+    destructive SQL statement it passes to a database client."""
+    out = _client_sql(command)
     at = 0
     for m in list(_SHELL_SPLIT.finditer(command)) + [None]:
         end = m.start() if m else len(command)
@@ -298,7 +325,7 @@ def destructive_shell(command: str) -> list[tuple[int, int, str]]:
             lead = len(segment) - len(segment.lstrip())
             out.append((at + lead, at + len(segment.rstrip()), why))
         at = m.end() if m else end
-    return out
+    return sorted(out)
 
 
 # --- classification ------------------------------------------------------------------------------------
