@@ -256,7 +256,7 @@ def test_queue_probe_run_inserts_a_queued_row(store: Store) -> None:
     assert (run.status, run.progress, run.analyses, run.params) == (
         "queued",
         0.0,
-        ("patching",),
+        ["patching"],
         {"counterfactual_reasoning": "ignore it"},
     )
     with pytest.raises(BadInput, match="analyses must be some of"):

@@ -1,16 +1,14 @@
 """Probe runs as the UI sees them: queue one for a step, follow its progress, read its results.
 
 The probe worker inside `workbench serve` owns everything after 'queued' (see the contract in migration
-0002); this module only inserts queued rows and reads. Results are parsed leniently: a run written by
-a newer worker with fields the UI does not know still lists.
+0002); this module only queues (after checks the UI can explain) and reads, with the worker's own run
+record. Result summaries are parsed leniently: fields a newer worker adds do not break a list.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -18,29 +16,12 @@ import pandas as pd
 from workbench.errors import BadInput
 from workbench.model import ProbeResult
 from workbench.store.connection import Store
+from workbench.store.probes import _RUN_COLUMNS, ANALYSES, ProbeRun, _run, insert_run, results_of_run
 
-ANALYSES = ("logit_lens", "attention", "probes", "patching")
+__all__ = ["ANALYSES", "ProbeRun", "latest_results", "queue_probe_run", "recent_runs", "step_runs"]
 
-
-@dataclass(frozen=True, slots=True)
-class ProbeRun:
-    """One row of probe_runs."""
-
-    id: int
-    trace_id: str
-    step_seq: int
-    analyses: tuple[str, ...]
-    status: str
-    progress: float
-    error: str | None
-    params: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    created_at_ns: int = 0
-    finished_at_ns: int | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ("queued", "running")
+# The record, the queue insert and the row reader are the probe worker's (workbench.store.probes): one
+# definition of a probe run for both sides of the queue.
 
 
 def _loads(text: Any, default: Any) -> Any:
@@ -69,36 +50,7 @@ def queue_probe_run(
     found = cur.execute("SELECT 1 FROM steps WHERE seq = ? AND trace_id = ?", [step_seq, trace_id]).fetchone()
     if found is None:
         raise BadInput(f"probe run: trace {trace_id} has no step with seq {step_seq}")
-    with store.write_lock:
-        row = cur.execute(
-            "INSERT INTO probe_runs (trace_id, step_seq, analyses, status, progress, params, provenance, "
-            "created_at) VALUES (?, ?, ?, 'queued', 0, ?, '{}', ?) RETURNING id",
-            [trace_id, step_seq, json.dumps(list(analyses)), json.dumps(params or {}), datetime.now(UTC)],
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-_RUN_COLUMNS = (
-    "id, trace_id, step_seq, analyses, status, progress, error, params, provenance, epoch_ns(created_at), "
-    "epoch_ns(finished_at)"
-)
-
-
-def _to_run(r: Sequence[Any]) -> ProbeRun:
-    return ProbeRun(
-        id=int(r[0]),
-        trace_id=r[1],
-        step_seq=int(r[2]),
-        analyses=tuple(_loads(r[3], [])),
-        status=r[4],
-        progress=float(r[5] or 0.0),
-        error=r[6],
-        params=_loads(r[7], {}),
-        provenance=_loads(r[8], {}),
-        created_at_ns=int(r[9] or 0),
-        finished_at_ns=int(r[10]) if r[10] is not None else None,
-    )
+    return insert_run(store, trace_id, step_seq, analyses, params)
 
 
 def step_runs(store: Store, step_seq: int) -> list[ProbeRun]:
@@ -108,25 +60,12 @@ def step_runs(store: Store, step_seq: int) -> list[ProbeRun]:
         .execute(f"SELECT {_RUN_COLUMNS} FROM probe_runs WHERE step_seq = ? ORDER BY id DESC", [step_seq])
         .fetchall()
     )
-    return [_to_run(r) for r in rows]
+    return [_run(r) for r in rows]
 
 
 def recent_runs(store: Store, limit: int = 200) -> list[ProbeRun]:
     rows = store.cursor().execute(f"SELECT {_RUN_COLUMNS} FROM probe_runs ORDER BY id DESC LIMIT ?", [limit])
-    return [_to_run(r) for r in rows.fetchall()]
-
-
-def run_results(store: Store, run_id: int) -> list[ProbeResult]:
-    """Every analysis of one run, in a stable order."""
-    rows = (
-        store.cursor()
-        .execute(
-            "SELECT run_id, analysis, summary, data FROM probe_results WHERE run_id = ? ORDER BY analysis",
-            [run_id],
-        )
-        .fetchall()
-    )
-    return [ProbeResult(int(r[0]), r[1], _loads(r[2], {}), _loads(r[3], {})) for r in rows]
+    return [_run(r) for r in rows.fetchall()]
 
 
 def latest_results(store: Store, step_seq: int) -> tuple[ProbeRun | None, list[ProbeResult]]:
@@ -134,7 +73,7 @@ def latest_results(store: Store, step_seq: int) -> tuple[ProbeRun | None, list[P
     runs = step_runs(store, step_seq)
     done = next((r for r in runs if r.status == "done"), None)
     if done is not None:
-        return done, run_results(store, done.id)
+        return done, results_of_run(store, done.id)
     return (runs[0] if runs else None), []
 
 

@@ -34,6 +34,11 @@ class ProbeRun:
     created_at: datetime
     finished_at: datetime | None
 
+    @property
+    def active(self) -> bool:
+        """Still waiting for or in the worker: the UI keeps polling it."""
+        return self.status in ("queued", "running")
+
 
 _RUN_COLUMNS = (
     "id, trace_id, step_seq, analyses, status, progress, error, params, provenance, created_at, finished_at"
