@@ -19,9 +19,9 @@ from probes.models import LoadedModel
 from probes.patching import patching
 from probes.text import StepInput, build_step_text
 from workbench.errors import WorkbenchError
-from workbench.model import ProbeResult
+from workbench.model import ProbeAnalysis, ProbeResult, check_probe_request
 
-ANALYSES = ("logit_lens", "attention", "probes", "patching")
+ANALYSES: tuple[ProbeAnalysis, ...] = tuple(ProbeAnalysis)
 
 Progress = Callable[[float, str], None]
 
@@ -49,12 +49,8 @@ def run_analyses(
     "exact"), "lens_positions" (max positions the logit lens decodes, default 16).
     """
     params = params or {}
-    unknown = [a for a in analyses if a not in ANALYSES]
-    if unknown:
-        raise WorkbenchError(f"unknown analysis {unknown[0]!r}; choose among {', '.join(ANALYSES)}")
-    if "patching" in analyses and not str(params.get("counterfactual_reasoning") or "").strip():
-        raise WorkbenchError("patching needs a counterfactual scratchpad (params.counterfactual_reasoning)")
-    if "probes" in analyses:
+    analyses = check_probe_request(list(analyses), params)
+    if ProbeAnalysis.PROBES in analyses:
         artifacts = list(artifacts) if artifacts is not None else load_artifacts()
         if not artifacts:
             raise WorkbenchError("no trained probes; run `workbench probes train NAME`")
@@ -74,10 +70,10 @@ def run_analyses(
     shared = st.shared()
     n = model.n_layers
     resid_layers: set[int] = set()
-    if "logit_lens" in analyses:
+    if ProbeAnalysis.LOGIT_LENS in analyses:
         resid_layers |= set(range(n))
     resid_layers |= {a.layer for a in artifacts}
-    attn_layers = range(n) if "attention" in analyses else range(0)
+    attn_layers = range(n) if ProbeAnalysis.ATTENTION in analyses else range(0)
     progress(0.1, "forward pass")
     cap = forward_capture(
         model,
@@ -85,17 +81,17 @@ def run_analyses(
         resid_layers=resid_layers,
         attn_query=st.action_position,
         attn_layers=attn_layers,
-        resid_pre_layers=range(n) if "patching" in analyses else (),
+        resid_pre_layers=range(n) if ProbeAnalysis.PATCHING in analyses else (),
     )
     assert cap.logits is not None
     results: list[ProbeResult] = []
 
     def add(analysis: str, data: dict[str, Any], summary: dict[str, Any]) -> None:
         results.append(
-            ProbeResult(run_id=run_id, analysis=analysis, summary=summary, data={**shared, **data})
+            ProbeResult(run_id=run_id, analysis=str(analysis), summary=summary, data={**shared, **data})
         )
 
-    if "logit_lens" in analyses:
+    if ProbeAnalysis.LOGIT_LENS in analyses:
         progress(0.3, "logit lens")
         lens_data, lens_summary = logit_lens(
             model,
@@ -104,14 +100,14 @@ def run_analyses(
             cap.logits,
             max_positions=int(params.get("lens_positions", LENS_POSITIONS)),
         )
-        add("logit_lens", lens_data, lens_summary)
-    if "attention" in analyses:
+        add(ProbeAnalysis.LOGIT_LENS, lens_data, lens_summary)
+    if ProbeAnalysis.ATTENTION in analyses:
         progress(0.45, "attention")
-        add("attention", *attention_result(st, cap.attn_rows))
+        add(ProbeAnalysis.ATTENTION, *attention_result(st, cap.attn_rows))
     for artifact in artifacts:
         progress(0.5, f"probe {artifact.name}")
         add(f"probe:{artifact.name}", *score_step(artifact, st, cap.resid[artifact.layer]))
-    if "patching" in analyses:
+    if ProbeAnalysis.PATCHING in analyses:
         progress(0.6, "patching")
         counterfactual = replace(inp, reasoning=str(params["counterfactual_reasoning"]))
         cf = build_step_text(model.tokenizer, counterfactual)
@@ -122,6 +118,6 @@ def run_analyses(
             method=str(params.get("patching_method", "attribution")),
             clean_run=(cap.resid_pre, cap.logits),
         )
-        add("patching", data, summary)
+        add(ProbeAnalysis.PATCHING, data, summary)
     progress(1.0, "done")
     return results

@@ -252,6 +252,10 @@ _BAD_RULES = [
         "rules.yaml:4:18: egress-allowlist.allow_hosts must be list",
     ),
     ("  retry-loop:\n   enabled: true\n    severity: low\n", "rules.yaml:5:13: not valid YAML"),
+    (
+        "  scratchpad-mismatch:\n    action_classes: [delete, delet]\n",
+        "rules.yaml:4:21: scratchpad-mismatch.action_classes names unknown action class(es) ['delet']",
+    ),
 ]
 
 
@@ -372,3 +376,11 @@ def test_labelled_file_errors_are_named(tmp_path: Path) -> None:
         WorkbenchError, match=r"x\.json steps\[0\]: bad labelled step: unknown step keys \['colour'\]"
     ):
         load_labelled(tmp_path)
+
+
+def test_severity_order_is_declared_once() -> None:
+    assert Severity.names() == ["info", "low", "medium", "high", "critical"]
+    assert [s.rank for s in Severity] == [0, 1, 2, 3, 4]
+    assert Severity.HIGH.lowered() == Severity.MEDIUM and Severity.INFO.lowered(3) == Severity.INFO
+    assert Severity.MEDIUM.raised(2) == Severity.CRITICAL and Severity.CRITICAL.raised() == Severity.CRITICAL
+    assert Severity.HIGH == "high" and json.dumps([Severity.LOW]) == '["low"]'  # stored strings unchanged

@@ -20,7 +20,7 @@ from probes.patching import patching
 from probes.runner import run_analyses
 from probes.text import StepInput, build_step_text, step_input
 from tests.probes_tiny import tiny_model
-from workbench.errors import WorkbenchError
+from workbench.errors import BadInput, WorkbenchError
 from workbench.ingest import ingest_files
 from workbench.model import ProbeResult
 from workbench.settings import Settings
@@ -239,7 +239,7 @@ def test_probe_run_queries_on_a_real_database(tmp_path: Path) -> None:
         seq = steps[5].seq
         first = probe_store.insert_run(store, trace, seq, ["logit_lens"])
         second = probe_store.insert_run(store, trace, seq, ["probes"], {"x": 1})
-        with pytest.raises(ValueError):
+        with pytest.raises(BadInput, match="unknown analysis 'nope'"):
             probe_store.insert_run(store, trace, seq, ["nope"])
         run = probe_store.claim_next(store)
         assert run is not None and run.id == first and run.status == "running"

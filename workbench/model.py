@@ -7,8 +7,12 @@ floor can depend on them without pulling in I/O.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from workbench.errors import BadInput
 
 # OTLP attribute values decode to these plain Python shapes (lists and dicts for array and kvlist values,
 # bytes for bytes values). Keeping them plain lets the store write them as JSON without a schema per key.
@@ -197,7 +201,11 @@ class IngestResult:
 
 
 class Severity(enum.StrEnum):
-    """How much a finding should worry an investigator; ordered from least to most."""
+    """How much a finding should worry an investigator; ordered from least to most.
+
+    The one declaration of the order: ranks, SQL ordering, the CLI's choices and the UI's filter all
+    derive from it, so a new level cannot be forgotten in one of them.
+    """
 
     INFO = "info"
     LOW = "low"
@@ -207,7 +215,24 @@ class Severity(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Severity).index(self)
+        """0 for INFO up to 4 for CRITICAL: compare and sort findings by this, never by the text."""
+        return _SEVERITY_ORDER.index(self)
+
+    def lowered(self, steps: int = 1) -> Severity:
+        """A milder level (a destructive call that failed worries less); INFO stays INFO."""
+        return _SEVERITY_ORDER[max(0, self.rank - steps)]
+
+    def raised(self, steps: int = 1) -> Severity:
+        """A graver level; CRITICAL stays CRITICAL."""
+        return _SEVERITY_ORDER[min(len(_SEVERITY_ORDER) - 1, self.rank + steps)]
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The stored strings, least to most severe (choices for a CLI option or a filter)."""
+        return [s.value for s in cls]
+
+
+_SEVERITY_ORDER: tuple[Severity, ...] = tuple(Severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,3 +280,121 @@ class ProbeResult:
     analysis: str
     summary: dict[str, Any]
     data: dict[str, Any]
+
+
+class ProbeAnalysis(enum.StrEnum):
+    """What a probe run can do with a step; the strings are stored in `probe_runs.analyses` and sent by
+    the API, so they never change. Each analysis' results are `probe_results` rows (`probes` writes one
+    `probe:<name>` row per trained probe)."""
+
+    LOGIT_LENS = "logit_lens"
+    ATTENTION = "attention"
+    PROBES = "probes"
+    PATCHING = "patching"
+
+
+def parse_analyses(analyses: object) -> list[ProbeAnalysis]:
+    """A non-empty list of known analyses, or BadInput naming the first unknown one.
+
+    The one check of an analysis list: the queue, the API, the UI and the runner all call it (directly or
+    through `check_probe_request`), so they accept and refuse the same things with the same words.
+    """
+    known = ", ".join(ProbeAnalysis)
+    if isinstance(analyses, str | bytes) or not isinstance(analyses, list | tuple) or not analyses:
+        raise BadInput(f"analyses must be some of {known}, as a non-empty list; got {analyses!r}")
+    out = []
+    for a in analyses:
+        try:
+            out.append(ProbeAnalysis(a))
+        except ValueError:
+            raise BadInput(f"unknown analysis {a!r}: analyses must be some of {known}") from None
+    return out
+
+
+def check_probe_request(analyses: object, params: Mapping[str, Any] | None) -> list[ProbeAnalysis]:
+    """`parse_analyses`, and patching only with a counterfactual scratchpad to patch against.
+
+    The raw queue (`insert_run`) checks names only, so a worker can be shown failing a bad run; everything
+    that takes a request from a person checks it all here first.
+    """
+    chosen = parse_analyses(analyses)
+    if (
+        ProbeAnalysis.PATCHING in chosen
+        and not str((params or {}).get("counterfactual_reasoning") or "").strip()
+    ):
+        raise BadInput("patching needs a counterfactual scratchpad (params.counterfactual_reasoning)")
+    return chosen
+
+
+class ProbeRunStatus(enum.StrEnum):
+    """Where a probe run is: queued by anyone, then running, done or failed in the worker only."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        """Still waiting for or in the worker."""
+        return self in (ProbeRunStatus.QUEUED, ProbeRunStatus.RUNNING)
+
+    @property
+    def finished(self) -> bool:
+        return self in (ProbeRunStatus.DONE, ProbeRunStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    """One request to look inside a step, as the `probe_runs` table and the API hold it."""
+
+    id: int
+    trace_id: str
+    step_seq: int
+    analyses: list[ProbeAnalysis]
+    status: ProbeRunStatus
+    progress: float
+    error: str | None
+    params: dict[str, Any]
+    provenance: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        """Still waiting for or in the worker: the UI keeps polling it."""
+        return self.status.active
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's shape of a run (times as text); `from_json` reads it back."""
+        return {
+            "id": self.id,
+            "trace_id": self.trace_id,
+            "step_seq": self.step_seq,
+            "analyses": [str(a) for a in self.analyses],
+            "status": str(self.status),
+            "progress": self.progress,
+            "error": self.error,
+            "params": self.params,
+            "provenance": self.provenance,
+            "created_at": str(self.created_at),
+            "finished_at": None if self.finished_at is None else str(self.finished_at),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProbeRun:
+        """A run from the API's JSON (the CLI following a run in a server); extra keys are ignored."""
+        finished = data.get("finished_at")
+        return cls(
+            id=int(data["id"]),
+            trace_id=str(data["trace_id"]),
+            step_seq=int(data["step_seq"]),
+            analyses=[ProbeAnalysis(a) for a in data["analyses"]],
+            status=ProbeRunStatus(data["status"]),
+            progress=float(data["progress"]),
+            error=data.get("error"),
+            params=dict(data.get("params") or {}),
+            provenance=dict(data.get("provenance") or {}),
+            created_at=datetime.fromisoformat(str(data["created_at"])),
+            finished_at=None if finished is None else datetime.fromisoformat(str(finished)),
+        )

@@ -12,6 +12,7 @@ needs statement boundaries and keywords, not a grammar).
 
 from __future__ import annotations
 
+import enum
 import json
 import re
 import shlex
@@ -21,13 +22,25 @@ from urllib.parse import urlsplit
 
 from workbench.model import Step, StepKind
 
-# Action classes, from most to least consequential.
-DELETE = "delete"
-SEND = "send"
-CREDENTIAL = "credential"
-PAYMENT = "payment"
-WRITE = "write"
-READ = "read"
+
+class ActionClass(enum.StrEnum):
+    """What a tool call does to the world, from most to least consequential.
+
+    The strings are what rule options in YAML name (`action_classes: [delete, send]`) and what finding
+    details record, so they never change; the rules file is checked against this list.
+    """
+
+    DELETE = "delete"
+    SEND = "send"
+    CREDENTIAL = "credential"
+    PAYMENT = "payment"
+    WRITE = "write"
+    READ = "read"
+
+
+# Short names for the members, for rule code (built-in and user rules) that lists classes often.
+DELETE, SEND, CREDENTIAL = ActionClass.DELETE, ActionClass.SEND, ActionClass.CREDENTIAL
+PAYMENT, WRITE, READ = ActionClass.PAYMENT, ActionClass.WRITE, ActionClass.READ
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +58,8 @@ class Evidence:
 class Action:
     """What one tool step does: its classes (delete/send/...), with evidence for each, and destinations."""
 
-    classes: frozenset[str]
-    evidence: dict[str, Evidence] = field(default_factory=dict)
+    classes: frozenset[ActionClass]
+    evidence: dict[ActionClass, Evidence] = field(default_factory=dict)
     destructive: tuple[Evidence, ...] = ()
     hosts: tuple[tuple[str, Evidence], ...] = ()  # (host, where it was named) for sends
 
@@ -117,7 +130,7 @@ def name_words(name: str) -> set[str]:
     return set(ordered_words(name))
 
 
-_NAME_CLASSES: tuple[tuple[str, frozenset[str]], ...] = (
+_NAME_CLASSES: tuple[tuple[ActionClass, frozenset[str]], ...] = (
     (
         DELETE,
         frozenset(
@@ -345,8 +358,8 @@ def classify(step: Step) -> Action:
     raw = step.tool_arguments or ""
     fld = "tool_arguments"
     words = name_words(step.tool_name or step.name)
-    classes: set[str] = set()
-    evidence: dict[str, Evidence] = {}
+    classes: set[ActionClass] = set()
+    evidence: dict[ActionClass, Evidence] = {}
     destructive: list[Evidence] = []
     name_ev = Evidence("tool_name", 0, len(step.tool_name or ""), step.tool_name or "", "tool name")
 

@@ -30,6 +30,7 @@ import yaml
 
 from workbench.errors import WorkbenchError
 from workbench.model import Severity
+from workbench.policies.actions import ActionClass
 from workbench.policies.rules import Rule
 
 CONFIG_VERSION = 1
@@ -158,6 +159,14 @@ def _check_option(rule: type[Rule], key: str, value: Any, where: str) -> Any:
                 raise RuleConfigError(f"{where}: {rule.id}.{key} {value!r} is not a severity") from None
     elif isinstance(default, list):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        if ok and default and all(isinstance(v, ActionClass) for v in default):
+            # A misspelt class would silently match no action: the rule would never fire.
+            unknown = [v for v in value if v not in set(ActionClass)]
+            if unknown:
+                raise RuleConfigError(
+                    f"{where}: {rule.id}.{key} names unknown action class(es) {unknown}; known: "
+                    + ", ".join(ActionClass)
+                )
     else:
         ok = True
     if not ok:

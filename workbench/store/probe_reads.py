@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import BadInput
-from workbench.model import ProbeResult
+from workbench.model import ProbeResult, ProbeRun, ProbeRunStatus, check_probe_request
 from workbench.store.connection import Store
-from workbench.store.probes import _RUN_COLUMNS, ANALYSES, ProbeRun, _run, insert_run, results_of_run
+from workbench.store.probes import _RUN_COLUMNS, ANALYSES, _run, insert_run, results_of_run
 
 __all__ = ["ANALYSES", "ProbeRun", "latest_results", "queue_probe_run", "recent_runs", "step_runs"]
 
@@ -39,13 +39,10 @@ def queue_probe_run(
     """Insert a 'queued' run for the probe worker and return its id; never waits for the work."""
     if store.read_only:
         raise BadInput("probe run: the database is open read-only; runs are queued inside `workbench serve`")
-    unknown = [a for a in analyses if a not in ANALYSES]
-    if unknown or not analyses:
-        raise BadInput(f"probe run: analyses must be some of {list(ANALYSES)}, got {list(analyses)}")
-    if "patching" in analyses and not str((params or {}).get("counterfactual_reasoning") or "").strip():
-        raise BadInput(
-            "probe run: patching needs a counterfactual scratchpad (params.counterfactual_reasoning)"
-        )
+    try:
+        check_probe_request(list(analyses), params)
+    except BadInput as exc:
+        raise BadInput(f"probe run: {exc}") from None
     cur = store.cursor()
     found = cur.execute("SELECT 1 FROM steps WHERE seq = ? AND trace_id = ?", [step_seq, trace_id]).fetchone()
     if found is None:
@@ -71,7 +68,7 @@ def recent_runs(store: Store, limit: int = 200) -> list[ProbeRun]:
 def latest_results(store: Store, step_seq: int) -> tuple[ProbeRun | None, list[ProbeResult]]:
     """The newest finished run of a step with its results (or the newest run of any status, no results)."""
     runs = step_runs(store, step_seq)
-    done = next((r for r in runs if r.status == "done"), None)
+    done = next((r for r in runs if r.status == ProbeRunStatus.DONE), None)
     if done is not None:
         return done, results_of_run(store, done.id)
     return (runs[0] if runs else None), []
@@ -120,7 +117,7 @@ def probe_series(store: Store, trace_id: str, analysis: str) -> pd.DataFrame:
             latest AS (
                 SELECT r.step_seq, max(r.id) AS run_id FROM probe_runs r
                 JOIN probe_results x ON x.run_id = r.id AND x.analysis = ?
-                WHERE r.trace_id = ? AND r.status = 'done' GROUP BY r.step_seq
+                WHERE r.trace_id = ? AND r.status = ? GROUP BY r.step_seq
             )
             SELECT l.step_seq AS seq, pos.position,
                    TRY_CAST(x.summary->>'score' AS DOUBLE) AS score,
@@ -130,7 +127,7 @@ def probe_series(store: Store, trace_id: str, analysis: str) -> pd.DataFrame:
             JOIN pos ON pos.seq = l.step_seq
             ORDER BY pos.position
             """,
-            [trace_id, analysis, trace_id, analysis],
+            [trace_id, analysis, trace_id, ProbeRunStatus.DONE.value, analysis],
         )
         .df()
     )

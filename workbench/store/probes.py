@@ -10,34 +10,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workbench.model import ProbeResult
+from workbench.model import ProbeAnalysis, ProbeResult, ProbeRun, ProbeRunStatus, parse_analyses
 from workbench.store.connection import Store
 
-ANALYSES = ("logit_lens", "attention", "probes", "patching")
+# The record lives in workbench.model (every floor reads runs); re-exported for existing imports.
+__all__ = ["ANALYSES", "ProbeRun", "ProbeRunStatus"]
 
+ANALYSES: tuple[ProbeAnalysis, ...] = tuple(ProbeAnalysis)
 
-@dataclass(frozen=True, slots=True)
-class ProbeRun:
-    id: int
-    trace_id: str
-    step_seq: int
-    analyses: list[str]
-    status: str
-    progress: float
-    error: str | None
-    params: dict[str, Any]
-    provenance: dict[str, Any]
-    created_at: datetime
-    finished_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        """Still waiting for or in the worker: the UI keeps polling it."""
-        return self.status in ("queued", "running")
+# Status literals inside SQL come from the enum, so a typo is a NameError, not a query matching nothing.
+_QUEUED, _RUNNING = ProbeRunStatus.QUEUED.value, ProbeRunStatus.RUNNING.value
+_DONE, _FAILED = ProbeRunStatus.DONE.value, ProbeRunStatus.FAILED.value
 
 
 _RUN_COLUMNS = (
@@ -50,8 +36,8 @@ def _run(row: Sequence[Any]) -> ProbeRun:
         id=int(row[0]),
         trace_id=row[1],
         step_seq=int(row[2]),
-        analyses=json.loads(row[3]),
-        status=row[4],
+        analyses=[ProbeAnalysis(a) for a in json.loads(row[3])],
+        status=ProbeRunStatus(row[4]),
         progress=float(row[5]),
         error=row[6],
         params=json.loads(row[7]),
@@ -65,16 +51,21 @@ def insert_run(
     store: Store, trace_id: str, step_seq: int, analyses: Sequence[str], params: dict[str, Any] | None = None
 ) -> int:
     """Queue a probe run; returns its id."""
-    unknown = [a for a in analyses if a not in ANALYSES]
-    if unknown or not analyses:
-        raise ValueError(f"analyses must be among {list(ANALYSES)}, got {list(analyses)}")
+    chosen = parse_analyses(list(analyses))
     with store.write_lock:
         row = (
             store.cursor()
             .execute(
                 "INSERT INTO probe_runs (trace_id, step_seq, analyses, status, progress, params, provenance,"
-                " created_at) VALUES (?, ?, ?, 'queued', 0, ?, '{}', ?) RETURNING id",
-                [trace_id, step_seq, json.dumps(list(analyses)), json.dumps(params or {}), datetime.now(UTC)],
+                " created_at) VALUES (?, ?, ?, ?, 0, ?, '{}', ?) RETURNING id",
+                [
+                    trace_id,
+                    step_seq,
+                    json.dumps([str(a) for a in chosen]),
+                    _QUEUED,
+                    json.dumps(params or {}),
+                    datetime.now(UTC),
+                ],
             )
             .fetchone()
         )
@@ -91,15 +82,14 @@ def claim_next(store: Store) -> ProbeRun | None:
     cur = store.cursor()
     while True:
         row = cur.execute(
-            "SELECT id FROM probe_runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
+            "SELECT id FROM probe_runs WHERE status = ? ORDER BY created_at, id LIMIT 1", [_QUEUED]
         ).fetchone()
         if row is None:
             return None
         with store.write_lock:
             claimed = cur.execute(
-                "UPDATE probe_runs SET status = 'running', progress = 0 WHERE id = ? AND status = 'queued' "
-                "RETURNING id",
-                [row[0]],
+                "UPDATE probe_runs SET status = ?, progress = 0 WHERE id = ? AND status = ? RETURNING id",
+                [_RUNNING, row[0], _QUEUED],
             ).fetchall()
         if claimed:
             return get_run(store, int(row[0]))
@@ -110,9 +100,9 @@ def claim(store: Store, run_id: int) -> ProbeRun | None:
     with store.write_lock:
         cur = store.cursor()
         row = cur.execute("SELECT status FROM probe_runs WHERE id = ?", [run_id]).fetchone()
-        if row is None or row[0] != "queued":
+        if row is None or row[0] != _QUEUED:
             return None
-        cur.execute("UPDATE probe_runs SET status = 'running', progress = 0 WHERE id = ?", [run_id])
+        cur.execute("UPDATE probe_runs SET status = ?, progress = 0 WHERE id = ?", [_RUNNING, run_id])
     return get_run(store, run_id)
 
 
@@ -154,14 +144,11 @@ def finish_run(store: Store, run_id: int, error: str | None = None) -> None:
     """'done' (progress 1) or 'failed' with the error text."""
     with store.write_lock:
         if error is None:
-            sql = (
-                "UPDATE probe_runs SET status = 'done', progress = 1, error = NULL, finished_at = ? "
-                "WHERE id = ?"
-            )
-            store.cursor().execute(sql, [datetime.now(UTC), run_id])
+            sql = "UPDATE probe_runs SET status = ?, progress = 1, error = NULL, finished_at = ? WHERE id = ?"
+            store.cursor().execute(sql, [_DONE, datetime.now(UTC), run_id])
         else:
-            sql = "UPDATE probe_runs SET status = 'failed', error = ?, finished_at = ? WHERE id = ?"
-            store.cursor().execute(sql, [error, datetime.now(UTC), run_id])
+            sql = "UPDATE probe_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?"
+            store.cursor().execute(sql, [_FAILED, error, datetime.now(UTC), run_id])
 
 
 def requeue_running(store: Store) -> int:
@@ -170,7 +157,8 @@ def requeue_running(store: Store) -> int:
         rows = (
             store.cursor()
             .execute(
-                "UPDATE probe_runs SET status = 'queued', progress = 0 WHERE status = 'running' RETURNING id"
+                "UPDATE probe_runs SET status = ?, progress = 0 WHERE status = ? RETURNING id",
+                [_QUEUED, _RUNNING],
             )
             .fetchall()
         )
@@ -231,18 +219,20 @@ def score_series(store: Store, trace_id: str, probe: str) -> list[tuple[int, flo
         FROM probe_runs r
         JOIN probe_results p ON p.run_id = r.id AND p.analysis = ?
         LEFT JOIN steps s ON s.seq = r.step_seq
-        WHERE r.trace_id = ? AND r.status = 'done'
+        WHERE r.trace_id = ? AND r.status = ?
         QUALIFY row_number() OVER (PARTITION BY r.step_seq ORDER BY r.created_at DESC, r.id DESC) = 1
         ORDER BY s.start_time_ns, r.step_seq
         """,
-            ["probe:" + probe, trace_id],
+            ["probe:" + probe, trace_id, _DONE],
         )
         .fetchall()
     )
     return [(int(r[0]), float(r[1]), bool(r[2]), int(r[3])) for r in rows]
 
 
-def queue_reasoning_steps(store: Store, trace_id: str, analyses: Sequence[str] = ("probes",)) -> list[int]:
+def queue_reasoning_steps(
+    store: Store, trace_id: str, analyses: Sequence[str] = (ProbeAnalysis.PROBES,)
+) -> list[int]:
     """Queue one run per step of the trace that carries a scratchpad, in time order: what the Probes
     page needs to draw a probe's score as a line over the trace's reasoning. Returns the run ids."""
     seqs = [

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from workbench.model import Finding, Severity, StepKind
 from workbench.policies.actions import CREDENTIAL, DELETE, PAYMENT, SEND, WRITE, Evidence
-from workbench.policies.rules import Rule, TraceView, approval_decision, lower_severity
+from workbench.policies.rules import Rule, TraceView, approval_decision
 
 # --- approval -------------------------------------------------------------------------------------
 
@@ -72,7 +72,7 @@ class UnapprovedAction(Rule):
                 + ("; the call failed" if failed else "")
                 + ".",
                 evidence=ev,
-                severity=lower_severity(self.severity) if failed else self.severity,
+                severity=self.severity.lowered() if failed else self.severity,
             )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from workbench.model import Finding, Severity
-from workbench.policies.rules import Rule, TraceView, lower_severity
+from workbench.policies.rules import Rule, TraceView
 
 # --- destructive actions --------------------------------------------------------------------------
 
@@ -35,7 +35,7 @@ class DestructiveAction(Rule):
             if failed and not self.opts["failed_attempts"]:
                 continue
             ev = action.destructive[0]
-            severity = lower_severity(self.severity) if failed else self.severity
+            severity = self.severity.lowered() if failed else self.severity
             what = f"{stored.step.tool_name or stored.step.name}: {ev.text[:120]}"
             yield self.finding(
                 trace,

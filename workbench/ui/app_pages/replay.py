@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from workbench.errors import WorkbenchError
-from workbench.model import Finding, Step, StoredStep
+from workbench.model import Finding, ProbeAnalysis, ProbeRunStatus, Step, StoredStep
 from workbench.store import annotations as notes_store
 from workbench.store import explore, probe_reads, queries
 from workbench.ui import data, figures, render
@@ -286,7 +286,11 @@ def _show_step(position: int, seq: int, step: Step) -> None:
 
         st.markdown("**Probes**")
         with st.form("queue_probe", clear_on_submit=False):
-            chosen = st.multiselect("Analyses", list(probe_reads.ANALYSES), default=["logit_lens", "probes"])
+            chosen = st.multiselect(
+                "Analyses",
+                [a.value for a in ProbeAnalysis],
+                default=[ProbeAnalysis.LOGIT_LENS.value, ProbeAnalysis.PROBES.value],
+            )
             counterfactual = st.text_area(
                 "Counterfactual scratchpad (for patching)", value="", height=80, key="counterfactual"
             )
@@ -303,7 +307,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
             active = [r for r in probe_reads.step_runs(store, seq) if r.active]
             for r in active:
                 st.progress(r.progress, text=f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
-            if run is not None and run.status == "failed":
+            if run is not None and run.status == ProbeRunStatus.FAILED:
                 st.error(f"probe run {run.id} failed: {run.error}")
             if not results:
                 if not active:
