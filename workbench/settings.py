@@ -7,7 +7,10 @@ The CLI layer builds it from flags and the environment; everything below takes i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +140,7 @@ class Settings:
             raw = env.get(env_name(f.name))
             if raw is None or raw == "":
                 continue
-            values[f.name] = _coerce(f, raw)
+            values[f.name] = _coerce(f.name, _field_types()[f.name], raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -155,13 +158,55 @@ def describe() -> list[tuple[str, str, str]]:
     return rows
 
 
-def _coerce(f: dataclasses.Field[Any], raw: str) -> Any:
-    kind = str(f.type)
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    """Each field's type, resolved from its annotation (this module postpones annotations, so
+    `dataclasses.Field.type` is only text)."""
+    return typing.get_type_hints(Settings)
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse(hint: Any, raw: str) -> Any:
+    """One value of type `hint` from its text; ValueError (with what was expected) when it is not one."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        # `X | None`: a set variable always means X (an empty one was skipped as unset).
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _parse(inner, raw)
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        item = args[0] if args else str
+        parts = [_parse(item, p.strip()) for p in raw.split(",") if p.strip()]
+        return tuple(parts) if origin is tuple else parts
+    if hint is bool:
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise ValueError("expected a boolean (1/0, true/false, yes/no, on/off)")
+    if hint is int:
+        try:
+            return int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError("expected an integer") from None
+    if hint is float:
+        try:
+            return float(raw.strip().replace("_", ""))
+        except ValueError:
+            raise ValueError("expected a number") from None
+    if hint is Path:
+        return Path(raw)
+    if hint is str:
+        return raw
+    raise TypeError(f"settings cannot read a {hint!r} from the environment")
+
+
+def _coerce(name: str, hint: Any, raw: str) -> Any:
+    """The value of `WORKBENCH_<NAME>`, typed from the field's annotation; one error naming the variable."""
     try:
-        if "Path" in kind:
-            return Path(raw)
-        if kind.startswith("int"):
-            return int(raw.replace("_", ""))
+        return _parse(hint, raw)
     except ValueError as exc:
-        raise ValueError(f"{env_name(f.name)}={raw!r}: expected an integer") from exc
-    return raw
+        raise ValueError(f"{env_name(name)}={raw!r}: {exc}") from None
