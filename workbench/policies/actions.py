@@ -406,9 +406,9 @@ def classify(step: Step) -> Action:
                 evidence.setdefault(WRITE, _evidence(fld, raw, s, e, "shell command"))
     method = _HTTP_METHOD.search(raw)
     if method:
-        verb = method.group(1).upper()
-        ev = _evidence(fld, raw, method.start(1), method.end(1), f"HTTP {verb}")
-        if verb == "DELETE":
+        http_verb = method.group(1).upper()
+        ev = _evidence(fld, raw, method.start(1), method.end(1), f"HTTP {http_verb}")
+        if http_verb == "DELETE":
             destructive.append(Evidence(ev.field, ev.start, ev.end, ev.text, "HTTP DELETE of a resource"))
         else:
             classes.add(SEND)
