@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from collectors import sdk
-from collectors.sdk_steps import LLMCall, StepHandle, ToolCall
+from collectors.sdk import LLMCall, StepHandle, ToolCall
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Each read of the scripted clock moves it on by this much, so no two timestamps are equal and a

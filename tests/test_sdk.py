@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from collectors import decode, sdk
 from collectors.conventions.sdk import SDK_SCOPE_NAME, SIDE_EFFECT_ATTRIBUTE
 from collectors.normalize import normalize
-from collectors.sdk_steps import BRANCH_CHOSEN_ATTRIBUTE, BRANCH_SCORE_ATTRIBUTE
+from collectors.sdk import BRANCH_CHOSEN_ATTRIBUTE, BRANCH_SCORE_ATTRIBUTE
 from workbench.model import SpanRecord, Step, StepKind
 
 
@@ -275,3 +275,21 @@ def test_module_level_helpers_use_the_configured_global_provider() -> None:
         ["guardrail destructive-sql", "ops-agent"],
         ["invoke_agent ops-agent", "ops-agent"],
     ]
+
+
+def test_handles_never_import_the_recorder() -> None:
+    """The dependency runs one way (recorder -> decorators -> handles), with no import hidden under
+    TYPE_CHECKING: a handle gets what it needs as arguments."""
+    import ast
+    from pathlib import Path
+
+    package = Path(sdk.__file__).parent
+    for module, forbidden in (
+        ("handles.py", ("collectors.sdk.recorder", "collectors.sdk.decorators", "collectors.sdk.provider")),
+        ("decorators.py", ("collectors.sdk.recorder", "collectors.sdk.provider")),
+    ):
+        tree = ast.parse((package / module).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "collectors.sdk" not in imported and not imported & set(forbidden), (module, imported)
+    assert max(len((p).read_text().splitlines()) for p in package.glob("*.py")) <= 500

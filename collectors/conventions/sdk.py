@@ -1,4 +1,4 @@
-"""The names our own SDK (`collectors/sdk.py`) emits, and how its spans become steps.
+"""The names our own SDK (`collectors/sdk/`) emits, and how its spans become steps.
 
 The SDK follows the GenAI conventions wherever they have a word for something, and adds
 `gen_ai.operation.name` values for the agent steps GenAI has no operation for (scratchpad reasoning,

@@ -1,5 +1,9 @@
 """The handles `collectors.sdk` yields: what an agent can say about a step while it runs.
 
+A handle knows its span, the clock and whether to record stack traces, all given when the recorder opens
+it; it never reaches back into the recorder (a plan opens its sub-tasks through the function it was
+handed), so this module depends on nothing of the SDK's but the attribute names.
+
 Each method sets span attributes and nothing else; every one of them swallows its own failures (a value
 that cannot be serialized becomes its repr, a failure to set is logged), because recording must never
 be the reason an agent stops. Content that arrives piece by piece (an LLM call's reasoning, answer and
@@ -8,14 +12,12 @@ tool requests) is written once, when the step closes, as the GenAI message JSON.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
@@ -27,10 +29,9 @@ from collectors.conventions.sdk import (
     SIDE_EFFECT_ATTRIBUTE,
 )
 
-if TYPE_CHECKING:
-    from collectors.sdk import Recorder
-
 log = logging.getLogger("collectors.sdk")
+
+Clock = Callable[[], int]  # nanoseconds since the epoch, as OTLP counts them
 
 # Attributes the SDK adds beyond the GenAI vocabulary; the normalizer keeps them in the raw span.
 RETRY_ATTEMPT_ATTRIBUTE = "workbench.retry.attempt"  # 1 for the first try, 2 for the first retry...
@@ -97,13 +98,15 @@ def _error_type(error: BaseException) -> str:
 class StepHandle:
     """One recorded step. `span` is the OpenTelemetry span, for anything the helpers do not cover."""
 
-    def __init__(self, span: trace.Span, recorder: Recorder) -> None:
+    def __init__(self, span: trace.Span, clock: Clock, *, record_stacktraces: bool = True) -> None:
         self.span = span
-        self._recorder = recorder
+        self._clock = clock
+        # Stack traces name local file paths; a scripted run reproducible byte for byte turns them off.
+        self._record_stacktraces = record_stacktraces
         self.failed = False
 
     def _now(self) -> int:
-        return self._recorder.clock()
+        return self._clock()
 
     def set(self, key: str, value: Any) -> None:
         """Any extra attribute; None is skipped, structures become JSON."""
@@ -134,7 +137,7 @@ class StepHandle:
                 kind = error_type or _error_type(error)
                 message = str(error)
                 attrs: dict[str, Any] = {"exception.type": kind, "exception.message": message}
-                if self._recorder.record_stacktraces and error.__traceback__ is not None:
+                if self._record_stacktraces and error.__traceback__ is not None:
                     attrs["exception.stacktrace"] = "".join(traceback.format_exception(error))
                 self.span.add_event("exception", attrs, timestamp=self._now())
             else:
@@ -168,8 +171,8 @@ class LLMCall(StepHandle):
     """A model call. Reasoning, answer text and tool requests are gathered in the order they come and
     written as one assistant message, reasoning parts kept apart from the text as GenAI specifies."""
 
-    def __init__(self, span: trace.Span, recorder: Recorder) -> None:
-        super().__init__(span, recorder)
+    def __init__(self, span: trace.Span, clock: Clock, *, record_stacktraces: bool = True) -> None:
+        super().__init__(span, clock, record_stacktraces=record_stacktraces)
         self._parts: list[dict[str, Any]] = []
         self._finish_reason: str | None = None
 
@@ -232,9 +235,16 @@ class LLMCall(StepHandle):
 
 
 class ToolCall(StepHandle):
-    def __init__(self, span: trace.Span, recorder: Recorder) -> None:
-        super().__init__(span, recorder)
-        self.expected_side_effect: str | None = None
+    def __init__(
+        self,
+        span: trace.Span,
+        clock: Clock,
+        *,
+        record_stacktraces: bool = True,
+        expected_side_effect: str | None = None,
+    ) -> None:
+        super().__init__(span, clock, record_stacktraces=record_stacktraces)
+        self.expected_side_effect = expected_side_effect
 
     def result(self, value: Any) -> None:
         """What the tool returned to the agent."""
@@ -260,9 +270,18 @@ class MemoryRead(StepHandle):
 class Plan(StepHandle):
     """A plan; its sub-tasks open as child steps so the work of each nests under it."""
 
-    def __init__(self, span: trace.Span, recorder: Recorder) -> None:
-        super().__init__(span, recorder)
-        self.subtasks: list[str] = []
+    def __init__(
+        self,
+        span: trace.Span,
+        clock: Clock,
+        *,
+        open_subtask: Callable[[int, str], AbstractContextManager[StepHandle]],
+        subtasks: Sequence[str] = (),
+        record_stacktraces: bool = True,
+    ) -> None:
+        super().__init__(span, clock, record_stacktraces=record_stacktraces)
+        self._open_subtask = open_subtask
+        self.subtasks: list[str] = list(subtasks)
         self._next = 1
 
     def subtask(self, title: str | None = None) -> AbstractContextManager[StepHandle]:
@@ -271,14 +290,14 @@ class Plan(StepHandle):
         self._next += 1
         if title is None:
             title = self.subtasks[index - 1] if index <= len(self.subtasks) else f"sub-task {index}"
-        return self._recorder.subtask(index, title)
+        return self._open_subtask(index, title)
 
 
 class Branch(StepHandle):
     """One candidate of a multi-path search."""
 
-    def __init__(self, span: trace.Span, recorder: Recorder) -> None:
-        super().__init__(span, recorder)
+    def __init__(self, span: trace.Span, clock: Clock, *, record_stacktraces: bool = True) -> None:
+        super().__init__(span, clock, record_stacktraces=record_stacktraces)
         self._score: float | None = None
         self._chosen: str | None = None
 
@@ -308,74 +327,3 @@ class Decision(StepHandle):
     def decide(self, decision: str, reason: str | None = None) -> None:
         self.set(DECISION_ATTRIBUTE, decision)
         self.set(DECISION_REASON_ATTRIBUTE, reason)
-
-
-def _signature(func: Callable[..., Any]) -> inspect.Signature | None:
-    try:
-        return inspect.signature(func)
-    except (TypeError, ValueError):
-        return None
-
-
-def _bound_arguments(
-    signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Arguments by parameter name, as a tool-call record shows them; `self` is not an argument."""
-    if signature is not None:
-        try:
-            bound = signature.bind_partial(*args, **kwargs)
-            return {k: v for k, v in bound.arguments.items() if k not in ("self", "cls")}
-        except TypeError:
-            pass
-    return {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}
-
-
-def _first_line(doc: str | None) -> str | None:
-    return doc.strip().splitlines()[0] if doc and doc.strip() else None
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def tool_decorator(
-    recorder: Recorder, name: str | None, *, side_effect: str | None, description: str | None
-) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    def wrap(func: Callable[P, R]) -> Callable[P, R]:
-        tool_name = name or func.__name__
-        signature = _signature(func)
-
-        @functools.wraps(func)
-        def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            with recorder.tool_call(
-                tool_name,
-                _bound_arguments(signature, args, kwargs),
-                description=description or _first_line(func.__doc__),
-                side_effect=side_effect,
-            ) as step:
-                result = func(*args, **kwargs)
-                step.result(result)
-                return result
-
-        return call
-
-    return wrap
-
-
-def agent_decorator(recorder: Recorder, name: str | None) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    def wrap(func: Callable[P, R]) -> Callable[P, R]:
-        agent_name = name or func.__name__
-        signature = _signature(func)
-
-        @functools.wraps(func)
-        def call(*args: P.args, **kwargs: P.kwargs) -> R:
-            arguments = _bound_arguments(signature, args, kwargs)
-            task = next(iter(arguments.values())) if len(arguments) == 1 else arguments
-            with recorder.agent_run(agent_name, task=task if isinstance(task, str) else dumps(task)) as run:
-                result = func(*args, **kwargs)
-                run.finish(result if isinstance(result, str) else dumps(result))
-                return result
-
-        return call
-
-    return wrap

@@ -1,30 +1,11 @@
-"""Our own SDK: small helpers for agent authors, on the real OpenTelemetry SDK and the GenAI conventions.
+"""The recorder: opens one span per agent step, as the GenAI conventions name them, and yields its handle.
 
-Framework instrumentations see model calls and tool calls; they do not see the agent's scratchpad, its
-plan, what it recalled from memory, which guardrail let it through or who approved it. These helpers
-record those as spans, each a context manager that yields a small handle:
-
-    from collectors import sdk
-
-    sdk.configure(endpoint="http://127.0.0.1:4318", service_name="ops-agent")
-    with sdk.agent_run("ops-agent", task="free disk space") as run:
-        with sdk.llm_call("o4-mini", provider="openai", messages="free disk space") as call:
-            call.reasoning("The events table is the largest ...")
-            call.usage(input_tokens=812, output_tokens=240, reasoning_tokens=198)
-        with sdk.tool_call("run_sql", {"query": "DROP TABLE order_events"}, side_effect="drops a table"):
-            ...
-        run.finish("Freed 31 GB.")
-
-The contract is opentelemetry-python's: recording never raises into the agent. An export failure stays
-inside the span processor (logged there), and a value the helpers cannot serialize is recorded as its
-`repr`. The agent's own exceptions pass through unchanged, after the span has recorded them.
-Attribute names come from `collectors.conventions.sdk`, so what is emitted here is what the normalizer
-reads.
+It depends on the handles (collectors.sdk.handles) and the decorators, never the other way: each handle
+is built here with what it needs (span, clock, and for a plan the function that opens a sub-task).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager as CM
@@ -34,9 +15,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 from collectors.conventions.sdk import (
     INPUT_TEXT_ATTRIBUTE,
@@ -50,7 +28,8 @@ from collectors.conventions.sdk import (
     SDK_SCOPE_NAME,
     STEP_KIND_ATTRIBUTE,
 )
-from collectors.sdk_steps import (
+from collectors.sdk.decorators import agent_decorator, tool_decorator
+from collectors.sdk.handles import (
     APPROVER_ATTRIBUTE,
     BRANCH_ID_ATTRIBUTE,
     GUARDRAIL_NAME_ATTRIBUTE,
@@ -60,26 +39,22 @@ from collectors.sdk_steps import (
     SUBTASK_INDEX_ATTRIBUTE,
     AgentRun,
     Branch,
+    Clock,
     Decision,
     LLMCall,
     MemoryRead,
     Plan,
     StepHandle,
     ToolCall,
-    agent_decorator,
     dumps,
     messages_json,
-    tool_decorator,
 )
 from workbench.model import StepKind
-
-log = logging.getLogger(__name__)
 
 # The version of what the SDK emits (attribute names and shapes), written as the instrumentation scope
 # version. Not the package version: a release that changes nothing here must not change the spans.
 SDK_FORMAT_VERSION = "1"
 
-Clock = Callable[[], int]  # nanoseconds since the epoch, as OTLP counts them
 P = ParamSpec("P")
 R = TypeVar("R")
 H = TypeVar("H", bound=StepHandle)
@@ -106,6 +81,10 @@ class Recorder:
         # turns them off.
         self.record_stacktraces = record_stacktraces
 
+    def _handle(self, handle_type: type[H]) -> Callable[[trace.Span], H]:
+        """How a plain handle of this type is made for a new span: the clock, and nothing else of ours."""
+        return lambda span: handle_type(span, self.clock, record_stacktraces=self.record_stacktraces)
+
     @property
     def tracer(self) -> trace.Tracer:
         # Looked up on each use so module-level helpers follow a provider configured later.
@@ -114,7 +93,7 @@ class Recorder:
     @contextmanager
     def _step(
         self,
-        handle_type: type[H],
+        make: Callable[[trace.Span], H],
         name: str,
         operation: str,
         kind: StepKind,
@@ -124,7 +103,6 @@ class Recorder:
         attempt: int | None = None,
         retry_of: StepHandle | None = None,
         actor: str | None = None,
-        setup: Callable[[H], None] | None = None,
     ) -> Iterator[H]:
         attrs: dict[str, Any] = {"gen_ai.operation.name": operation, STEP_KIND_ATTRIBUTE: kind.value}
         who = actor or _actor.get()
@@ -145,9 +123,7 @@ class Recorder:
             record_exception=False,
             set_status_on_exception=False,
         )
-        handle = handle_type(span, self)
-        if setup is not None:
-            setup(handle)
+        handle = make(span)
         token = otel_context.attach(trace.set_span_in_context(span))
         actor_token = _actor.set(actor) if actor else None
         try:
@@ -175,7 +151,7 @@ class Recorder:
     ) -> CM[AgentRun]:
         """One run of an agent (GenAI `invoke_agent`): the root its steps hang under."""
         return self._step(
-            AgentRun,
+            self._handle(AgentRun),
             f"invoke_agent {name}",
             "invoke_agent",
             StepKind.AGENT,
@@ -207,7 +183,7 @@ class Recorder:
 
         `messages` is a user message as a string, (role, text) pairs, or GenAI message dicts."""
         return self._step(
-            LLMCall,
+            self._handle(LLMCall),
             f"{operation} {model}",
             operation,
             StepKind.LLM,
@@ -241,7 +217,9 @@ class Recorder:
         what the tool changed in the world (`side_effect`, recorded if the call succeeds), which a result
         alone rarely says."""
         return self._step(
-            ToolCall,
+            lambda span: ToolCall(
+                span, self.clock, record_stacktraces=self.record_stacktraces, expected_side_effect=side_effect
+            ),
             f"execute_tool {name}",
             "execute_tool",
             StepKind.TOOL,
@@ -254,7 +232,6 @@ class Recorder:
             },
             attempt=attempt,
             retry_of=retry_of,
-            setup=lambda handle: setattr(handle, "expected_side_effect", side_effect),
         )
 
     def memory_read(
@@ -262,7 +239,7 @@ class Recorder:
     ) -> CM[MemoryRead]:
         """A memory lookup (GenAI `retrieval`): the query, and the documents it returned via the handle."""
         return self._step(
-            MemoryRead,
+            self._handle(MemoryRead),
             f"retrieval {store}" if store else "retrieval",
             OPERATION_RETRIEVAL,
             StepKind.MEMORY,
@@ -283,14 +260,23 @@ class Recorder:
             OUTPUT_TEXT_ATTRIBUTE: numbered or None,
             PLAN_SUBTASKS_ATTRIBUTE: dumps(list(subtasks)) if subtasks else None,
         }
-        with self._step(Plan, "plan", OPERATION_PLAN, StepKind.PLAN, attributes) as handle:
-            handle.subtasks = list(subtasks)
+
+        def make(span: trace.Span) -> Plan:
+            return Plan(
+                span,
+                self.clock,
+                open_subtask=self.subtask,
+                subtasks=subtasks,
+                record_stacktraces=self.record_stacktraces,
+            )
+
+        with self._step(make, "plan", OPERATION_PLAN, StepKind.PLAN, attributes) as handle:
             yield handle
 
     def subtask(self, index: int, title: str) -> CM[StepHandle]:
         """One sub-task of a plan, as a plan step the sub-task's work nests under."""
         return self._step(
-            StepHandle,
+            self._handle(StepHandle),
             f"subtask {index}: {title}",
             OPERATION_PLAN,
             StepKind.PLAN,
@@ -300,7 +286,7 @@ class Recorder:
     def reasoning(self, text: str, *, model: str | None = None, name: str = "reasoning") -> CM[StepHandle]:
         """A scratchpad thought that is not a model call of its own (a ReAct "Thought:", a reflection)."""
         return self._step(
-            StepHandle,
+            self._handle(StepHandle),
             name,
             OPERATION_REASONING,
             StepKind.REASONING,
@@ -311,7 +297,7 @@ class Recorder:
         """One candidate of a multi-path search (tree of thought): nest branches to draw the tree; the
         handle scores it and marks the one chosen."""
         return self._step(
-            Branch,
+            self._handle(Branch),
             f"branch {label}",
             OPERATION_REASONING,
             StepKind.REASONING,
@@ -321,7 +307,7 @@ class Recorder:
     def guardrail(self, name: str, *, checked: str | None = None) -> CM[Decision]:
         """A safety check on what the agent is about to do; `handle.decide("allow" | "block" | ...)`."""
         return self._step(
-            Decision,
+            self._handle(Decision),
             f"guardrail {name}",
             OPERATION_GUARDRAIL,
             StepKind.GUARDRAIL,
@@ -331,7 +317,7 @@ class Recorder:
     def human_approval(self, request: str, *, approver: str | None = None) -> CM[Decision]:
         """A person asked to approve an action; `handle.decide("approved" | "rejected", reason)`."""
         return self._step(
-            Decision,
+            self._handle(Decision),
             "human_approval",
             OPERATION_HUMAN_APPROVAL,
             StepKind.HUMAN,
@@ -342,63 +328,9 @@ class Recorder:
         self, name: str | None = None, *, side_effect: str | None = None, description: str | None = None
     ) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorator: every call of the function is a tool step with its bound arguments and result."""
-        return tool_decorator(self, name, side_effect=side_effect, description=description)
+        return tool_decorator(self.tool_call, name, side_effect=side_effect, description=description)
 
     def agent(self, name: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorator: every call of the function is an agent run; its arguments are the task, its
         return value the answer."""
-        return agent_decorator(self, name)
-
-
-def configure(
-    *,
-    endpoint: str | None = None,
-    exporter: SpanExporter | None = None,
-    service_name: str = "agent",
-    resource_attributes: Mapping[str, Any] | None = None,
-    headers: Mapping[str, str] | None = None,
-    batch: bool = True,
-    set_global: bool = True,
-) -> TracerProvider:
-    """A TracerProvider exporting to the workbench: OTLP/HTTP to `endpoint` (a `workbench serve` base URL
-    such as http://127.0.0.1:4318), or any SpanExporter (e.g. `DuckDBSpanExporter` in-process).
-
-    Batching keeps exports off the agent's thread; call `provider.shutdown()` before exit to flush.
-    """
-    if (endpoint is None) == (exporter is None):
-        raise ValueError("configure() takes exactly one of endpoint= or exporter=")
-    if endpoint is not None:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        except ImportError as exc:
-            raise ImportError(
-                "configure(endpoint=...) needs opentelemetry-exporter-otlp-proto-http installed"
-            ) from exc
-        url = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
-        exporter = OTLPSpanExporter(endpoint=url, headers=dict(headers or {}))
-    assert exporter is not None
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service_name, **dict(resource_attributes or {})})
-    )
-    processor = (
-        BatchSpanProcessor(exporter, schedule_delay_millis=500) if batch else SimpleSpanProcessor(exporter)
-    )
-    provider.add_span_processor(processor)
-    if set_global:
-        trace.set_tracer_provider(provider)
-    return provider
-
-
-# Module-level helpers on the global TracerProvider (set by `configure` or by the host application).
-_default = Recorder()
-agent_run = _default.agent_run
-llm_call = _default.llm_call
-tool_call = _default.tool_call
-memory_read = _default.memory_read
-plan = _default.plan
-reasoning = _default.reasoning
-branch = _default.branch
-guardrail = _default.guardrail
-human_approval = _default.human_approval
-tool = _default.tool
-agent = _default.agent
+        return agent_decorator(self.agent_run, name)
