@@ -4,6 +4,7 @@ probe-run queries and the worker on a real DuckDB file."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -22,7 +23,14 @@ from probes.text import StepInput, build_step_text, step_input
 from tests.probes_tiny import tiny_model
 from workbench.errors import BadInput, WorkbenchError
 from workbench.ingest import ingest_files
-from workbench.model import ProbeResult
+from workbench.model import (
+    ProbeAnalysis,
+    ProbeResult,
+    ProbeRun,
+    ProbeRunStatus,
+    check_probe_request,
+    parse_analyses,
+)
 from workbench.settings import Settings
 from workbench.store import probes as probe_store
 from workbench.store import queries
@@ -329,3 +337,19 @@ def test_probe_command_names_bad_input_in_one_line(tmp_path: Path) -> None:
         result = runner.invoke(cli, [*base, *args])
         assert result.exit_code != 0, args
         assert message in result.output and "Traceback" not in result.output, (args, result.output)
+
+
+def test_probe_run_round_trips_the_api_json_with_its_enums(tmp_path: Path) -> None:
+    _, store, trace, steps = _sample_store(tmp_path)
+    with store:
+        run_id = probe_store.insert_run(store, trace, steps[2].seq, ["attention", "logit_lens"])
+        run = probe_store.get_run(store, run_id)
+    assert run is not None and run.status is ProbeRunStatus.QUEUED and run.active
+    assert run.analyses == [ProbeAnalysis.ATTENTION, ProbeAnalysis.LOGIT_LENS]
+    as_json = run.to_json()
+    assert json.loads(json.dumps(as_json))["analyses"] == ["attention", "logit_lens"]  # stored strings
+    assert ProbeRun.from_json({**as_json, "results": []}) == run
+    with pytest.raises(BadInput, match="non-empty list"):
+        parse_analyses("logit_lens")  # a string is not a list of analyses
+    with pytest.raises(BadInput, match="patching needs a counterfactual"):
+        check_probe_request(["patching"], {"counterfactual_reasoning": "  "})
