@@ -25,17 +25,44 @@ Design, in the order an auditor checks it (`workbench verify BUNDLE --pubkey KEY
    never certifies rows altered after ingest.
 
 Floor 2: imports floor 1 (`workbench.store`, `workbench.model`), `workbench.sensitive`, third party.
+
+Importing this package imports none of its modules (PEP 562): a verify worker process needs the line
+check, not the bundle writer, redaction or the report, and the CLI starts fast. The names below load
+their module on first use; inside the package, modules import their siblings by module path, never
+through this file. Callers that want precise types import from the module itself
+(`workbench.export.bundle`, `workbench.export.verify`).
 """
 
-from workbench.export.bundle import ExportOptions, ExportResult, LedgerBroken, export_bundle
-from workbench.export.verify import Problem, VerifyResult, verify_bundle
+from __future__ import annotations
 
-__all__ = [
-    "ExportOptions",
-    "ExportResult",
-    "LedgerBroken",
-    "Problem",
-    "VerifyResult",
-    "export_bundle",
-    "verify_bundle",
-]
+import importlib
+from typing import Any
+
+# name -> the module that defines it
+_LAZY = {
+    "ExportOptions": "workbench.export.bundle_options",
+    "ExportResult": "workbench.export.bundle_options",
+    "LedgerBroken": "workbench.export.bundle_options",
+    "export_bundle": "workbench.export.bundle",
+    "Problem": "workbench.export.verify_base",
+    "VerifyResult": "workbench.export.verify_base",
+    "verify_bundle": "workbench.export.verify",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    """Load the module that defines `name` on first use. Submodules (`workbench.export.signing`) are
+    not listed: for an unknown name this raises AttributeError and `from workbench.export import
+    signing` then imports the submodule the ordinary way."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -34,8 +34,9 @@ from typing import Any
 
 import orjson
 
+import workbench.export.otlp_json as otlp_json
+import workbench.export.signing as signing
 from workbench.errors import WorkbenchError
-from workbench.export import otlp_json, signing
 from workbench.export.bundle_files import (
     _dumps,
     _HashingWriter,
@@ -53,12 +54,16 @@ from workbench.export.bundle_options import (
     ExportResult,
     LedgerBroken,
 )
-from workbench.export.bundle_select import _iso, _loads_json_columns, _rows, _where_sql
 from workbench.export.fieldmap import FIELD_MAP
 from workbench.export.redact import Redactor
+from workbench.store import export_queries as q
 from workbench.store import ledger
 from workbench.store.connection import Store
 from workbench.store.verify import verify_ledger
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
 
 
 def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> ExportResult:
@@ -66,7 +71,6 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     own ledger check: a bundle must never certify records that were altered after ingest."""
     from tqdm import tqdm
 
-    cur = store.cursor()
     check = verify_ledger(store, options.row_check)
     if not check.ok:
         lines = "; ".join(p for _, p in check.problems[:5])
@@ -75,34 +79,29 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
             f"{check.first_bad_seq}): {lines}. Run `workbench ledger verify`; nothing was exported"
         )
     trace_ids = list(options.trace_ids)
-    where, params = _where_sql(options, trace_ids)
-    selected = cur.execute(f"SELECT seq FROM spans{where} ORDER BY seq", params).fetchall()
-    seqs = [int(r[0]) for r in selected]
+    selection = q.SpanSelection(tuple(trace_ids), options.since_ns, options.until_ns)
+    seqs = q.selected_seqs(store, selection)
     if not seqs:
         raise WorkbenchError("nothing to export: no span matches the selection")
     lo, hi = seqs[0], seqs[-1]
     contiguous = hi - lo + 1 == len(seqs)
 
     # The whole ledger: fresh checkpoint (size N) and the covered tree (size hi).
-    led = cur.execute("SELECT seq, digest, chain FROM ledger ORDER BY seq").fetchall()
-    digests = [bytes(r[1]) for r in led]
-    chains = [bytes(r[2]) for r in led]
+    digests, chains = q.ledger_links(store)
     n = len(digests)
     levels_n = ledger.merkle_levels(digests)
     levels_hi = levels_n if hi == n else ledger.merkle_levels(digests[:hi])
     root_n = ledger.levels_root(levels_n)
     root_hi = ledger.levels_root(levels_hi)
-    stored = cur.execute(
-        "SELECT tree_size, merkle_root FROM ledger_checkpoints ORDER BY tree_size"
-    ).fetchall()
+    stored = q.stored_checkpoints(store)
     stored_consistency = [
         {
-            "tree_size": int(size),
-            "merkle_root": bytes(root).hex(),
-            "proof": [p.hex() for p in ledger.consistency_proof(int(size), levels_n)],
+            "tree_size": size,
+            "merkle_root": root.hex(),
+            "proof": [p.hex() for p in ledger.consistency_proof(size, levels_n)],
         }
         for size, root in stored[-50:]
-        if 0 < int(size) <= n
+        if 0 < size <= n
     ]
 
     bundle_id = secrets.token_hex(16)
@@ -124,19 +123,11 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
         t_min, t_max = None, None
         traces: set[str] = set()
         with tqdm(total=len(seqs), unit="span", desc="export", disable=not options.progress or None) as bar:
-            for start in range(0, len(seqs), CHUNK):
-                part = seqs[start : start + CHUNK]
-                rows = cur.execute(
-                    "SELECT seq, trace_id, span_id, start_time_ns, end_time_ns, canonical FROM spans"
-                    " WHERE seq BETWEEN ? AND ? ORDER BY seq",
-                    [part[0], part[-1]],
-                ).fetchall()
-                wanted = set(part)
-                for seq, trace_id, span_id, t0, t1, canonical in rows:
-                    if seq not in wanted:
-                        continue
+            done = 0
+            for spans in q.iter_spans(store, seqs, CHUNK):
+                for seq, trace_id, span_id, t0, t1, canonical in spans:
                     line_no = spans_w.lines + 1
-                    doc = otlp_json.json_from_canonical(bytes(canonical))
+                    doc = otlp_json.json_from_canonical(canonical)
                     before = len(redactor.records)
                     if redactor.enabled:
                         doc = redactor.walk(
@@ -169,37 +160,24 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                     traces.add(trace_id)
                     t_min = t0 if t_min is None else min(t_min, t0)
                     t_max = t1 if t_max is None else max(t_max, t1)
-                bar.update(len(part))
+                # a chunk's count of seqs, not of rows read: every selected seq is a stored span
+                step = min(CHUNK, len(seqs) - done)
+                done += step
+                bar.update(step)
                 if options.on_progress is not None:
-                    options.on_progress(start + len(part), len(seqs))
+                    options.on_progress(done, len(seqs))
         files["spans.jsonl"] = spans_w.close()
         files["proofs.jsonl"] = proofs_w.close()
 
-        sub = f"SELECT seq FROM spans{where}"
         steps, step_totals, steps_written = _write_steps(
-            store, staging / "steps.parquet", f"SELECT seq FROM spans{where}", params, redactor
+            store, staging / "steps.parquet", selection, redactor
         )
         files["steps.parquet"] = file_entry(staging / "steps.parquet")
 
-        findings = _rows(cur, f"SELECT * FROM findings WHERE step_seq IN ({sub}) ORDER BY id", params)
-        _loads_json_columns(findings, ("taint_chain", "details"))
-        annotations = _rows(
-            cur,
-            f"SELECT * FROM annotations WHERE step_seq IN ({sub})"
-            f" OR (step_seq IS NULL AND trace_id IN (SELECT DISTINCT trace_id FROM spans{where})) ORDER BY "
-            f"id",
-            params + params,
-        )
-        probe_runs = _rows(cur, f"SELECT * FROM probe_runs WHERE step_seq IN ({sub}) ORDER BY id", params)
-        _loads_json_columns(probe_runs, ("analyses", "params", "provenance"))
-        probe_results = _rows(
-            cur,
-            f"SELECT r.* FROM probe_results r JOIN probe_runs p ON p.id = r.run_id WHERE p.step_seq IN "
-            f"({sub})"
-            " ORDER BY r.run_id, r.analysis",
-            params,
-        )
-        _loads_json_columns(probe_results, ("summary", "data"))
+        findings = q.selected_findings(store, selection)
+        annotations = q.selected_annotations(store, selection)
+        probe_runs = q.selected_probe_runs(store, selection)
+        probe_results = q.selected_probe_results(store, selection)
         tables = {
             "findings.jsonl": findings,
             "annotations.jsonl": annotations,
@@ -245,12 +223,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
             "redactions": len(redactor.records),
             "redacted_spans": len({r["seq"] for r in redactor.records if r["file"] == "spans.jsonl"}),
         }
-        services = cur.execute(
-            f"SELECT DISTINCT service_name, json_extract_string(resource, "
-            f"'$.\"deployment.environment.name\"')"
-            f" FROM spans{where} ORDER BY 1 LIMIT 100",
-            params,
-        ).fetchall()
+        services = q.selected_deployments(store, selection)
         manifest: dict[str, Any] = {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,

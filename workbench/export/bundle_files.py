@@ -6,7 +6,6 @@ import hashlib
 import os
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -16,8 +15,8 @@ import orjson
 
 from workbench.export.bundle_options import CHUNK
 from workbench.export.redact import Redactor
-from workbench.store.batch import STEP_COLUMNS
 from workbench.store.connection import Store
+from workbench.store.export_queries import SpanSelection, iter_steps
 
 _STEP_TEXT = (
     "name",
@@ -87,7 +86,7 @@ def _dumps(value: Any) -> bytes:
 
 
 def _write_steps(
-    store: Store, path: Path, selection_sql: str, params: Sequence[Any], redactor: Redactor
+    store: Store, path: Path, selection: SpanSelection, redactor: Redactor
 ) -> tuple[list[dict[str, Any]], dict[str, int], int]:
     """Stream the selected steps, redacted, into Parquet a chunk at a time (memory stays bounded on a
     100,000-step trace); keep only what the report plots. Returns (kept steps, steps per trace, total)."""
@@ -98,19 +97,12 @@ def _write_steps(
     from workbench.store.batch import STEP_SCHEMA
 
     schema = pa.schema([pa.field("seq", pa.int64()), *STEP_SCHEMA])
-    cur = store.cursor()
-    result = cur.execute(
-        f"SELECT seq, {', '.join(STEP_COLUMNS)} FROM steps WHERE seq IN ({selection_sql}) ORDER BY seq",
-        list(params),
-    )
-    names = [d[0] for d in result.description]
     kept: list[dict[str, Any]] = []
     totals: dict[str, int] = Counter()
     plotted: set[str] = set()
     row_no = 0
     with pq.ParquetWriter(path, schema) as writer:
-        while batch := result.fetchmany(CHUNK):
-            rows = [dict(zip(names, r, strict=True)) for r in batch]
+        for rows in iter_steps(store, selection, CHUNK):
             for row in rows:
                 if redactor.enabled:
                     where = {

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
+import workbench.export.signing as signing
 from workbench.errors import WorkbenchError
-from workbench.export import signing
 from workbench.export.verify_base import (
     _STREAMED,
     MAX_PROBLEMS,

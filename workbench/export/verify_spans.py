@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
+import workbench.export.otlp_json as otlp_json
 from workbench.errors import WorkbenchError
-from workbench.export import otlp_json
 from workbench.export.redact import apply_originals, salted_hash
 from workbench.export.verify_base import VerifyResult, _Bundle, _get, _set
 from workbench.export.verify_redactions import _check_masks

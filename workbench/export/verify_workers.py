@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from workbench.export import otlp_json
+import workbench.export.otlp_json as otlp_json
 from workbench.export.verify_base import VerifyResult
 from workbench.store import ledger
 

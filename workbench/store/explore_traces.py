@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,35 @@ from workbench.model import TraceSummary
 from workbench.store.connection import Store
 
 # ---------------------------------------------------------------------------------------------- traces
+
+
+def selection_clauses(
+    trace_ids: Sequence[str] = (),
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    *,
+    time_expr: str = "start_time_ns",
+) -> tuple[list[str], list[Any]]:
+    """The trace and time conditions every selection of traces shares, and their parameters in order.
+
+    One builder for the trace search and for exports, so "these traces, from T0 up to T1" means the same
+    wherever a person chooses it: the window is half-open [start, end), which lets consecutive windows
+    tile without a span in two of them. `time_expr` is the time a row is judged by: each span's start in
+    an export's WHERE, `min(start_time_ns)` (the trace's start) in the search's HAVING. Empty arguments
+    add no condition. Trace ids only ever travel as parameters, never as SQL text.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if trace_ids:
+        clauses.append(f"trace_id IN ({', '.join('?' for _ in trace_ids)})")
+        params += list(trace_ids)
+    if start_ns is not None:
+        clauses.append(f"{time_expr} >= ?")
+        params.append(start_ns)
+    if end_ns is not None:
+        clauses.append(f"{time_expr} < ?")
+        params.append(end_ns)
+    return clauses, params
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +94,11 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
         params_where.append(list(flt.agents))
     if flt.has_findings is not None:
         where.append(("" if flt.has_findings else "NOT ") + "s.trace_id IN (SELECT trace_id FROM findings)")
-    if flt.start_ns is not None:
-        having.append("min(start_time_ns) >= ?")
-        params_having.append(flt.start_ns)
-    if flt.end_ns is not None:
-        having.append("min(start_time_ns) < ?")
-        params_having.append(flt.end_ns)
+    window, window_params = selection_clauses(
+        start_ns=flt.start_ns, end_ns=flt.end_ns, time_expr="min(start_time_ns)"
+    )
+    having += window
+    params_having += window_params
     if flt.has_errors is not None:
         having.append("count(*) FILTER (WHERE is_error) " + ("> 0" if flt.has_errors else "= 0"))
     if flt.min_cost is not None:
