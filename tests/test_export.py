@@ -24,6 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from collectors.exporter import DuckDBSpanExporter
 from collectors.integrity import stored_columns_check
+from collectors.normalize import NORMALIZER_VERSION
 from workbench.cli import cli
 from workbench.export import ExportOptions, LedgerBroken, export_bundle, otlp_json, signing, verify_bundle
 from workbench.export.redact import parse_kinds
@@ -117,7 +118,11 @@ def _seed_secrets(settings: Settings) -> str:
 def _export(settings: Settings, out: Path, **kw: object) -> object:
     with Store(settings.db_path, read_only=True) as store:
         return export_bundle(
-            store, settings.data_dir, ExportOptions(out=out, row_check=stored_columns_check(), **kw)
+            store,
+            settings.data_dir,
+            ExportOptions(
+                out=out, row_check=stored_columns_check(), normalizer_version=NORMALIZER_VERSION, **kw
+            ),
         )
 
 
