@@ -251,9 +251,11 @@ def test_zip_bundle_of_one_trace_verifies_and_cli_exit_codes(samples_db: Setting
     res = runner.invoke(cli, ["export", "--trace", "0413e656", "--no-redact", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "15 spans in 1 trace" in res.output
-    res = runner.invoke(cli, ["verify", str(out), "--json"])
+    pinned = str(signing.public_key_path(samples_db.data_dir))
+    res = runner.invoke(cli, ["verify", str(out), "--json", "--pubkey", pinned])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["checked"]["spans"] == 15
+    assert runner.invoke(cli, ["verify", str(out)]).exit_code == 3  # unpinned: see test_export_trust.py
     res = runner.invoke(cli, ["export", "--redact", "bogus", "--out", str(tmp_path / "x")])
     assert res.exit_code == 1 and "unknown redaction kind" in res.output
 
