@@ -25,6 +25,10 @@ from workbench.model import SpanRecord, Step, StepKind
 
 Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
 
+# Raise whenever a change to this module or collectors/conventions/ maps some span to a different step:
+# bundles record it, and `workbench verify` re-derives steps only with the version that exported them.
+NORMALIZER_VERSION = "1"
+
 
 def _map_genai(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
     draft.convention = genai.convention_of(span, attrs)
@@ -52,6 +56,14 @@ def normalize(span: SpanRecord) -> Step:
         return _normalize(span)
     except Exception:  # noqa: BLE001 (a mapping bug must not lose the span; the raw stays in the store)
         return _fallback(span)
+
+
+def step_from_canonical(canonical: bytes, max_attribute_length: int) -> Step:
+    """The step of one span's canonical bytes, exactly as ingest derives it (decode with the attribute
+    limit, then normalize): how `workbench verify` re-derives a bundle's steps."""
+    from collectors.decode import record_from_canonical
+
+    return normalize(record_from_canonical(canonical, max_attribute_length))
 
 
 def _normalize(span: SpanRecord) -> Step:

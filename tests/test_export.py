@@ -24,6 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from collectors.exporter import DuckDBSpanExporter
 from collectors.integrity import stored_columns_check
+from collectors.normalize import NORMALIZER_VERSION
 from workbench.cli import cli
 from workbench.export import ExportOptions, LedgerBroken, export_bundle, otlp_json, signing, verify_bundle
 from workbench.export.redact import parse_kinds
@@ -117,7 +118,11 @@ def _seed_secrets(settings: Settings) -> str:
 def _export(settings: Settings, out: Path, **kw: object) -> object:
     with Store(settings.db_path, read_only=True) as store:
         return export_bundle(
-            store, settings.data_dir, ExportOptions(out=out, row_check=stored_columns_check(), **kw)
+            store,
+            settings.data_dir,
+            ExportOptions(
+                out=out, row_check=stored_columns_check(), normalizer_version=NORMALIZER_VERSION, **kw
+            ),
         )
 
 
@@ -246,9 +251,11 @@ def test_zip_bundle_of_one_trace_verifies_and_cli_exit_codes(samples_db: Setting
     res = runner.invoke(cli, ["export", "--trace", "0413e656", "--no-redact", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "15 spans in 1 trace" in res.output
-    res = runner.invoke(cli, ["verify", str(out), "--json"])
+    pinned = str(signing.public_key_path(samples_db.data_dir))
+    res = runner.invoke(cli, ["verify", str(out), "--json", "--pubkey", pinned])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["checked"]["spans"] == 15
+    assert runner.invoke(cli, ["verify", str(out)]).exit_code == 3  # unpinned: see test_export_trust.py
     res = runner.invoke(cli, ["export", "--redact", "bogus", "--out", str(tmp_path / "x")])
     assert res.exit_code == 1 and "unknown redaction kind" in res.output
 

@@ -12,6 +12,11 @@ import click
 
 from workbench.errors import DatabaseBusy, WorkbenchError
 
+# `workbench verify` exit codes (README): problems found, and a bundle that holds together but whose
+# signer nobody pinned (a forger's re-signed bundle looks exactly like that).
+EXIT_PROBLEMS = 1
+EXIT_UNPINNED = 3
+
 
 def _time_ns(value: str | None, option: str) -> int | None:
     """ISO 8601 (UTC when no offset is given) or integer nanoseconds since the epoch."""
@@ -61,6 +66,7 @@ def export_cmd(
     """Write a signed audit bundle (spans, steps, findings, probe results, annotations, proofs, report)
     for some traces or a time range; everything when none is given."""
     from collectors.integrity import stored_columns_check
+    from collectors.normalize import NORMALIZER_VERSION
     from workbench.cli import _open_read_only, _settings
     from workbench.export import ExportOptions, export_bundle
     from workbench.export.redact import parse_kinds
@@ -96,6 +102,7 @@ def export_cmd(
                 until_ns=_time_ns(until, "--until"),
                 redact_kinds=kinds,
                 row_check=stored_columns_check(),
+                normalizer_version=NORMALIZER_VERSION,
                 progress=True,
             ),
         )
@@ -104,18 +111,29 @@ def export_cmd(
         f"wrote {result.path}: {c['spans']} spans in {c['traces']} trace(s), {c['findings']} findings, "
         f"{c['probe_runs']} probe runs, {c['annotations']} annotations; {c['redactions']} value(s) redacted"
     )
-    click.echo(f"signed with key {result.key_id}")
+    from workbench.export import signing
+
+    click.echo(f"signed with key {signing.FINGERPRINT_PREFIX}{result.key_id}")
+    click.echo(f"public key (give it to the auditor): {signing.public_key_path(settings.data_dir)}")
     if result.reveal_path:
         click.echo(f"reveal file (salt and originals; keep it private): {result.reveal_path}")
-    click.echo(f"check it with: workbench verify {result.path}")
+    click.echo(
+        f"check it with: workbench verify {result.path} --pubkey {signing.FINGERPRINT_PREFIX}{result.key_id}"
+    )
 
 
 @click.command("verify")
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option(
     "--pubkey",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The signer's public key you trust (PEM or hex); without it, the bundle's own key is used.",
+    envvar="WORKBENCH_VERIFY_PUBKEY",
+    show_envvar=True,
+    help="The signer you trust: a public key file (PEM or hex) or its sha256:... fingerprint.",
+)
+@click.option(
+    "--trust-bundle-key",
+    is_flag=True,
+    help=f"Accept the bundle's own key unpinned (else exit {EXIT_UNPINNED}: anyone can re-sign a bundle).",
 )
 @click.option(
     "--reveal",
@@ -130,23 +148,48 @@ def export_cmd(
     help="Worker processes re-encoding span lines; 0: one per CPU from 20,000 spans, else none.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def verify_cmd(bundle: Path, pubkey: Path | None, reveal: Path | None, jobs: int, as_json: bool) -> None:
+def verify_cmd(
+    bundle: Path,
+    pubkey: str | None,
+    trust_bundle_key: bool,
+    reveal: Path | None,
+    jobs: int,
+    as_json: bool,
+) -> None:
     """Check an audit bundle offline: signature, every file hash, every span digest, chain link, inclusion
-    and consistency proof, every redaction record. Exit 0 only when everything holds."""
-    from workbench.export import verify_bundle
+    and consistency proof, every redaction record, every step re-derived from its span, every finding's
+    evidence. Exit 0 only when everything holds and the signer is pinned; 1 on problems; 3 when the
+    bundle holds together but no key was pinned (--pubkey) and --trust-bundle-key was not given."""
+    from collectors.normalize import NORMALIZER_VERSION, step_from_canonical
+    from workbench.export import signing, verify_bundle
 
+    pin = None
+    if pubkey is not None:
+        pin = signing.parse_pin(
+            pubkey if signing.is_fingerprint(pubkey) else _read_key_file(pubkey), f"--pubkey {pubkey}"
+        )
     result = verify_bundle(
         bundle,
-        pubkey=pubkey.read_bytes() if pubkey else None,
+        pubkey=pin,
         reveal=reveal.read_bytes() if reveal else None,
         jobs=jobs,
+        derive=step_from_canonical,
+        normalizer_version=NORMALIZER_VERSION,
     )
+    unpinned = result.ok and not result.pinned and not trust_bundle_key
+    code = 0 if result.ok and not unpinned else EXIT_PROBLEMS if not result.ok else EXIT_UNPINNED
+    fingerprint = f"{signing.FINGERPRINT_PREFIX}{result.key_id}" if result.key_id else None
+    timing = ", ".join(f"{part} {sec:.2f} s" for part, sec in result.seconds.items())
     if as_json:
         out: dict[str, Any] = {
-            "ok": result.ok,
+            "ok": code == 0,
+            "reason": None if code == 0 else "unpinned" if unpinned else "problems",
             "bundle_id": result.bundle_id,
             "key_id": result.key_id,
-            "pinned": pubkey is not None,
+            "fingerprint": fingerprint,
+            "pinned": result.pinned,
+            "seconds": result.seconds,
+            "notes": result.notes,
             "checked": result.checked,
             "problems": [
                 {"file": p.file, "line": p.line, "span_id": p.span_id, "problem": p.what}
@@ -155,10 +198,20 @@ def verify_cmd(bundle: Path, pubkey: Path | None, reveal: Path | None, jobs: int
             "more_problems": result.dropped,
         }
         click.echo(json.dumps(out, indent=2))
+    elif unpinned:
+        click.echo(
+            f"bundle NOT TRUSTED: it holds together, but it is signed by key {fingerprint}, which you "
+            "did not pin; anyone can re-sign a bundle with their own key. Pass --pubkey with the exporter's "
+            "signing.pub.pem or its sha256: fingerprint (or --trust-bundle-key to accept it as is)",
+            err=True,
+        )
     elif result.ok:
         click.echo(
-            f"bundle OK: {result.checked.get('spans', 0)} spans, {result.checked.get('files', 0)} files, "
-            f"signed by key {result.key_id}" + ("" if pubkey else " (not pinned: pass --pubkey to pin it)")
+            f"bundle OK: {result.checked.get('spans', 0)} spans, {result.checked.get('steps', 0)} steps "
+            f"re-derived, {result.checked.get('evidence', 0)} findings' evidence, "
+            f"{result.checked.get('files', 0)} files, signed by key {fingerprint}"
+            + (" (pinned)" if result.pinned else " (NOT pinned: --trust-bundle-key)")
+            + (f"; {timing}" if timing else "")
         )
     else:
         click.echo(f"bundle FAILS verification: {len(result.problems) + result.dropped} problem(s)", err=True)
@@ -166,7 +219,18 @@ def verify_cmd(bundle: Path, pubkey: Path | None, reveal: Path | None, jobs: int
             click.echo(f"  {p}", err=True)
         if result.dropped:
             click.echo(f"  ... and {result.dropped} more", err=True)
-    sys.exit(0 if result.ok else 1)
+    if timing and not as_json and not (result.ok and not unpinned):
+        click.echo(f"  ({timing})", err=True)
+    sys.exit(code)
+
+
+def _read_key_file(value: str) -> bytes:
+    try:
+        return Path(value).read_bytes()
+    except OSError as exc:
+        raise WorkbenchError(
+            f"--pubkey {value!r}: neither a readable key file nor a sha256:<64 hex> fingerprint ({exc})"
+        ) from exc
 
 
 def register(cli: click.Group) -> None:

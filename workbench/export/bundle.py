@@ -252,6 +252,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                 "end": _iso(t_max or 0),
             },
             "counts": counts,
+            "normalizer": {"version": options.normalizer_version},
             "ledger": {
                 "hash": "sha256",
                 "tree": "RFC 6962 (leaf H(0x00||digest), node H(0x01||l||r)); digest = SHA-256(canonical "

@@ -28,6 +28,9 @@ class ExportOptions:
     until_ns: int | None = None
     redact_kinds: Sequence[str] = ()
     row_check: RowCheck | None = None  # the CLI passes collectors' column check (floor 3 may import it)
+    # collectors.normalize.NORMALIZER_VERSION, passed in by floor 3 like row_check: the manifest records
+    # it so that `workbench verify` re-derives steps with the same mapping.
+    normalizer_version: str | None = None
     progress: bool = False
     # Called with (spans written, spans selected) after each chunk: the UI's progress bar. It runs on the
     # exporting thread, so it must be quick.

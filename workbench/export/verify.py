@@ -5,8 +5,14 @@ file was added; for every line of spans.jsonl the canonical protobuf and its SHA
 digest in proofs.jsonl (unredacted spans), the chain link, the RFC 6962 audit path to the covered root;
 the chain across a contiguous range; the consistency of the covered tree with the signed checkpoint
 and of the ledger's stored checkpoints; every redaction's mask at its recorded place; with the owner's
-reveal file, every salted hash and the original digest of every redacted span. Each problem names the
+reveal file, every salted hash and the original digest of every redacted span; every step re-derived
+from its span and every finding's evidence against its step (verify_steps.py). Each problem names the
 file, the line (or row) and the span id.
+
+Trust: everything above proves the bundle agrees with itself and with whoever signed it. Who signed it
+is only known against a key from outside the bundle (`pubkey`: PEM, raw hex or a `sha256:` fingerprint);
+without one `VerifyResult.pinned` stays False and `trusted` is False, however well the bundle agrees
+with itself, because a forger re-signs with their own key and ships it in public_key.pem.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +38,52 @@ from workbench.export.verify_base import (
 )
 from workbench.export.verify_redactions import _load_redactions
 from workbench.export.verify_spans import _verify_spans
+from workbench.export.verify_steps import StepDeriver, verify_steps
 
 
 def verify_bundle(
-    path: Path, pubkey: bytes | None = None, reveal: bytes | None = None, jobs: int = 1
+    path: Path,
+    pubkey: bytes | str | signing.Pin | None = None,
+    reveal: bytes | None = None,
+    jobs: int = 1,
+    derive: StepDeriver | None = None,
+    normalizer_version: str | None = None,
 ) -> VerifyResult:
-    """Every check above; `pubkey` pins the signer (PEM or raw hex), `reveal` is the owner's reveal file.
+    """Every check above; `pubkey` pins the signer (PEM, raw hex or `sha256:` fingerprint), `reveal` is
+    the owner's reveal file. `derive` and `normalizer_version` are the collectors' normalizer (floor 3
+    passes them in); without them the steps are not re-derived and `checked` has no "steps".
 
-    `jobs` > 1 re-encodes and hashes unredacted span lines in that many worker processes (the checks
-    are independent per line); 0 picks the CPU count for bundles of 20,000 spans or more, else 1.
+    `jobs` > 1 re-encodes and hashes unredacted span lines, and re-derives steps, in that many worker
+    processes (the checks are independent per line); 0 picks the CPU count for bundles of 20,000 spans
+    or more, else 1. `seconds` gets the time of the cryptographic checks and of the step re-derivation.
     """
     result = VerifyResult()
     try:
-        _verify(_Bundle(path), result, pubkey, reveal, jobs)
+        pin = (
+            pubkey
+            if isinstance(pubkey, signing.Pin) or pubkey is None
+            else signing.parse_pin(pubkey, "--pubkey")
+        )
+        _verify(_Bundle(path), result, pin, reveal, jobs, derive, normalizer_version)
     except _Damaged as exc:
         result.add(exc.name, f"damaged zip member (CRC or deflate error: altered bytes): {exc}")
     return result
 
 
 def _verify(
-    bundle: _Bundle, result: VerifyResult, pubkey: bytes | None, reveal: bytes | None, jobs: int
+    bundle: _Bundle,
+    result: VerifyResult,
+    pin: signing.Pin | None,
+    reveal: bytes | None,
+    jobs: int,
+    derive: StepDeriver | None,
+    normalizer_version: str | None,
 ) -> None:
+    started = time.perf_counter()
+    for member, why in bundle.refused:
+        result.add(member, f"refused: {why}")
+    if bundle.refused:
+        return  # which copy or which path is "the" file is ambiguous: nothing in it can be trusted
     names = set(bundle.names())
     for required in ("manifest.json", "manifest.sig", "public_key.pem"):
         if required not in names:
@@ -75,15 +107,15 @@ def _verify(
             result.add("public_key.pem", str(exc))
         if key is not None and manifest.get("signing", {}).get("public_key") != signing.raw_public(key).hex():
             result.add("public_key.pem", "is not the key the manifest names (replaced key file)")
-    if pubkey is not None:
-        pinned = signing.load_public_key(pubkey, "--pubkey")
-        if key is not None and signing.raw_public(pinned) != signing.raw_public(key):
+    if pin is not None:
+        result.pinned = True
+        if key is not None and not pin.matches(key):
             result.add(
                 "public_key.pem",
-                f"wrong key: the bundle carries key {signing.key_id(key)}, you pinned "
-                f"{signing.key_id(pinned)}",
+                f"wrong key: the bundle carries key {signing.fingerprint(key)}, you pinned {pin.describe()}",
             )
-        key = pinned
+        if pin.key is not None:
+            key = pin.key
     if key is not None:
         result.key_id = signing.key_id(key)
         if "manifest.sig" in names:
@@ -115,15 +147,39 @@ def _verify(
         _compare_file(result, name, entry, {"sha256": h.hexdigest(), "bytes": size})
     result.checked["files"] = len(listed)
 
+    if jobs <= 0:
+        jobs = (os.cpu_count() or 1) if manifest.get("counts", {}).get("spans", 0) >= 20_000 else 1
+    redactions = _load_redactions(bundle, names, result)
     if "spans.jsonl" in names and "proofs.jsonl" in names:
         try:
-            if jobs <= 0:
-                jobs = (os.cpu_count() or 1) if manifest.get("counts", {}).get("spans", 0) >= 20_000 else 1
-            _verify_spans(bundle, manifest, result, _load_redactions(bundle, names, result), reveal, jobs)
+            _verify_spans(bundle, manifest, result, redactions, reveal, jobs)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             result.add("manifest.json", f"malformed ledger or redaction facts: {type(exc).__name__}: {exc}")
         for name in _STREAMED:
             _compare_file(result, name, listed.get(name), result.streamed.setdefault(name, {}))
+    result.seconds["crypto"] = time.perf_counter() - started
+
+    if (
+        derive is not None
+        and normalizer_version is not None
+        and "spans.jsonl" in names
+        and "proofs.jsonl" in names
+    ):
+        started = time.perf_counter()
+        originals: dict[int, str] = {}
+        if reveal is not None:
+            revealed = orjson.loads(reveal)
+            if revealed.get("bundle_id") == manifest.get("bundle_id"):  # else the span check said so
+                originals = {int(k): v for k, v in revealed["originals"].items()}
+        try:
+            verify_steps(
+                bundle, manifest, names, result, redactions, originals, derive, normalizer_version, jobs
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
+            result.add("steps.parquet", f"cannot be read as steps: {type(exc).__name__}: {exc}")
+        result.seconds["steps"] = time.perf_counter() - started
+    else:
+        result.notes.append("steps were not re-derived (no normalizer given)")
 
 
 def _compare_file(

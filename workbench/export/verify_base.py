@@ -1,5 +1,10 @@
 """What the verifier reports (`Problem`, `VerifyResult`) and how it reads a bundle (`_Bundle`: a
 directory or a zip, read the same way, every byte hashed as it streams by).
+
+A zip is read strictly. A bundle is flat, so a member whose name is absolute, holds `..` or any path
+separator is refused; so is a name that occurs twice, because tools disagree on which copy is "the"
+file (Python's zipfile reads the last, `unzip -p` the first): a forged report and findings placed first
+would be what a person reads while the genuine copies after them pass every hash.
 """
 
 from __future__ import annotations
@@ -39,10 +44,20 @@ class VerifyResult:
     bundle_id: str | None = None
     dropped: int = 0
     streamed: dict[str, dict[str, Any]] = field(default_factory=dict)  # hashes of files read line by line
+    pinned: bool = False  # the signature was checked against a key (or fingerprint) from outside the bundle
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each part ("crypto", "steps")
+    notes: list[str] = field(default_factory=list)  # what could not be checked, and why (not problems)
 
     @property
     def ok(self) -> bool:
+        """Everything in the bundle agrees with itself and with its signature. Says nothing about WHO
+        signed unless `pinned`: see `trusted`."""
         return not self.problems and not self.dropped
+
+    @property
+    def trusted(self) -> bool:
+        """`ok` and signed by the key the caller pinned: the only verdict a script should accept."""
+        return self.ok and self.pinned
 
     def add(self, file: str, what: str, line: int | None = None, span_id: str | None = None) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -65,6 +80,7 @@ class _Bundle:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._zip: zipfile.ZipFile | None = None
+        self.refused: list[tuple[str, str]] = []  # (member name, why) of zip members read strictly
         if path.is_dir():
             self._names = sorted(p.name for p in path.iterdir() if p.is_file() or p.is_dir())
         elif path.is_file():
@@ -74,7 +90,7 @@ class _Bundle:
                 raise WorkbenchError(
                     f"{path}: neither a bundle directory nor a readable zip ({exc})"
                 ) from exc
-            self._names = sorted(self._zip.namelist())
+            self._names, self.refused = _strict_names(self._zip.namelist())
         else:
             raise WorkbenchError(f"{path}: no such bundle")
 
@@ -113,6 +129,23 @@ class _Bundle:
             yield rest
         if seen is not None:
             seen.update(sha256=h.hexdigest(), bytes=size)
+
+
+def _strict_names(members: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The member names of a flat bundle zip, and every member refused with the reason."""
+    refused: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name in members:
+        if name in seen:
+            refused.append((name, "duplicate zip member name (tools disagree on which copy is read)"))
+        elif name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+            refused.append((name, "absolute path in the zip (a bundle is flat)"))
+        elif ".." in name.replace("\\", "/").split("/"):
+            refused.append((name, "'..' in a zip member path (it points outside the bundle)"))
+        elif "/" in name or "\\" in name or not name:
+            refused.append((name, "a zip member in a folder (a bundle is flat)"))
+        seen.add(name)
+    return sorted(seen), refused
 
 
 def _get(doc: Any, path: list[Any]) -> Any:

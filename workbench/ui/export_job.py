@@ -42,6 +42,7 @@ class BundleSummary:
     checkpoint_size: int
     key_id: str
     size_bytes: int
+    fingerprint: str = ""  # signing.fingerprint of the manifest's key: what `verify --pubkey` accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,7 @@ def run_export(
 ) -> ExportResult:
     """Write a signed bundle, exactly as `workbench export` would, from the store the server holds."""
     from collectors.integrity import stored_columns_check
+    from collectors.normalize import NORMALIZER_VERSION
 
     if since_ns is not None and until_ns is not None and since_ns >= until_ns:
         raise WorkbenchError("the time range is empty: its start is not before its end")
@@ -102,6 +104,7 @@ def run_export(
             until_ns=until_ns,
             redact_kinds=redact_kinds,
             row_check=stored_columns_check(),
+            normalizer_version=NORMALIZER_VERSION,
             on_progress=on_progress,
         ),
     )
@@ -111,9 +114,33 @@ def verify_own(data_dir: Path, result: ExportResult) -> VerifyResult:
     """Verify a bundle just written, pinning this data directory's key and checking every redaction
     against the reveal file. One process (jobs=1): forking worker processes from the threaded server
     is not safe."""
-    pub = signing.load_or_create_key(data_dir).public_key()
+    from collectors.normalize import NORMALIZER_VERSION, step_from_canonical
+
+    pub = signing.load_or_create_public(data_dir)
     reveal = result.reveal_path.read_bytes() if result.reveal_path else None
-    return verify_bundle(result.path, pubkey=signing.public_pem(pub), reveal=reveal, jobs=1)
+    return verify_bundle(
+        result.path,
+        pubkey=signing.public_pem(pub),
+        reveal=reveal,
+        jobs=1,
+        derive=step_from_canonical,
+        normalizer_version=NORMALIZER_VERSION,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """The data directory's public signing key as the Export page offers it: what to pin, and the file."""
+
+    fingerprint: str
+    pem: bytes
+    path: Path
+
+
+def signing_key(data_dir: Path) -> SigningKey:
+    """The public half of this data directory's key (created, with signing.pub.pem, if there is none)."""
+    pub = signing.load_or_create_public(data_dir)
+    return SigningKey(signing.fingerprint(pub), signing.public_pem(pub), signing.public_key_path(data_dir))
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -155,7 +182,17 @@ def summarize(path: Path) -> BundleSummary:
         checkpoint_size=int(m.get("ledger", {}).get("checkpoint", {}).get("tree_size", 0)),
         key_id=str(m.get("signing", {}).get("key_id", "")),
         size_bytes=size,
+        fingerprint=_fingerprint(m),
     )
+
+
+def _fingerprint(manifest: dict[str, Any]) -> str:
+    """The fingerprint of the key the manifest names ("" when it names none readable)."""
+    try:
+        raw = str(manifest.get("signing", {}).get("public_key", ""))
+        return signing.fingerprint(signing.load_public_key(raw.encode("ascii", "replace"), "manifest"))
+    except (WorkbenchError, AttributeError):
+        return ""
 
 
 def list_bundles(data_dir: Path) -> tuple[list[BundleSummary], list[str]]:

@@ -101,7 +101,7 @@ if last is not None:
     st.markdown(
         f"- Merkle root (covered tree): `{summary.merkle_root}`\n"
         f"- Chain head: `{summary.chain_head}`\n"
-        f"- Signing key fingerprint (SHA-256 of the Ed25519 public key): `{summary.key_id}`"
+        f"- Signing key fingerprint (SHA-256 of the Ed25519 public key): `{summary.fingerprint}`"
     )
     if last.verdict.ok:
         st.success("verify: OK (" + ", ".join(f"{v} {k}" for k, v in last.verdict.checked.items()) + ")")
@@ -119,6 +119,21 @@ if last is not None:
         )
     else:
         st.caption(f"Written as a directory: {summary.path}")
+
+st.markdown("#### Signing key")
+own_key = export_job.signing_key(settings.data_dir)
+k1, k2 = st.columns([3, 1])
+k1.markdown(
+    f"Fingerprint: `{own_key.fingerprint}`  \n"
+    "An auditor pins it: `workbench verify BUNDLE --pubkey` with this fingerprint or the public key file."
+)
+k2.download_button(
+    "Download the public key",
+    data=own_key.pem,
+    file_name=own_key.path.name,
+    mime="application/x-pem-file",
+    key="export_pubkey",
+)
 
 st.markdown("#### Earlier bundles")
 bundles, unreadable = export_job.list_bundles(settings.data_dir)
