@@ -25,6 +25,10 @@ from workbench.model import SpanRecord, Step, StepKind
 
 Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
 
+# Recorded on every step. Bump it with any change to what a span maps to: `workbench ledger verify`
+# re-derives steps and reports steps of another version as needing `workbench renormalize`.
+NORMALIZER_VERSION = "1"
+
 
 def _map_genai(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
     draft.convention = genai.convention_of(span, attrs)
