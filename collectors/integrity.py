@@ -81,8 +81,15 @@ def step_deriver() -> Callable[[bytes, object], Step]:
             record = record_from_canonical(canonical, limit)
         except BadInput as exc:
             return Step(
-                trace_id="", span_id="", parent_span_id="", kind=StepKind.OTHER, name="",
-                start_time_ns=0, end_time_ns=0, convention="unknown", error=f"undecodable span: {exc}",
+                trace_id="",
+                span_id="",
+                parent_span_id="",
+                kind=StepKind.OTHER,
+                name="",
+                start_time_ns=0,
+                end_time_ns=0,
+                convention="unknown",
+                error=f"undecodable span: {exc}",
             )
         return safe_normalize(normalize, record)
 

@@ -17,13 +17,13 @@ from collectors import decode
 from collectors.integrity import step_deriver, stored_columns_check
 from collectors.normalize import NORMALIZER_VERSION
 from collectors.pipeline import IngestPipeline
+from tests.sdk_spans import agent_run_request
 from workbench.errors import WorkbenchError
 from workbench.model import ProbeResult
 from workbench.policies.engine import build_engine, catch_up
 from workbench.store import annotations, findings, probes, queries, treehead
 from workbench.store.connection import Store
 from workbench.store.verify import VerifyReport, verify_ledger
-from tests.sdk_spans import agent_run_request
 
 
 def _verify(path: Path) -> VerifyReport:
@@ -64,7 +64,9 @@ def db(tmp_path: Path) -> Path:
         trace = queries.list_traces(store)[0].trace_id
         steps = queries.trace_steps(store, trace)
         annotations.add_annotation(store, trace, steps[1].seq, "ana", "looks like a cleanup")
-        probes.write_result(store, ProbeResult(run_id=1, analysis="logit_lens", summary={"a": 1}, data={"m": [1]}))
+        probes.write_result(
+            store, ProbeResult(run_id=1, analysis="logit_lens", summary={"a": 1}, data={"m": [1]})
+        )
     return path
 
 
@@ -87,7 +89,7 @@ def test_edited_step_field_is_named_by_trace_step_and_field(db: Path) -> None:
     with Store(db, read_only=True) as store:
         trace = queries.list_traces(store)[0].trace_id
         tool = next((i, s) for i, s in enumerate(queries.trace_steps(store, trace)) if s.step.tool_name)
-    _sql(db, "UPDATE steps SET tool_arguments = '{\"query\": \"SELECT 1\"}' WHERE seq = ?", [tool[1].seq])
+    _sql(db, 'UPDATE steps SET tool_arguments = \'{"query": "SELECT 1"}\' WHERE seq = ?', [tool[1].seq])
     problems = _all_problems(_verify(db))
     assert problems == [
         f"trace {trace} step {tool[0] + 1} (seq {tool[1].seq}): field tool_arguments differs from the step"
@@ -120,7 +122,9 @@ def test_rescan_supersedes_findings_by_appending_never_deleting(db: Path) -> Non
         trace = queries.list_traces(store)[0].trace_id
         before = findings.trace_findings(store, trace)
         findings.replace_findings(store, {trace: before[1:]})  # the rules no longer raise the first
-        kinds = [k for (k,) in store.cursor().execute("SELECT kind FROM ledger_entries ORDER BY seq").fetchall()]
+        kinds = [
+            k for (k,) in store.cursor().execute("SELECT kind FROM ledger_entries ORDER BY seq").fetchall()
+        ]
         retired = store.cursor().execute("SELECT id FROM findings_retired").fetchall()
     assert kinds[-1] == "finding-retired" and retired == [(before[0].id,)]
     assert _verify(db).ok
@@ -188,7 +192,9 @@ def test_rewritten_span_is_kept_sealed_flagged_and_not_double_counted(tmp_path: 
     original = agent_run_request(tools=1)
     rewritten = ExportTraceServiceRequest()
     rewritten.CopyFrom(original)
-    span = next(s for s in rewritten.resource_spans[0].scope_spans[0].spans if s.name.startswith("execute_tool"))
+    span = next(
+        s for s in rewritten.resource_spans[0].scope_spans[0].spans if s.name.startswith("execute_tool")
+    )
     for kv in span.attributes:
         if kv.key == "gen_ai.tool.call.arguments":
             kv.value.string_value = '{"query": "SELECT 1"}'

@@ -25,8 +25,8 @@ from workbench.policies.config import (
     load_user_rules,
     parse_rules_yaml,
 )
-from workbench.policies.rules import Rule, TraceView
 from workbench.policies.rewritten import rewritten_findings
+from workbench.policies.rules import Rule, TraceView
 from workbench.store import findings as store_findings
 from workbench.store import queries
 from workbench.store.connection import Store

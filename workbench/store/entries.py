@@ -22,7 +22,12 @@ import duckdb
 
 from workbench.store import ledger
 
-FINDING, FINDING_RETIRED, ANNOTATION, PROBE_RESULT = "finding", "finding-retired", "annotation", "probe-result"
+FINDING, FINDING_RETIRED, ANNOTATION, PROBE_RESULT = (
+    "finding",
+    "finding-retired",
+    "annotation",
+    "probe-result",
+)
 
 _FINDING_FIELDS = (
     "trace_id step_seq span_id rule_id severity title explanation evidence_field evidence_start "
@@ -75,14 +80,22 @@ def append(cur: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, str
     return len(items)
 
 
-def bodies(cur: duckdb.DuckDBPyConnection, table: str, body_sql: str, ref_sql: str, where: str = "TRUE",
-           params: Sequence[object] = ()) -> dict[str, str]:
+def bodies(
+    cur: duckdb.DuckDBPyConnection,
+    table: str,
+    body_sql: str,
+    ref_sql: str,
+    where: str = "TRUE",
+    params: Sequence[object] = (),
+) -> dict[str, str]:
     """{ref: body} of the rows of `table` matching `where`."""
     rows = cur.execute(f"SELECT CAST({ref_sql} AS VARCHAR), {body_sql} FROM {table} WHERE {where}", params)
     return {str(r): str(b) for r, b in rows.fetchall()}
 
 
-def iter_entries(cur: duckdb.DuckDBPyConnection, chunk: int = 5_000) -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
+def iter_entries(
+    cur: duckdb.DuckDBPyConnection, chunk: int = 5_000
+) -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
     """(seq, kind, ref, body, digest, chain) in sequence order, a chunk at a time."""
     start = 1
     while True:

@@ -105,8 +105,7 @@ def _supersede(cur: duckdb.DuckDBPyConnection, trace_ids: list[str], rows: Seque
     cur.register("_findings_new", table)
     try:
         fresh = [
-            str(b)
-            for (b,) in cur.execute(f"SELECT {entries.FINDING_BODY} FROM _findings_new").fetchall()
+            str(b) for (b,) in cur.execute(f"SELECT {entries.FINDING_BODY} FROM _findings_new").fetchall()
         ]
         unmatched: dict[str, list[str]] = {}
         for ref, body in old.items():
@@ -135,7 +134,8 @@ def _supersede(cur: duckdb.DuckDBPyConnection, trace_ids: list[str], rows: Seque
     if retire:
         params = [retire]
         cur.execute(
-            "INSERT INTO findings_retired SELECT *, now() FROM findings WHERE id IN (SELECT unnest(?::BIGINT[]))",
+            "INSERT INTO findings_retired SELECT *, now() FROM findings"
+            " WHERE id IN (SELECT unnest(?::BIGINT[]))",
             params,
         )
         cur.execute("DELETE FROM findings WHERE id IN (SELECT unnest(?::BIGINT[]))", params)

@@ -31,9 +31,11 @@ def counts(store: Store) -> dict[str, int]:
 
 def delivery_counts(store: Store) -> dict[str, int]:
     """{'duplicates': redelivered spans not stored again, 'versions': same id with different bytes}."""
-    row = store.cursor().execute(
-        "SELECT duplicate_spans, conflicting_spans FROM delivery_stats WHERE id = 1"
-    ).fetchone()
+    row = (
+        store.cursor()
+        .execute("SELECT duplicate_spans, conflicting_spans FROM delivery_stats WHERE id = 1")
+        .fetchone()
+    )
     return {"duplicates": int(row[0]), "versions": int(row[1])} if row else {"duplicates": 0, "versions": 0}
 
 

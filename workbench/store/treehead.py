@@ -65,8 +65,13 @@ def current(store: Store) -> TreeHead:
     cur = store.cursor()
     spans = [bytes(d) for (d,) in cur.execute("SELECT digest FROM ledger ORDER BY seq").fetchall()]
     others = entries.entry_digests(cur)
-    return TreeHead(len(spans), ledger.merkle_root(spans), len(others), ledger.merkle_root(others),
-                    datetime.now(UTC).replace(microsecond=0))
+    return TreeHead(
+        len(spans),
+        ledger.merkle_root(spans),
+        len(others),
+        ledger.merkle_root(others),
+        datetime.now(UTC).replace(microsecond=0),
+    )
 
 
 def sign(head: TreeHead, key: Ed25519PrivateKey, name: str = KEY_NAME) -> str:
@@ -78,8 +83,8 @@ def sign(head: TreeHead, key: Ed25519PrivateKey, name: str = KEY_NAME) -> str:
 
 def parse_log(data: str, public: Ed25519PublicKey, where: str, name: str = KEY_NAME) -> list[TreeHead]:
     """Every note in a checkpoint file or log, oldest first; a bad signature or form raises."""
-    heads = []
-    blocks = [b for b in data.replace("\r\n", "\n").split("\n\n")]
+    heads: list[TreeHead] = []
+    blocks = data.replace("\r\n", "\n").split("\n\n")
     i = 0
     while i < len(blocks):
         body = blocks[i].strip("\n")
@@ -88,7 +93,9 @@ def parse_log(data: str, public: Ed25519PublicKey, where: str, name: str = KEY_N
             continue
         if i + 1 >= len(blocks):
             raise WorkbenchError(f"{where}: note {len(heads) + 1} has no signature")
-        heads.append(_verify(body + "\n", blocks[i + 1].strip("\n"), public, name, f"{where} note {len(heads) + 1}"))
+        heads.append(
+            _verify(body + "\n", blocks[i + 1].strip("\n"), public, name, f"{where} note {len(heads) + 1}")
+        )
         i += 2
     if not heads:
         raise WorkbenchError(f"{where}: no signed tree head in it")
@@ -109,7 +116,9 @@ def _verify(text: str, sigs: str, public: Ed25519PublicKey, name: str, where: st
         try:
             public.verify(blob[4:], text.encode())
         except InvalidSignature as exc:
-            raise WorkbenchError(f"{where}: the signature does not hold (edited or signed by another key)") from exc
+            raise WorkbenchError(
+                f"{where}: the signature does not hold (edited or signed by another key)"
+            ) from exc
         return _parse(text, where)
     raise WorkbenchError(f"{where}: no signature by this data directory's key")
 

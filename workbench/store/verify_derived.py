@@ -113,8 +113,12 @@ _TABLES = {
     "annotation": ("annotations", entries.ANNOTATION_BODY, "id"),
     "probe-result": ("probe_results", entries.PROBE_BODY, entries.PROBE_REF),
 }
-_NOUN = {"finding": "finding", "finding-retired": "retired finding", "annotation": "annotation",
-         "probe-result": "probe result"}
+_NOUN = {
+    "finding": "finding",
+    "finding-retired": "retired finding",
+    "annotation": "annotation",
+    "probe-result": "probe result",
+}
 
 
 def verify_entries(store: Store, max_problems: int = 20) -> tuple[int, bytes, Problems]:

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
-
 import pyarrow as pa
 
 from workbench.model import SpanRecord, Step
@@ -98,7 +97,9 @@ class SpanWriter:
             finally:
                 cur.close()
 
-    def _write(self, cur: duckdb.DuckDBPyConnection, batches: Sequence[Batch], sources: Sequence[str]) -> Written:
+    def _write(
+        self, cur: duckdb.DuckDBPyConnection, batches: Sequence[Batch], sources: Sequence[str]
+    ) -> Written:
         first = self.last_seq + 1
         trace_ids = [t for b in batches for t in b.spans.column("trace_id").to_pylist()]
         span_ids = [s for b in batches for s in b.spans.column("span_id").to_pylist()]
@@ -159,7 +160,9 @@ class SpanWriter:
         steps_tbl = steps_tbl.append_column(
             "normalizer_version", pa.array([self.normalizer_version] * len(with_step), pa.string())
         )
-        ledger_tbl = pa.table({"seq": seqs, "digest": pa.array(digests, pa.binary()), "chain": pa.array(chains, pa.binary())})
+        ledger_tbl = pa.table(
+            {"seq": seqs, "digest": pa.array(digests, pa.binary()), "chain": pa.array(chains, pa.binary())}
+        )
         cur.execute("BEGIN TRANSACTION")
         try:
             # DuckDB reads the Arrow tables named in the SQL from these local variables (a
