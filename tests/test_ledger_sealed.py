@@ -251,3 +251,21 @@ def test_signed_tree_head_holds_for_a_grown_ledger_and_refuses_an_edited_note(tm
     forged = note.replace(f"\n{heads[0].size}\n", f"\n{heads[0].size - 1}\n", 1)
     with pytest.raises(WorkbenchError, match="signature does not hold"):
         treehead.parse_log(forged, key.public_key(), "log")
+
+
+def test_checkpoint_log_service_appends_heads_that_verify(tmp_path: Path) -> None:
+    """The serve-side log: heads appended outside the data directory hold against the ledger."""
+    from workbench.store.checkpoint_log import CheckpointLogService
+
+    path = tmp_path / "w.duckdb"
+    _ingest(path, [agent_run_request(tools=1)])
+    key, out = Ed25519PrivateKey.generate(), tmp_path / "outside" / "heads.log"
+    out.parent.mkdir()
+    with Store(path) as store:
+        service = CheckpointLogService(store, key, out, "1", poll_s=0.05)
+        service.start()
+        service.stop()
+        service.write_now()  # same size: not written twice
+        heads = treehead.parse_log(out.read_text(), key.public_key(), str(out))
+        assert [h.size for h in heads] == [queries.counts(store)["ledger"]]
+        assert treehead.check_extends(store, heads) == []
