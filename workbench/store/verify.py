@@ -41,6 +41,11 @@ class VerifyReport:
         return not (self.problems or self.step_problems or self.entry_problems)
 
     @property
+    def all_problems(self) -> list[str]:
+        """Every problem, span ledger first, then re-derived steps, then the entries chain."""
+        return [p for _, p in self.problems + self.step_problems + self.entry_problems]
+
+    @property
     def first_bad_seq(self) -> int | None:
         return min(seq for seq, _ in self.problems) if self.problems else None
 
