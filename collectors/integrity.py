@@ -11,8 +11,11 @@ import sys
 from collections.abc import Callable
 
 from collectors.decode import record_from_canonical
+from collectors.pipeline import default_normalizer, safe_normalize
 from workbench.errors import BadInput
+from workbench.model import Step, StepKind
 from workbench.store.batch import to_json
+from workbench.store.verify_derived import truncations_limit
 
 _SCALARS = (
     "trace_id span_id parent_span_id name kind start_time_ns end_time_ns status_code status_message"
@@ -62,3 +65,32 @@ def _loads(value: object) -> object:
         except ValueError:
             return value
     return value
+
+
+def step_deriver() -> Callable[[bytes, object], Step]:
+    """A StepDeriver for workbench.store.verify_derived: the `renormalize` path, in memory.
+
+    The span is decoded with the attribute-length limit of its own ingest (as in the column check), so
+    the step comes out as it did then, and normalized by today's normalizer.
+    """
+    normalize = default_normalizer()
+
+    def derive(canonical: bytes, truncations: object) -> Step:
+        limit = truncations_limit(truncations) or sys.maxsize
+        try:
+            record = record_from_canonical(canonical, limit)
+        except BadInput as exc:
+            return Step(
+                trace_id="",
+                span_id="",
+                parent_span_id="",
+                kind=StepKind.OTHER,
+                name="",
+                start_time_ns=0,
+                end_time_ns=0,
+                convention="unknown",
+                error=f"undecodable span: {exc}",
+            )
+        return safe_normalize(normalize, record)
+
+    return derive

@@ -25,8 +25,9 @@ from workbench.model import SpanRecord, Step, StepKind
 
 Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
 
-# Raise whenever a change to this module or collectors/conventions/ maps some span to a different step:
-# bundles record it, and `workbench verify` re-derives steps only with the version that exported them.
+# Recorded on every step and in every bundle. Bump it with any change to what a span maps to: `workbench
+# ledger verify` reports steps of another version as needing `workbench renormalize`, and `workbench verify`
+# re-derives a bundle's steps only with the version that exported them.
 NORMALIZER_VERSION = "1"
 
 

@@ -38,6 +38,16 @@ def default_normalizer() -> Normalizer:
     return normalize
 
 
+def normalizer_version_of(normalize: Normalizer) -> str:
+    """The version each step records (so `ledger verify` knows what to re-derive with): the shipped
+    normalizer's NORMALIZER_VERSION, or 'custom:<name>' for any other function."""
+    from collectors import normalize as shipped
+
+    if normalize is shipped.normalize:
+        return shipped.NORMALIZER_VERSION
+    return f"custom:{getattr(normalize, '__qualname__', type(normalize).__name__)}"
+
+
 def safe_normalize(normalize: Normalizer, record: SpanRecord) -> Step:
     """A step for every span, even when a mapping has a bug: the span is kept as `other`."""
     try:
@@ -78,10 +88,10 @@ class IngestPipeline:
         normalize: Normalizer | None = None,
     ) -> None:
         self.store = store
-        self.writer = SpanWriter(store, checkpoint_interval)
+        self.normalize = normalize or default_normalizer()
+        self.writer = SpanWriter(store, checkpoint_interval, normalizer_version_of(self.normalize))
         self.queue_max_spans = queue_max_spans
         self.commit_max_spans = commit_max_spans
-        self.normalize = normalize or default_normalizer()
         self._pending: deque[_Pending] = deque()
         self._queued_spans = 0
         self._cond = threading.Condition()
@@ -190,7 +200,7 @@ class IngestPipeline:
 
     def _commit(self, group: list[_Pending]) -> None:
         try:
-            first, _ = self.writer.write_batches([p.batch for p in group], [p.source for p in group])
+            written = self.writer.write_group([p.batch for p in group], [p.source for p in group])
         except Exception as exc:
             if len(group) == 1:
                 log.exception("commit failed for %d spans", len(group[0].batch))
@@ -200,13 +210,22 @@ class IngestPipeline:
             for p in group:
                 self._commit([p])
             return
-        seq = first
-        for p in group:
-            n = len(p.batch)
-            p.future.set_result(IngestResult(accepted=n, first_seq=seq, last_seq=seq + n - 1))
+        seq = written.first
+        for p, n, dup in zip(group, written.stored, written.duplicates, strict=True):
+            # A redelivered span is acknowledged as accepted: the client's copy is safely stored.
+            p.future.set_result(
+                IngestResult(
+                    accepted=n + dup,
+                    first_seq=seq if n else None,
+                    last_seq=seq + n - 1 if n else None,
+                    duplicates=dup,
+                )
+            )
             seq += n
+        if written.last < written.first:
+            return  # nothing new was stored: nothing for the listeners to look at
         for listener in self._listeners:
             try:
-                listener(first, seq - 1)
+                listener(written.first, written.last)
             except Exception:  # a listener's bug must not stop ingest
                 log.exception("commit listener %r failed", listener)

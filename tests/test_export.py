@@ -29,8 +29,11 @@ from workbench.cli import cli
 from workbench.export import ExportOptions, LedgerBroken, export_bundle, otlp_json, signing, verify_bundle
 from workbench.export.redact import parse_kinds
 from workbench.ingest import ingest_files
+from workbench.model import ProbeResult
 from workbench.settings import Settings
+from workbench.store.annotations import add_annotation
 from workbench.store.connection import Store
+from workbench.store.probes import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "sample_traces").glob("*.json"))
@@ -80,10 +83,9 @@ def _seed_secrets(settings: Settings) -> str:
     with Store(settings.db_path) as store:
         cur = store.cursor()
         seq = cur.execute("SELECT max(seq) FROM spans WHERE trace_id = ?", [trace_id]).fetchone()[0]
-        cur.execute(
-            "INSERT INTO annotations (trace_id, step_seq, author, text, created_at) VALUES (?, ?, 'ana', "
-            "?, now())",
-            [trace_id, seq, f"customer {SEEDED['email']} phoned from {SEEDED['phone']}"],
+        # Through the store API: a row inserted by hand is unsealed, and the export refuses it.
+        add_annotation(
+            store, trace_id, seq, "ana", f"customer {SEEDED['email']} phoned from {SEEDED['phone']}"
         )
         cur.execute(
             "INSERT INTO probe_runs (trace_id, step_seq, analyses, status, progress, params, provenance, "
@@ -108,9 +110,8 @@ def _seed_secrets(settings: Settings) -> str:
             "threshold": 0.5,
             "fired": True,
         }
-        cur.execute(
-            "INSERT INTO probe_results VALUES (?, 'probe:exfiltration', ?, ?)",
-            [run_id, json.dumps({"score": 0.9, "note": SEEDED["card"]}), json.dumps(data)],
+        write_result(
+            store, ProbeResult(run_id, "probe:exfiltration", {"score": 0.9, "note": SEEDED["card"]}, data)
         )
     return trace_id
 

@@ -50,6 +50,7 @@ SPAN_COLUMNS = [
     "source",
     "batch_id",
     "received_at",
+    "version_of",  # 0011: the first span with this id, for a conflicting redelivery
 ]
 
 

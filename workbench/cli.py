@@ -189,13 +189,15 @@ def renormalize(ctx: click.Context) -> None:
     from tqdm import tqdm
 
     from collectors.decode import record_from_canonical
+    from collectors.normalize import NORMALIZER_VERSION
     from collectors.pipeline import default_normalizer, safe_normalize
     from workbench.store import queries
 
     settings = _settings(ctx)
     normalize = default_normalizer()
     with _open_for_writing(settings, "renormalize") as store:
-        total = queries.counts(store)["spans"]
+        counted = queries.counts(store)
+        total = counted["spans"] - counted["versions"]
         done = 0
         with tqdm(total=total, unit="span", disable=None, file=sys.stderr) as bar:
             for chunk in queries.iter_canonical(store):
@@ -204,7 +206,7 @@ def renormalize(ctx: click.Context) -> None:
                     safe_normalize(normalize, record_from_canonical(raw, settings.max_attribute_length))
                     for _, raw in chunk
                 ]
-                queries.replace_steps(store, seqs, steps)
+                queries.replace_steps(store, seqs, steps, NORMALIZER_VERSION)
                 done += len(chunk)
                 bar.update(len(chunk))
     click.echo(f"renormalized {done} steps")
@@ -217,40 +219,87 @@ def ledger() -> None:
 
 @ledger.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--against",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A signed tree head (or log of them) from `ledger checkpoint`: prove today's ledger extends it.",
+)
 @click.pass_context
-def ledger_verify(ctx: click.Context, as_json: bool) -> None:
-    """Recompute digests, chain and Merkle checkpoints; name the first bad sequence number. Exit 0 only
-    when everything holds."""
-    from collectors.integrity import stored_columns_check
+def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> None:
+    """Recompute digests, chain and Merkle checkpoints, re-derive every step, check every sealed finding,
+    annotation and probe result; name the first bad one. Exit 0 only when everything holds."""
+    from collectors.integrity import step_deriver, stored_columns_check
+    from collectors.normalize import NORMALIZER_VERSION
+    from workbench.export.signing import load_or_create_key
+    from workbench.store import treehead
     from workbench.store.verify import verify_ledger
 
     settings = _settings(ctx)
     with _open_read_only(settings) as store:
-        report = verify_ledger(store, stored_columns_check())
+        report = verify_ledger(
+            store, stored_columns_check(), derive=step_deriver(), normalizer_version=NORMALIZER_VERSION
+        )
+        anchored: list[str] = []
+        if against is not None:
+            public = load_or_create_key(settings.data_dir).public_key()
+            heads = treehead.parse_log(against.read_text(encoding="utf-8"), public, str(against))
+            anchored = treehead.check_extends(store, heads)
+    ok = report.ok and not anchored
     if as_json:
         click.echo(
             json.dumps(
                 {
-                    "ok": report.ok,
+                    "ok": ok,
                     "checked": report.checked,
                     "checkpoints": report.checkpoints,
                     "first_bad_seq": report.first_bad_seq,
                     "problems": [{"seq": s, "problem": p} for s, p in report.problems],
+                    "step_problems": [{"seq": s, "problem": p} for s, p in report.step_problems],
+                    "entries": report.entries,
+                    "entry_problems": [{"entry": s, "problem": p} for s, p in report.entry_problems],
+                    "against": [{"problem": p} for p in anchored],
                     "chain_head": report.chain_head.hex(),
+                    "entries_head": report.entries_head.hex(),
                 },
                 indent=2,
             )
         )
-    elif report.ok:
+    elif ok:
         click.echo(
-            f"ledger OK: {report.checked} spans, {report.checkpoints} checkpoints, "
-            f"chain head {report.chain_head.hex()}"
+            f"ledger OK: {report.checked} spans, {report.checkpoints} checkpoints, {report.entries} entries"
+            f"{', extends ' + str(against) if against else ''}, chain head {report.chain_head.hex()}"
         )
     else:
-        click.echo(f"ledger BROKEN: first bad sequence number {report.first_bad_seq}", err=True)
-        for _, problem in report.problems:
+        first = report.first_bad_seq
+        click.echo("ledger BROKEN" + (f": first bad sequence number {first}" if first else ""), err=True)
+        for _, problem in report.problems + report.step_problems + report.entry_problems:
             click.echo(f"  {problem}", err=True)
-    sys.exit(0 if report.ok else 1)
+        for problem in anchored:
+            click.echo(f"  against {against}: {problem}", err=True)
+    sys.exit(0 if ok else 1)
+
+
+@ledger.command("checkpoint")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append the signed tree head to this file (keep it outside the data directory) [stdout].",
+)
+@click.pass_context
+def ledger_checkpoint(ctx: click.Context, out: Path | None) -> None:
+    """Write a signed tree head (size, Merkle roots, time, Ed25519 signature) of the ledger as it is now."""
+    from workbench.export.signing import load_or_create_key
+    from workbench.store import treehead
+
+    settings = _settings(ctx)
+    with _open_read_only(settings) as store:
+        note = treehead.sign(treehead.current(store), load_or_create_key(settings.data_dir))
+    if out is None:
+        click.echo(note, nl=False)
+    else:
+        with out.open("a", encoding="utf-8") as f:
+            f.write(note + "\n")
+        click.echo(f"signed tree head appended to {out}")
 
 
 from workbench import commands_findings  # noqa: E402  (findings, findings eval, rescan)

@@ -198,6 +198,7 @@ class IngestResult:
     errors: tuple[str, ...] = ()
     first_seq: int | None = None
     last_seq: int | None = None
+    duplicates: int = 0  # of `accepted`: spans already stored (a redelivery), acknowledged, not stored again
 
 
 class Severity(enum.StrEnum):

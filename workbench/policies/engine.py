@@ -25,6 +25,7 @@ from workbench.policies.config import (
     load_user_rules,
     parse_rules_yaml,
 )
+from workbench.policies.rewritten import rewritten_findings
 from workbench.policies.rules import Rule, TraceView
 from workbench.store import findings as store_findings
 from workbench.store import queries
@@ -149,7 +150,9 @@ def scan_traces(
         for trace_id in part:
             if engine.cancel.is_set():
                 raise ScanCancelled("scan cancelled")
-            by_trace[trace_id] = engine.evaluate(trace_id, queries.trace_steps(store, trace_id))
+            by_trace[trace_id] = engine.evaluate(
+                trace_id, queries.trace_steps(store, trace_id)
+            ) + rewritten_findings(store, trace_id)
             report.errors += engine.errors
         last = k + chunk >= len(ids)
         report.findings += store_findings.replace_findings(

@@ -1,8 +1,10 @@
 """Named queries for findings: the policy engine writes them per trace, the CLI, UI and export read them.
 
-Findings are derived data: the rules can always recompute them from the steps. So a trace's findings are
-replaced whole on each scan (delete + insert in one transaction), never edited row by row, and the scan
-watermark is moved in that same transaction so a crash can never leave a trace marked scanned without
+Findings are derived data: the rules can always recompute them from the steps. A scan gives a trace's
+whole new set; findings already stored with the same content stay, new ones are inserted and sealed in
+the ledger ('finding' entries), and ones the scan no longer raises move to findings_retired with an
+appended 'finding-retired' entry: never a silent delete (workbench/store/entries.py). The scan
+watermark moves in that same transaction, so a crash can never leave a trace marked scanned without
 its findings.
 """
 
@@ -17,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from workbench.model import Finding, Severity
+from workbench.store import entries
 from workbench.store.connection import Store
 
 _COLUMNS = (
@@ -83,15 +86,7 @@ def replace_findings(
         cur.execute("BEGIN TRANSACTION")
         try:
             if by_trace:
-                cur.execute(
-                    "DELETE FROM findings WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [list(by_trace)]
-                )
-            if rows:
-                cur.register("_findings_new", _table(rows, datetime.now(UTC)))
-                try:
-                    cur.execute("INSERT INTO findings BY NAME SELECT * FROM _findings_new")
-                finally:
-                    cur.unregister("_findings_new")
+                _supersede(cur, list(by_trace), rows)
             if watermark is not None:
                 _set_watermark(cur, watermark, rules_digest or "")
             cur.execute("COMMIT")
@@ -99,6 +94,59 @@ def replace_findings(
             cur.execute("ROLLBACK")
             raise
     return len(rows)
+
+
+def _supersede(cur: duckdb.DuckDBPyConnection, trace_ids: list[str], rows: Sequence[Finding]) -> int:
+    """Make the stored findings of these traces equal `rows`, appending ledger entries for each change;
+    returns how many findings were inserted."""
+    where = "trace_id IN (SELECT unnest(?::VARCHAR[]))"
+    old = entries.bodies(cur, "findings", entries.FINDING_BODY, "id", where, [trace_ids])
+    table = _table(rows, datetime.now(UTC))
+    cur.register("_findings_new", table)
+    try:
+        fresh = [
+            str(b) for (b,) in cur.execute(f"SELECT {entries.FINDING_BODY} FROM _findings_new").fetchall()
+        ]
+        unmatched: dict[str, list[str]] = {}
+        for ref, body in old.items():
+            unmatched.setdefault(body, []).append(ref)
+        insert = []
+        for i, body in enumerate(fresh):
+            same = unmatched.get(body)
+            if same:
+                same.pop()  # already stored with this content: keep it as it is
+            else:
+                insert.append(i)
+        retire = [int(ref) for refs in unmatched.values() for ref in refs]
+        new_ids: list[int] = []
+        if insert:
+            cur.register("_findings_insert", table.take(pa.array(insert, pa.int64())))
+            try:
+                got = cur.execute(
+                    "INSERT INTO findings BY NAME SELECT * FROM _findings_insert RETURNING id"
+                ).fetchall()
+            finally:
+                cur.unregister("_findings_insert")
+            new_ids = [int(r[0]) for r in got]
+    finally:
+        cur.unregister("_findings_new")
+    log: list[tuple[str, str, str]] = []
+    if retire:
+        params = [retire]
+        cur.execute(
+            "INSERT INTO findings_retired SELECT *, now() FROM findings"
+            " WHERE id IN (SELECT unnest(?::BIGINT[]))",
+            params,
+        )
+        cur.execute("DELETE FROM findings WHERE id IN (SELECT unnest(?::BIGINT[]))", params)
+        log += [(entries.FINDING_RETIRED, str(i), old[str(i)]) for i in sorted(retire)]
+    if new_ids:
+        sealed = entries.bodies(
+            cur, "findings", entries.FINDING_BODY, "id", "id IN (SELECT unnest(?::BIGINT[]))", [new_ids]
+        )
+        log += [(entries.FINDING, str(i), sealed[str(i)]) for i in sorted(new_ids)]
+    entries.append(cur, log)
+    return len(new_ids)
 
 
 def _set_watermark(cur: duckdb.DuckDBPyConnection, seq: int, digest: str) -> None:
@@ -114,7 +162,8 @@ def scan_watermark(store: Store) -> tuple[int, str]:
 
 
 def max_step_seq(store: Store) -> int:
-    row = store.cursor().execute("SELECT coalesce(max(seq), 0) FROM steps").fetchone()
+    """The highest span seq: a conflicting span version has no step but must still bring a rescan."""
+    row = store.cursor().execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
     return int(row[0]) if row else 0
 
 
@@ -123,7 +172,7 @@ def traces_in_range(store: Store, first_seq: int, last_seq: int) -> list[str]:
     rows = (
         store.cursor()
         .execute(
-            "SELECT DISTINCT trace_id FROM steps WHERE seq BETWEEN ? AND ? ORDER BY trace_id",
+            "SELECT DISTINCT trace_id FROM spans WHERE seq BETWEEN ? AND ? ORDER BY trace_id",
             [first_seq, last_seq],
         )
         .fetchall()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workbench.model import ProbeAnalysis, ProbeResult, ProbeRun, ProbeRunStatus, parse_analyses
+from workbench.store import entries
 from workbench.store.connection import Store
 
 # The record lives in workbench.model (every floor reads runs); re-exported for existing imports.
@@ -121,7 +122,8 @@ def set_provenance(store: Store, run_id: int, provenance: dict[str, Any]) -> Non
 
 
 def write_result(store: Store, result: ProbeResult) -> None:
-    """Store one analysis' result (replacing an earlier one of the same run and analysis)."""
+    """Store one analysis' result (replacing an earlier one of the same run and analysis), sealed by a
+    'probe-result' ledger entry; a later entry for the same run and analysis supersedes the earlier."""
     with store.write_lock:
         cur = store.cursor()
         cur.execute("BEGIN TRANSACTION")
@@ -134,6 +136,11 @@ def write_result(store: Store, result: ProbeResult) -> None:
                 "INSERT INTO probe_results VALUES (?, ?, ?, ?)",
                 [result.run_id, result.analysis, json.dumps(result.summary), json.dumps(result.data)],
             )
+            ref = f"{result.run_id}/{result.analysis}"
+            sealed = entries.bodies(
+                cur, "probe_results", entries.PROBE_BODY, entries.PROBE_REF, f"{entries.PROBE_REF} = ?", [ref]
+            )
+            entries.append(cur, [(entries.PROBE_RESULT, ref, sealed[ref])])
             cur.execute("COMMIT")
         except Exception:
             cur.execute("ROLLBACK")

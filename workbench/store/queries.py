@@ -16,6 +16,8 @@ from workbench.store.explore_traces import TraceFilter, search_traces
 
 
 def counts(store: Store) -> dict[str, int]:
+    """Rows per table; `versions` are conflicting span versions (stored, sealed, but no step) and
+    `duplicates` redelivered spans acknowledged without storing (the server's /health can show both)."""
     cur = store.cursor()
     out = {}
     for table in ("spans", "steps", "ledger", "ledger_checkpoints"):
@@ -23,7 +25,18 @@ def counts(store: Store) -> dict[str, int]:
         out[table] = int(row[0]) if row else 0
     row = cur.execute("SELECT count(DISTINCT trace_id) FROM spans").fetchone()
     out["traces"] = int(row[0]) if row else 0
+    out.update(delivery_counts(store))
     return out
+
+
+def delivery_counts(store: Store) -> dict[str, int]:
+    """{'duplicates': redelivered spans not stored again, 'versions': same id with different bytes}."""
+    row = (
+        store.cursor()
+        .execute("SELECT duplicate_spans, conflicting_spans FROM delivery_stats WHERE id = 1")
+        .fetchone()
+    )
+    return {"duplicates": int(row[0]), "versions": int(row[1])} if row else {"duplicates": 0, "versions": 0}
 
 
 _SUMMARY_FIELDS = tuple(f.name for f in dataclasses.fields(TraceSummary))
@@ -77,14 +90,15 @@ def step_by_span(store: Store, trace_id: str, span_id: str) -> StoredStep | None
 
 
 def iter_canonical(store: Store, chunk: int = 5_000) -> Iterator[list[tuple[int, bytes]]]:
-    """(seq, canonical bytes) of every stored span in ingest order, a chunk at a time (bounded memory)."""
+    """(seq, canonical bytes) of every span that has a step (not conflicting versions), in ingest order, a
+    chunk at a time (bounded memory)."""
     cur = store.cursor()
     row = cur.execute("SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM spans").fetchone()
     lo, hi = (int(row[0]), int(row[1])) if row else (1, 0)
     start = lo
     while start <= hi:
         rows = cur.execute(
-            "SELECT seq, canonical FROM spans WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            "SELECT seq, canonical FROM spans WHERE seq BETWEEN ? AND ? AND version_of IS NULL ORDER BY seq",
             [start, start + chunk - 1],
         ).fetchall()
         if rows:
@@ -92,8 +106,11 @@ def iter_canonical(store: Store, chunk: int = 5_000) -> Iterator[list[tuple[int,
         start += chunk
 
 
-def replace_steps(store: Store, seqs: Sequence[int], steps: Sequence[Step]) -> None:
-    """Overwrite the steps of these spans in one transaction (renormalize after a mapping fix)."""
+def replace_steps(
+    store: Store, seqs: Sequence[int], steps: Sequence[Step], normalizer_version: str = ""
+) -> None:
+    """Overwrite the steps of these spans in one transaction (renormalize after a mapping fix); each
+    records its span's ledger digest and the normalizer version, as at ingest."""
     table = steps_table(seqs, steps)
     with store.write_lock:
         cur = store.cursor()
@@ -101,10 +118,30 @@ def replace_steps(store: Store, seqs: Sequence[int], steps: Sequence[Step]) -> N
         try:
             cur.register("_steps_new", table)
             cur.execute("DELETE FROM steps WHERE seq IN (SELECT seq FROM _steps_new)")
-            cur.execute("INSERT INTO steps BY NAME SELECT * FROM _steps_new")
+            cur.execute(
+                "INSERT INTO steps BY NAME SELECT n.*, l.digest AS span_digest, ? AS normalizer_version"
+                " FROM _steps_new n JOIN ledger l ON l.seq = n.seq",
+                [normalizer_version],
+            )
             cur.execute("COMMIT")
         except duckdb.Error:
             cur.execute("ROLLBACK")
             raise
         finally:
             cur.unregister("_steps_new")
+
+
+def span_versions(store: Store, trace_id: str) -> list[tuple[int, str, int, bytes, bytes]]:
+    """Conflicting versions in a trace: (version seq, span id, seq of the first span, its digest, the
+    version's digest), in ingest order. The `span-rewritten` rule reads these."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT v.seq, v.span_id, v.version_of, lo.digest, lv.digest FROM spans v"
+            " JOIN ledger lv ON lv.seq = v.seq JOIN ledger lo ON lo.seq = v.version_of"
+            " WHERE v.trace_id = ? AND v.version_of IS NOT NULL ORDER BY v.seq",
+            [trace_id],
+        )
+        .fetchall()
+    )
+    return [(int(a), str(b), int(c), bytes(d), bytes(e)) for a, b, c, d, e in rows]

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from workbench.store import ledger
+from workbench.store import ledger, verify_derived
 from workbench.store.connection import Store
+from workbench.store.verify_derived import StepDeriver
 
 # Given (seq, canonical bytes, stored column values), say what differs, or None.
 RowCheck = Callable[[int, bytes, dict[str, object]], str | None]
@@ -29,10 +30,20 @@ class VerifyReport:
     checkpoints: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)  # (seq, what is wrong)
     chain_head: bytes = ledger.GENESIS
+    # Steps re-derived from the spans, and the second chain over findings, annotations, probe results.
+    step_problems: list[tuple[int, str]] = field(default_factory=list)
+    entries: int = 0
+    entries_head: bytes = ledger.GENESIS
+    entry_problems: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not (self.problems or self.step_problems or self.entry_problems)
+
+    @property
+    def all_problems(self) -> list[str]:
+        """Every problem, span ledger first, then re-derived steps, then the entries chain."""
+        return [p for _, p in self.problems + self.step_problems + self.entry_problems]
 
     @property
     def first_bad_seq(self) -> int | None:
@@ -40,10 +51,24 @@ class VerifyReport:
 
 
 def verify_ledger(
-    store: Store, row_check: RowCheck | None = None, chunk: int = 5_000, max_problems: int = 20
+    store: Store,
+    row_check: RowCheck | None = None,
+    chunk: int = 5_000,
+    max_problems: int = 20,
+    *,
+    derive: StepDeriver | None = None,
+    normalizer_version: str = "",
 ) -> VerifyReport:
-    """Recompute the ledger from the stored spans; problems are reported in sequence order."""
+    """Recompute the ledger from the stored spans; problems are reported in sequence order. With
+    `derive`, every step is re-derived and compared; the second chain is always checked."""
     report = VerifyReport()
+    report.entries, report.entries_head, report.entry_problems = verify_derived.verify_entries(
+        store, max_problems
+    )
+    if derive is not None:
+        report.step_problems = verify_derived.verify_steps(
+            store, derive, normalizer_version, max_problems=max_problems
+        )
     cur = store.cursor()
     row = cur.execute(
         "SELECT greatest(coalesce((SELECT max(seq) FROM ledger), 0),"

@@ -4,14 +4,21 @@ One call of `SpanWriter.write_batches` is one DuckDB transaction: either every s
 its step and its ledger entry are committed, or none is. Sequence numbers, the chain head and the
 Merkle frontier live in memory and advance only after the commit succeeds, so a failed batch leaves no
 gap. The batches arrive as Arrow columns (`workbench.store.batch`), built by whoever decoded them.
+
+Delivery is idempotent: a span whose (trace id, span id, digest) is already stored, or appears earlier
+in the same group, is acknowledged and counted but not stored again. A span whose id is stored with a
+different digest is kept and sealed as a conflicting version (`version_of`), without a step, so
+nothing that reads steps counts it twice; the rules raise `span-rewritten` on it.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import duckdb
 import pyarrow as pa
 
 from workbench.model import SpanRecord, Step
@@ -20,11 +27,40 @@ from workbench.store.batch import Batch
 from workbench.store.connection import Store
 
 
+@dataclass
+class Written:
+    """What one group commit did: the seq range stored, and per batch how many spans were stored and how
+    many were redeliveries acknowledged without storing."""
+
+    first: int
+    last: int
+    stored: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+
+_Key = tuple[str, str]
+
+
+def _known(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> dict[_Key, tuple[int, set[bytes]]]:
+    """{(trace id, span id): (seq of the first stored span, digests stored)} for these span ids: an index
+    lookup (spans_span_id), not a scan."""
+    rows = cur.execute(
+        "SELECT s.trace_id, s.span_id, s.seq, l.digest FROM spans s JOIN ledger l ON l.seq = s.seq"
+        " WHERE s.span_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY s.seq",
+        [span_ids],
+    ).fetchall()
+    out: dict[_Key, tuple[int, set[bytes]]] = {}
+    for trace_id, span_id, seq, d in rows:
+        out.setdefault((trace_id, span_id), (int(seq), set()))[1].add(bytes(d))
+    return out
+
+
 class SpanWriter:
     """Appends batches to the spans, steps and ledger tables; the only writer of those tables."""
 
-    def __init__(self, store: Store, checkpoint_interval: int = 10_000) -> None:
+    def __init__(self, store: Store, checkpoint_interval: int = 10_000, normalizer_version: str = "") -> None:
         self.store = store
+        self.normalizer_version = normalizer_version
         self.checkpoint_interval = max(1, checkpoint_interval)
         self._lock = threading.Lock()
         cur = store.cursor()
@@ -45,54 +81,115 @@ class SpanWriter:
     def write_batches(self, batches: Sequence[Batch], sources: Sequence[str]) -> tuple[int, int]:
         """Commit batches, each with the name of where it came from, in one transaction (group commits
         mix requests from several receivers); returns the (first, last) sequence numbers they received."""
+        written = self.write_group(batches, sources)
+        return written.first, written.last
+
+    def write_group(self, batches: Sequence[Batch], sources: Sequence[str]) -> Written:
+        """As write_batches, saying per batch what was stored and what was a redelivery."""
         if len(batches) != len(sources):
             raise ValueError("one source per batch")
-        n = sum(len(b) for b in batches)
-        if not n:
-            return (self.last_seq + 1, self.last_seq)
+        if not sum(len(b) for b in batches):
+            return Written(self.last_seq + 1, self.last_seq, [0] * len(batches), [0] * len(batches))
         with self._lock, self.store.write_lock:
-            first = self.last_seq + 1
-            seqs = pa.array(range(first, first + n), pa.int64())
-            digests = [d for b in batches for d in b.digests]
-            chains = ledger.replay_chain(digests, self.chain_head)
-            frontier = self.frontier.copy()
-            checkpoints = []
-            for seq, (d, c) in enumerate(zip(digests, chains, strict=True), start=first):
-                frontier.append(d)
-                if seq % self.checkpoint_interval == 0:
-                    checkpoints.append((seq, frontier.root(), c))
-            now = datetime.now(UTC)
-            batch_id = self._batch_id + 1
-            spans = pa.concat_tables([b.spans for b in batches]).add_column(0, "seq", seqs)
-            spans = spans.append_column(
-                "source", pa.array([s for b, s in zip(batches, sources, strict=True) for _ in range(len(b))])
-            )
-            spans = spans.append_column("batch_id", pa.array([batch_id] * n, pa.int64()))
-            spans = spans.append_column("received_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
-            steps_tbl = pa.concat_tables([b.steps for b in batches]).add_column(0, "seq", seqs)
-            ledger_tbl = pa.table({"seq": seqs, "digest": digests, "chain": chains})
             cur = self.store.cursor()
-            cur.execute("BEGIN TRANSACTION")
             try:
-                # DuckDB reads the Arrow tables named in the SQL from these local variables (a
-                # replacement scan): about 1 ms per table cheaper than register() and unregister().
-                _wb_spans, _wb_steps, _wb_ledger = spans, steps_tbl, ledger_tbl  # noqa: F841
+                return self._write(cur, batches, sources)
+            finally:
+                cur.close()
+
+    def _write(
+        self, cur: duckdb.DuckDBPyConnection, batches: Sequence[Batch], sources: Sequence[str]
+    ) -> Written:
+        first = self.last_seq + 1
+        trace_ids = [t for b in batches for t in b.spans.column("trace_id").to_pylist()]
+        span_ids = [s for b in batches for s in b.spans.column("span_id").to_pylist()]
+        all_digests = [d for b in batches for d in b.digests]
+        known = _known(cur, list(set(span_ids)))
+        keep: list[int] = []  # row indices (over the concatenated batches) that are stored
+        version_of: list[int | None] = []
+        with_step: list[int] = []
+        step_seqs: list[int] = []
+        stored = [0] * len(batches)
+        duplicates = [0] * len(batches)
+        conflicts = 0
+        row = 0
+        for b_index, b in enumerate(batches):
+            for _ in range(len(b)):
+                key, d = (trace_ids[row], span_ids[row]), all_digests[row]
+                entry = known.get(key)
+                if entry is not None and d in entry[1]:
+                    duplicates[b_index] += 1
+                else:
+                    seq = first + len(keep)
+                    if entry is None:
+                        known[key] = (seq, {d})
+                        version_of.append(None)
+                        with_step.append(row)
+                        step_seqs.append(seq)
+                    else:
+                        entry[1].add(d)
+                        version_of.append(entry[0])
+                        conflicts += 1
+                    keep.append(row)
+                    stored[b_index] += 1
+                row += 1
+        n = len(keep)
+        seqs = pa.array(range(first, first + n), pa.int64())
+        digests = [all_digests[i] for i in keep]
+        chains = ledger.replay_chain(digests, self.chain_head)
+        frontier = self.frontier.copy()
+        checkpoints = []
+        for seq, (d, c) in enumerate(zip(digests, chains, strict=True), start=first):
+            frontier.append(d)
+            if seq % self.checkpoint_interval == 0:
+                checkpoints.append((seq, frontier.root(), c))
+        now = datetime.now(UTC)
+        batch_id = self._batch_id + 1
+        take = pa.array(keep, pa.int64())
+        spans = pa.concat_tables([b.spans for b in batches]).take(take).add_column(0, "seq", seqs)
+        all_sources = [s for b, s in zip(batches, sources, strict=True) for _ in range(len(b))]
+        spans = spans.append_column("source", pa.array([all_sources[i] for i in keep], pa.string()))
+        spans = spans.append_column("batch_id", pa.array([batch_id] * n, pa.int64()))
+        spans = spans.append_column("received_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
+        spans = spans.append_column("version_of", pa.array(version_of, pa.int64()))
+        steps_tbl = pa.concat_tables([b.steps for b in batches]).take(pa.array(with_step, pa.int64()))
+        steps_tbl = steps_tbl.add_column(0, "seq", pa.array(step_seqs, pa.int64()))
+        steps_tbl = steps_tbl.append_column(
+            "span_digest", pa.array([all_digests[i] for i in with_step], pa.binary())
+        )
+        steps_tbl = steps_tbl.append_column(
+            "normalizer_version", pa.array([self.normalizer_version] * len(with_step), pa.string())
+        )
+        ledger_tbl = pa.table(
+            {"seq": seqs, "digest": pa.array(digests, pa.binary()), "chain": pa.array(chains, pa.binary())}
+        )
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            # DuckDB reads the Arrow tables named in the SQL from these local variables (a
+            # replacement scan): about 1 ms per table cheaper than register() and unregister().
+            _wb_spans, _wb_steps, _wb_ledger = spans, steps_tbl, ledger_tbl  # noqa: F841
+            if n:
                 cur.execute("INSERT INTO spans BY NAME SELECT * FROM _wb_spans")
                 cur.execute("INSERT INTO steps BY NAME SELECT * FROM _wb_steps")
                 cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _wb_ledger")
-                for size, root, head in checkpoints:
-                    cur.execute("INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?)", [size, root, head, now])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            finally:
-                cur.close()
+            for size, root, head in checkpoints:
+                cur.execute("INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?)", [size, root, head, now])
+            if sum(duplicates) or conflicts:
+                cur.execute(
+                    "UPDATE delivery_stats SET duplicate_spans = duplicate_spans + ?,"
+                    " conflicting_spans = conflicting_spans + ? WHERE id = 1",
+                    [sum(duplicates), conflicts],
+                )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        if n:
             self.last_seq = first + n - 1
             self.chain_head = chains[-1]
             self.frontier = frontier
             self._batch_id = batch_id
-            return first, self.last_seq
+        return Written(first, first + n - 1, stored, duplicates)
 
     def checkpoint(self) -> tuple[int, bytes] | None:
         """Write a checkpoint at the current head (e.g. at shutdown) unless one is already there."""

@@ -1,0 +1,122 @@
+"""The second hash chain: findings, annotations and probe results sealed as ledger entries.
+
+Why a second chain and not more leaves in the span ledger: a span's ledger index is its `seq`, which
+spans, steps, exports and inclusion proofs all rely on; interleaving other entries would renumber the
+evidence. So these rows get their own gapless chain and RFC 6962 tree (`ledger_entries`), and a signed
+tree head covers both trees (see workbench/store/treehead.py).
+
+An entry seals one row as {field: digest of the field's value}, computed in SQL by the same expression
+when writing and when verifying, so verification names the field that changed. Entries are only ever
+appended: a rescan that drops a finding appends 'finding-retired' (the row moves to findings_retired),
+and an annotation edit is a new annotation that names the one it supersedes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+
+import duckdb
+
+from workbench.store import ledger
+
+FINDING, FINDING_RETIRED, ANNOTATION, PROBE_RESULT = (
+    "finding",
+    "finding-retired",
+    "annotation",
+    "probe-result",
+)
+
+_FINDING_FIELDS = (
+    "trace_id step_seq span_id rule_id severity title explanation evidence_field evidence_start "
+    "evidence_end evidence_excerpt taint_chain details"
+).split()
+_ANNOTATION_FIELDS = ["trace_id", "step_seq", "author", "text", "supersedes", "epoch_us(created_at)"]
+_PROBE_FIELDS = ["run_id", "analysis", "summary", "data"]
+
+
+def _body_sql(fields: Sequence[str]) -> str:
+    """A DuckDB expression giving the entry body of a row: one SHA-256 per field, NULL kept as null."""
+
+    def one(f: str) -> str:
+        name = f.split("(")[-1].rstrip(")")
+        return f"'{name}', CASE WHEN {f} IS NULL THEN NULL ELSE sha256(CAST({f} AS VARCHAR)) END"
+
+    return "json_object(" + ", ".join(one(f) for f in fields) + ")"
+
+
+FINDING_BODY = _body_sql(_FINDING_FIELDS)
+ANNOTATION_BODY = _body_sql(_ANNOTATION_FIELDS)
+PROBE_BODY = _body_sql(_PROBE_FIELDS)
+PROBE_REF = "CAST(run_id AS VARCHAR) || '/' || analysis"
+
+
+def entry_digest(kind: str, ref: str, body: str) -> bytes:
+    """SHA-256(kind || 0x00 || ref || 0x00 || body): what the chain and the Merkle tree are over."""
+    return hashlib.sha256(b"\x00".join([kind.encode(), ref.encode(), body.encode()])).digest()
+
+
+def append(cur: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, str]]) -> int:
+    """Append (kind, ref, body) entries to the chain; returns how many.
+
+    The caller holds the store's write lock and has a transaction open, so the entries commit (or roll
+    back) together with the rows they seal and the sequence stays gapless.
+    """
+    items = list(entries)
+    if not items:
+        return 0
+    row = cur.execute("SELECT seq, chain FROM ledger_entries ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, chain = (int(row[0]), bytes(row[1])) if row else (0, ledger.GENESIS)
+    now = datetime.now(UTC)
+    rows = []
+    for kind, ref, body in items:
+        seq += 1
+        d = entry_digest(kind, ref, body)
+        chain = ledger.chain_next(chain, d)
+        rows.append((seq, kind, ref, body, d, chain, now))
+    cur.executemany("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return len(items)
+
+
+def bodies(
+    cur: duckdb.DuckDBPyConnection,
+    table: str,
+    body_sql: str,
+    ref_sql: str,
+    where: str = "TRUE",
+    params: Sequence[object] = (),
+) -> dict[str, str]:
+    """{ref: body} of the rows of `table` matching `where`."""
+    rows = cur.execute(f"SELECT CAST({ref_sql} AS VARCHAR), {body_sql} FROM {table} WHERE {where}", params)
+    return {str(r): str(b) for r, b in rows.fetchall()}
+
+
+def iter_entries(
+    cur: duckdb.DuckDBPyConnection, chunk: int = 5_000
+) -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
+    """(seq, kind, ref, body, digest, chain) in sequence order, a chunk at a time."""
+    start = 1
+    while True:
+        rows = cur.execute(
+            "SELECT seq, kind, ref, CAST(body AS VARCHAR), digest, chain FROM ledger_entries"
+            " WHERE seq >= ? ORDER BY seq LIMIT ?",
+            [start, chunk],
+        ).fetchall()
+        if not rows:
+            return
+        for s, k, r, b, d, c in rows:
+            yield int(s), str(k), str(r), str(b), bytes(d), bytes(c)
+        start = int(rows[-1][0]) + 1
+
+
+def entry_digests(cur: duckdb.DuckDBPyConnection) -> list[bytes]:
+    """Every entry digest in order: the leaves of the entries' Merkle tree."""
+    return [bytes(d) for (d,) in cur.execute("SELECT digest FROM ledger_entries ORDER BY seq").fetchall()]
+
+
+def differing_fields(sealed: str, stored: str) -> list[str]:
+    """The fields whose digests differ between a sealed body and the row's current body."""
+    a, b = json.loads(sealed), json.loads(stored)
+    return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]

@@ -1,0 +1,174 @@
+"""The half of `ledger verify` that covers what investigators read beyond the raw spans.
+
+Steps: re-derived from the sealed canonical bytes (the `renormalize` path, in memory) and compared
+field by field; the first difference is named by trace, step number as the UI shows it (1-based in the
+trace's start-time order, ties by ingest order) and field. Which spans get a step is itself derived:
+the first span stored with a (trace id, span id) has one, a conflicting later version has none.
+
+Findings, annotations and probe results: the second chain (`ledger_entries`) is recomputed, then every
+sealed row must be present with the field digests its entry recorded, and every row must be sealed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from workbench.model import Step
+from workbench.store import entries, ledger
+from workbench.store.batch import STEP_COLUMNS
+from workbench.store.connection import Store
+
+# (canonical bytes, the span's stored truncations JSON) -> the step the normalizer derives today.
+StepDeriver = Callable[[bytes, object], Step]
+
+Problems = list[tuple[int, str]]
+
+
+def conflicting_versions(store: Store) -> set[int]:
+    """Seqs of spans stored after another span with the same (trace id, span id): they have no step."""
+    rows = store.cursor().execute(
+        "SELECT s.seq FROM spans s WHERE EXISTS (SELECT 1 FROM spans o"
+        " WHERE o.span_id = s.span_id AND o.trace_id = s.trace_id AND o.seq < s.seq)"
+    )
+    return {int(r[0]) for r in rows.fetchall()}
+
+
+def step_number(store: Store, trace_id: str, seq: int, versions: set[int]) -> int:
+    """The step's 1-based position in its trace as the UI shows it, from the (verified) span columns."""
+    rows = store.cursor().execute(
+        "SELECT seq, start_time_ns FROM spans WHERE trace_id = ? ORDER BY start_time_ns, seq", [trace_id]
+    )
+    order = [int(s) for s, _ in rows.fetchall() if int(s) not in versions]
+    return order.index(seq) + 1 if seq in order else 0
+
+
+def _value(column: str, value: Any) -> Any:
+    return str(value) if column == "kind" else value
+
+
+def verify_steps(
+    store: Store, derive: StepDeriver, normalizer_version: str, chunk: int = 2_000, max_problems: int = 20
+) -> Problems:
+    """Re-derive every step; (seq, what differs) for the first `max_problems` differences."""
+    problems: Problems = []
+    versions = conflicting_versions(store)
+    cur = store.cursor()
+
+    def problem(seq: int, trace_id: str, what: str) -> None:
+        if len(problems) < max_problems:
+            n = step_number(store, trace_id, seq, versions)
+            problems.append((seq, f"trace {trace_id} step {n} (seq {seq}): {what}"))
+
+    cols = ", ".join(f"st.{c}" for c in STEP_COLUMNS)
+    row = cur.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
+    top = int(row[0]) if row else 0
+    for start in range(1, top + 1, chunk):
+        rows = cur.execute(
+            f"""
+            SELECT s.seq, s.trace_id, s.canonical, s.truncations, l.digest, st.seq IS NOT NULL,
+                   st.span_digest, st.normalizer_version, {cols}
+            FROM spans s LEFT JOIN ledger l ON l.seq = s.seq LEFT JOIN steps st ON st.seq = s.seq
+            WHERE s.seq BETWEEN ? AND ? ORDER BY s.seq
+            """,
+            [start, start + chunk - 1],
+        ).fetchall()
+        for r in rows:
+            seq, trace_id, canonical, truncations, digest, has_step, span_digest, version = r[:8]
+            if seq in versions:
+                if has_step:
+                    problem(seq, trace_id, "a conflicting span version has a step (counted twice)")
+                continue
+            if not has_step:
+                problem(seq, trace_id, "step deleted (its span has no step)")
+                continue
+            if digest is not None and (span_digest is None or bytes(span_digest) != bytes(digest)):
+                problem(seq, trace_id, "field span_digest does not match the span's ledger digest")
+                continue
+            if version != normalizer_version:
+                problem(
+                    seq,
+                    trace_id,
+                    f"field normalizer_version is {version!r}, this build derives {normalizer_version!r}"
+                    " (run `workbench renormalize` if that is expected)",
+                )
+                continue
+            derived = derive(bytes(canonical), truncations)
+            for column, stored in zip(STEP_COLUMNS, r[8:], strict=True):
+                if _value(column, getattr(derived, column)) != stored:
+                    problem(seq, trace_id, f"field {column} differs from the step re-derived from its span")
+                    break
+    orphans = cur.execute("SELECT seq, trace_id FROM steps WHERE seq NOT IN (SELECT seq FROM spans)")
+    for seq, trace_id in orphans.fetchall():
+        if len(problems) < max_problems:
+            problems.append((int(seq), f"trace {trace_id} step seq {seq}: step has no span (inserted)"))
+    problems.sort(key=lambda p: p[0])
+    return problems
+
+
+_TABLES = {
+    "finding": ("findings", entries.FINDING_BODY, "id"),
+    "finding-retired": ("findings_retired", entries.FINDING_BODY, "id"),
+    "annotation": ("annotations", entries.ANNOTATION_BODY, "id"),
+    "probe-result": ("probe_results", entries.PROBE_BODY, entries.PROBE_REF),
+}
+_NOUN = {
+    "finding": "finding",
+    "finding-retired": "retired finding",
+    "annotation": "annotation",
+    "probe-result": "probe result",
+}
+
+
+def verify_entries(store: Store, max_problems: int = 20) -> tuple[int, bytes, Problems]:
+    """Recompute the second chain and check every sealed row; returns (entries, chain head, problems)."""
+    problems: Problems = []
+    cur = store.cursor()
+    sealed: dict[str, dict[str, tuple[int, str]]] = {kind: {} for kind in _TABLES}
+    chain, expected, chain_ok, count = ledger.GENESIS, 1, True, 0
+
+    def problem(seq: int, what: str) -> None:
+        if len(problems) < max_problems:
+            problems.append((seq, what))
+
+    for seq, kind, ref, body, d, c in entries.iter_entries(cur):
+        count += 1
+        if seq != expected:
+            problem(expected, f"entry {expected}..{seq - 1}: missing (deleted ledger entries)")
+            chain_ok = False
+        expected = seq + 1
+        if entries.entry_digest(kind, ref, body) != d:
+            problem(seq, f"entry {seq} ({kind} {ref}): altered (digest does not match its content)")
+        nxt = ledger.chain_next(chain, d)
+        if chain_ok and nxt != c:
+            problem(seq, f"entry {seq}: chain breaks (entry altered, inserted or reordered)")
+            chain_ok = False
+        chain = nxt if chain_ok else c
+        if kind == entries.FINDING_RETIRED:
+            sealed[entries.FINDING].pop(ref, None)
+        if kind in sealed:
+            sealed[kind][ref] = (seq, body)
+        else:
+            problem(seq, f"entry {seq}: unknown kind {kind!r}")
+    for kind, (table, body_sql, ref_sql) in _TABLES.items():
+        stored = entries.bodies(cur, table, body_sql, ref_sql)
+        noun = _NOUN[kind]
+        for ref, (seq, body) in sealed[kind].items():
+            if ref not in stored:
+                problem(seq, f"{noun} {ref}: deleted (sealed by entry {seq})")
+            elif stored[ref] != body:
+                fields = ", ".join(entries.differing_fields(body, stored[ref]))
+                problem(seq, f"{noun} {ref}: field(s) {fields} edited (sealed by entry {seq})")
+        for ref in stored.keys() - sealed[kind].keys():
+            problem(count + 1, f"{noun} {ref}: not sealed in the ledger (inserted or restored by hand)")
+    problems.sort(key=lambda p: p[0])
+    return count, chain, problems
+
+
+def truncations_limit(truncations: object) -> int | None:
+    """The attribute-length limit in force when a span was ingested, read from its truncation record
+    (None: nothing was cut, so no limit applies)."""
+    cuts = json.loads(truncations) if isinstance(truncations, str) else truncations
+    kept = [c[2] for c in cuts if isinstance(c, list) and len(c) == 3] if isinstance(cuts, list) else []
+    return min(kept) if kept and all(isinstance(k, int) for k in kept) else None
