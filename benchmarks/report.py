@@ -92,7 +92,9 @@ class Run:
     load_start: list[float] = field(default_factory=loadavg)
     machine: dict[str, Any] = field(default_factory=machine_info)
 
-    def conditions(self, versions: Mapping[str, str] | None = None, load_end: list[float] | None = None) -> str:
+    def conditions(
+        self, versions: Mapping[str, str] | None = None, load_end: list[float] | None = None
+    ) -> str:
         """The "Machine:" paragraph every section starts with."""
         m = self.machine
         end = load_end if load_end is not None else loadavg()
