@@ -4,28 +4,28 @@ The data: `python -m sample_traces.long_trace` writes one 100,000-step trace, lo
 directory with `workbench ingest` (direct, no server). Timed, each in this process: `export` without
 redaction, `export` with the default redaction, and `verify` of the unredacted bundle. The limit is
 `sha256sum` over exactly the bundle's files, run in the same session: a verifier must at least read and
-hash every byte once. Results are appended to benchmarks/RESULTS.md with the machine and date.
+hash every byte once. The section goes under "Export and verify" in benchmarks/RESULTS.md
+(benchmarks/report.py).
 
-    python benchmarks/export.py [--steps 100000] [--no-write] [--keep DIR]
+    python benchmarks/export.py [--steps 100000] [--no-write] [--results FILE] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import report  # noqa: E402
 from collectors.integrity import stored_columns_check  # noqa: E402
 from collectors.normalize import NORMALIZER_VERSION, step_from_canonical  # noqa: E402
 from workbench.export import ExportOptions, export_bundle, verify_bundle  # noqa: E402
@@ -33,8 +33,6 @@ from workbench.export.redact import parse_kinds  # noqa: E402
 from workbench.ingest import ingest_files  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 
 
 def timed(fn: object) -> tuple[float, float, object]:
@@ -57,9 +55,10 @@ def sha256sum(files: list[Path]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=100_000)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     ap.add_argument("--keep", type=Path, help="reuse (or create) this data directory instead of a temp one")
+    report.add_output_args(ap)
     args = ap.parse_args()
+    run = report.Run()
 
     work = Path(tempfile.mkdtemp(prefix="wb-export-bench-"))
     data = args.keep or work / "data"
@@ -114,12 +113,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     mb = size / 1e6
-    now = datetime.now(UTC)
-    report = "\n".join(
+    body = "\n".join(
         [
-            f"### Export and verify, {now:%Y-%m-%d %H:%M} UTC",
-            "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
             f"{spans:,} spans (one long trace), bundle {mb:.0f} MB unredacted "
             f"({res_red.counts['redactions']:,} values masked in the redacted one). "  # type: ignore[attr-defined]
             "Wall time on a machine shared with other work, so CPU time (this process; sha256sum's own) "
@@ -143,10 +138,7 @@ def main() -> None:
             "",
         ]
     )
-    print(report)
-    if not args.no_write:
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + report)
+    report.publish(args, "export", run.section("Export and verify", body))
 
 
 if __name__ == "__main__":

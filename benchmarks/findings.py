@@ -4,25 +4,23 @@ The long trace of `sample_traces.long_trace` (SDK-shaped steps: LLM calls with r
 memory reads...) is ingested in-process through the real pipeline into a fresh DuckDB file (the peer),
 then scanned whole by the default rules: reading its steps, evaluating every rule, replacing its findings.
 A trace is always rescanned whole (taint chains span steps), so this is the cost a commit to a trace of
-this size pays. Results are appended to benchmarks/RESULTS.md with the machine and date.
+this size pays. The section goes under "Findings scan" in benchmarks/RESULTS.md (benchmarks/report.py).
 
-    python benchmarks/findings.py [--steps 20000] [--no-write]
+    python benchmarks/findings.py [--steps 20000] [--no-write] [--results FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import report  # noqa: E402
 from collectors import decode  # noqa: E402
 from collectors.pipeline import IngestPipeline  # noqa: E402
 from sample_traces.long_trace import build  # noqa: E402
@@ -30,14 +28,13 @@ from workbench.policies.engine import build_engine, scan_traces  # noqa: E402
 from workbench.store import queries  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20_000)
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    report.add_output_args(ap)
     args = ap.parse_args()
+    run = report.Run()
 
     records = decode.to_records(build(args.steps, seed=1), 1 << 20).records
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "w.duckdb") as store:
@@ -57,21 +54,17 @@ def main() -> None:
         found = engine.evaluate(trace_id, steps)
         rules_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        report = scan_traces(store, engine, [trace_id])
+        scanned = scan_traces(store, engine, [trace_id])
         scan_s = time.perf_counter() - t0
 
     n = len(records)
     by_rule: dict[str, int] = {}
     for f in found:
         by_rule[f.rule_id] = by_rule.get(f.rule_id, 0) + 1
-    now = datetime.now(UTC)
-    report_md = "\n".join(
+    body = "\n".join(
         [
-            f"### Findings scan of one {n:,}-step trace, {now:%Y-%m-%d %H:%M} UTC",
-            "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
             f"Trace from `sample_traces.long_trace --steps {n} --seed 1`; default rules; "
-            f"{report.findings:,} findings ({', '.join(f'{k} {v}' for k, v in sorted(by_rule.items()))}).",
+            f"{scanned.findings:,} findings ({', '.join(f'{k} {v}' for k, v in sorted(by_rule.items()))}).",
             "",
             "| measure | value | ratio |",
             "|---|---|---|",
@@ -87,10 +80,7 @@ def main() -> None:
             "",
         ]
     )
-    print(report_md)
-    if not args.no_write:
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + report_md)
+    report.publish(args, "findings", run.section(f"Findings scan of one {n:,}-step trace", body))
 
 
 if __name__ == "__main__":

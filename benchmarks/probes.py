@@ -6,25 +6,24 @@ attention row per layer, the probes' layers), the logit lens decoded at up to 48
 probes, and attribution patching against a counterfactual scratchpad (a forward and a backward pass on
 it plus a clean forward). Target (issue #6): at most 2x the forward pass, under 2 GB.
 
-    python benchmarks/probes.py [--repeats 5] [--threads 1] [--no-append]
+The section goes under "Probes" in benchmarks/RESULTS.md (benchmarks/report.py).
+
+    python benchmarks/probes.py [--repeats 5] [--threads 1] [--no-write] [--results FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+from benchmarks import report  # noqa: E402
 
 CONTEXT = (
     "PagerDuty INC-4471: disk usage on db-prod-1 is at 94% and the nightly backup at 02:00 needs 20% free."
@@ -63,8 +62,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads, as WORKBENCH_PROBE_THREADS")
     parser.add_argument("--scratchpad-tokens", type=int, default=128)
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".workbench")
-    parser.add_argument("--no-append", action="store_true")
+    report.add_output_args(parser)
     args = parser.parse_args()
+    run = report.Run()
 
     import torch
 
@@ -115,31 +115,21 @@ def main() -> None:
     print(
         f"  model load (cached) {load_s:.1f} s; RSS after load {rss_loaded:.0f} MiB, peak {rss_peak:.0f} MiB"
     )
-    if args.no_append:
-        return
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
-        f"Python {platform.python_version()}"
+    body = "\n".join(
+        [
+            f"SmolLM2-135M-Instruct float32 on CPU, {torch.get_num_threads()} torch thread(s); one step of "
+            f"{len(st.token_ids)} tokens ({args.scratchpad_tokens}-token scratchpad); "
+            f"medians of {args.repeats} interleaved runs. `python benchmarks/probes.py`",
+            "",
+            "| measured | median | vs forward |",
+            "|---|---|---|",
+            *[f"| {name} | {secs * 1000:.0f} ms | {ratio:.2f}x |" for name, secs, ratio in rows],
+            f"| peak memory (RSS, whole process incl. the model) | {rss_peak:.0f} MiB "
+            f"| after load: {rss_loaded:.0f} MiB |",
+        ]
     )
-    lines = [
-        "",
-        f"## Probes: full suite vs a forward pass ({when})",
-        "",
-        f"Machine: {machine}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
-        f"SmolLM2-135M-Instruct float32 on CPU; one step of {len(st.token_ids)} tokens "
-        f"({args.scratchpad_tokens}-token scratchpad); medians of {args.repeats} interleaved runs. "
-        "`python benchmarks/probes.py`",
-        "",
-        "| measured | median | vs forward |",
-        "|---|---|---|",
-        *[f"| {name} | {secs * 1000:.0f} ms | {ratio:.2f}x |" for name, secs, ratio in rows],
-        f"| peak memory (RSS, whole process incl. the model) | {rss_peak:.0f} MiB "
-        f"| after load: {rss_loaded:.0f} MiB |",
-        "",
-    ]
-    with RESULTS.open("a", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    section = run.section("Probes: full suite vs a forward pass", body, {"torch": torch.__version__})
+    report.publish(args, "probes", section)
 
 
 if __name__ == "__main__":

@@ -18,33 +18,33 @@ benchmarks/work/replay/ and reused by later runs). Measured on it, in one run:
 
 Targets (issue #4): first paint of the 100k trace under 1.5 s, a step change under 200 ms.
 
-    python benchmarks/replay.py [--sizes 1000,10000,100000] [--tries 5] [--no-write]
+The section goes under "Replay and the UI" in benchmarks/RESULTS.md (benchmarks/report.py).
+
+    python benchmarks/replay.py [--sizes 1000,10000,100000] [--tries 5] [--no-write] [--results FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import report  # noqa: E402
 from sample_traces import long_trace  # noqa: E402
 from workbench.ingest import ingest_files  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
 from workbench.store import explore, probe_reads, queries  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 NEXT_CLICK = "() => [...document.querySelectorAll('button')].find(b => b.innerText.includes('Next')).click()"
 # Checked on every animation frame: Playwright's expect() polls at 100, 250, 500 then 1000 ms, which
 # rounded every measure up by up to a second. textContent (not innerText) forces no layout.
@@ -273,8 +273,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--tries", type=int, default=5)
     ap.add_argument("--no-browser", action="store_true")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    report.add_output_args(ap)
     args = ap.parse_args()
+    run = report.Run()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows: list[tuple[int, dict[str, float]]] = []
     for steps in sizes:
@@ -307,19 +308,19 @@ def main() -> None:
             lines.append(
                 f"| browser {what} / floor (ratio) | " + " | ".join(f"{x:,.1f}x" for x in ratio) + " |"
             )
-    report = (
-        f"### Replay of 1k/10k/100k-step traces, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared with other work during the run), "
-        f"Python {platform.python_version()}, DuckDB {duckdb.__version__}, "
-        f"Streamlit {streamlit.__version__}, "
-        f"Debian chromium headless. Traces from `sample_traces.long_trace --seed 1`; medians of "
-        f"{args.tries} tries; the step shown is the middle one. Query rows are the replay page's own reads; "
-        "the peer is loading every step of the trace at once, in the same run.\n\n" + "\n".join(lines) + "\n"
+    body = (
+        "Machines shared with other work during the run; Debian chromium headless. Traces from "
+        f"`sample_traces.long_trace --seed 1`; medians of {args.tries} tries; the step shown is the middle "
+        "one. Query rows are the replay page's own reads; the peer is loading every step of the trace at "
+        "once, in the same run.\n\n" + "\n".join(lines) + "\n"
     )
-    print(report)
-    if not args.no_write:
-        existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        RESULTS.write_text(existing.rstrip("\n") + "\n\n" + report)
+    sizes_title = "/".join(f"{s // 1000}k" if s >= 1000 else str(s) for s in sizes)
+    section = run.section(
+        f"Replay of {sizes_title}-step traces",
+        body,
+        {"DuckDB": duckdb.__version__, "Streamlit": streamlit.__version__},
+    )
+    report.publish(args, "replay", section)
 
 
 if __name__ == "__main__":

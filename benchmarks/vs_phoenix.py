@@ -31,7 +31,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -58,12 +57,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import report  # noqa: E402
 from benchmarks.ingest import floor_decode, floor_duckdb_insert  # noqa: E402
 from benchmarks.payloads import agent_span_attributes, kv  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work"
 PHOENIX_VENV = WORK / "phoenix-venv"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 RAW_DIR = ROOT / "benchmarks" / "results"
 PHOENIX_VERSION = "20.26.1"
 # The installed distribution's version, read from its metadata: importing phoenix takes seconds.
@@ -445,41 +444,14 @@ class MemorySampler:
 
 
 def machine() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """benchmarks/report.py's machine facts, plus the versions this comparison is about."""
     try:
         from importlib.metadata import version
 
         workbench_version = version("agent-audit-workbench")
     except Exception:
         workbench_version = "?"
-    return {
-        "arch": platform.machine(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "workbench": workbench_version,
-        "workbench_commit": _git("rev-parse", "--short", "HEAD"),
-        # `workbench serve` runs the working tree: uncommitted services of other areas count too.
-        "workbench_uncommitted_files": len(_git("status", "--porcelain").splitlines()),
-    }
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
+    return {**report.machine_info(), "duckdb": duckdb.__version__, "workbench": workbench_version}
 
 
 def phoenix_version() -> str:
@@ -496,10 +468,6 @@ def phoenix_version() -> str:
     return out.stdout.strip()
 
 
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
 # --- the run ------------------------------------------------------------------------------------------
 
 
@@ -508,7 +476,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stamp = datetime.now(UTC)
     run_dir = WORK / f"run-{stamp:%Y%m%dT%H%M%S}"
     run_dir.mkdir(parents=True)
-    load_start = loadavg()
+    load_start = report.loadavg()
     rounds: list[dict[str, Any]] = []
     fetches: list[dict[str, Any]] = []
     print(f"starting workbench serve and phoenix serve in {run_dir}", flush=True)
@@ -531,7 +499,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for s in order:
                     result = ingest(s, bodies, n, args.clients)
                     result["round"] = r
-                    result["load"] = loadavg()
+                    result["load"] = report.loadavg()
                     rounds.append(result)
                     print(
                         f"round {r} {s.name:<9} {result['spans_per_s']:>9,.0f} spans/s "
@@ -559,7 +527,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for s in systems:
             s.stop()
-    load_end = loadavg()
+    load_end = report.loadavg()
     decode_s = floor_decode(all_bodies)
     insert_s = floor_duckdb_insert(all_bodies, run_dir / "floor.duckdb")
     n_floor = args.rounds * args.requests * args.spans_per_request
@@ -685,10 +653,11 @@ def summarize(raw: dict[str, Any], raw_path: Path) -> str:
         ),
     ]
     lines = [
-        f"## Workbench vs Arize Phoenix, {raw['date'][:16].replace('T', ' ')} UTC",
+        f"### Workbench vs Arize Phoenix, {raw['date'][:16].replace('T', ' ')} UTC",
         "",
         f"Machine: {m['arch']}, {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
-        f"DuckDB {m['duckdb']}, agent-audit-workbench {m['workbench']}, arize-phoenix {raw['phoenix']} "
+        f"DuckDB {m['duckdb']}, agent-audit-workbench {m['workbench']} (commit {m['workbench_commit']}, "
+        f"{m['workbench_uncommitted_files']} uncommitted file(s)), arize-phoenix {raw['phoenix']} "
         f"(SQLite, its defaults). `uptime` load average (1/5/15 min): {raw['load']['start']} at the start, "
         f"{raw['load']['end']} at the end; other engineers were building and testing on the same cores, so "
         "absolute figures are low and noisy; the ratios come from alternating rounds under the same load.",
@@ -722,20 +691,19 @@ def main() -> None:
     ap.add_argument("--fetch-repeats", type=int, default=3)
     ap.add_argument("--phoenix-version", default=PHOENIX_VERSION)
     ap.add_argument("--keep-work", action="store_true", help="keep the run's databases and logs")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md and results/ alone")
+    report.add_output_args(ap)  # --no-write also leaves results/ alone
     args = ap.parse_args()
 
     raw = run(args)
     RAW_DIR.mkdir(parents=True, exist_ok=True)
     raw_path = RAW_DIR / f"vs_phoenix_{raw['date'][:16].replace(':', '')}.json"
-    report = summarize(raw, raw_path)
-    print(report)
+    section = summarize(raw, raw_path)
+    print(section)
     if args.no_write:
         print(json.dumps(raw, indent=2))
         return
     raw_path.write_text(json.dumps(raw, indent=2) + "\n")
-    existing = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    RESULTS.write_text(existing.rstrip("\n") + "\n\n" + report)
+    report.write_section("phoenix", section, args.results)
 
 
 if __name__ == "__main__":

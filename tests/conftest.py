@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.polling import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -78,20 +80,24 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workbench.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"workbench serve exited with {self.proc.returncode}:\n{self.log()}")
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"workbench serve exited with {proc.returncode}:\n{self.log()}")
             # the line alone: "Address already in use" contains the word too
-            if re.search(r"^ready$", self.log(), re.MULTILINE):
-                data = json.loads(info.read_text())
-                self.http_port, self.grpc_port = data["http_port"], data["grpc_port"]
-                ui = re.search(r"^UI +http://[^ ]*:(\d+)/", self.log(), re.MULTILINE)
-                self.ui_port = int(ui.group(1)) if ui else 0
-                return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"workbench serve did not become ready in {timeout}s:\n{self.log()}")
+            return re.search(r"^ready$", self.log(), re.MULTILINE) is not None
+
+        try:
+            wait_for(ready, timeout, 0.05, "workbench serve to say ready", details=self.log)
+        except AssertionError:
+            self.kill()
+            raise
+        data = json.loads(info.read_text())
+        self.http_port, self.grpc_port = data["http_port"], data["grpc_port"]
+        ui = re.search(r"^UI +http://[^ ]*:(\d+)/", self.log(), re.MULTILINE)
+        self.ui_port = int(ui.group(1)) if ui else 0
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from sample_traces.catalog import SAMPLES
+from tests.polling import wait_for
 from workbench.cli import cli
 from workbench.demo import DEFAULT_DEMO_DIR, MARKER, demo_settings
 from workbench.settings import Settings
@@ -64,24 +64,25 @@ def test_demo_live_end_to_end(tmp_path: Path) -> None:
         for line in proc.stdout or ():
             lines.put(line)
 
-    threading.Thread(target=pump, daemon=True).start()
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
     seen: list[str] = []
-    deadline = time.monotonic() + 120
+
+    def live() -> bool:
+        assert proc.poll() is None, "".join(seen)
+        while not lines.empty():
+            seen.append(lines.get())
+        return any(line.startswith("live: every scripted agent has run") for line in seen)
+
     try:
-        while not any(line.startswith("live: every scripted agent has run") for line in seen):
-            assert proc.poll() is None, "".join(seen)
-            assert time.monotonic() < deadline, "".join(seen)
-            try:
-                seen.append(lines.get(timeout=1))
-            except queue.Empty:
-                pass
+        wait_for(live, 120, 0.2, "the demo to say every agent has run", details=lambda: "".join(seen))
         assert not (data / "left-over.txt").exists(), "the demo starts from a fresh directory"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
-    time.sleep(0.2)
+    pumping.join(10)  # the demo exited: its output ends, and the pump with it
     while not lines.empty():
         seen.append(lines.get())
     output = "".join(seen)

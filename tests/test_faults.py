@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -46,6 +45,7 @@ from tests.otlp_payloads import (
     tiny_batch,
     to_otlp_json,
 )
+from tests.polling import wait_for
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -142,14 +142,6 @@ def finish(server: ServerProcess, expected: set[SpanKey]) -> None:
     assert f"ledger OK: {len(expected)} spans" in result.stdout
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def server(serve_process: ServerProcess) -> ServerProcess:
     """A server with default limits (conftest stops it after the test; `finish` stops it earlier)."""
@@ -209,7 +201,7 @@ def test_sigkill_under_load_loses_no_acknowledged_span(start_server: Callable[..
         for t in threads:
             t.start()
         # Well into sustained load: dozens of commits done, and every client has a request in flight.
-        wait_until(lambda: len(acked()) >= 60, 60, "60 acknowledged requests")
+        wait_for(lambda: len(acked()) >= 60, 60, 0.02, "60 acknowledged requests")
         server.kill()
     finally:
         done.set()

@@ -7,7 +7,6 @@ and commit listeners), and the served test posts a sample over a real OTLP/HTTP 
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from collectors.files import read_requests
 from collectors.pipeline import IngestPipeline
 from sample_traces.catalog import SAMPLES, get
 from tests.conftest import ServerProcess
+from tests.polling import wait_for
 from workbench.cli import cli
 from workbench.model import Finding, Severity
 from workbench.policies.engine import build_engine, catch_up
@@ -81,16 +81,26 @@ def test_scanner_rescans_traces_touched_by_commits(tmp_path: Path) -> None:
         scanner.start()
         try:
             pipeline.ingest(_records(get("db_deletion").path), "test")
-            assert _wait(lambda: store_findings.trace_findings(store, get("db_deletion").trace_id()))
+            wait_for(
+                lambda: store_findings.trace_findings(store, get("db_deletion").trace_id()),
+                20,
+                what="findings of db_deletion",
+            )
             first = {f.id for f in store_findings.trace_findings(store, get("db_deletion").trace_id())}
             pipeline.ingest(_records(get("prompt_injection").path), "test")
-            assert _wait(lambda: store_findings.trace_findings(store, get("prompt_injection").trace_id()))
+            wait_for(
+                lambda: store_findings.trace_findings(store, get("prompt_injection").trace_id()),
+                20,
+                what="findings of prompt_injection",
+            )
             # the first trace was not touched by the second commit, so its rows were not rewritten
             assert {
                 f.id for f in store_findings.trace_findings(store, get("db_deletion").trace_id())
             } == first
-            assert _wait(
-                lambda: store_findings.scan_watermark(store)[0] == store_findings.max_step_seq(store)
+            wait_for(
+                lambda: store_findings.scan_watermark(store)[0] == store_findings.max_step_seq(store),
+                20,
+                what="the scan watermark to reach the last step",
             )
         finally:
             pipeline.close()
@@ -106,22 +116,17 @@ def test_scanner_catches_up_from_the_watermark_on_start(tmp_path: Path) -> None:
         assert store_findings.list_findings(store) == []  # nothing scanned them yet
         scanner = FindingsScanner(store, build_engine(), None)
         scanner.start()
-        assert _wait(lambda: scanner.idle.is_set() and store_findings.scan_watermark(store)[0] > 0)
+        wait_for(
+            lambda: scanner.idle.is_set() and store_findings.scan_watermark(store)[0] > 0,
+            20,
+            what="the scanner to catch up and go idle",
+        )
         scanner.stop()
         assert {f.trace_id for f in store_findings.list_findings(store)} == {
             s.trace_id() for s in SAMPLES[:2]
         }
         # a second catch-up with the same rules finds nothing new to do
         assert catch_up(store, build_engine()).traces == 0
-
-
-def _wait(check: object, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_cli_findings_rescan_and_eval(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ServerProcess
+from tests.polling import wait_for
 from tests.sdk_spans import agent_run_request
 
 
@@ -29,12 +30,17 @@ def test_requests_beyond_the_cap_get_503_and_the_server_recovers(tmp_path: Path)
         assert refused.status_code == 503
         for s in stalled:
             s.close()
-        # Once the stalled uploads are gone, the same request is taken.
-        for _ in range(50):
-            accepted = httpx.post(server.traces_url, content=body, headers=headers, timeout=30)
-            if accepted.status_code == 200:
-                break
-        assert accepted.status_code == 200
+        # Once the stalled uploads are gone, the same request is taken (the server notices the closed
+        # sockets on its own time: retry, with a pause, until it does).
+        wait_for(
+            lambda: (
+                httpx.post(server.traces_url, content=body, headers=headers, timeout=30).status_code == 200
+            ),
+            30,
+            0.1,
+            "the request to be taken once the stalled uploads closed",
+            details=server.log,
+        )
         assert server.alive()
     finally:
         for s in stalled:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from probes.linear import ProbeArtifact, score_step
 from probes.patching import patching
 from probes.runner import run_analyses
 from probes.text import StepInput, build_step_text, step_input
+from tests.polling import wait_for
 from tests.probes_tiny import tiny_model
 from workbench.errors import BadInput, WorkbenchError
 from workbench.ingest import ingest_files
@@ -289,12 +289,14 @@ def test_worker_runs_queued_jobs_and_survives_a_bad_one(tmp_path: Path, tiny: An
         worker = ProbeWorker(settings, store, model=tiny)
         worker.start()
         try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                run = probe_store.get_run(store, good)
-                if run is not None and run.status in ("done", "failed"):
-                    break
-                time.sleep(0.2)
+            wait_for(
+                lambda: (
+                    (r := probe_store.get_run(store, good)) is not None and r.status in ("done", "failed")
+                ),
+                120,
+                0.2,
+                "the good probe run to finish",
+            )
         finally:
             worker.stop()
         failed = probe_store.get_run(store, bad)

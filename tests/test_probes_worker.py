@@ -1,6 +1,7 @@
 """The probe worker runs jobs in a child process (probes/job_process.py): a real child with the tiny
 `boot_native` model (tests/probes_tiny.py) on a real DuckDB file; a killed child fails its run clearly
-and the next run gets a fresh one; stop() mid-job is prompt and requeues the run."""
+and the next run gets a fresh one; stop() mid-job ends the child and requeues the run (how long stop()
+takes is measured by benchmarks/probe_worker.py, not asserted here)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.polling import wait_for
 from workbench.ingest import ingest_files
 from workbench.settings import Settings
 from workbench.store import probes as probe_store
@@ -32,22 +34,15 @@ def gated_tiny_model() -> Any:
     """Model factory for the child process: waits while the gate file exists (a slow model load the
     test can stand in the middle of), then builds the tiny model."""
     gate = os.environ.get(GATE_ENV)
-    deadline = time.monotonic() + 120
-    while gate and Path(gate).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    if gate:
+        wait_for(lambda: not Path(gate).exists(), 120, 0.05, f"the test to remove the gate file {gate}")
     from tests.probes_tiny import tiny_model
 
     return tiny_model()
 
 
 def _wait(what: str, check: Any, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(check, timeout, 0.05, what)
 
 
 def _status(store: Store, run_id: int) -> probe_store.ProbeRun:
@@ -115,7 +110,9 @@ def test_worker_runs_jobs_in_a_child_that_is_replaced_after_a_crash(
         assert "DROP" in lens["step_text"] or "drop" in lens["step_text"]
 
 
-def test_stop_mid_job_is_prompt_and_requeues_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stop_mid_job_ends_the_child_and_requeues_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from probes.worker import ProbeWorker
 
     settings, store, trace, seq, gate = _setup(tmp_path, monkeypatch)
@@ -126,10 +123,7 @@ def test_stop_mid_job_is_prompt_and_requeues_the_run(tmp_path: Path, monkeypatch
         run_id = probe_store.insert_run(store, trace, seq, ["logit_lens"])
         _wait("the run to be claimed", lambda: _status(store, run_id).status == "running")
         pid = _wait("the job process", lambda: worker.child_pid)
-        began = time.monotonic()
         worker.stop()
-        took = time.monotonic() - began
-        assert took < 10, f"stop() took {took:.1f} s mid-job"
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # the child is gone (reaped), not left behind
         assert _status(store, run_id).status == "queued"

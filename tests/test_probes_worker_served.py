@@ -4,7 +4,6 @@ and the UI still answer; the server process itself never loads torch."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import ServerProcess
+from tests.polling import wait_for
 from tests.test_probes_worker import DB_SAMPLE, DB_TRACE, GATE_ENV, GATED_TINY
 from workbench.cli import cli
 from workbench.store import probes as probe_store
@@ -25,13 +25,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _until(what: str, check: Any, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(check, timeout, 0.1, what)
 
 
 def test_probe_runs_through_a_served_workbench(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import types
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -23,6 +22,7 @@ from collectors.normalize import normalize
 from collectors.workers import DecodePool, Limits, Prepared, Refused, prepare_body
 from tests.conftest import ServerProcess
 from tests.otlp_payloads import PROTOBUF, agent_batch, gzip_bomb, to_otlp_json
+from tests.polling import wait_for
 from workbench.settings import Settings
 from workbench.store.batch import SPAN_SCHEMA, STEP_SCHEMA, Batch
 
@@ -131,12 +131,13 @@ def test_workers_exit_when_their_server_is_killed(tmp_path: Path) -> None:
     )
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) >= 2, out.stdout + out.stderr  # the two workers (and the resource tracker)
-    deadline = time.monotonic() + 10
-    while (
-        alive := [p for p in pids if psutil.pid_exists(p) and _running(p)]
-    ) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive, f"processes outlived their killed server: {alive}"
+    wait_for(
+        lambda: not [p for p in pids if psutil.pid_exists(p) and _running(p)],
+        10,
+        0.1,
+        f"the workers {pids} to die with their killed server",
+        details=lambda: f"still running: {[p for p in pids if psutil.pid_exists(p) and _running(p)]}",
+    )
 
 
 def _running(pid: int) -> bool:
