@@ -25,9 +25,9 @@ from opentelemetry.trace import Status, StatusCode
 from collectors.exporter import DuckDBSpanExporter
 from collectors.integrity import stored_columns_check
 from workbench.cli import cli
+from workbench.cli.loading import ingest_files
 from workbench.export import ExportOptions, LedgerBroken, export_bundle, otlp_json, signing, verify_bundle
 from workbench.export.redact import parse_kinds
-from workbench.ingest import ingest_files
 from workbench.settings import Settings
 from workbench.store.connection import Store
 

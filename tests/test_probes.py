@@ -20,8 +20,8 @@ from probes.patching import patching
 from probes.runner import run_analyses
 from probes.text import StepInput, build_step_text, step_input
 from tests.probes_tiny import tiny_model
+from workbench.cli.loading import ingest_files
 from workbench.errors import WorkbenchError
-from workbench.ingest import ingest_files
 from workbench.model import ProbeResult
 from workbench.settings import Settings
 from workbench.store import probes as probe_store
