@@ -48,7 +48,9 @@ class ServerClient:
         self.info = info
         self.settings = settings
         headers = {"Authorization": f"Bearer {settings.auth_token}"} if settings.auth_token else {}
-        self._http = httpx.Client(base_url=info.http_url, headers=headers, timeout=timeout)
+        # trust_env=False: the address comes from server.json, and a proxy from the environment is never
+        # the way to a server on this machine.
+        self._http = httpx.Client(base_url=info.http_url, headers=headers, timeout=timeout, trust_env=False)
 
     @property
     def name(self) -> str:
