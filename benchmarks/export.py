@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import report  # noqa: E402
 from collectors.integrity import stored_columns_check  # noqa: E402
 from collectors.normalize import NORMALIZER_VERSION, step_from_canonical  # noqa: E402
+from workbench.cli.loading import ingest_files  # noqa: E402
 from workbench.export import ExportOptions, export_bundle, verify_bundle  # noqa: E402
 from workbench.export.redact import parse_kinds  # noqa: E402
-from workbench.ingest import ingest_files  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
 

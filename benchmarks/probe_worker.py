@@ -105,7 +105,7 @@ def stop_mid_job(data: Path, samples: int, after_s: float) -> list[float]:
     """Seconds `ProbeWorker.stop()` took, `after_s` into a run's child process, once per sample; each
     stopped run must be back in the queue and its child gone."""
     from probes.worker import ProbeWorker
-    from workbench.ingest import ingest_files
+    from workbench.cli.loading import ingest_files
     from workbench.settings import Settings
     from workbench.store import probes as probe_store
     from workbench.store import queries

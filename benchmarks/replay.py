@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
 from sample_traces import long_trace  # noqa: E402
-from workbench.ingest import ingest_files  # noqa: E402
+from workbench.cli.loading import ingest_files  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
 from workbench.store import explore, probe_reads, queries  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402

@@ -159,3 +159,29 @@ def test_cli_names_the_token_when_the_server_requires_one(
         assert allowed.exit_code == 0 and "no traces yet" in allowed.output
     finally:
         server.stop()
+
+
+def test_ingest_into_another_database_than_the_servers_says_so_and_never_sends_it(
+    serve_process: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--db OTHER ingest` while a server holds the data directory's own database: the spans go to OTHER
+    (the file the user named), nothing reaches the server, and the command says why."""
+    monkeypatch.setenv("WORKBENCH_DATA_DIR", str(serve_process.data_dir))
+    sample = tmp_path / "one.pb"
+    sample.write_bytes(_request(7, 5, TRACE_C).SerializeToString())
+    other = tmp_path / "other.duckdb"
+    runner = CliRunner()
+
+    result = runner.invoke(cli, ["--db", str(other), "ingest", str(sample)])
+    assert result.exit_code == 0, result.output
+    assert f"holds {serve_process.db_path.resolve()}, not {other.resolve()}" in result.output
+    assert f"ingested 5 spans from 1 file(s) into {other}" in result.output
+    with httpx.Client(timeout=60) as client:
+        assert client.get(f"{serve_process.http_url}/api/v1/traces").json()["total"] == 0
+    named = json.loads(runner.invoke(cli, ["--db", str(other), "traces", "--json"]).output)
+    assert [(t["trace_id"], t["span_count"]) for t in named] == [(TRACE_C, 5)]
+
+    # Without --db the same file goes to the server that holds the database.
+    served = runner.invoke(cli, ["ingest", str(sample)])
+    assert served.exit_code == 0 and f"via workbench serve (PID {serve_process.proc.pid})" in served.output
+    assert "holds" not in served.output

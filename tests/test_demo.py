@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sample_traces.catalog import SAMPLES
 from tests.polling import wait_for
 from workbench.cli import cli
-from workbench.demo import DEFAULT_DEMO_DIR, MARKER, demo_settings
+from workbench.cli.demo import DEFAULT_DEMO_DIR, MARKER, demo_settings
 from workbench.settings import Settings
 
 

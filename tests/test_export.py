@@ -26,9 +26,10 @@ from collectors.exporter import DuckDBSpanExporter
 from collectors.integrity import stored_columns_check
 from collectors.normalize import NORMALIZER_VERSION
 from workbench.cli import cli
+from workbench.cli.loading import ingest_files
 from workbench.export import ExportOptions, LedgerBroken, export_bundle, otlp_json, signing, verify_bundle
 from workbench.export.redact import parse_kinds
-from workbench.ingest import ingest_files
+from workbench.cli.loading import ingest_files
 from workbench.model import ProbeResult
 from workbench.settings import Settings
 from workbench.store.annotations import add_annotation

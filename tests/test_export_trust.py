@@ -21,7 +21,7 @@ from collectors.normalize import NORMALIZER_VERSION, step_from_canonical
 from workbench.cli import cli
 from workbench.export import ExportOptions, export_bundle, signing, verify_bundle
 from workbench.export.redact import parse_kinds
-from workbench.ingest import ingest_files
+from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store.connection import Store
 from workbench.store.explore_replay import step_order

@@ -14,7 +14,7 @@ from collectors.files import read_requests
 from collectors.normalize import normalize
 from sample_traces import long_trace
 from tests.conftest import ServerProcess
-from workbench.ingest import ingest_files
+from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store.connection import Store
 

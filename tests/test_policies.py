@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sample_traces.catalog import SAMPLES, get
+from workbench.cli.loading import ingest_files
 from workbench.errors import WorkbenchError
-from workbench.ingest import ingest_files
 from workbench.model import Finding, Severity, Step, StepKind, StoredStep
 from workbench.policies.actions import DELETE, READ, SEND, classify, destructive_shell, destructive_sql
 from workbench.policies.config import RuleConfigError

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.polling import wait_for
-from workbench.ingest import ingest_files
+from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store import probes as probe_store
 from workbench.store import queries
@@ -131,7 +131,7 @@ def test_stop_mid_job_ends_the_child_and_requeues_the_run(
 
 def test_the_worker_module_does_not_import_torch() -> None:
     code = (
-        "import sys, probes.worker, workbench.api, workbench.commands_probes; "
+        "import sys, probes.worker, workbench.server.api, workbench.cli.probe, workbench.cli; "
         "print(sorted(m for m in ('torch', 'transformer_lens') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

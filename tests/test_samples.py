@@ -19,7 +19,7 @@ from sample_traces.generate import generate, run_live
 from sample_traces.scenarios import prompt_injection, runaway_reasoning
 from tests.conftest import ServerProcess
 from workbench.cli import cli
-from workbench.ingest import ingest_files
+from workbench.cli.loading import ingest_files
 from workbench.model import Step, StepKind, StoredStep
 from workbench.settings import Settings
 from workbench.store import queries

@@ -18,8 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from sample_traces import long_trace
 from sample_traces.catalog import get
+from workbench.cli.loading import ingest_files
 from workbench.errors import BadInput
-from workbench.ingest import ingest_files
 from workbench.settings import Settings
 from workbench.store import annotations, explore, probe_reads
 from workbench.store.connection import Store

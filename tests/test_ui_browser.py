@@ -15,7 +15,7 @@ import pytest
 
 from sample_traces.catalog import get
 from tests.conftest import ServerProcess
-from workbench.ingest import ingest_files
+from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")

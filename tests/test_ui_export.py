@@ -21,8 +21,8 @@ from streamlit.testing.v1 import AppTest
 
 from collectors.exporter import DuckDBSpanExporter
 from sample_traces.catalog import get
+from workbench.cli.loading import ingest_files
 from workbench.export import signing, verify_bundle
-from workbench.ingest import ingest_files
 from workbench.settings import Settings
 from workbench.store.connection import Store
 from workbench.ui import context, export_job

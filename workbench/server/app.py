@@ -2,8 +2,8 @@
 
 DuckDB allows one read-write process per file, so everything that writes lives here: the HTTP receiver
 on Uvicorn's event loop, the gRPC receiver on its thread pool, and the single writer thread of the
-ingest pipeline. `server.json` in the data directory tells other CLI commands that a server holds the
-database and where to send data instead.
+ingest pipeline. `server.json` in the data directory (`discovery.py`) tells other CLI commands that a server
+holds the database and where to send data instead.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import uvicorn
@@ -26,45 +24,11 @@ from collectors.pipeline import IngestPipeline
 from collectors.receiver_grpc import start_grpc_server
 from collectors.receiver_http import create_app
 from collectors.workers import DecodePool
+from workbench.server.discovery import ServerInfo, running_server, server_file
 from workbench.settings import Settings
 from workbench.store.connection import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    pid: int
-    host: str
-    http_port: int
-    grpc_port: int
-    db: str
-    ui_url: str = ""  # empty when the server runs without the UI
-
-    @property
-    def http_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.http_port}"
-
-
-def server_file(settings: Settings) -> Path:
-    return settings.data_dir / "server.json"
-
-
-def running_server(settings: Settings) -> ServerInfo | None:
-    """The server that holds this data directory's database, if one is alive."""
-    path = server_file(settings)
-    try:
-        info = ServerInfo(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return None  # a stale file from a server that was killed
-    except PermissionError:
-        pass
-    return info
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -170,7 +134,7 @@ def serve(settings: Settings) -> None:
                 print(f"{service.name.upper():<16}{service.url}", flush=True)  # type: ignore[attr-defined]
         print("ready", flush=True)
         app = create_app(pipeline, settings, decode_pool)
-        from workbench.api import api_mount  # the read API (GET /api/v1/...), same port and token
+        from workbench.server.api import api_mount  # the read API (GET /api/v1/...), same port and token
 
         app.router.routes.append(api_mount(store, settings))
         config = uvicorn.Config(

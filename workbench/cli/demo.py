@@ -5,7 +5,8 @@ runs in this process as usual. With `live`, the scripted agents also run now, ex
 to that server as an instrumented agent would, so new traces arrive while it runs.
 
 The data directory is wiped first, so the demo refuses a directory it did not create: pointing
-`--data-dir` at real data must not delete it.
+`--data-dir` at real data must not delete it. The ingest and server modules are imported when the demo
+runs, not when the CLI starts.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import dataclasses
 import shutil
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import click
+
+from workbench.cli.common import setting_option
+from workbench.cli.common import settings as settings_of
 from workbench.errors import DatabaseBusy, WorkbenchError
-from workbench.ingest import ingest_files
-from workbench.server import ServerInfo, running_server, serve
+from workbench.server.discovery import ServerInfo, running_server
 from workbench.settings import Settings
 
 DEFAULT_DEMO_DIR = Path(".workbench") / "demo"
@@ -67,11 +71,11 @@ def _wait_until_serving(settings: Settings, stop: threading.Event, timeout: floa
     while not stop.is_set() and time.monotonic() < deadline:
         info = running_server(settings)
         if info is not None:
-            try:
-                with urllib.request.urlopen(f"{info.http_url}/health", timeout=2):
+            from workbench.server.client import ServerClient
+
+            with ServerClient(info, settings, timeout=2) as client:
+                if client.healthy():
                     return info
-            except OSError:
-                pass
         stop.wait(0.1)
     return None
 
@@ -127,6 +131,9 @@ def _announce(settings: Settings, live: bool, pace: float, stop: threading.Event
 
 def run_demo(settings: Settings, *, live: bool = False, pace: float = 0.1, echo: Echo = print) -> None:
     """Fresh directory, samples ingested, server in the foreground until Ctrl-C; then the trace list."""
+    from workbench.cli.loading import ingest_files
+    from workbench.server.app import serve
+
     catalog = samples()
     fresh_data_dir(settings)
     files = [sample.path for sample in catalog.SAMPLES]
@@ -152,9 +159,9 @@ def run_demo(settings: Settings, *, live: bool = False, pace: float = 0.1, echo:
 
 
 def _print_traces(settings: Settings, echo: Echo) -> None:
+    from workbench.cli.render import traces_table
     from workbench.store import queries
     from workbench.store.connection import Store
-    from workbench.terminal import traces_table
 
     try:
         with Store(settings.db_path, read_only=True) as store:
@@ -163,3 +170,17 @@ def _print_traces(settings: Settings, echo: Echo) -> None:
         echo(f"(could not list the traces: {exc})")
         return
     echo(f"\nReplay one: {_cli(settings)} replay TRACE_ID")
+
+
+@click.command()
+@click.option("--data-dir", "demo_dir", type=click.Path(path_type=Path), help="Wiped first [.workbench/demo]")
+@click.option("--live", is_flag=True, help="Also run the scripted agents now, over OTLP/HTTP to the server.")
+@click.option("--pace", type=float, default=0.1, show_default=True, help="Live: real s per scripted s.")
+@setting_option("http_port", "--http-port", type=int, help="OTLP/HTTP port [4318].")
+@setting_option("grpc_port", "--grpc-port", type=int, help="OTLP/gRPC port [4317].")
+@click.pass_context
+def demo(ctx: click.Context, demo_dir: Path | None, live: bool, pace: float, **options: Any) -> None:
+    """Start over in a demo data directory (wiped first), load the sample incidents, and serve;
+    `--live` also runs the scripted agents against the server so their traces arrive while it runs."""
+    given = demo_dir or ctx.find_root().params.get("data_dir")
+    run_demo(demo_settings(settings_of(ctx).replace(**options), given), live=live, pace=pace, echo=click.echo)

@@ -1,125 +1,26 @@
-"""`workbench export` and `workbench verify`: the CLI face of workbench/export (floor 3, thin)."""
+"""`workbench verify`: check an audit bundle offline, with nothing but the bundle (and a pinned key).
+
+Exit 0 only when everything holds and the signer is pinned, so a script or CI step can rely on the
+status alone: a forger can re-sign a bundle with a key of their own, so a bundle that merely agrees with
+itself is not trusted.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from workbench.errors import DatabaseBusy, WorkbenchError
+from workbench.cli.render import clean
+from workbench.errors import WorkbenchError
 
 # `workbench verify` exit codes (README): problems found, and a bundle that holds together but whose
 # signer nobody pinned (a forger's re-signed bundle looks exactly like that).
 EXIT_PROBLEMS = 1
 EXIT_UNPINNED = 3
-
-
-def _time_ns(value: str | None, option: str) -> int | None:
-    """ISO 8601 (UTC when no offset is given) or integer nanoseconds since the epoch."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise WorkbenchError(
-            f"{option} {value!r}: expected ISO 8601 (2025-11-05T10:00:00Z) or nanoseconds"
-        ) from exc
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return int(when.timestamp() * 1_000_000_000)
-
-
-@click.command("export")
-@click.option("--trace", "traces", multiple=True, help="Trace id (a unique prefix is enough); repeatable.")
-@click.option("--since", help="Only spans starting at or after this time (ISO 8601 or ns).")
-@click.option("--until", help="Only spans starting before this time (ISO 8601 or ns).")
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    help="Bundle directory, or FILE.zip [DATA_DIR/exports/bundle-<time>].",
-)
-@click.option(
-    "--redact",
-    "redact",
-    envvar="WORKBENCH_EXPORT_REDACT_KINDS",
-    show_envvar=True,
-    help="Kinds to mask: secret,card,iban,email,phone,ip, all or none [all].",
-)
-@click.option("--no-redact", is_flag=True, help="Export values as they are (no masking).")
-@click.pass_context
-def export_cmd(
-    ctx: click.Context,
-    traces: tuple[str, ...],
-    since: str | None,
-    until: str | None,
-    out: Path | None,
-    redact: str | None,
-    no_redact: bool,
-) -> None:
-    """Write a signed audit bundle (spans, steps, findings, probe results, annotations, proofs, report)
-    for some traces or a time range; everything when none is given."""
-    from collectors.integrity import stored_columns_check
-    from collectors.normalize import NORMALIZER_VERSION
-    from workbench.cli import _open_read_only, _settings
-    from workbench.export import ExportOptions, export_bundle
-    from workbench.export.redact import parse_kinds
-    from workbench.store import queries
-
-    settings = _settings(ctx)
-    try:
-        kinds = (
-            () if no_redact else parse_kinds(redact if redact is not None else settings.export_redact_kinds)
-        )
-    except ValueError as exc:
-        raise WorkbenchError(f"--redact: {exc}") from exc
-    if out is None:
-        out = settings.data_dir / "exports" / f"bundle-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        opened = _open_read_only(settings)
-    except DatabaseBusy as exc:
-        raise DatabaseBusy(
-            f"{exc}. An export reads the database and its ledger as one consistent snapshot: stop the "
-            "server (Ctrl-C or SIGTERM; everything acknowledged is kept), run `workbench export`, then start "
-            "it again"
-        ) from exc
-    with opened as store:
-        trace_ids = [queries.resolve_trace_id(store, t) for t in traces]
-        result = export_bundle(
-            store,
-            settings.data_dir,
-            ExportOptions(
-                out=out,
-                trace_ids=trace_ids,
-                since_ns=_time_ns(since, "--since"),
-                until_ns=_time_ns(until, "--until"),
-                redact_kinds=kinds,
-                row_check=stored_columns_check(),
-                normalizer_version=NORMALIZER_VERSION,
-                progress=True,
-            ),
-        )
-    c = result.counts
-    click.echo(
-        f"wrote {result.path}: {c['spans']} spans in {c['traces']} trace(s), {c['findings']} findings, "
-        f"{c['probe_runs']} probe runs, {c['annotations']} annotations; {c['redactions']} value(s) redacted"
-    )
-    from workbench.export import signing
-
-    click.echo(f"signed with key {signing.FINGERPRINT_PREFIX}{result.key_id}")
-    click.echo(f"public key (give it to the auditor): {signing.public_key_path(settings.data_dir)}")
-    if result.reveal_path:
-        click.echo(f"reveal file (salt and originals; keep it private): {result.reveal_path}")
-    click.echo(
-        f"check it with: workbench verify {result.path} --pubkey {signing.FINGERPRINT_PREFIX}{result.key_id}"
-    )
 
 
 @click.command("verify")
@@ -216,7 +117,7 @@ def verify_cmd(
     else:
         click.echo(f"bundle FAILS verification: {len(result.problems) + result.dropped} problem(s)", err=True)
         for p in result.problems:
-            click.echo(f"  {p}", err=True)
+            click.echo(clean(f"  {p}"), err=True)
         if result.dropped:
             click.echo(f"  ... and {result.dropped} more", err=True)
     if timing and not as_json and not (result.ok and not unpinned):
@@ -231,8 +132,3 @@ def _read_key_file(value: str) -> bytes:
         raise WorkbenchError(
             f"--pubkey {value!r}: neither a readable key file nor a sha256:<64 hex> fingerprint ({exc})"
         ) from exc
-
-
-def register(cli: click.Group) -> None:
-    cli.add_command(export_cmd)
-    cli.add_command(verify_cmd)

@@ -1,15 +1,17 @@
-"""`workbench ingest`: files into the database, directly or through a running `workbench serve`.
+"""OTLP files into the database, directly or through a running `workbench serve` (`workbench ingest`).
 
 One process owns the database, so when a server holds it the file's requests travel to the server as
-OTLP/HTTP protobuf, exactly as an agent's exporter would send them; otherwise the file goes through the
-same pipeline in this process.
+OTLP/HTTP protobuf, exactly as an agent's exporter would send them (a full queue's 503 is retried after
+its Retry-After); otherwise the file goes through the same pipeline in this process. A server on this
+data directory that holds another database than `--db` names gets nothing: the named file is written
+directly, and the command says so.
+
+`ingest_files` is also how the demo, the tests and the benchmarks load files.
 """
 
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from collectors import decode
 from collectors.files import read_requests
 from collectors.pipeline import IngestPipeline
 from workbench.errors import BadInput, WorkbenchError
-from workbench.server import ServerInfo, running_server
+from workbench.server.client import ServerClient, connect
 from workbench.settings import Settings
 from workbench.store.connection import Store
 
@@ -60,30 +62,19 @@ def _chunks(req: ExportTraceServiceRequest, max_spans: int) -> Iterable[ExportTr
         yield piece
 
 
-def _send(server: ServerInfo, req: ExportTraceServiceRequest, token: str | None) -> tuple[int, str]:
-    headers = {"Content-Type": decode.CONTENT_PROTOBUF}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    http = urllib.request.Request(
-        f"{server.http_url}/v1/traces", data=req.SerializeToString(), headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(http, timeout=120) as resp:
-            body = ExportTraceServiceResponse.FromString(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise WorkbenchError(f"the server refused the data ({exc.code}): {exc.read()[:500]!r}") from exc
-    except urllib.error.URLError as exc:
-        raise WorkbenchError(f"cannot reach workbench serve at {server.http_url}: {exc.reason}") from exc
+def _send(client: ServerClient, req: ExportTraceServiceRequest) -> tuple[int, str]:
+    """(spans the server rejected, its message) for one request."""
+    body = ExportTraceServiceResponse.FromString(client.export_traces(req.SerializeToString()))
     return body.partial_success.rejected_spans, body.partial_success.error_message
 
 
 def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
     """Ingest every file; a file that cannot be read is reported and the others still go in."""
     totals = IngestTotals()
-    server = running_server(settings)
+    client = connect(settings)
     store = pipeline = None
-    if server is not None:
-        totals.via = f"workbench serve (PID {server.pid})"
+    if client is not None:
+        totals.via = f"workbench serve (PID {client.info.pid})"
     else:
         store = Store(settings.db_path)
         pipeline = IngestPipeline(
@@ -100,9 +91,9 @@ def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
                         totals.rejected += len(left_out)
                         totals.errors += [f"{where}: {e}" for e in left_out]
                         for piece in _chunks(req, settings.max_spans_per_request):
-                            if server is not None:
+                            if client is not None:
                                 n = decode.count_spans(piece)
-                                rejected, message = _send(server, piece, settings.auth_token)
+                                rejected, message = _send(client, piece)
                                 totals.accepted += n - rejected
                                 totals.rejected += rejected
                                 if message:
@@ -120,6 +111,8 @@ def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
                     totals.errors.append(str(exc))
                     totals.rejected += 1
     finally:
+        if client is not None:
+            client.close()
         if pipeline is not None and store is not None:
             pipeline.close()
             try:

@@ -1,0 +1,73 @@
+"""What every command module shares: the settings from the click context, options tied to settings,
+opening the store the right way while a server may hold it, and the group that turns a WorkbenchError
+into one clear line.
+
+Command modules import this at their top; nothing here imports a command, so there is no cycle to dodge.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from workbench.cli.render import clean
+from workbench.errors import DatabaseBusy, WorkbenchError
+from workbench.settings import Settings, env_name
+
+if TYPE_CHECKING:
+    from workbench.store.connection import Store
+
+
+class WorkbenchGroup(click.Group):
+    """Shows a WorkbenchError as `Error: <message>` with exit code 1, never as a traceback. Messages may
+    quote trace text (a trace id prefix, a server's answer), so their control characters are escaped."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            raise click.ClickException(clean(str(exc))) from exc
+
+
+def setting_option(field: str, *flags: str, **kwargs: Any) -> Any:
+    """An option tied to a Settings field, readable from its WORKBENCH_* variable."""
+    return click.option(*flags, field, envvar=env_name(field), show_envvar=True, default=None, **kwargs)
+
+
+def settings(ctx: click.Context) -> Settings:
+    """The Settings the root group built from its options and the environment."""
+    found = ctx.find_root().obj
+    assert isinstance(found, Settings)
+    return found
+
+
+def open_read_only(settings: Settings) -> Store:
+    """The database for reading; when a server holds it, the refusal names the server."""
+    from workbench.server.discovery import running_server
+    from workbench.store.connection import Store
+
+    try:
+        return Store(settings.db_path, read_only=True)
+    except DatabaseBusy as exc:
+        server = running_server(settings)
+        where = (
+            f" (workbench serve, PID {server.pid}, {server.http_url})"
+            if server and server.holds(settings)
+            else ""
+        )
+        raise DatabaseBusy(f"{exc}{where}") from exc
+
+
+def open_for_writing(settings: Settings, what: str) -> Store:
+    """The database for writing; refused with the server's PID while `workbench serve` holds it. A server
+    on this data directory that holds another file is no obstacle: DuckDB's lock guards the named one."""
+    from workbench.server.discovery import running_server
+    from workbench.store.connection import Store
+
+    server = running_server(settings)
+    if server is not None and server.holds(settings):
+        raise DatabaseBusy(
+            f"workbench serve (PID {server.pid}) holds {settings.db_path}; stop it before `{what}`"
+        )
+    return Store(settings.db_path)

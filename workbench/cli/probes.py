@@ -1,0 +1,140 @@
+"""`workbench probes train|report|list`: the shipped linear probes (probes/linear.py) on the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workbench.cli.common import settings as settings_of
+from workbench.errors import WorkbenchError
+
+
+@click.group("probes")
+def probes_group() -> None:
+    """The shipped linear probes: train, report held-out AUROC, list."""
+
+
+@probes_group.command("train")
+@click.argument("name")
+@click.option(
+    "--method",
+    type=click.Choice(["logistic_regression", "mean_difference"]),
+    default="logistic_regression",
+    show_default=True,
+)
+@click.option(
+    "--layer", type=int, help="Read this layer instead of choosing one by leave-one-family-out AUROC."
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Artifact folder [probes/artifacts]."
+)
+@click.pass_context
+def probes_train(ctx: click.Context, name: str, method: str, layer: int | None, out: Path | None) -> None:
+    """Rebuild one probe artifact from its dataset in probes/datasets (a few minutes on 2 cores)."""
+    from probes.linear import ARTIFACTS, PROBES, save_artifact, train_probe
+    from probes.models import load_model
+
+    if name not in PROBES:
+        raise WorkbenchError(f"unknown probe {name!r}; known: {', '.join(sorted(PROBES))}")
+    settings = settings_of(ctx)
+    model = load_model(settings.probe_model, Path(settings.data_dir), settings.probe_threads)
+    artifact = train_probe(
+        model, name, method=method, layer=layer, progress=lambda m: click.echo(m, err=True)
+    )
+    path = save_artifact(artifact, out or ARTIFACTS)
+    click.echo(
+        f"{name}: layer {artifact.layer}, {method}, held-out AUROC {artifact.heldout_auroc:.3f} "
+        f"(families {', '.join(artifact.families['heldout'])}), threshold {artifact.threshold:.4f} "
+        f"at {artifact.fpr_target:.0%} FPR -> {path}"
+    )
+
+
+@probes_group.command("report")
+@click.option("--recompute", is_flag=True, help="Also recompute each held-out AUROC with the model (slower).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def probes_report(ctx: click.Context, recompute: bool, as_json: bool) -> None:
+    """The held-out AUROC table of the shipped probes (families never seen in training)."""
+    from probes.linear import heldout_auroc, load_artifacts
+
+    artifacts = load_artifacts()
+    if not artifacts:
+        raise WorkbenchError("no probe artifacts; run `workbench probes train NAME`")
+    again: dict[str, float] = {}
+    if recompute:
+        from probes.models import load_model
+
+        settings = settings_of(ctx)
+        model = load_model(settings.probe_model, Path(settings.data_dir), settings.probe_threads)
+        again = {a.name: heldout_auroc(model, a) for a in artifacts}
+    rows: list[dict[str, Any]] = [
+        {
+            "probe": a.name,
+            "layer": a.layer,
+            "method": a.method,
+            "heldout_auroc": a.heldout_auroc,
+            "recomputed_auroc": again.get(a.name),
+            "tpr_at_threshold": a.heldout_tpr_at_threshold,
+            "threshold": a.threshold,
+            "fpr_target": a.fpr_target,
+            "heldout_families": a.families["heldout"],
+            "train_families": a.families["train"],
+            "counts": a.counts,
+            "data_sha256": a.data_sha256,
+        }
+        for a in artifacts
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    click.echo(
+        f"{'probe':<16} {'layer':>5} {'method':<20} {'held-out AUROC':>14} {'TPR@thr':>8} {'threshold':>9}  "
+        "held-out families"
+    )
+    for r in rows:
+        auroc = f"{r['heldout_auroc']:.3f}"
+        if r["recomputed_auroc"] is not None:
+            auroc += f" ({r['recomputed_auroc']:.3f})"
+        tpr = r["tpr_at_threshold"]
+        click.echo(
+            f"{r['probe']:<16} {r['layer']:>5} {r['method']:<20} {auroc:>14} "
+            f"{('n/a' if math.isnan(tpr) else f'{tpr:.2f}'):>8} {r['threshold']:>9.4f}  "
+            f"{', '.join(r['heldout_families'])}"
+        )
+
+
+@probes_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def probes_list(as_json: bool) -> None:
+    """The shipped probe artifacts: what they detect, version, hash, the model they were trained on."""
+    from probes.linear import load_artifacts
+
+    artifacts = load_artifacts()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        **a.summary(),
+                        "description": a.description,
+                        "layer": a.layer,
+                        "model": a.provenance.get("model_id"),
+                    }
+                    for a in artifacts
+                ],
+                indent=1,
+            )
+        )
+        return
+    for a in artifacts:
+        click.echo(
+            f"{a.name} v{a.version}  sha256 {a.sha256[:16]}…  layer {a.layer}  {a.method}\n"
+            f"  detects: {a.description}\n"
+            f"  model: {a.provenance.get('model_id')} "
+            f"(weights {a.provenance.get('weights_sha256', '')[:16]}…), "
+            f"trained {a.created_at} on {a.dataset} (sha256 {a.data_sha256[:16]}…)"
+        )

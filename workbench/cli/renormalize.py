@@ -1,0 +1,44 @@
+"""`workbench renormalize`: re-derive every step from the stored raw spans, after a mapping fix.
+
+Raw spans are never thrown away, so normalization can be run again; it rewrites the steps table and
+needs the database for writing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from workbench.cli.common import open_for_writing
+from workbench.cli.common import settings as settings_of
+
+
+@click.command()
+@click.pass_context
+def renormalize(ctx: click.Context) -> None:
+    """Re-derive every step from the stored raw spans (after a fix to a convention mapping)."""
+    from tqdm import tqdm
+
+    from collectors.decode import record_from_canonical
+    from collectors.normalize import NORMALIZER_VERSION
+    from collectors.pipeline import default_normalizer, safe_normalize
+    from workbench.store import queries
+
+    settings = settings_of(ctx)
+    normalize = default_normalizer()
+    with open_for_writing(settings, "renormalize") as store:
+        counted = queries.counts(store)
+        total = counted["spans"] - counted["versions"]  # conflicting versions have no step of their own
+        done = 0
+        with tqdm(total=total, unit="span", disable=None, file=sys.stderr) as bar:
+            for chunk in queries.iter_canonical(store):
+                seqs = [seq for seq, _ in chunk]
+                steps = [
+                    safe_normalize(normalize, record_from_canonical(raw, settings.max_attribute_length))
+                    for _, raw in chunk
+                ]
+                queries.replace_steps(store, seqs, steps, NORMALIZER_VERSION)
+                done += len(chunk)
+                bar.update(len(chunk))
+    click.echo(f"renormalized {done} steps")
