@@ -4,7 +4,8 @@ Why a test: the store is the one place that knows the schema, so a column rename
 export's span selection stays the trace search's (`store.explore_traces.selection_clauses`). The test
 reads every string literal with `ast` (an f-string's literal parts joined, so a SELECT split around a
 placeholder is still seen) and fails on a statement keyword followed by its FROM, INTO or SET, or on
-an upper-case SQL clause on its own (a fragment meant to be pasted into a query).
+an upper-case SQL clause on its own (a fragment meant to be pasted into a query). Docstrings are prose,
+never executed, and may quote SQL to explain a design (an attacker's rewrite "into `SELECT 1`").
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _strings(tree: ast.AST) -> Iterator[tuple[int, str]]:
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
-    """Docstring nodes: prose about the design may say "select ... from" in plain English."""
+    """The lines of docstrings, which are prose about the design, not queries."""
     out: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
@@ -59,7 +60,7 @@ def sql_literals(source: str) -> list[tuple[int, str]]:
     docs = _docstrings(tree)
     found = []
     for line, text in _strings(tree):
-        if _FRAGMENT.search(text) or (line not in docs and _STATEMENT.search(text)):
+        if line not in docs and (_FRAGMENT.search(text) or _STATEMENT.search(text)):
             found.append((line, text))
     return found
 
@@ -73,7 +74,7 @@ write = "insert into ledger values (?)"
 prose = "Selecting what goes into a bundle, from the spans a person chose"
 
 def f():
-    """Pick the spans to select from the store."""
+    """Pick the spans to select from the store; a rewrite into `SELECT 1` is caught."""
 '''
     lines = sorted(line for line, _ in sql_literals(planted))
     assert lines == [2, 3, 4, 5]
