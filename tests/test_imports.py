@@ -6,7 +6,8 @@ process, a test run alone), and it means two modules cannot be understood one wi
 graph is what runs at import time: module-level imports, class bodies, and `if TYPE_CHECKING:` blocks
 (they hide a cycle from the interpreter, not from the reader or mypy); imports inside function bodies
 are deferred on purpose and left out. Importing `a.b.c` runs `a/__init__` and `a/b/__init__` first, so
-it counts as importing those packages as well.
+it counts as importing those packages as well, except from inside them: for `a.b.x`, `a.b` is already
+running, so its `import a.b.c` adds only `a.b.c`, while `from a.b import name` adds `a.b` itself.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def _with_parents(name: str) -> list[str]:
     return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+def _encloses(package: str, module: str) -> bool:
+    """True when `module` lives inside `package`: its `__init__` already ran (or is running) before
+    `module` did, so reaching it again on the way to a sibling runs nothing. Naming the package itself
+    (`from package import name`) still counts: that reads names its `__init__` may not have bound yet."""
+    return module.startswith(package + ".")
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module -> the project modules it imports at import time."""
     modules = _module_names()
@@ -71,13 +79,18 @@ def import_graph() -> dict[str, set[str]]:
                 base = ".".join([*anchor, *([node.module] if node.module else [])])
             else:
                 base = node.module or ""
-            targets.add(base)
-            # `from pkg import sub` imports the submodule when `sub` is one
-            targets.update(
-                f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules
-            )
+            # `from pkg import sub` imports the submodule when `sub` is one; only names that are not
+            # submodules are read from `pkg`'s own `__init__`
+            subs = {f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules}
+            targets.update(subs)
+            if len(subs) < len(node.names):
+                targets.add(base)
         for target in targets:
-            graph[name].update(m for m in _with_parents(target) if m in modules and m != name)
+            graph[name].update(
+                m
+                for m in _with_parents(target)
+                if m in modules and m != name and (m == target or not _encloses(m, name))
+            )
     return graph
 
 
