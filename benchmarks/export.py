@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
-from collectors.integrity import stored_columns_check  # noqa: E402
+from collectors.integrity import step_deriver, stored_columns_check  # noqa: E402
 from collectors.normalize import NORMALIZER_VERSION, step_from_canonical  # noqa: E402
 from workbench.cli.loading import ingest_files  # noqa: E402
 from workbench.export import ExportOptions, export_bundle, verify_bundle  # noqa: E402
@@ -82,7 +82,11 @@ def main() -> None:
                     store,
                     data,
                     ExportOptions(
-                        out=out, redact_kinds=kinds, row_check=check, normalizer_version=NORMALIZER_VERSION
+                        out=out,
+                        redact_kinds=kinds,
+                        row_check=check,
+                        derive=step_deriver(),
+                        normalizer_version=NORMALIZER_VERSION,
                     ),
                 )
 

@@ -23,13 +23,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from collectors.exporter import DuckDBSpanExporter
-from collectors.integrity import stored_columns_check
+from collectors.integrity import step_deriver, stored_columns_check
 from collectors.normalize import NORMALIZER_VERSION
 from workbench.cli import cli
 from workbench.cli.loading import ingest_files
 from workbench.export import ExportOptions, LedgerBroken, export_bundle, otlp_json, signing, verify_bundle
 from workbench.export.redact import parse_kinds
-from workbench.cli.loading import ingest_files
 from workbench.model import ProbeResult
 from workbench.settings import Settings
 from workbench.store.annotations import add_annotation
@@ -123,7 +122,11 @@ def _export(settings: Settings, out: Path, **kw: object) -> object:
             store,
             settings.data_dir,
             ExportOptions(
-                out=out, row_check=stored_columns_check(), normalizer_version=NORMALIZER_VERSION, **kw
+                out=out,
+                row_check=stored_columns_check(),
+                derive=step_deriver(),
+                normalizer_version=NORMALIZER_VERSION,
+                **kw,
             ),
         )
 
@@ -490,6 +493,18 @@ DB_TAMPERING = {
         "checkpoint",
     ),
     "edited column": (lambda con: con.execute("UPDATE spans SET name = 'harmless' WHERE seq = 5"), "seq 5"),
+    # the insider edit: the step that ran a tool now says it ran something harmless
+    "edited step": (
+        lambda con: con.execute(
+            'UPDATE steps SET tool_arguments = \'{"query": "SELECT 1"}\' '
+            "WHERE seq = (SELECT min(seq) FROM steps WHERE tool_arguments IS NOT NULL)"
+        ),
+        "field tool_arguments",
+    ),
+    "deleted finding": (
+        lambda con: con.execute("DELETE FROM findings WHERE id = (SELECT min(id) FROM findings)"),
+        "finding",
+    ),
 }
 
 

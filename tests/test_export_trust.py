@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from collectors.integrity import stored_columns_check
+from collectors.integrity import step_deriver, stored_columns_check
 from collectors.normalize import NORMALIZER_VERSION, step_from_canonical
 from workbench.cli import cli
+from workbench.cli.loading import ingest_files
 from workbench.export import ExportOptions, export_bundle, signing, verify_bundle
 from workbench.export.redact import parse_kinds
-from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store.connection import Store
 from workbench.store.explore_replay import step_order
@@ -47,6 +47,7 @@ def _export(settings: Settings, out: Path, redact: str = "all") -> Path:
                 out=out,
                 redact_kinds=parse_kinds(redact),
                 row_check=stored_columns_check(),
+                derive=step_deriver(),
                 normalizer_version=NORMALIZER_VERSION,
             ),
         )

@@ -179,6 +179,8 @@ def test_redelivery_of_a_batch_is_acknowledged_once_stored_once(tmp_path: Path) 
         catch_up(store, build_engine())
         counted = queries.counts(store)
         rules = {f.rule_id for f in findings.list_findings(store)}
+        listed = queries.list_traces(store)  # what `workbench traces --json` prints
+    assert [(t.duplicates, t.versions) for t in listed] == [(15, 0)]
     assert [r.accepted for r in results] == [3, 3, 3, 3, 6]
     assert [r.duplicates for r in results] == [0, 3, 3, 3, 6]
     assert counted["spans"] == counted["steps"] == counted["ledger"] == 3
@@ -207,6 +209,7 @@ def test_rewritten_span_is_kept_sealed_flagged_and_not_double_counted(tmp_path: 
     n = len(original.resource_spans[0].scope_spans[0].spans)
     assert counted["spans"] == counted["ledger"] == n + 1 and counted["steps"] == n
     assert counted["versions"] == 1 and trace.span_count == n and trace.tool_calls == 1
+    assert (trace.duplicates, trace.versions) == (0, 1)
     (finding,) = flagged
     assert finding.severity == "high" and finding.span_id == span.span_id.hex()
     assert finding.details["first_digest"] != finding.details["version_digest"]

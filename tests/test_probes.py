@@ -21,8 +21,8 @@ from probes.runner import run_analyses
 from probes.text import StepInput, build_step_text, step_input
 from tests.polling import wait_for
 from tests.probes_tiny import tiny_model
-from workbench.errors import BadInput, WorkbenchError
 from workbench.cli.loading import ingest_files
+from workbench.errors import BadInput, WorkbenchError
 from workbench.model import (
     ProbeAnalysis,
     ProbeResult,

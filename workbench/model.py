@@ -187,6 +187,10 @@ class TraceSummary:
     tokens_reasoning: int
     cost_usd: float
     agents: tuple[str, ...]
+    # Redelivered spans acknowledged but not stored again, and spans delivered again with the same id but
+    # other bytes (kept as conflicting versions, flagged `span-rewritten`): the transport's story.
+    duplicates: int = 0
+    versions: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,17 @@ class Settings:
         default=10_000,
         metadata={"doc": "Spans between two ledger checkpoints holding a Merkle root."},
     )
+    checkpoint_log: Path | None = field(
+        default=None,
+        metadata={
+            "doc": "While serving, append signed tree heads to this file (keep it outside the data "
+            "directory: a head stored beside the ledger can be cut with the tail it covers)."
+        },
+    )
+    checkpoint_every: str = field(
+        default="10000",
+        metadata={"doc": "How often serve appends to the checkpoint log: spans (10000) or minutes (5m)."},
+    )
     max_concurrent_requests: int = field(
         default=64,
         metadata={

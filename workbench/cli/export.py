@@ -63,7 +63,7 @@ def export_cmd(
 ) -> None:
     """Write a signed audit bundle (spans, steps, findings, probe results, annotations, proofs, report)
     for some traces or a time range; everything when none is given."""
-    from collectors.integrity import stored_columns_check
+    from collectors.integrity import step_deriver, stored_columns_check
     from collectors.normalize import NORMALIZER_VERSION
     from workbench.export import ExportOptions, export_bundle
     from workbench.export.redact import parse_kinds
@@ -99,6 +99,7 @@ def export_cmd(
                 until_ns=_time_ns(until, "--until"),
                 redact_kinds=kinds,
                 row_check=stored_columns_check(),
+                derive=step_deriver(),
                 normalizer_version=NORMALIZER_VERSION,
                 progress=True,
             ),

@@ -71,18 +71,24 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     own ledger check: a bundle must never certify records that were altered after ingest."""
     from tqdm import tqdm
 
-    check = verify_ledger(store, options.row_check)
-    if not check.ok:
-        lines = "; ".join(p for _, p in check.problems[:5])
-        raise LedgerBroken(
-            f"the database fails its ledger check ({len(check.problems)} problem(s), first bad seq "
-            f"{check.first_bad_seq}): {lines}. Run `workbench ledger verify`; nothing was exported"
-        )
     trace_ids = list(options.trace_ids)
     selection = q.SpanSelection(tuple(trace_ids), options.since_ns, options.until_ns)
     seqs = q.selected_seqs(store, selection)
     if not seqs:
         raise WorkbenchError("nothing to export: no span matches the selection")
+    check = verify_ledger(
+        store,
+        options.row_check,
+        derive=options.derive,
+        normalizer_version=options.normalizer_version or "",
+        derive_seqs=seqs,
+    )
+    if not check.ok:
+        problems = check.all_problems
+        raise LedgerBroken(
+            f"the database fails its integrity check ({len(problems)} problem(s)): "
+            f"{'; '.join(problems[:5])}. Run `workbench ledger verify`; nothing was exported"
+        )
     lo, hi = seqs[0], seqs[-1]
     contiguous = hi - lo + 1 == len(seqs)
 

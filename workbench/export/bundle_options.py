@@ -8,6 +8,7 @@ from pathlib import Path
 
 from workbench.errors import WorkbenchError
 from workbench.store.verify import RowCheck
+from workbench.store.verify_derived import StepDeriver
 
 SCHEMA = "agent-audit-workbench/bundle"
 SCHEMA_VERSION = 1
@@ -31,6 +32,9 @@ class ExportOptions:
     # collectors.normalize.NORMALIZER_VERSION, passed in by floor 3 like row_check: the manifest records
     # it so that `workbench verify` re-derives steps with the same mapping.
     normalizer_version: str | None = None
+    # collectors.integrity.step_deriver(), passed in by floor 3: the selected steps are re-derived from
+    # their sealed spans before anything is signed, so an edited step row is refused, not certified.
+    derive: StepDeriver | None = None
     progress: bool = False
     # Called with (spans written, spans selected) after each chunk: the UI's progress bar. It runs on the
     # exporting thread, so it must be quick.

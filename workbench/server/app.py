@@ -86,6 +86,12 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
     from probes.worker import ProbeWorker  # queued probe runs; the model loads on the first job
 
     services.append(ProbeWorker(settings, store))
+    if settings.checkpoint_log is not None:  # signed tree heads that leave the database
+        from workbench.export.signing import load_or_create_key
+        from workbench.store.checkpoint_log import CheckpointLogService
+
+        key = load_or_create_key(settings.data_dir)
+        services.append(CheckpointLogService(store, key, settings.checkpoint_log, settings.checkpoint_every))
     return services
 
 

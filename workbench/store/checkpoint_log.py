@@ -38,6 +38,8 @@ class CheckpointLogService:
     """Appends a signed tree head to `path` when `every` is reached; the file is opened for append and
     fsynced, so a crash loses at most the head being written."""
 
+    name = "checkpoint-log"
+
     def __init__(
         self, store: Store, key: Ed25519PrivateKey, path: Path, every: str, poll_s: float = 5.0
     ) -> None:

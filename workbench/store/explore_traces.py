@@ -8,6 +8,7 @@ from typing import Any
 
 from workbench.model import TraceSummary
 from workbench.store.connection import Store
+from workbench.store.findings import SEVERITY_RANK_SQL
 
 # ---------------------------------------------------------------------------------------------- traces
 
@@ -59,9 +60,9 @@ class TraceFilter:
 class TraceRow(TraceSummary):
     """One line of the Traces page: the trace's totals plus how many findings it raised."""
 
-    findings: int
-    max_severity: str | None
-    matches: int  # steps matching the text search (0 without a search)
+    findings: int = 0
+    max_severity: str | None = None
+    matches: int = 0  # steps matching the text search (0 without a search)
 
 
 def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int = 0) -> list[TraceRow]:
@@ -128,13 +129,18 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
     ),
     f AS (
         SELECT trace_id, count(*) AS n,
-               arg_max(severity, CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3
-                   WHEN 'medium' THEN 2 WHEN 'low' THEN 1 ELSE 0 END) AS worst
+               arg_max(severity, {SEVERITY_RANK_SQL}) AS worst
         FROM findings GROUP BY trace_id
+    ),
+    page AS (
+        SELECT t.*, coalesce(f.n, 0) AS n_findings, f.worst FROM t LEFT JOIN f USING (trace_id)
+        ORDER BY t.start_ns DESC, t.trace_id
+        LIMIT ? OFFSET ?
     )
-    SELECT t.*, coalesce(f.n, 0), f.worst FROM t LEFT JOIN f USING (trace_id)
-    ORDER BY t.start_ns DESC, t.trace_id
-    LIMIT ? OFFSET ?
+    SELECT page.*, coalesce(d.duplicate_spans, 0),
+           (SELECT count(*) FROM spans v WHERE v.trace_id = page.trace_id AND v.version_of IS NOT NULL)
+    FROM page LEFT JOIN delivery_stats d USING (trace_id)
+    ORDER BY page.start_ns DESC, page.trace_id
     """
     # Parameters in the order their placeholders appear: SELECT list, WHERE, HAVING, LIMIT.
     args = (params if flt.text.strip() else []) + params_where + params_having + [limit, offset]
@@ -157,6 +163,8 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
             matches=int(r[13]),
             findings=int(r[14]),
             max_severity=r[15],
+            duplicates=int(r[16]),
+            versions=int(r[17]),
         )
         for r in rows
     ]

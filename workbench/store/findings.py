@@ -28,7 +28,11 @@ _COLUMNS = (
 )
 
 # Severity order inside SQL, so `--min-severity` filters and sorts in the database.
-_RANK_SQL = "CASE severity " + " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in Severity) + " ELSE -1 END"
+# A finding's rank in SQL, from the one ordered Severity declaration (used wherever SQL sorts by it).
+SEVERITY_RANK_SQL = (
+    "CASE severity " + " ".join(f"WHEN '{s.value}' THEN {s.rank}" for s in Severity) + " ELSE -1 END"
+)
+_RANK_SQL = SEVERITY_RANK_SQL
 
 
 def _to_finding(row: Sequence[Any]) -> Finding:

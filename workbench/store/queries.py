@@ -33,7 +33,10 @@ def delivery_counts(store: Store) -> dict[str, int]:
     """{'duplicates': redelivered spans not stored again, 'versions': same id with different bytes}."""
     row = (
         store.cursor()
-        .execute("SELECT duplicate_spans, conflicting_spans FROM delivery_stats WHERE id = 1")
+        .execute(
+            "SELECT (SELECT coalesce(sum(duplicate_spans), 0) FROM delivery_stats),"
+            " (SELECT count(*) FROM spans WHERE version_of IS NOT NULL)"
+        )
         .fetchone()
     )
     return {"duplicates": int(row[0]), "versions": int(row[1])} if row else {"duplicates": 0, "versions": 0}

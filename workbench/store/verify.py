@@ -8,7 +8,7 @@ Merkle root and chain head recompute. Memory stays bounded: rows are read a chun
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from workbench.store import ledger, verify_derived
@@ -58,6 +58,7 @@ def verify_ledger(
     *,
     derive: StepDeriver | None = None,
     normalizer_version: str = "",
+    derive_seqs: Sequence[int] | None = None,
 ) -> VerifyReport:
     """Recompute the ledger from the stored spans; problems are reported in sequence order. With
     `derive`, every step is re-derived and compared; the second chain is always checked."""
@@ -67,7 +68,7 @@ def verify_ledger(
     )
     if derive is not None:
         report.step_problems = verify_derived.verify_steps(
-            store, derive, normalizer_version, max_problems=max_problems
+            store, derive, normalizer_version, max_problems=max_problems, seqs=derive_seqs
         )
     cur = store.cursor()
     row = cur.execute(

@@ -12,7 +12,7 @@ sealed row must be present with the field digests its entry recorded, and every 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from workbench.model import Step
@@ -49,9 +49,16 @@ def _value(column: str, value: Any) -> Any:
 
 
 def verify_steps(
-    store: Store, derive: StepDeriver, normalizer_version: str, chunk: int = 2_000, max_problems: int = 20
+    store: Store,
+    derive: StepDeriver,
+    normalizer_version: str,
+    chunk: int = 2_000,
+    max_problems: int = 20,
+    seqs: Sequence[int] | None = None,
 ) -> Problems:
-    """Re-derive every step; (seq, what differs) for the first `max_problems` differences."""
+    """Re-derive every step (or only those of `seqs`, an export's selection: re-deriving a whole store
+    to sign one trace would cost as much as `renormalize`); (seq, what differs) for the first
+    `max_problems` differences."""
     problems: Problems = []
     versions = conflicting_versions(store)
     cur = store.cursor()
@@ -64,7 +71,14 @@ def verify_steps(
     cols = ", ".join(f"st.{c}" for c in STEP_COLUMNS)
     row = cur.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
     top = int(row[0]) if row else 0
-    for start in range(1, top + 1, chunk):
+    wanted = sorted(set(seqs)) if seqs is not None else None
+    windows = (
+        [(wanted[i], wanted[min(i + chunk, len(wanted)) - 1]) for i in range(0, len(wanted), chunk)]
+        if wanted is not None
+        else [(start, start + chunk - 1) for start in range(1, top + 1, chunk)]
+    )
+    keep = set(wanted) if wanted is not None else None
+    for lo, hi in windows:
         rows = cur.execute(
             f"""
             SELECT s.seq, s.trace_id, s.canonical, s.truncations, l.digest, st.seq IS NOT NULL,
@@ -72,10 +86,12 @@ def verify_steps(
             FROM spans s LEFT JOIN ledger l ON l.seq = s.seq LEFT JOIN steps st ON st.seq = s.seq
             WHERE s.seq BETWEEN ? AND ? ORDER BY s.seq
             """,
-            [start, start + chunk - 1],
+            [lo, hi],
         ).fetchall()
         for r in rows:
             seq, trace_id, canonical, truncations, digest, has_step, span_digest, version = r[:8]
+            if keep is not None and seq not in keep:
+                continue
             if seq in versions:
                 if has_step:
                     problem(seq, trace_id, "a conflicting span version has a step (counted twice)")
@@ -101,6 +117,8 @@ def verify_steps(
                     break
     orphans = cur.execute("SELECT seq, trace_id FROM steps WHERE seq NOT IN (SELECT seq FROM spans)")
     for seq, trace_id in orphans.fetchall():
+        if keep is not None and seq not in keep:
+            continue
         if len(problems) < max_problems:
             problems.append((int(seq), f"trace {trace_id} step seq {seq}: step has no span (inserted)"))
     problems.sort(key=lambda p: p[0])

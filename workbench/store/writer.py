@@ -14,6 +14,7 @@ nothing that reads steps counts it twice; the rules raise `span-rewritten` on it
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -111,7 +112,7 @@ class SpanWriter:
         step_seqs: list[int] = []
         stored = [0] * len(batches)
         duplicates = [0] * len(batches)
-        conflicts = 0
+        redelivered: Counter[str] = Counter()  # trace id -> spans acknowledged again, not stored
         row = 0
         for b_index, b in enumerate(batches):
             for _ in range(len(b)):
@@ -119,6 +120,7 @@ class SpanWriter:
                 entry = known.get(key)
                 if entry is not None and d in entry[1]:
                     duplicates[b_index] += 1
+                    redelivered[key[0]] += 1
                 else:
                     seq = first + len(keep)
                     if entry is None:
@@ -129,7 +131,6 @@ class SpanWriter:
                     else:
                         entry[1].add(d)
                         version_of.append(entry[0])
-                        conflicts += 1
                     keep.append(row)
                     stored[b_index] += 1
                 row += 1
@@ -174,11 +175,11 @@ class SpanWriter:
                 cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _wb_ledger")
             for size, root, head in checkpoints:
                 cur.execute("INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?)", [size, root, head, now])
-            if sum(duplicates) or conflicts:
-                cur.execute(
-                    "UPDATE delivery_stats SET duplicate_spans = duplicate_spans + ?,"
-                    " conflicting_spans = conflicting_spans + ? WHERE id = 1",
-                    [sum(duplicates), conflicts],
+            if redelivered:
+                cur.executemany(
+                    "INSERT INTO delivery_stats VALUES (?, ?) ON CONFLICT (trace_id) DO UPDATE"
+                    " SET duplicate_spans = delivery_stats.duplicate_spans + excluded.duplicate_spans",
+                    list(redelivered.items()),
                 )
             cur.execute("COMMIT")
         except BaseException:

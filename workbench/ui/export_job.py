@@ -89,7 +89,7 @@ def run_export(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write a signed bundle, exactly as `workbench export` would, from the store the server holds."""
-    from collectors.integrity import stored_columns_check
+    from collectors.integrity import step_deriver, stored_columns_check
     from collectors.normalize import NORMALIZER_VERSION
 
     if since_ns is not None and until_ns is not None and since_ns >= until_ns:
@@ -104,6 +104,7 @@ def run_export(
             until_ns=until_ns,
             redact_kinds=redact_kinds,
             row_check=stored_columns_check(),
+            derive=step_deriver(),
             normalizer_version=NORMALIZER_VERSION,
             on_progress=on_progress,
         ),

@@ -16,10 +16,9 @@ ALTER TABLE steps ADD COLUMN normalizer_version VARCHAR;    -- collectors.normal
 
 ALTER TABLE spans ADD COLUMN version_of BIGINT;             -- NULL: the first span with this id
 
-CREATE TABLE delivery_stats (
-    id                INTEGER PRIMARY KEY,                  -- always 1
-    duplicate_spans   BIGINT NOT NULL,                      -- redelivered spans acknowledged, not stored
-    conflicting_spans BIGINT NOT NULL                       -- same id, different bytes: kept as versions
+CREATE TABLE delivery_stats (                            -- per trace; conflicting versions: spans.version_of
+    trace_id          VARCHAR PRIMARY KEY,
+    duplicate_spans   BIGINT NOT NULL                       -- redelivered spans acknowledged, not stored
 );
 
 CREATE TABLE ledger_entries (
@@ -57,4 +56,3 @@ ALTER TABLE annotations ADD COLUMN supersedes BIGINT;      -- an edit: the annot
 -- among 1M spans with this index against 50 ms without (DuckDB 2.0, one core).
 CREATE INDEX spans_span_id ON spans (span_id);
 
-INSERT INTO delivery_stats VALUES (1, 0, 0);
