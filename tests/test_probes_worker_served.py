@@ -49,7 +49,7 @@ def test_probe_runs_through_a_served_workbench(tmp_path: Path) -> None:
             good = {"trace_id": DB_TRACE, "step": 6, "analyses": ["logit_lens", "attention"]}
             assert httpx.post(f"{api}/probe-runs", json=good).status_code == 401
             refusals = [
-                ({**good, "analyses": ["astrology"]}, "'analyses' must be"),
+                ({**good, "analyses": ["astrology"]}, "unknown analysis 'astrology'"),
                 ({**good, "step": 99}, "out of range: the trace has 15 steps"),
                 ({**good, "step_seq": 3}, "exactly one of 'step_seq'"),
                 ({**good, "analyses": ["patching"]}, "counterfactual_reasoning"),

@@ -16,11 +16,10 @@ import click
 from workbench.cli import render
 from workbench.cli.common import open_read_only
 from workbench.cli.common import settings as settings_of
+from workbench.model import Severity
 
 if TYPE_CHECKING:
     from workbench.model import Finding
-
-_SEVERITIES = ["info", "low", "medium", "high", "critical"]
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:
@@ -32,7 +31,9 @@ def _finding_json(f: Finding) -> dict[str, Any]:
 
 @click.group(invoke_without_command=True)
 @click.option("--trace", "trace_id", help="Only this trace (a unique prefix is enough).")
-@click.option("--min-severity", type=click.Choice(_SEVERITIES), help="Hide findings below this severity.")
+@click.option(
+    "--min-severity", type=click.Choice(Severity.names()), help="Hide findings below this severity."
+)
 @click.option("--rule", "rule_id", help="Only this rule id.")
 @click.option("--limit", type=int, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

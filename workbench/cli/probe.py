@@ -13,7 +13,6 @@ import dataclasses
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +21,13 @@ import click
 from workbench.cli import render
 from workbench.cli.common import settings as settings_of
 from workbench.errors import WorkbenchError
+from workbench.model import ProbeAnalysis, ProbeRun, ProbeRunStatus
 
 if TYPE_CHECKING:
     from workbench.model import ProbeResult, StoredStep
     from workbench.server.client import ServerClient
-    from workbench.store.probes import ProbeRun
 
-ANALYSIS_CHOICES = ["logit_lens", "attention", "probes", "patching"]
+ANALYSIS_CHOICES = [a.value for a in ProbeAnalysis]
 POLL_S = 0.5
 
 
@@ -88,13 +87,12 @@ def probe(
     from workbench.store.connection import Store
 
     settings = settings_of(ctx)
-    chosen = list(analyses) or ["logit_lens", "attention", "probes"] + (
-        ["patching"] if counterfactual else []
-    )
+    default = [ProbeAnalysis.LOGIT_LENS, ProbeAnalysis.ATTENTION, ProbeAnalysis.PROBES]
+    chosen = list(analyses) or default + ([ProbeAnalysis.PATCHING] if counterfactual else [])
     params: dict[str, Any] = {"patching_method": patching_method}
     if counterfactual is not None:
         params["counterfactual_reasoning"] = counterfactual
-    if "patching" in chosen and not (counterfactual or "").strip():
+    if ProbeAnalysis.PATCHING in chosen and not (counterfactual or "").strip():
         raise WorkbenchError("--analysis patching needs --counterfactual TEXT (the edited scratchpad)")
 
     client = connect(settings)
@@ -145,7 +143,7 @@ def _emit(run: ProbeRun, results: list[ProbeResult], kind: str, name: str, as_js
         )
     else:
         click.echo(render.probe_run(run, results, kind, name))
-    if run.status != "done":
+    if run.status != ProbeRunStatus.DONE:
         raise WorkbenchError(f"probe run {run.id} failed: {run.error}")
 
 
@@ -173,7 +171,7 @@ def _probe_through_server(
             got = client.get_json(f"/probe-runs/{run_id}")
             bar.n = round(100 * float(got["progress"]))
             bar.set_postfix_str(got["status"])
-            if got["status"] in ("done", "failed"):
+            if ProbeRunStatus(got["status"]).finished:
                 break
             time.sleep(POLL_S)
     except KeyboardInterrupt:
@@ -183,24 +181,4 @@ def _probe_through_server(
         ) from None
     bar.close()
     results = [ProbeResult(run_id, r["analysis"], r["summary"], r["data"]) for r in got["results"]]
-    return _run_from_api(got), results, str(step["kind"]), str(step["name"])
-
-
-def _run_from_api(got: dict[str, Any]) -> ProbeRun:
-    """The API's run fields (`server/api.py` `_run_json`) as the store's ProbeRun record."""
-    from workbench.store.probes import ProbeRun
-
-    finished = got["finished_at"]
-    return ProbeRun(
-        id=int(got["id"]),
-        trace_id=got["trace_id"],
-        step_seq=int(got["step_seq"]),
-        analyses=list(got["analyses"]),
-        status=got["status"],
-        progress=float(got["progress"]),
-        error=got["error"],
-        params=dict(got["params"]),
-        provenance=dict(got["provenance"]),
-        created_at=datetime.fromisoformat(got["created_at"]),
-        finished_at=None if finished is None else datetime.fromisoformat(finished),
-    )
+    return ProbeRun.from_json(got), results, str(step["kind"]), str(step["name"])

@@ -39,6 +39,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from collectors.receiver_http import check_token
+from workbench.errors import BadInput
+from workbench.model import ProbeRunStatus, check_probe_request
 from workbench.settings import Settings
 from workbench.store import api_queries, queries
 from workbench.store import probes as probe_store
@@ -144,22 +146,6 @@ def _guarded(settings: Settings, work: Callable[[Request], dict[str, Any]], stat
 PROBE_BODY_MAX = 1 << 20  # a counterfactual scratchpad is a few KB; nothing legitimate comes near this
 
 
-def _run_json(run: probe_store.ProbeRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "trace_id": run.trace_id,
-        "step_seq": run.step_seq,
-        "analyses": run.analyses,
-        "status": run.status,
-        "progress": run.progress,
-        "error": run.error,
-        "params": run.params,
-        "provenance": run.provenance,
-        "created_at": str(run.created_at),
-        "finished_at": None if run.finished_at is None else str(run.finished_at),
-    }
-
-
 def _queue_probe(store: Store, body: bytes) -> dict[str, Any]:
     """Validate a probe request (each refusal names the field) and queue the run."""
     if len(body) > PROBE_BODY_MAX:
@@ -180,16 +166,13 @@ def _queue_probe(store: Store, body: bytes) -> dict[str, Any]:
     trace_id = _resolve(store, req["trace_id"])
     if ("step_seq" in req) == ("step" in req):
         raise ApiError(400, "give exactly one of 'step_seq' (ingest seq) or 'step' (1-based, in time order)")
-    analyses = req.get("analyses")
-    if not isinstance(analyses, list) or not analyses or any(a not in probe_store.ANALYSES for a in analyses):
-        raise ApiError(
-            400, f"'analyses' must be a non-empty list among {list(probe_store.ANALYSES)}, got {analyses!r}"
-        )
     params = req.get("params", {})
     if not isinstance(params, dict):
         raise ApiError(400, f"'params' must be a JSON object, got {params!r}")
-    if "patching" in analyses and not str(params.get("counterfactual_reasoning") or "").strip():
-        raise ApiError(400, "'patching' needs params.counterfactual_reasoning (the edited scratchpad)")
+    try:
+        analyses = check_probe_request(req.get("analyses"), params)
+    except BadInput as exc:
+        raise ApiError(400, f"'analyses': {exc}") from exc
     steps = queries.trace_steps(store, trace_id)
     if "step" in req:
         index = req["step"]
@@ -207,7 +190,7 @@ def _queue_probe(store: Store, body: bytes) -> dict[str, Any]:
     run = probe_store.get_run(store, run_id)
     assert run is not None
     step = {"seq": target.seq, "index": index, "kind": str(target.step.kind), "name": target.step.name}
-    return {**_run_json(run), "step": step}
+    return {**run.to_json(), "step": step}
 
 
 def _probe_run(store: Store, given: str) -> dict[str, Any]:
@@ -218,9 +201,9 @@ def _probe_run(store: Store, given: str) -> dict[str, Any]:
     run = probe_store.get_run(store, run_id)
     if run is None:
         raise ApiError(404, f"no probe run {run_id}")
-    results = probe_store.results_of_run(store, run_id) if run.status == "done" else []
+    results = probe_store.results_of_run(store, run_id) if run.status == ProbeRunStatus.DONE else []
     return {
-        **_run_json(run),
+        **run.to_json(),
         "results": [{"analysis": r.analysis, "summary": r.summary, "data": r.data} for r in results],
     }
 
