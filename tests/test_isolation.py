@@ -77,3 +77,27 @@ def test_a_batch_whose_commit_fails_is_retried_span_by_span(tmp_path: Path) -> N
     finally:
         pipeline.close()
         pipeline_store.close()
+
+
+def test_the_exporter_stores_the_good_spans_beside_one_protobuf_cannot_encode(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from collectors.exporter import DuckDBSpanExporter
+
+    exporter = DuckDBSpanExporter(db_path=tmp_path / "db.duckdb")
+    provider = TracerProvider()
+    tracer = provider.get_tracer("isolation")
+    finished = []
+    for name in ("good one", "bad \ud800 name", "good two"):
+        with tracer.start_as_current_span(name) as span:
+            finished.append(span)
+    try:
+        assert exporter.export(finished) == SpanExportResult.SUCCESS  # type: ignore[arg-type]
+        cur = exporter.pipeline.store.cursor()
+        names = {r[0] for r in cur.execute("SELECT name FROM spans").fetchall()}
+        cur.close()
+        assert names == {"good one", "good two"}
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
