@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench bench-phoenix clean chromium
+.PHONY: setup demo test lint bench bench-phoenix fuzz clean chromium
 
 setup: $(STAMP)
 
@@ -50,6 +50,12 @@ bench: setup chromium
 # (installed once from PyPI, then reused), never into .venv.
 bench-phoenix: setup
 	$(PY) benchmarks/vs_phoenix.py
+
+# 100,000 hostile OTLP bodies (HTTP protobuf, JSON, gzip, gRPC) against a real `workbench serve`:
+# counts by status, any 5xx, RSS before/after; appends to benchmarks/RESULTS.md. FUZZ_BODIES=N to change.
+FUZZ_BODIES ?= 100000
+fuzz: setup
+	$(PY) benchmarks/fuzz.py --bodies $(FUZZ_BODIES)
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

@@ -8,8 +8,7 @@ per-span checks that let a receiver accept the good spans of a batch and name th
 from __future__ import annotations
 
 import base64
-import json
-import zlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +19,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from collectors import json_depth
+from collectors.checks import SpanRejected, check_span, find_lone_surrogate, safe_text, where_span
+from collectors.compression import decompress as decompress  # the name receivers and tests use
+from collectors.protobuf_salvage import salvage
 from workbench.errors import BadInput
 from workbench.model import Attributes, SpanEvent, SpanLink, SpanRecord, Truncation
 
+log = logging.getLogger(__name__)
+
 CONTENT_PROTOBUF = "application/x-protobuf"
 CONTENT_JSON = "application/json"
+# WORKBENCH_MAX_VALUE_DEPTH's default, for callers that pass no settings
+DEFAULT_VALUE_DEPTH = 32
 
 
 @dataclass
@@ -39,86 +46,32 @@ class DecodeResult:
         return len(self.errors)
 
 
-def decompress(body: bytes, encoding: str | None, max_size: int) -> bytes:
-    """Undo Content-Encoding, refusing output larger than `max_size` (a decompression bomb).
-
-    Streaming with a cap means a 1 GB bomb costs at most `max_size` bytes of memory before it is refused.
-    """
-    enc = (encoding or "identity").strip().lower()
-    if enc in ("", "identity"):
-        return body
-    if enc in ("gzip", "x-gzip"):
-        wbits = 16 + zlib.MAX_WBITS
-    elif enc == "deflate":
-        wbits = zlib.MAX_WBITS  # zlib-wrapped, as HTTP's "deflate" means; raw deflate retried below
-    else:
-        raise BadInput(f"unsupported Content-Encoding {encoding!r}; use gzip, deflate or none", 415)
-    try:
-        return _inflate(body, wbits, max_size)
-    except zlib.error as exc:
-        if enc == "deflate":
-            try:
-                return _inflate(body, -zlib.MAX_WBITS, max_size)
-            except zlib.error:
-                pass
-        raise BadInput(f"body is not valid {enc} data: {exc}") from exc
-
-
-_INFLATE_STEP = 1 << 20
-
-
-def _inflate(body: bytes, wbits: int, max_size: int) -> bytes:
-    """Inflate a step at a time, so a bomb is refused holding at most `max_size` bytes of output (one
-    call with `max_length` would hold it twice while zlib joins its buffers). Every member of a
-    multi-member gzip body is read, as gzip readers do; anything else after the stream is refused."""
-    parts: list[bytes] = []
-    size = 0
-    data = body
-    while True:
-        d = zlib.decompressobj(wbits)
-        while True:
-            out = d.decompress(data, _INFLATE_STEP)
-            data = d.unconsumed_tail
-            size += len(out)
-            if size > max_size:
-                raise BadInput(
-                    f"decompressed body exceeds the limit of {max_size} bytes "
-                    "(WORKBENCH_MAX_DECOMPRESSED_BYTES)",
-                    413,
-                )
-            parts.append(out)
-            if d.eof or not (out or data):
-                break
-        if not d.eof:
-            raise BadInput(f"compressed body is truncated after {len(body)} bytes")
-        data = d.unused_data
-        if not data or wbits != 16 + zlib.MAX_WBITS:
-            break
-    if data:
-        raise BadInput(f"{len(data)} bytes of trailing data after the end of the compressed body")
-    return b"".join(parts)
-
-
 def parse_request(body: bytes, content_type: str) -> tuple[ExportTraceServiceRequest, list[str]]:
     """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body, and a message per span left out.
 
-    Protobuf parses whole or not at all; JSON is read span by span, so one span with a bad id or field
-    costs only itself (it is reported in `partial_success`), never its neighbours.
+    Both are read so that one span with a bad id or field costs only itself (it is reported in
+    `partial_success`), never its neighbours: JSON span by span, protobuf whole and, only when that
+    fails, piece by piece (see protobuf_salvage).
     """
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == CONTENT_PROTOBUF:
-        req = ExportTraceServiceRequest()
-        try:
-            req.ParseFromString(body)
-        except DecodeError as exc:
-            raise BadInput(f"malformed OTLP protobuf ({len(body)} bytes): {exc}") from exc
-        return req, []
+        return parse_protobuf(body)
     if ctype == CONTENT_JSON:
         return parse_json(body)
     raise BadInput(
         f"unsupported Content-Type {content_type!r}; OTLP/HTTP takes {CONTENT_PROTOBUF} or {CONTENT_JSON}",
         415,
     )
+
+
+def parse_protobuf(body: bytes) -> tuple[ExportTraceServiceRequest, list[str]]:
+    """A protobuf ExportTraceServiceRequest, and a message per span that could not be read."""
+    req = ExportTraceServiceRequest()
+    try:
+        req.ParseFromString(body)
+    except DecodeError as exc:
+        return salvage(body, f"malformed OTLP protobuf ({len(body)} bytes): {exc}")
+    return req, []
 
 
 def parse_json(body: bytes | str | dict[str, Any]) -> tuple[ExportTraceServiceRequest, list[str]]:
@@ -138,10 +91,7 @@ def parse_json(body: bytes | str | dict[str, Any]) -> tuple[ExportTraceServiceRe
     if isinstance(body, dict):
         doc: Any = body
     else:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        doc = json_depth.loads(text)
     if not isinstance(doc, dict):
         raise BadInput("OTLP/JSON body must be an object with a 'resourceSpans' list")
     req = ExportTraceServiceRequest()
@@ -177,16 +127,32 @@ def _parse_shell(obj: Any, message: ResourceSpans | ScopeSpans, children: tuple[
     """Parse a group's own fields (resource or scope, schema URL) without its children."""
     if not isinstance(obj, dict):
         return f"expected an object, got {type(obj).__name__}"
+    shell = {k: v for k, v in obj.items() if k not in children}
     try:
-        json_format.ParseDict(
-            {k: v for k, v in obj.items() if k not in children}, message, ignore_unknown_fields=True
-        )
-    except json_format.ParseError as exc:
-        return f"invalid OTLP/JSON: {exc}"
+        json_format.ParseDict(shell, message, ignore_unknown_fields=True)
+    except Exception as exc:  # upb raises more than ParseError on hostile input (see _parse_span)
+        return _json_problem(shell, exc)
     return None
 
 
+def _json_problem(obj: Any, exc: Exception) -> str:
+    """Why a JSON object did not parse, in words that name where, whatever the parser raised."""
+    surrogate = find_lone_surrogate(obj)
+    if surrogate:
+        return f"invalid OTLP/JSON: {surrogate} (OTLP strings are UTF-8, which cannot hold one)"
+    if "Message too deep" in str(exc):  # json_format's own limit, after a long chain of field names
+        return "invalid OTLP/JSON: values nested more than protobuf's JSON parser allows (100 messages)"
+    if isinstance(exc, RecursionError) or json_depth.MARK_TEXT in str(exc):
+        return f"invalid OTLP/JSON: nested more than {json_depth.MAX_DEPTH} levels deep"
+    if isinstance(exc, json_format.ParseError):
+        return f"invalid OTLP/JSON: {safe_text(str(exc), 500)}"
+    return f"invalid OTLP/JSON: {type(exc).__name__}: {safe_text(str(exc), 500)}"
+
+
 def _parse_span(obj: Any, where: str) -> Span:
+    deep = json_depth.deep_span_message(obj)
+    if deep:
+        raise BadInput(f"{where}: {deep}")
     if not isinstance(obj, dict):
         raise BadInput(f"{where}: expected a span object, got {type(obj).__name__}")
     obj = dict(obj)  # ids are rewritten below; the caller's document stays as it was
@@ -199,10 +165,12 @@ def _parse_span(obj: Any, where: str) -> Span:
     span = Span()
     try:
         json_format.ParseDict(obj, span, ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
+    except Exception as exc:
+        # ParseError for most bad input, but upb raises SystemError for a key holding a lone surrogate,
+        # and a last resort must not let one span's surprise fail its request.
         name = obj.get("name")
-        label = f" ({name!r})" if isinstance(name, str) else ""
-        raise BadInput(f"{where}{label}: invalid OTLP/JSON: {exc}") from exc
+        label = f" ({safe_text(name)!r})" if isinstance(name, str) else ""
+        raise BadInput(f"{where}{label}: {_json_problem(obj, exc)}") from exc
     return span
 
 
@@ -228,11 +196,14 @@ def _convert_ids(obj: Any, where: str) -> None:
             try:
                 obj[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
             except ValueError as exc:
-                raise BadInput(f"{where}.{key}: {value!r} is not a hex id") from exc
+                raise BadInput(f"{where}.{key}: {safe_text(value, 80)!r} is not a hex id") from exc
 
 
-def any_value(v: AnyValue) -> Any:
-    """An OTLP AnyValue as a plain JSON-ready Python value (bytes as {'bytesValue': base64})."""
+def any_value(v: AnyValue, max_depth: int = DEFAULT_VALUE_DEPTH) -> Any:
+    """An OTLP AnyValue as a plain JSON-ready Python value (bytes as {'bytesValue': base64}).
+
+    Raises SpanRejected when arrays and kvlists nest more than `max_depth` levels.
+    """
     which = v.WhichOneof("value")
     if which == "string_value":
         return v.string_value
@@ -242,17 +213,24 @@ def any_value(v: AnyValue) -> Any:
         return v.double_value
     if which == "bool_value":
         return v.bool_value
-    if which == "array_value":
-        return [any_value(x) for x in v.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
+    if which == "array_value" or which == "kvlist_value":
+        if max_depth <= 0:
+            raise SpanRejected("arrayValue/kvlistValue nested too deep")
+        if which == "array_value":
+            return [any_value(x, max_depth - 1) for x in v.array_value.values]
+        return {kv.key: any_value(kv.value, max_depth - 1) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return {"bytesValue": base64.b64encode(v.bytes_value).decode("ascii")}
     return None
 
 
-def attributes(kvs: Any, limit: int, where: str, truncations: list[Truncation]) -> Attributes:
-    """Attributes as a dict; string values over `limit` characters are cut and the cut is recorded."""
+def attributes(
+    kvs: Any, limit: int, where: str, truncations: list[Truncation], max_depth: int = DEFAULT_VALUE_DEPTH
+) -> Attributes:
+    """Attributes as a dict; string values over `limit` characters are cut and the cut is recorded.
+
+    Raises SpanRejected naming the attribute when a value nests deeper than `max_depth`.
+    """
     out: Attributes = {}
     kv: KeyValue
     for kv in kvs:
@@ -265,7 +243,13 @@ def attributes(kvs: Any, limit: int, where: str, truncations: list[Truncation]) 
                 truncations.append(Truncation(f"{where}.{kv.key}", len(value), limit))
                 value = value[:limit] + f"…[truncated: {len(value)} chars, kept {limit}]"
         else:
-            value = any_value(v)
+            try:
+                value = any_value(v, max_depth)
+            except SpanRejected:
+                raise SpanRejected(
+                    f"{where} key {safe_text(kv.key, 100)!r}: arrayValue/kvlistValue nested more than "
+                    f"{max_depth} levels (WORKBENCH_MAX_VALUE_DEPTH)"
+                ) from None
         out[kv.key] = value
     return out
 
@@ -345,39 +329,70 @@ def canonical_bytes(rs: ResourceSpans, ss: ScopeSpans, span: Span) -> bytes:
     return CanonicalFrame(rs, ss).canonical(span)
 
 
-def _check_ids(span: Span) -> str | None:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
-        return f"trace_id must be 16 non-zero bytes, got {len(span.trace_id)} bytes"
-    if len(span.span_id) != 8 or not any(span.span_id):
-        return f"span_id must be 8 non-zero bytes, got {len(span.span_id)} bytes"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
-        return f"parent_span_id must be empty or 8 bytes, got {len(span.parent_span_id)} bytes"
-    return None
+def to_records(
+    req: ExportTraceServiceRequest, max_attribute_length: int, max_value_depth: int = DEFAULT_VALUE_DEPTH
+) -> DecodeResult:
+    """Every valid span as a SpanRecord; each invalid span becomes an error naming where it was.
 
-
-def to_records(req: ExportTraceServiceRequest, max_attribute_length: int) -> DecodeResult:
-    """Every valid span as a SpanRecord; each invalid span becomes an error naming where it was."""
+    Each span is checked (collectors.checks) and decoded on its own: a span that fails, for a known
+    reason or a surprise, is refused alone and its neighbours still become records.
+    """
     result = DecodeResult()
-    lim = max_attribute_length
+    lim, depth = max_attribute_length, max_value_depth
     for r_i, rs in enumerate(req.resource_spans):
         # Resource and scope are decoded once per group, only when the group holds a valid span.
-        resource: tuple[Attributes, list[Truncation]] | None = None
+        resource: tuple[Attributes, list[Truncation]] | str | None = None
         for s_i, ss in enumerate(rs.scope_spans):
-            group: tuple[Attributes, list[Truncation], CanonicalFrame] | None = None
+            group: tuple[Attributes, list[Truncation], CanonicalFrame] | str | None = None
             for p_i, span in enumerate(ss.spans):
-                problem = _check_ids(span)
-                if problem:
-                    where = f"resource_spans[{r_i}].scope_spans[{s_i}].spans[{p_i}]"
-                    result.errors.append(f"{where} ({span.name!r}): {problem}")
-                    continue
-                if resource is None:
-                    rt: list[Truncation] = []
-                    resource = (attributes(rs.resource.attributes, lim, "resource", rt), rt)
-                if group is None:
-                    st: list[Truncation] = []
-                    group = (attributes(ss.scope.attributes, lim, "scope", st), st, CanonicalFrame(rs, ss))
-                result.records.append(_record(rs, ss, span, resource, group, lim))
+                problem = check_span(span)
+                if problem is None:
+                    if resource is None:
+                        resource = _group_part(rs.resource.attributes, "resource", lim, depth)
+                    if group is None:
+                        scope = _group_part(ss.scope.attributes, "scope", lim, depth)
+                        group = scope if isinstance(scope, str) else (*scope, CanonicalFrame(rs, ss))
+                    problem = _span_record(rs, ss, span, resource, group, lim, depth, result.records)
+                if problem is not None:
+                    result.errors.append(f"{where_span(r_i, s_i, p_i, span)}: {problem}")
     return result
+
+
+def _group_part(kvs: Any, where: str, lim: int, depth: int) -> tuple[Attributes, list[Truncation]] | str:
+    """Resource or scope attributes with their truncations, or why they cannot be read."""
+    truncs: list[Truncation] = []
+    try:
+        return attributes(kvs, lim, where, truncs, depth), truncs
+    except SpanRejected as exc:
+        return str(exc)
+    except Exception as exc:
+        log.exception("%s could not be decoded", where)
+        return f"{where} could not be decoded: {type(exc).__name__}: {safe_text(str(exc))}"
+
+
+def _span_record(
+    rs: ResourceSpans,
+    ss: ScopeSpans,
+    span: Span,
+    resource: tuple[Attributes, list[Truncation]] | str,
+    group: tuple[Attributes, list[Truncation], CanonicalFrame] | str,
+    lim: int,
+    depth: int,
+    out: list[SpanRecord],
+) -> str | None:
+    """Append the span's record to `out`, or say why it cannot be one (its group's reason first)."""
+    if isinstance(resource, str):
+        return resource
+    if isinstance(group, str):
+        return group
+    try:
+        out.append(_record(rs, ss, span, resource, group, lim, depth))
+    except SpanRejected as exc:
+        return str(exc)
+    except Exception as exc:  # a surprise costs this span only, and is logged
+        log.exception("span could not be decoded")
+        return f"could not be decoded: {type(exc).__name__}: {safe_text(str(exc))}"
+    return None
 
 
 def _record(
@@ -387,15 +402,16 @@ def _record(
     resource: tuple[Attributes, list[Truncation]],
     group: tuple[Attributes, list[Truncation], CanonicalFrame],
     lim: int,
+    depth: int = DEFAULT_VALUE_DEPTH,
 ) -> SpanRecord:
     scope_attrs, s_trunc, frame = group
     truncs: list[Truncation] = [*resource[1], *s_trunc]
-    attrs = attributes(span.attributes, lim, "attributes", truncs)
+    attrs = attributes(span.attributes, lim, "attributes", truncs, depth)
     events = tuple(
         SpanEvent(
             name=e.name,
             time_ns=e.time_unix_nano,
-            attributes=attributes(e.attributes, lim, f"events[{i}]", truncs),
+            attributes=attributes(e.attributes, lim, f"events[{i}]", truncs, depth),
             dropped_attributes_count=e.dropped_attributes_count,
         )
         for i, e in enumerate(span.events)
@@ -405,7 +421,7 @@ def _record(
             trace_id=link.trace_id.hex(),
             span_id=link.span_id.hex(),
             trace_state=link.trace_state,
-            attributes=attributes(link.attributes, lim, f"links[{i}]", truncs),
+            attributes=attributes(link.attributes, lim, f"links[{i}]", truncs, depth),
             flags=link.flags,
         )
         for i, link in enumerate(span.links)

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from collectors import decode
 from collectors.pipeline import IngestPipeline
+from workbench.model import SpanRecord
 from workbench.settings import Settings
 from workbench.store.connection import Store
 
@@ -56,17 +57,41 @@ class DuckDBSpanExporter(SpanExporter):
         # Our own writes must not be traced by the host's instrumentations (e.g. of DuckDB or files).
         token = otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            request = encode_spans(spans)
-            result = decode.to_records(request, self.settings.max_attribute_length)
-            for error in result.errors:
-                log.warning("span not exported: %s", error)
-            self.pipeline.ingest(result.records, "exporter")
+            records = self._records(spans)
+            stored = self.pipeline.ingest(records, "exporter")
+            for error in stored.errors:
+                log.warning("span not stored: %s", error)
             return SpanExportResult.SUCCESS
         except Exception:
             log.exception("DuckDBSpanExporter failed to export %d spans", len(spans))
             return SpanExportResult.FAILURE
         finally:
             otel_context.detach(token)
+
+    def _records(self, spans: Sequence[ReadableSpan]) -> list[SpanRecord]:
+        """The spans as records; one that cannot be encoded or decoded is logged and left out alone.
+
+        Encoding is all or nothing (protobuf refuses a name holding a lone surrogate, for one), so when
+        the whole batch fails each span is encoded on its own.
+        """
+        try:
+            requests = [encode_spans(spans)]
+        except Exception:
+            requests = []
+            for span in spans:
+                try:
+                    requests.append(encode_spans([span]))
+                except Exception as exc:
+                    log.warning("span %r not exported: %s: %s", span.name, type(exc).__name__, exc)
+        records: list[SpanRecord] = []
+        for request in requests:
+            result = decode.to_records(
+                request, self.settings.max_attribute_length, self.settings.max_value_depth
+            )
+            for error in result.errors:
+                log.warning("span not exported: %s", error)
+            records += result.records
+        return records
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True  # export() returns only after commit: nothing is ever pending here

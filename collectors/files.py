@@ -7,14 +7,12 @@ A generator of decoded requests, so large files stream batch by batch instead of
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collectors import decode
+from collectors import decode, json_depth
 from workbench.errors import BadInput
 
 _PROTO_SUFFIXES = {".pb", ".bin", ".protobuf", ".proto"}
@@ -49,12 +47,11 @@ def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest, 
     data = _open(path)
     fmt = file_format(path)
     if fmt == "protobuf":
-        req = ExportTraceServiceRequest()
         try:
-            req.ParseFromString(data)
-        except DecodeError as exc:
+            req, left_out = decode.parse_protobuf(data)  # a bad span costs only itself
+        except BadInput as exc:
             raise BadInput(f"{path}: not an OTLP ExportTraceServiceRequest protobuf: {exc}") from exc
-        yield str(path), req, []
+        yield str(path), req, left_out
         return
     try:
         text = data.decode("utf-8")
@@ -62,8 +59,8 @@ def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest, 
         raise BadInput(f"{path}: not valid UTF-8 at byte {exc.start}") from exc
     if fmt == "json":
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
+            doc = json_depth.loads(text)
+        except BadInput:
             fmt = "jsonl"  # a .json file holding one document per line, as the Collector writes them
         else:
             for i, item in enumerate(doc if isinstance(doc, list) else [doc]):
@@ -74,9 +71,9 @@ def read_requests(path: Path) -> Iterator[tuple[str, ExportTraceServiceRequest, 
         if line.strip():
             where = f"{path}:{lineno}"
             try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadInput(f"{where}: malformed JSON at column {exc.colno}: {exc.msg}") from exc
+                item = json_depth.loads(line)
+            except BadInput as exc:
+                raise BadInput(f"{where}: {exc}") from exc
             yield (where, *_parse(item, where))
 
 

@@ -10,6 +10,7 @@ buffering.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from collectors.batching import build_batch, describe, split
 from workbench.errors import Overloaded
 from workbench.model import IngestResult, SpanRecord, Step, StepKind
 from workbench.store.batch import Batch
@@ -126,23 +128,26 @@ class IngestPipeline:
         with self._cond:
             self._admission(n)
 
-    def prepare(self, records: Sequence[SpanRecord]) -> Batch:
-        """Normalize and build the columns, after a quick admission check (see `check_room`).
+    def prepare(self, records: Sequence[SpanRecord]) -> tuple[Batch | None, list[str]]:
+        """Normalize and build the columns, after a quick admission check (see `check_room`); a span
+        whose columns cannot be built is left out with a message (see collectors.batching).
 
         Callers run this on their own thread, never on an event loop: it is most of the CPU a span
         costs before the commit.
         """
         self.check_room(len(records))
-        return Batch.of(records, [safe_normalize(self.normalize, r) for r in records])
+        return build_batch(records, [safe_normalize(self.normalize, r) for r in records])
 
     def submit(self, records: Sequence[SpanRecord], source: str) -> Future[IngestResult]:
-        """Normalize and queue spans for commit; the future resolves once they are durable. Raises
-        Overloaded if the queue is full."""
-        if not records:
+        """Normalize and queue spans for commit; the future resolves once they are durable, with the
+        spans that could not be stored counted in `rejected`. Raises Overloaded if the queue is full."""
+        batch, errors = self.prepare(records) if records else (None, [])
+        if batch is None:
             future: Future[IngestResult] = Future()
-            future.set_result(IngestResult(accepted=0))
+            future.set_result(IngestResult(accepted=0, rejected=len(errors), errors=tuple(errors)))
             return future
-        return self.submit_batch(self.prepare(records), source)
+        inner = self.submit_batch(batch, source)
+        return inner if not errors else _with_errors(inner, errors)
 
     def submit_batch(self, batch: Batch, source: str) -> Future[IngestResult]:
         """Queue a prepared batch for commit; the future resolves once it is durable. Raises
@@ -202,6 +207,9 @@ class IngestPipeline:
         try:
             written = self.writer.write_group([p.batch for p in group], [p.source for p in group])
         except Exception as exc:
+            if len(group) == 1 and len(group[0].batch) > 1:
+                self._commit_span_by_span(group[0])
+                return
             if len(group) == 1:
                 log.exception("commit failed for %d spans", len(group[0].batch))
                 group[0].future.set_exception(exc)
@@ -222,10 +230,61 @@ class IngestPipeline:
                 )
             )
             seq += n
-        if written.last < written.first:
-            return  # nothing new was stored: nothing for the listeners to look at
+        if written.last >= written.first:  # else nothing new was stored: nothing for listeners to look at
+            self._tell_listeners(written.first, written.last)
+
+    def _tell_listeners(self, first: int, last: int) -> None:
         for listener in self._listeners:
             try:
-                listener(written.first, written.last)
+                listener(first, last)
             except Exception:  # a listener's bug must not stop ingest
                 log.exception("commit listener %r failed", listener)
+
+    def _commit_span_by_span(self, pending: _Pending) -> None:
+        """A request whose commit failed: each span in a transaction of its own, so only the span that
+        fails is refused (per-span checks should have caught it before; this is the last defence)."""
+        log.exception("commit failed for %d spans; retrying span by span", len(pending.batch))
+        errors: list[str] = []
+        seqs: list[int] = []
+        duplicates = 0
+        for one in split(pending.batch):
+            try:
+                written = self.writer.write_group([one], [pending.source])
+            except Exception as exc:
+                errors.append(describe(one, exc))
+                continue
+            duplicates += sum(written.duplicates)
+            if written.last >= written.first:
+                seqs.append(written.first)
+                self._tell_listeners(written.first, written.last)
+        if not seqs and not duplicates:
+            pending.future.set_exception(RuntimeError("; ".join(errors[:3])))
+            return
+        pending.future.set_result(
+            IngestResult(
+                len(seqs) + duplicates,
+                len(errors),
+                tuple(errors),
+                first_seq=seqs[0] if seqs else None,
+                last_seq=seqs[-1] if seqs else None,
+                duplicates=duplicates,
+            )
+        )
+
+
+def _with_errors(inner: Future[IngestResult], errors: list[str]) -> Future[IngestResult]:
+    """`inner`'s result with `errors` (spans refused before the commit) added to it."""
+    outer: Future[IngestResult] = Future()
+
+    def done(f: Future[IngestResult]) -> None:
+        exc = f.exception()
+        if exc is not None:
+            outer.set_exception(exc)
+            return
+        r = f.result()
+        outer.set_result(
+            dataclasses.replace(r, rejected=r.rejected + len(errors), errors=(*r.errors, *errors))
+        )
+
+    inner.add_done_callback(done)
+    return outer

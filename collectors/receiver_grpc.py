@@ -68,6 +68,13 @@ class TraceService:
         except BrokenProcessPool:
             log.exception("a decode worker died")
             _abort(context, grpc.StatusCode.UNAVAILABLE, "a decode worker died, nothing was kept; retry")
+        except Exception as exc:  # prepare_body returns bad input as a value; this is a last resort
+            log.exception("a request could not be prepared")
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request could not be decoded: {type(exc).__name__}",
+            )
         if isinstance(prepared, Refused):
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, prepared.message)
         if prepared.batch is None:
@@ -75,8 +82,9 @@ class TraceService:
                 _abort(context, grpc.StatusCode.INVALID_ARGUMENT, summarize_errors(prepared.errors))
             return ExportTraceServiceResponse()
         failure = None
+        errors = list(prepared.errors)
         try:
-            self.pipeline.submit_batch(prepared.batch, "otlp-grpc").result()
+            errors += self.pipeline.submit_batch(prepared.batch, "otlp-grpc").result().errors
         except Overloaded as exc:
             failure = str(exc)
         except Exception as exc:
@@ -85,9 +93,9 @@ class TraceService:
         if failure is not None:
             _abort(context, grpc.StatusCode.UNAVAILABLE, failure)
         resp = ExportTraceServiceResponse()
-        if prepared.errors:
-            resp.partial_success.rejected_spans = len(prepared.errors)
-            resp.partial_success.error_message = summarize_errors(prepared.errors)
+        if errors:
+            resp.partial_success.rejected_spans = len(errors)
+            resp.partial_success.error_message = summarize_errors(errors)
         return resp
 
 

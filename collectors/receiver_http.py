@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collectors import decode
+from collectors.checks import safe_text
 from collectors.pipeline import IngestPipeline
 from collectors.workers import DecodeLimits, DecodePool, Prepared, Refused, prepare_body
 from workbench.errors import BadInput, Overloaded
@@ -49,6 +50,7 @@ def _error(request: Request, status: int, message: str, headers: dict[str, str] 
         503: _UNAVAILABLE,
         500: _UNAVAILABLE,
     }.get(status, _INVALID_ARGUMENT)
+    message = safe_text(message, 4000)  # JSON and protobuf strings both refuse a lone surrogate
     if _wants_json(request):
         return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
     body = status_pb2.Status(code=code, message=message).SerializeToString()
@@ -67,7 +69,7 @@ def _ok(request: Request, rejected: int, errors: list[str]) -> Response:
 
 def summarize_errors(errors: list[str], limit: int = 5) -> str:
     """The first few span errors in full, then a count: enough to find the bad span, bounded in size."""
-    shown = "; ".join(errors[:limit])
+    shown = "; ".join(safe_text(e, 1000) for e in errors[:limit])
     more = len(errors) - limit
     return f"{len(errors)} span(s) rejected: {shown}" + (f"; and {more} more" if more > 0 else "")
 
@@ -147,6 +149,9 @@ def create_app(
             return _error(request, 503, "a decode worker died, nothing was kept; retry", {"Retry-After": "1"})
         except ClientDisconnect:
             return Response(status_code=400)
+        except Exception as exc:  # prepare_body returns bad input as a value; this is a last resort
+            log.exception("a request could not be prepared")
+            return _error(request, 400, f"request could not be decoded: {type(exc).__name__}")
         if isinstance(prepared, Refused):
             return _error(request, prepared.status, prepared.message)
         if isinstance(prepared, Overloaded):
@@ -160,13 +165,14 @@ def create_app(
         except Overloaded as exc:
             return _error(request, 503, str(exc), {"Retry-After": str(exc.retry_after)})
         try:
-            await asyncio.wrap_future(future)
+            stored = await asyncio.wrap_future(future)
         except Exception as exc:
             log.exception("commit failed")
             return _error(
                 request, 503, f"could not store the spans, nothing was kept: {exc}", {"Retry-After": "5"}
             )
-        return _ok(request, len(prepared.errors), prepared.errors)
+        errors = [*prepared.errors, *stored.errors]  # spans the commit refused one by one, if any
+        return _ok(request, len(errors), errors)
 
     async def health(request: Request) -> Response:
         return JSONResponse(

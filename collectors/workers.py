@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from collectors import decode
+from collectors.batching import build_batch
+from collectors.checks import safe_text
 from collectors.pipeline import Normalizer, default_normalizer, safe_normalize
 from workbench.errors import BadInput
 from workbench.store.batch import Batch
@@ -74,6 +76,9 @@ class DecodeLimits(Protocol):
     @property
     def max_attribute_length(self) -> int: ...
 
+    @property
+    def max_value_depth(self) -> int: ...
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -82,11 +87,15 @@ class Limits:
     max_decompressed_bytes: int
     max_spans_per_request: int
     max_attribute_length: int
+    max_value_depth: int = decode.DEFAULT_VALUE_DEPTH
 
     @classmethod
     def of(cls, settings: DecodeLimits) -> Limits:
         return cls(
-            settings.max_decompressed_bytes, settings.max_spans_per_request, settings.max_attribute_length
+            settings.max_decompressed_bytes,
+            settings.max_spans_per_request,
+            settings.max_attribute_length,
+            settings.max_value_depth,
         )
 
 
@@ -119,7 +128,7 @@ def decode_body(
             "(WORKBENCH_MAX_SPANS_PER_REQUEST): send smaller batches",
             413,
         )
-    result = decode.to_records(req, limits.max_attribute_length)
+    result = decode.to_records(req, limits.max_attribute_length, limits.max_value_depth)
     result.errors[:0] = left_out
     return result
 
@@ -132,16 +141,27 @@ def prepare_body(
     normalize: Normalizer | None = None,
 ) -> Prepared | Refused:
     """A body as a batch ready to commit, or why it was refused. Bad input comes back as a value: an
-    exception's traceback would hold the body and the decompressed bytes alive (see receiver_http)."""
+    exception's traceback would hold the body and the decompressed bytes alive (see receiver_http).
+
+    Never raises for anything a body holds: a surprise in decoding is a 400 naming the exception
+    (and logged), because the alternative, a 500, would close the client's connection and tell it
+    nothing; a span whose columns cannot be built is refused alone (collectors.batching).
+    """
     try:
         result = decode_body(body, content_type, encoding, limits)
     except BadInput as exc:
-        return Refused(exc.status, str(exc))
+        return Refused(exc.status, safe_text(str(exc), 2000))
+    except RecursionError:
+        return Refused(400, "request nested too deeply to be read")
+    except Exception as exc:
+        log.exception("a request body could not be decoded")
+        return Refused(400, f"request could not be decoded: {type(exc).__name__}: {safe_text(str(exc))}")
     if not result.records:
         return Prepared(None, result.errors)
     norm = normalize or default_normalizer()
     steps = [safe_normalize(norm, r) for r in result.records]
-    return Prepared(Batch.of(result.records, steps), result.errors)
+    batch, errors = build_batch(result.records, steps)
+    return Prepared(batch, result.errors + errors)
 
 
 class DecodePool:

@@ -42,8 +42,10 @@ from tests.otlp_payloads import (
     expected_keys,
     gzip_bomb,
     gzipped,
+    span_id,
     tiny_batch,
     to_otlp_json,
+    trace_id,
 )
 from tests.polling import wait_for
 
@@ -373,18 +375,19 @@ def test_invalid_utf8_is_400(server: ServerProcess) -> None:
     assert post(server, body, content_type=JSON).status_code == 200
     json_batch = expected_keys("utf8", 1, 3)
 
-    # Protobuf: proto3 `string` fields must be UTF-8, and the upb parser refuses the whole message
-    # when one is not (it does not say which field; the server passes on what the parser says).
+    # Protobuf: proto3 `string` fields must be UTF-8. The upb parser refuses the whole message when one
+    # is not, so the request is read again span by span: only the span holding the bad byte is refused.
     good = agent_batch("utf8", 2, 3).protobuf()
     bad = good.replace(b"chat gpt-4o-mini", b"chat \xffpt-4o-mini", 1)
     assert bad != good and len(bad) == len(good)
-    resp = post(server, bad)
-    assert resp.status_code == 400
-    message = error_message(resp)
-    assert "malformed OTLP protobuf" in message and "UTF-8" in message, message
+    partial = export_response(post(server, bad)).partial_success
+    assert partial.rejected_spans == 1
+    assert "spans[1]: malformed OTLP protobuf span" in partial.error_message, partial.error_message
+    assert "UTF-8" in partial.error_message, partial.error_message
+    kept = expected_keys("utf8", 2, 3) - {(trace_id("utf8", 2).hex(), span_id("utf8", 2, 1).hex())}
     assert server.alive()
     later = send_good(server, "utf8", 3)
-    finish(server, earlier.keys | json_batch | later.keys)
+    finish(server, earlier.keys | json_batch | kept | later.keys)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -611,11 +614,12 @@ def test_grpc_valid_malformed_and_oversized(start_server: Callable[..., ServerPr
             raw(b"\x0a\x05abc", timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "malformed OTLP protobuf" in err.value.details()
-        bad_utf8 = agent_batch("grpc", 99, 2).protobuf().replace(b"chat gpt", b"chat \xffpt", 1)
-        with pytest.raises(grpc.RpcError) as err:
-            raw(bad_utf8, timeout=30)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "UTF-8" in err.value.details()
+        # A string that is not UTF-8 costs only its span (the request is read again span by span).
+        utf8 = agent_batch("grpc", 99, 2)
+        partial = raw(utf8.protobuf().replace(b"chat gpt", b"chat \xffpt", 1), timeout=30).partial_success
+        assert partial.rejected_spans == 1 and "UTF-8" in partial.error_message
+        assert "spans[1]" in partial.error_message
+        expected.add((trace_id("grpc", 99).hex(), span_id("grpc", 99, 0).hex()))
         assert server.alive()
         good(2)
 
@@ -640,7 +644,7 @@ def test_grpc_valid_malformed_and_oversized(start_server: Callable[..., ServerPr
             for s in mixed.message.resource_spans[0].scope_spans[0].spans[1:]
         )
         good(3)
-    assert last_seq(server) == 22
+    assert last_seq(server) == 23
     finish(server, expected)
 
 

@@ -59,6 +59,13 @@ class Settings:
         default=1 * MIB,
         metadata={"doc": "Longer attribute values are truncated in queryable columns, with a marker."},
     )
+    max_value_depth: int = field(
+        default=32,
+        metadata={
+            "doc": "Deepest nesting of arrayValue/kvlistValue in an attribute value; a span with a deeper "
+            "one is refused alone. Protobuf's parser refuses kvlistValue deeper than about 32 anyway."
+        },
+    )
     queue_max_spans: int = field(
         default=200_000,
         metadata={"doc": "Spans waiting to be committed before receivers answer 503/UNAVAILABLE."},
