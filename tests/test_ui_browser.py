@@ -10,7 +10,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from sample_traces.catalog import get
@@ -139,22 +138,6 @@ def test_replay_step_change_catches_up_with_a_growing_trace(
     page.get_by_role("button", name="Next ▶").click()
     expect(page.get_by_text("Step 6 of 90")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("· 90 steps ·")).to_be_visible(timeout=30_000)  # the header, outside the fragment
-
-
-def test_ui_requires_the_auth_token_when_one_is_set(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "auth", env={"WORKBENCH_AUTH_TOKEN": "s3cret"}).start()
-    try:
-        base = f"http://127.0.0.1:{server.ui_port}"
-        assert httpx.get(f"{base}/_stcore/health").status_code == 401
-        assert "?token=" in httpx.get(f"{base}/replay").text
-        first = httpx.get(f"{base}/_stcore/health?token=s3cret")
-        assert first.status_code == 200 and "workbench_token=s3cret" in first.headers["set-cookie"]
-        assert httpx.get(f"{base}/_stcore/health", cookies={"workbench_token": "s3cret"}).status_code == 200
-        headers = {"Authorization": "Bearer s3cret"}
-        assert httpx.get(f"{base}/_stcore/health", headers=headers).status_code == 200
-        assert httpx.get(f"{base}/_stcore/health?token=wrong").status_code == 401
-    finally:
-        assert server.stop() == 0
 
 
 def test_a_taken_ui_port_fails_serve_with_a_clear_message(tmp_path: Path) -> None:
