@@ -7,8 +7,8 @@ import re
 from workbench.ui import figures, render
 
 HOSTILE = (
-    "![x](http://127.0.0.1:9/beacon.png) <img src=http://127.0.0.1:9/i.png> :red[ok] :green-badge[ok] "
-    ":material/check: *parcelfast* _u_ `tick` $x$ www.evil.example mail@evil.example &lt; | # - 1."
+    "![x](beacon.png) <img src=i.png> :red[ok] :green-badge[ok] :material/check: *parcelfast* _u_ "
+    "`tick` $x$ &lt; | # - 1."
 )
 
 
@@ -25,6 +25,12 @@ def test_md_text_escapes_every_markdown_character_and_keeps_the_text() -> None:
     assert re.search(r"[!-/:-@\[-`{-~]", re.sub(r"\\.", "", out, flags=re.S)) is None
     assert "\n\n" not in out and "\n#" not in out  # no blank line, no line that starts a block
     assert render.md_text("    code").startswith("&#32;")  # never an indented code block
+
+
+def test_md_text_puts_urls_and_addresses_in_code_spans_never_links() -> None:
+    out = render.md_text("see ![x](http://127.0.0.1:9/b.png) www.evil.example/p mail@evil.example ok")
+    assert out == (r"see \!\[x\]\(`http://127.0.0.1:9/b.png)` `www.evil.example/p` `mail@evil.example` ok")
+    assert render.md_text("http://h/``x") == "```http://h/``x```"
 
 
 def test_html_helpers_escape_and_keep_newlines_inside_the_block() -> None:

@@ -22,15 +22,32 @@ from workbench.store.explore import TreeNode
 _MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
 
+# What GitHub-flavoured Markdown turns into a link after parsing, escapes or not (URLs, www., e-mail).
+_LINKABLE = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _code_span(token: str) -> str:
+    """`token` as a Markdown code span: literal text, never a link, whatever backticks it holds."""
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", token)), default=0) + 1)
+    pad = " " if token.startswith(("`", " ")) or token.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{token}{pad}{fence}"
+
+
 def md_text(text: object) -> str:
     """Trace text for a context that reads Markdown and takes no HTML (alerts, captions, widget labels).
 
     Why: trace text is hostile; `![x](http://host/b.png)` would make every viewer fetch the URL and
     `:green-badge[ok]` would draw a badge. Every punctuation character is escaped, newlines become hard
-    line breaks (so no line starts a block) and leading spaces an entity (no indented code block), so the
+    line breaks (so no line starts a block) and leading spaces an entity (no indented code block); URLs
+    and e-mail addresses go in code spans, since Markdown links them after parsing, escaped or not. The
     reader sees the exact characters. Prefer `st.text`/`st.code` or `html_text` where the widget allows.
     """
-    escaped = _MD_PUNCTUATION.sub(r"\\\1", str(text))
+    pieces, pos = [], 0
+    text = str(text)
+    for m in _LINKABLE.finditer(text):
+        pieces += [_MD_PUNCTUATION.sub(r"\\\1", text[pos : m.start()]), _code_span(m.group())]
+        pos = m.end()
+    escaped = "".join([*pieces, _MD_PUNCTUATION.sub(r"\\\1", text[pos:])])
     escaped = re.sub(r"^[ \t]", lambda m: f"&#{ord(m.group())};", escaped)
     return re.sub(r"\r\n|\r|\n", "\\\\\n", escaped)
 
