@@ -18,12 +18,14 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collectors import decode
 from collectors.checks import safe_text
+from collectors.hosts import HostGuard, allowed_hosts
 from collectors.pipeline import IngestPipeline
 from collectors.workers import DecodeLimits, DecodePool, Prepared, Refused, prepare_body
 from workbench.errors import BadInput, Overloaded
@@ -175,6 +177,9 @@ def create_app(
         return _ok(request, len(errors), errors)
 
     async def health(request: Request) -> Response:
+        # Without the token (when one is set), only that the server is alive: ingest progress is data.
+        if not check_token(request.headers.get("authorization"), settings.auth_token):
+            return JSONResponse({"status": "ok"})
         return JSONResponse(
             {"status": "ok", "last_seq": pipeline.writer.last_seq, "queued_spans": pipeline.queued_spans}
         )
@@ -183,5 +188,7 @@ def create_app(
         routes=[
             Route("/v1/traces", export_traces, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
-        ]
+        ],
+        # Around every route, also the read API that `workbench serve` mounts later (DNS rebinding).
+        middleware=[Middleware(HostGuard, hosts=allowed_hosts(settings))],
     )

@@ -20,7 +20,7 @@ def test_requests_beyond_the_cap_get_503_and_the_server_recovers(tmp_path: Path)
         for _ in range(2):
             s = socket.create_connection(("127.0.0.1", server.http_port))
             s.sendall(
-                b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
                 b"Content-Length: 100000\r\n\r\n" + b"\x00" * 10
             )
             stalled.append(s)

@@ -7,6 +7,7 @@ the probe worker write them, so the pages are tested whether or not those engine
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -177,10 +178,17 @@ def _page(name: str, **query: str) -> AppTest:
     return at.run()
 
 
+def _shown(source: object) -> str:
+    """What a reader sees of escaped Markdown or HTML: backslash escapes and entities undone."""
+    text = re.sub(r"<[^>]*>", "", re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(source)))
+    return html.unescape(text)
+
+
 def _text(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
     parts += [w.value for w in at.warning] + [i.value for i in at.info] + [c.value for c in at.code]
-    return "\n".join(str(p) for p in parts)
+    # The element sources (HTML checks) and what a reader sees of them (text checks).
+    return "\n".join([*(str(p) for p in parts), *(_shown(p) for p in parts)])
 
 
 # ----------------------------------------------------------------------------------------- queries
@@ -298,8 +306,8 @@ def test_replay_deep_link_opens_that_step_and_steps(store: Store) -> None:
     text = _text(at)
     assert f"Step {n} of 15" in text and "execute_tool run_sql" in text
     assert "DROP TABLE order_events" in text  # the tool call's arguments, pretty-printed
-    assert any("dropped table order_events" in w.value for w in at.warning)  # the side effect
-    assert "attempt** 2" in text
+    assert any("dropped table order_events" in _shown(w.value) for w in at.warning)  # the side effect
+    assert "attempt 2" in text
     timeline = at.get("plotly_chart")[0].proto.spec
     assert f"▲ step {n} · " in text and "step " not in timeline  # the marker is on the strip, not redrawn
     # The strip spans the timeline's plot area: its margins are pinned, its x range is explicit.
@@ -372,7 +380,7 @@ def test_replay_annotation_and_probe_queue_forms(store: Store) -> None:
     at.button[[b.label for b in at.button].index("Add note")].click().run()
     assert not at.exception, at.exception
     assert "note saved" in [s.value for s in at.success]
-    assert "Guessed the file name" in _text(at) and "**maria**" in _text(at)
+    assert "Guessed the file name" in _text(at) and "maria 20" in _text(at)
     assert annotations.list_annotations(store, trace, seq)[-1].author == "maria"
 
     at.button[[b.label for b in at.button].index("Queue probe run")].click().run()

@@ -43,6 +43,13 @@ class Settings:
         default=None,
         metadata={"doc": "When set, receivers require 'Authorization: Bearer <token>'."},
     )
+    allowed_hosts: str = field(
+        default="",
+        metadata={
+            "doc": "Extra host names the HTTP servers answer (comma-separated), besides localhost, "
+            "127.0.0.1, [::1] and HOST; any other Host header gets 421 (DNS rebinding). '*' allows any."
+        },
+    )
     max_request_bytes: int = field(
         default=64 * MIB,
         metadata={"doc": "Largest request body accepted, as sent (compressed)."},

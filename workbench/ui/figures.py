@@ -6,6 +6,7 @@ a kind has the same colour on the timeline, the dashboard and the report.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,19 @@ _LAYOUT: dict[str, Any] = {
     "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
     "font": {"size": 12},
 }
+
+
+def plotly_text(value: object) -> str:
+    """A string for a Plotly label, tick, legend name or hover text, shown literally.
+
+    Why: Plotly renders a few HTML tags in text (`<a href>` becomes a live link, `<b>`, `<span style>`),
+    and trace text is hostile; it decodes entities back, so the reader sees the exact characters.
+    """
+    return html.escape(str(value), quote=False)
+
+
+def _texts(values: pd.Series) -> pd.Series:
+    return values.astype(str).map(plotly_text)
 
 
 def _vline(x: Any, dash: str = "solid", width: int = 1) -> dict[str, Any]:
@@ -132,7 +146,7 @@ def timeline_detail(
         return fig.update_layout(**_LAYOUT, title="no steps")
     d = df.reset_index(drop=True).copy()
     d["position"] = range(1, len(d) + 1)
-    d["row"] = d["actor"].fillna("?").astype(str) + " · " + d["kind"].astype(str)
+    d["row"] = _texts(d["actor"].fillna("?").astype(str) + " · " + d["kind"].astype(str))
     d["start"] = _ts(d["start_ns"])
     # A zero-length span still gets a visible sliver.
     d["ms"] = ((d["end_ns"] - d["start_ns"]) / 1e6).clip(lower=1.0)
@@ -150,7 +164,7 @@ def timeline_detail(
                 marker={"color": color, "opacity": 0.75},
                 name=label,
                 customdata=part["position"],
-                hovertext="#" + part["position"].astype(str) + " " + part["name"].astype(str),
+                hovertext="#" + part["position"].astype(str) + " " + _texts(part["name"]),
                 hoverinfo="text",
             )
         )
@@ -218,7 +232,7 @@ def timeline_binned(df: pd.DataFrame, current_start_ns: int | None, total_steps:
             go.Scatter(
                 x=x,
                 y=counts[kind],
-                name=str(kind),
+                name=plotly_text(kind),
                 mode="lines",
                 stackgroup="kinds",
                 line={"width": 0.5, "color": KIND_COLORS.get(str(kind), KIND_COLORS["other"])},
@@ -253,7 +267,7 @@ def timeline_binned(df: pd.DataFrame, current_start_ns: int | None, total_steps:
 
 def _token_labels(tokens: Sequence[str], positions: Sequence[int]) -> list[str]:
     # Positions keep labels unique (Plotly merges equal category labels) and tie them back to the text.
-    return [f"{p}:{tokens[p]!r}"[:24] if 0 <= p < len(tokens) else str(p) for p in positions]
+    return [plotly_text(f"{p}:{tokens[p]!r}"[:24]) if 0 <= p < len(tokens) else str(p) for p in positions]
 
 
 def logit_lens_heatmap(data: dict[str, Any]) -> go.Figure:
@@ -265,7 +279,7 @@ def logit_lens_heatmap(data: dict[str, Any]) -> go.Figure:
     z, text = [], []
     for per_layer in top:
         z.append([float(cands[0][1]) if cands else 0.0 for cands in per_layer])
-        text.append([str(cands[0][0]) if cands else "" for cands in per_layer])
+        text.append([plotly_text(cands[0][0]) if cands else "" for cands in per_layer])
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -344,7 +358,7 @@ def patching_heatmap(data: dict[str, Any]) -> go.Figure:
     fig.update_layout(
         **_LAYOUT,
         height=max(240, 22 * len(data.get("layers", [])) + 120),
-        title=f"activation patching ({data.get('metric', 'metric')})",
+        title=plotly_text(f"activation patching ({data.get('metric', 'metric')})"),
     )
     return fig
 
@@ -356,7 +370,7 @@ def roc_curves(curves: dict[str, tuple[list[float], list[float], float | None]])
         go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#9ca3af", "dash": "dot"})
     )
     for name, (fpr, tpr, auroc) in curves.items():
-        label = f"{name} (AUROC {auroc:.3f})" if auroc is not None else name
+        label = plotly_text(f"{name} (AUROC {auroc:.3f})" if auroc is not None else name)
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=label, line={"shape": "hv"}))
     return fig.update_layout(
         **_LAYOUT,
@@ -399,7 +413,9 @@ def probe_series_line(df: pd.DataFrame, title: str) -> go.Figure:
         fig.update_layout(
             shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y, "line": line}]
         )
-    fig.update_layout(**_LAYOUT, height=300, title=title, xaxis_title="step", yaxis_title="score")
+    fig.update_layout(
+        **_LAYOUT, height=300, title=plotly_text(title), xaxis_title="step", yaxis_title="score"
+    )
     return fig
 
 
@@ -441,7 +457,7 @@ def cost_chart(df: pd.DataFrame) -> go.Figure:
     """Cost by agent, stacked by model."""
     fig = go.Figure()
     for model, part in df.groupby("model", sort=True):
-        fig.add_trace(go.Bar(x=part["agent"], y=part["cost_usd"], name=str(model)))
+        fig.add_trace(go.Bar(x=_texts(part["agent"]), y=part["cost_usd"], name=plotly_text(model)))
     fig.update_layout(
         **_LAYOUT,
         barmode="stack",
@@ -458,13 +474,13 @@ def reasoning_share_chart(df: pd.DataFrame) -> go.Figure:
     fig = go.Figure(
         [
             go.Bar(
-                x=by_agent["agent"],
+                x=_texts(by_agent["agent"]),
                 y=by_agent["tokens_reasoning"],
                 name="reasoning",
                 marker={"color": KIND_COLORS["reasoning"]},
             ),
             go.Bar(
-                x=by_agent["agent"],
+                x=_texts(by_agent["agent"]),
                 y=by_agent["tokens_visible"],
                 name="visible output",
                 marker={"color": KIND_COLORS["llm"]},

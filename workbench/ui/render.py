@@ -9,11 +9,102 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from workbench.store.explore import TreeNode
+
+# Every ASCII punctuation character: CommonMark lets each be backslash-escaped, and between them they start
+# every Markdown construct, Streamlit directive (`:red[...]`, `:material/...:`), math span and autolink.
+_MD_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+# What GitHub-flavoured Markdown turns into a link after parsing, escapes or not (URLs, www., e-mail).
+_LINKABLE = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def _code_span(token: str) -> str:
+    """`token` as a Markdown code span: literal text, never a link, whatever backticks it holds."""
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", token)), default=0) + 1)
+    pad = " " if token.startswith(("`", " ")) or token.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{token}{pad}{fence}"
+
+
+def md_text(text: object) -> str:
+    """Trace text for a context that reads Markdown and takes no HTML (alerts, captions, widget labels).
+
+    Why: trace text is hostile; `![x](http://host/b.png)` would make every viewer fetch the URL and
+    `:green-badge[ok]` would draw a badge. Every punctuation character is escaped, newlines become hard
+    line breaks (so no line starts a block) and leading spaces an entity (no indented code block); URLs
+    and e-mail addresses go in code spans, since Markdown links them after parsing, escaped or not. The
+    reader sees the exact characters. Prefer `st.text`/`st.code` or `html_text` where the widget allows.
+    """
+    pieces, pos = [], 0
+    text = str(text)
+    for m in _LINKABLE.finditer(text):
+        pieces += [_MD_PUNCTUATION.sub(r"\\\1", text[pos : m.start()]), _code_span(m.group())]
+        pos = m.end()
+    escaped = "".join([*pieces, _MD_PUNCTUATION.sub(r"\\\1", text[pos:])])
+    escaped = re.sub(r"^[ \t]", lambda m: f"&#{ord(m.group())};", escaped)
+    return re.sub(r"\r\n|\r|\n", "\\\\\n", escaped)
+
+
+def html_text(text: object) -> str:
+    """Trace text for inside an HTML block given to `st.markdown(..., unsafe_allow_html=True)`.
+
+    Why not plain `html.escape`: a raw newline could end the HTML block (a blank line does) and what
+    follows would be read as Markdown; as `&#10;` it stays inside, and `white-space: pre-wrap` shows it.
+    """
+    return html.escape(str(text)).replace("\r", "&#13;").replace("\n", "&#10;")
+
+
+def text_html(text: object, *, style: str = "", tag: str = "div") -> str:
+    """One line of HTML holding `text` literally (see `html_text`), for `st.markdown(unsafe_allow_html)`."""
+    return f'<{tag} style="white-space: pre-wrap; {style}">{html_text(text)}</{tag}>'
+
+
+_BADGE = (
+    '<span style="background: {bg}; color: {fg}; border-radius: 0.4rem; padding: 0.05rem 0.45rem; '
+    'font-size: 0.8rem; font-weight: 600;">{text}</span>'
+)
+SEVERITY_COLORS = {
+    "critical": ("#fee2e2", "#b91c1c"),
+    "high": ("#ffedd5", "#c2410c"),
+    "medium": ("#fef9c3", "#a16207"),
+    "low": ("#dbeafe", "#1d4ed8"),
+}
+
+
+def badge(text: str, bg: str, fg: str) -> str:
+    """A coloured badge in HTML: ours, so a span name can never draw one (`:green-badge[ok]` is text)."""
+    return _BADGE.format(bg=bg, fg=fg, text=html_text(text))
+
+
+def step_heading(position: int, total: int, kind: str, name: str, is_error: bool) -> str:
+    """The replay's step heading: number, kind and span name as literal text, then the status badge."""
+    status = badge("× error", "#fee2e2", "#b91c1c") if is_error else badge("✓ ok", "#dcfce7", "#15803d")
+    return (
+        f'<h4 style="white-space: pre-wrap;">Step {position:,} of {total:,} · <code>{html_text(kind)}</code>'
+        f" · {html_text(name)}  {status}</h4>"
+    )
+
+
+def finding_heading(severity: str, rule_id: str, title: str) -> str:
+    """A finding card's first line: severity badge, rule id, title (the title may quote trace text)."""
+    bg, fg = SEVERITY_COLORS.get(severity, ("#f3f4f6", "#374151"))
+    return (
+        f'<div style="white-space: pre-wrap;">{badge(severity.upper(), bg, fg)} '
+        f"<code>{html_text(rule_id)}</code> · {html_text(title)}</div>"
+    )
+
+
+def labelled(pairs: Sequence[tuple[str, str]]) -> str:
+    """`label value · label value ...` on one line of HTML, labels bold, values literal text."""
+    parts = [f"<b>{html_text(label)}</b> {html_text(value)}" for label, value in pairs]
+    return '<div style="white-space: pre-wrap;">' + " · ".join(parts) + "</div>"
 
 
 def fmt_time(ns: int | None) -> str:
@@ -177,14 +268,22 @@ def tree_lines(
     return lines
 
 
+def one_line(text: str) -> str:
+    """`text` on one line: line breaks and other control characters shown as visible escapes (`\\n`).
+
+    Why: a tree line is one node; a span name with `\\n\\n` in it must not start a new line of the tree.
+    """
+    return "".join(repr(c)[1:-1] if (ord(c) < 32 or ord(c) == 127) else c for c in text)
+
+
 def tree_html(lines: Sequence[dict[str, Any]], trace_id: str) -> str:
     """The tree lines as a monospace block; each line links to its step, the current one is bold."""
     rows = []
     for line in lines:
-        label = html.escape(line["label"])
+        label = html.escape(one_line(line["label"]))
         pos = line["position"]
         if pos is not None:
-            link = f"?trace={trace_id}&step={pos}"
+            link = html.escape(f"?{urlencode({'trace': trace_id, 'step': pos})}")
             label = f'<a href="{link}" target="_self" style="color:inherit;text-decoration:none">{label}</a>'
             label = f'<span style="color:#6b7280">#{pos:<5}</span> ' + label
         if line["error"]:

@@ -9,23 +9,22 @@ imported on the UI thread, so the receivers are ready without waiting for it.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import socket
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
+from collectors.hosts import HostGuard, allowed_hosts
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 from workbench.store.connection import Store
 from workbench.ui import context
+from workbench.ui.guards import ContentSecurityPolicy, TokenAuth
 
 log = logging.getLogger(__name__)
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
-TOKEN_COOKIE = "workbench_token"
 
 # Streamlit options for a server that lives inside another process: no file watching (the code does not
 # change under a running server), no usage statistics (no network), no browser to open.
@@ -45,64 +44,6 @@ STREAMLIT_OPTIONS: dict[str, Any] = {
     # py-spy, benchmarks/RESULTS.md). Python's own generational GC still runs.
     "runner.postScriptGC": False,
 }
-
-
-class TokenAuth:
-    """ASGI middleware: with WORKBENCH_AUTH_TOKEN set, the UI needs the token too.
-
-    A browser cannot add an Authorization header to a page load, so besides `Authorization: Bearer` it
-    accepts `?token=...` once (then remembered in an HttpOnly cookie, which the websocket also carries).
-    """
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self.token = token.encode()
-
-    def _ok(self, value: str | bytes | None) -> bool:
-        if value is None:
-            return False
-        raw = value.encode() if isinstance(value, str) else value
-        return hmac.compare_digest(raw, self.token)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        auth = headers.get("authorization", "")
-        cookies = dict(
-            part.strip().split("=", 1) for part in headers.get("cookie", "").split(";") if "=" in part
-        )
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        from_query = self._ok((query.get("token") or [None])[0])
-        if auth.startswith("Bearer ") and self._ok(auth[7:]) or self._ok(cookies.get(TOKEN_COOKIE)):
-            await self.app(scope, receive, send)
-            return
-        if from_query and scope["type"] == "http":
-            cookie = f"{TOKEN_COOKIE}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict".encode()
-
-            async def send_with_cookie(message: dict[str, Any]) -> None:
-                if message["type"] == "http.response.start":
-                    message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
-                await send(message)
-
-            await self.app(scope, receive, send_with_cookie)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        body = b"workbench UI: this server requires its auth token; open the URL with ?token=<token>\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -158,10 +99,14 @@ class UIService:
         bootstrap.load_config_options(options)
         for key, value in options.items():
             st_config.set_option(key, value)
-        middleware = []
-        if self.settings.auth_token:
-            from starlette.middleware import Middleware
+        from starlette.middleware import Middleware
 
+        # Outermost first: a foreign Host is refused before anything else; every answer carries the CSP.
+        middleware = [
+            Middleware(HostGuard, hosts=allowed_hosts(self.settings)),
+            Middleware(ContentSecurityPolicy),
+        ]
+        if self.settings.auth_token:
             middleware.append(Middleware(TokenAuth, token=self.settings.auth_token))
         return st.App(str(APP_PATH), middleware=middleware)
 

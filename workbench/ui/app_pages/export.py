@@ -14,7 +14,7 @@ import streamlit as st
 from workbench.errors import WorkbenchError
 from workbench.export.redact import KINDS, parse_kinds
 from workbench.store import explore, queries
-from workbench.ui import data, export_job
+from workbench.ui import data, export_job, render
 from workbench.ui.context import get_settings
 
 store = data.store()
@@ -32,7 +32,7 @@ if st.query_params.get("trace"):
     try:
         linked = [queries.resolve_trace_id(store, st.query_params["trace"])]
     except WorkbenchError as exc:
-        st.warning(f"?trace=: {exc}")
+        st.warning(render.md_text(f"?trace=: {exc}"))
 for tid in linked:
     labels.setdefault(tid, tid)
 
@@ -82,7 +82,7 @@ if st.button("Export and verify", type="primary", disabled=nothing, key="export_
             verdict = export_job.verify_own(settings.data_dir, result)
         except WorkbenchError as exc:
             status.update(label="Export failed", state="error")
-            st.error(str(exc))
+            st.error(render.md_text(exc))
         else:
             st.session_state["export_last"] = export_job.Outcome(result.path, verdict)
             done = "Exported and verified" if verdict.ok else "Exported: verification FAILED"
@@ -91,7 +91,7 @@ if st.button("Export and verify", type="primary", disabled=nothing, key="export_
 last: export_job.Outcome | None = st.session_state.get("export_last")
 if last is not None:
     summary = export_job.summarize(last.path)
-    st.markdown(f"#### {summary.path.name}")
+    st.markdown("#### " + render.md_text(summary.path.name))
     m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric("Spans", summary.spans)
     m2.metric("Traces", summary.traces)
@@ -118,7 +118,7 @@ if last is not None:
             key="export_download",
         )
     else:
-        st.caption(f"Written as a directory: {summary.path}")
+        st.caption(render.md_text(f"Written as a directory: {summary.path}"))
 
 st.markdown("#### Signing key")
 own_key = export_job.signing_key(settings.data_dir)
@@ -138,9 +138,9 @@ k2.download_button(
 st.markdown("#### Earlier bundles")
 bundles, unreadable = export_job.list_bundles(settings.data_dir)
 for line in unreadable:
-    st.warning(line)
+    st.warning(render.md_text(line))
 if not bundles:
-    st.caption(f"none yet in {export_job.exports_dir(settings.data_dir)}")
+    st.caption(render.md_text(f"none yet in {export_job.exports_dir(settings.data_dir)}"))
 else:
     st.dataframe(
         pd.DataFrame(

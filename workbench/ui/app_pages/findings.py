@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
 
 from workbench.model import Severity
 from workbench.store import explore
-from workbench.ui import data
+from workbench.ui import data, render
 
 store = data.store()
 st.markdown("### Findings")
@@ -52,15 +55,17 @@ st.dataframe(
     column_config={"open": st.column_config.LinkColumn("open", display_text="replay ▶", width="small")},
 )
 for f, row in zip(found[:50], rows[:50], strict=False):
-    with st.expander(f"{f.severity.value.upper()} · {f.rule_id} · {f.title}"):
-        st.write(f.explanation)
+    # Titles, explanations and evidence quote trace text: escaped, or in widgets that never interpret.
+    with st.expander(render.md_text(f"{f.severity.value.upper()} · {f.rule_id} · {f.title}")):
+        st.markdown(render.text_html(f.explanation), unsafe_allow_html=True)
         if f.evidence_excerpt:
-            st.markdown(f"> {f.evidence_excerpt}")
+            # Exactly as stored, never a live link: st.code shows every character and offers a copy button.
+            st.code(f.evidence_excerpt, language=None, wrap_lines=True)
         if f.taint_chain:
             chain = data.positions(f.trace_id, list(f.taint_chain))
             st.caption("taint chain: " + " → ".join(f"#{chain.get(s, '?')}" for s in f.taint_chain))
         if row["step"]:
-            link = f"/replay?trace={f.trace_id}&step={row['step']}"
+            link = html.escape(f"/replay?{urlencode({'trace': f.trace_id, 'step': row['step']})}")
             st.markdown(
                 f'<a href="{link}" target="_self">open step {row["step"]} in the replay ▶</a>',
                 unsafe_allow_html=True,

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench.store import explore, probe_reads
-from workbench.ui import data, figures
+from workbench.ui import data, figures, render
 
 store = data.store()
 st.markdown("### Probes")
@@ -36,7 +36,7 @@ def _artifacts_from_package() -> pd.DataFrame | None:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            st.warning(f"probe artifact {path.name} is unreadable: {exc}")
+            st.warning(render.md_text(f"probe artifact {path.name} is unreadable: {exc}"))
             continue
         roc = raw.get("roc") or {}
         if roc.get("fpr") and roc.get("tpr"):

@@ -22,7 +22,7 @@ if wanted:
     try:
         trace_id = queries.resolve_trace_id(store, wanted)
     except WorkbenchError as exc:
-        st.error(str(exc))
+        st.error(render.md_text(exc))
 if not trace_id:
     recent = explore.search_traces(store, explore.TraceFilter(), limit=50)
     if not recent:
@@ -45,7 +45,7 @@ if st.session_state.get("replay_trace") != trace_id:
     try:
         first = int(st.query_params.get("step", "1"))
     except ValueError:
-        st.warning(f"step={st.query_params.get('step')!r} is not a number; showing step 1")
+        st.warning(render.md_text(f"step={st.query_params.get('step')!r} is not a number; showing step 1"))
         first = 1
     if not 1 <= first <= total:
         if "step" in st.query_params:
@@ -69,9 +69,11 @@ chain = next((list(f.taint_chain) for f in findings if f.taint_chain), [])
 # ------------------------------------------------------------------------------------------ controls
 
 head = explore.steps_by_seq(store, [int(order[0])])[0].step if total else None
-st.markdown(f"### Replay · {head.name if head else ''}")
+# Trace text (span and service names) only ever reaches the page through render's escaping helpers.
+st.markdown(render.text_html(f"Replay · {head.name if head else ''}", tag="h3"), unsafe_allow_html=True)
 st.caption(
-    f"trace `{trace_id}` · {head.service_name if head else ''} · {total:,} steps · {len(findings)} finding(s)"
+    render.md_text(f"trace {trace_id} · {head.service_name if head else ''}")
+    + f" · {total:,} steps · {len(findings)} finding(s)"
 )
 
 if finding_seqs:
@@ -156,19 +158,20 @@ def _show_step(position: int, seq: int, step: Step) -> None:
     extras = explore.step_extras(store, seq)
     step_findings = [f for f in explore.trace_findings(store, trace_id) if f.step_seq == seq]
 
-    status = ":red-badge[:material/error: error]" if step.is_error else ":green-badge[:material/check: ok]"
-    st.markdown(f"#### Step {position:,} of {total:,} · `{step.kind}` · {step.name}  {status}")
+    st.markdown(
+        render.step_heading(position, total, step.kind, step.name, step.is_error), unsafe_allow_html=True
+    )
     meta = [
-        f"**start** {render.fmt_time(step.start_time_ns)}",
-        f"**duration** {render.fmt_duration(step.duration_ns)}",
-        f"**actor** {step.actor or '—'}",
+        ("start", render.fmt_time(step.start_time_ns)),
+        ("duration", render.fmt_duration(step.duration_ns)),
+        ("actor", step.actor or "—"),
     ]
     if step.model:
-        meta.append(f"**model** {step.model}" + (f" ({step.provider})" if step.provider else ""))
+        meta.append(("model", step.model + (f" ({step.provider})" if step.provider else "")))
     if extras.get("retry_attempt"):
-        meta.append(f"**attempt** {extras['retry_attempt']}")
-    meta.append(f"**seq** {seq} · **span** `{step.span_id}` · **convention** {step.convention}")
-    st.markdown(" · ".join(meta))
+        meta.append(("attempt", str(extras["retry_attempt"])))
+    meta += [("seq", str(seq)), ("span", step.span_id), ("convention", step.convention)]
+    st.markdown(render.labelled(meta), unsafe_allow_html=True)
 
     def _ranges(field: str) -> list[tuple[int, int, str]]:
         return [
@@ -223,7 +226,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                 with st.chat_message(
                     "user" if role == "user" else "assistant" if role == "assistant" else "ai"
                 ):
-                    st.caption(role)
+                    st.caption(render.md_text(role))
                     st.text(body)
             return
         st.markdown(render.plain(text), unsafe_allow_html=True)
@@ -231,19 +234,20 @@ def _show_step(position: int, seq: int, step: Step) -> None:
     main, side = st.columns([3, 2], gap="large")
     with main:
         if step.error or step.is_error:
-            st.error(f"**Error**: {step.error or extras.get('status_message') or 'the span ended in error'}")
+            message = step.error or extras.get("status_message") or "the span ended in error"
+            st.error("**Error**: " + render.md_text(message))
         if step.input_text != step.tool_arguments:  # tool conventions often repeat the arguments as input
             _show_messages(step.input_text)
         _show_text("Reasoning / scratchpad", "reasoning_text", step.reasoning_text)
         if step.tool_name or step.tool_arguments or step.tool_result:
-            st.markdown(
-                f"**Tool call** `{step.tool_name or '?'}`"
-                + (f" · id `{step.tool_call_id}`" if step.tool_call_id else "")
-            )
+            call = [("Tool call", step.tool_name or "?")]
+            if step.tool_call_id:
+                call.append(("id", step.tool_call_id))
+            st.markdown(render.labelled(call), unsafe_allow_html=True)
             _show_text("Arguments", "tool_arguments", step.tool_arguments, as_json=True)
             _show_text("Result", "tool_result", step.tool_result, as_json=True)
         if extras.get("side_effect"):
-            st.warning(f"**Side effect**: {extras['side_effect']}")
+            st.warning("**Side effect**: " + render.md_text(extras["side_effect"]))
         _show_text("Output", "output_text", step.output_text)
         usage = (step.tokens_in, step.tokens_out, step.tokens_reasoning, step.tokens_cached, step.cost_usd)
         cols = st.columns(5) if any(v is not None for v in usage) else []
@@ -264,13 +268,11 @@ def _show_step(position: int, seq: int, step: Step) -> None:
             )
 
     def _finding_card(f: Finding) -> None:
-        color = {"critical": "red", "high": "orange", "medium": "yellow", "low": "blue"}.get(
-            f.severity.value, "gray"
-        )
-        st.markdown(f":{color}-badge[{f.severity.value.upper()}] `{f.rule_id}` · {f.title}")
-        st.caption(f.explanation)
+        st.markdown(render.finding_heading(f.severity.value, f.rule_id, f.title), unsafe_allow_html=True)
+        st.caption(render.md_text(f.explanation))
         if f.evidence_excerpt:
-            st.markdown(f"> {f.evidence_excerpt}")
+            # Exactly as stored, never a live link: st.code shows every character and offers a copy button.
+            st.code(f.evidence_excerpt, language=None, wrap_lines=True)
         if f.taint_chain:
             pos = data.positions(trace_id, list(f.taint_chain), count)
             st.caption("taint chain: " + " → ".join(f"#{pos.get(s, '?')}" for s in f.taint_chain))
@@ -300,15 +302,17 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                     run_id = probe_reads.queue_probe_run(store, trace_id, seq, chosen, params)
                     st.success(f"queued probe run {run_id}; the probe worker picks it up (progress below)")
                 except WorkbenchError as exc:
-                    st.error(str(exc))
+                    st.error(render.md_text(exc))
 
         def _probe_panel() -> None:
             run, results = probe_reads.latest_results(store, seq)
             active = [r for r in probe_reads.step_runs(store, seq) if r.active]
             for r in active:
-                st.progress(r.progress, text=f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
+                st.progress(
+                    r.progress, text=render.md_text(f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
+                )
             if run is not None and run.status == ProbeRunStatus.FAILED:
-                st.error(f"probe run {run.id} failed: {run.error}")
+                st.error(render.md_text(f"probe run {run.id} failed: {run.error}"))
             if not results:
                 if not active:
                     st.caption("no probe results for this step yet")
@@ -316,13 +320,13 @@ def _show_step(position: int, seq: int, step: Step) -> None:
             assert run is not None
             prov = run.provenance
             model_id, mode_, dtype = prov.get("model_id", "?"), prov.get("mode", ""), prov.get("dtype", "")
-            st.caption(f"run {run.id} · {model_id} · {mode_} · {dtype}")
+            st.caption(render.md_text(f"run {run.id} · {model_id} · {mode_} · {dtype}"))
             for res in results:
                 if res.analysis.startswith("probe:"):
                     s = res.summary
                     fired = ":red-badge[fired]" if s.get("fired") else ":gray-badge[below threshold]"
                     st.markdown(
-                        f"`{res.analysis}` score **{float(s.get('score', 0)):.3f}** "
+                        f"{render.md_text(res.analysis)} score **{float(s.get('score', 0)):.3f}** "
                         f"(threshold {float(s.get('threshold', 0)):.3f}) {fired}"
                     )
 
@@ -342,7 +346,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                     st.session_state["annotator"] = added.author
                     st.success("note saved")
                 except WorkbenchError as exc:
-                    st.error(str(exc))
+                    st.error(render.md_text(exc))
         notes = notes_store.list_annotations(store, trace_id)
         if notes:
             note_pos = data.positions(trace_id, [n.step_seq for n in notes if n.step_seq is not None], count)
@@ -350,7 +354,9 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                 where = f"step #{note_pos.get(n.step_seq, '?')}" if n.step_seq is not None else "trace"
                 mark = " ◀" if n.step_seq == seq else ""
                 st.markdown(
-                    f"**{n.author}** · {render.fmt_time(n.created_at_ns)} · {where}{mark}  \n{n.text}"
+                    render.labelled([(n.author, f"{render.fmt_time(n.created_at_ns)} · {where}{mark}")])
+                    + render.text_html(n.text),
+                    unsafe_allow_html=True,
                 )
         else:
             st.caption("no notes on this trace yet")
@@ -371,7 +377,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
             elif res.analysis == "patching":
                 st.plotly_chart(figures.patching_heatmap(d), width="stretch")
             elif res.analysis.startswith("probe:") and d.get("step_text") is not None:
-                st.markdown(f"**{res.analysis}** per-token score on the step's text")
+                st.markdown(f"**{render.md_text(res.analysis)}** per-token score on the step's text")
                 st.markdown(
                     render.shade_scores(
                         d["step_text"], d.get("char_spans", []), d.get("scores", []), d.get("threshold")
