@@ -180,8 +180,16 @@ def create_app(
         # Without the token (when one is set), only that the server is alive: ingest progress is data.
         if not check_token(request.headers.get("authorization"), settings.auth_token):
             return JSONResponse({"status": "ok"})
+        writer = pipeline.writer
         return JSONResponse(
-            {"status": "ok", "last_seq": pipeline.writer.last_seq, "queued_spans": pipeline.queued_spans}
+            {
+                "status": "ok",
+                "last_seq": writer.last_seq,
+                "queued_spans": pipeline.queued_spans,
+                # redeliveries acknowledged without storing, and same-id spans with other bytes
+                "duplicate_spans": writer.duplicates_total,
+                "conflicting_versions": writer.versions_total,
+            }
         )
 
     return Starlette(

@@ -29,16 +29,15 @@ def counts(store: Store) -> dict[str, int]:
     return out
 
 
+DELIVERY_COUNTS_SQL = (
+    "SELECT (SELECT coalesce(sum(duplicate_spans), 0) FROM delivery_stats),"
+    " (SELECT count(*) FROM spans WHERE version_of IS NOT NULL)"
+)
+
+
 def delivery_counts(store: Store) -> dict[str, int]:
     """{'duplicates': redelivered spans not stored again, 'versions': same id with different bytes}."""
-    row = (
-        store.cursor()
-        .execute(
-            "SELECT (SELECT coalesce(sum(duplicate_spans), 0) FROM delivery_stats),"
-            " (SELECT count(*) FROM spans WHERE version_of IS NOT NULL)"
-        )
-        .fetchone()
-    )
+    row = store.cursor().execute(DELIVERY_COUNTS_SQL).fetchone()
     return {"duplicates": int(row[0]), "versions": int(row[1])} if row else {"duplicates": 0, "versions": 0}
 
 

@@ -26,6 +26,7 @@ from workbench.model import SpanRecord, Step
 from workbench.store import ledger
 from workbench.store.batch import Batch
 from workbench.store.connection import Store
+from workbench.store.queries import DELIVERY_COUNTS_SQL
 
 
 @dataclass
@@ -74,6 +75,9 @@ class SpanWriter:
             self.frontier.append(bytes(d))
         (batch,) = cur.execute("SELECT coalesce(max(batch_id), 0) FROM spans").fetchone() or (0,)
         self._batch_id = int(batch)
+        # Store-wide delivery counts, kept current in memory so `/health` answers without a query.
+        row = cur.execute(DELIVERY_COUNTS_SQL).fetchone()
+        self.duplicates_total, self.versions_total = (int(row[0]), int(row[1])) if row else (0, 0)
 
     def write(self, records: Sequence[SpanRecord], steps: Sequence[Step], source: str) -> tuple[int, int]:
         """Commit one batch of records from one source; returns the (first, last) sequence numbers."""
@@ -185,6 +189,8 @@ class SpanWriter:
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+        self.duplicates_total += sum(redelivered.values())
+        self.versions_total += sum(1 for v in version_of if v is not None)
         if n:
             self.last_seq = first + n - 1
             self.chain_head = chains[-1]
