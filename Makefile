@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench bench-phoenix fuzz clean chromium
+.PHONY: setup demo test lint bench bench-phoenix bench-agentdojo fuzz clean chromium
 
 setup: $(STAMP)
 
@@ -56,6 +56,12 @@ bench-phoenix: setup
 FUZZ_BODIES ?= 100000
 fuzz: setup
 	$(PY) benchmarks/fuzz.py --bodies $(FUZZ_BODIES)
+
+# Findings scored on traces built from AgentDojo's suites (labels by AgentDojo). The package goes into
+# benchmarks/work/ without its LLM-client dependencies (the suites need only pydantic and pyyaml).
+bench-agentdojo: setup
+	test -d benchmarks/work/agentdojo-pkg || $(PY) -m pip install --no-deps --target benchmarks/work/agentdojo-pkg agentdojo==0.1.35
+	$(PY) benchmarks/agentdojo.py
 
 clean:
 	rm -rf $(VENV) .workbench .pytest_cache .mypy_cache .ruff_cache

@@ -5,9 +5,8 @@ the answer is computed here once, with the character range in the step's own `to
 shows it. Arguments arrive as JSON text from most conventions, but any text works: string values are
 located in the raw text so evidence offsets index exactly what the UI shows.
 
-Shell commands are split with `shlex`; SQL is read by a small lexer that blanks out literals and comments
-(no SQL parser library ships with the project, and deciding "DROP / TRUNCATE / DELETE without WHERE"
-needs statement boundaries and keywords, not a grammar).
+Shell commands are parsed with bashlex (`shell.py`) and SQL with sqlglot (`sql.py`); URLs are read from
+the whole arguments text, so a destination in a query string, a body or a header counts (`urls.py`).
 """
 
 from __future__ import annotations
@@ -15,12 +14,15 @@ from __future__ import annotations
 import enum
 import json
 import re
-import shlex
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from workbench.model import Step, StepKind
+from workbench.policies.shell import destructive_shell as destructive_shell
+from workbench.policies.sql import destructive_sql as destructive_sql
+from workbench.policies.sql import looks_like_sql as looks_like_sql
+from workbench.policies.sql import sql_writes as sql_writes
+from workbench.policies.urls import find_urls, query_payload
+from workbench.policies.urls import host_of as host_of
 
 
 class ActionClass(enum.StrEnum):
@@ -160,78 +162,9 @@ _NAME_CLASSES: tuple[tuple[ActionClass, frozenset[str]], ...] = (
 _READ_WORDS = frozenset("get read list fetch search query find lookup describe show view download".split())
 _SHELL_KEYS = frozenset({"command", "cmd", "script", "shell", "bash", "commands"})
 _SHELL_TOOLS = frozenset({"shell", "bash", "sh", "terminal", "exec", "command", "subprocess", "run_command"})
-_URL = re.compile(r"https?://[^\s\"'<>\\)]+", re.IGNORECASE)
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 _RECIPIENT_KEYS = frozenset({"to", "cc", "bcc", "recipient", "recipients", "email", "address", "channel"})
 _HTTP_METHOD = re.compile(r'"method"\s*:\s*"(POST|PUT|PATCH|DELETE)"', re.IGNORECASE)
-
-
-# --- SQL -----------------------------------------------------------------------------------------------
-
-_SQL_BLANK = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
-_SQL_START = re.compile(
-    r"^\s*(SELECT|WITH|INSERT|UPDATE|DELETE|DROP|TRUNCATE|ALTER|CREATE|REPLACE|MERGE|GRANT|REVOKE|VACUUM)\b",
-    re.IGNORECASE,
-)
-
-
-def _blank_sql(sql: str) -> str:
-    """The statement with literals and comments replaced by spaces: keywords stay at their offsets."""
-    return _SQL_BLANK.sub(lambda m: " " * len(m.group(0)), sql)
-
-
-def sql_statements(sql: str) -> Iterator[tuple[int, int, str]]:
-    """(start, end, blanked text) of each statement in `sql`, split on semicolons outside literals."""
-    blank = _blank_sql(sql)
-    at = 0
-    for part in blank.split(";"):
-        lead = len(part) - len(part.lstrip())
-        text = part.strip()
-        if text:
-            yield at + lead, at + lead + len(text), text
-        at += len(part) + 1
-
-
-# A WHERE that holds for every row is no WHERE at all ("DELETE FROM users WHERE 1=1").
-_TRIVIAL_WHERE = re.compile(r"\bWHERE\s+(?:1\s*=\s*1|TRUE|1|NOT\s+FALSE)\s*$", re.IGNORECASE)
-
-
-def destructive_sql(sql: str) -> list[tuple[int, int, str]]:
-    """(start, end, why) of each destructive statement: DROP, TRUNCATE, ALTER ... DROP, and DELETE or
-    UPDATE without a WHERE clause, or with one that holds for every row (which touch every row)."""
-    out = []
-    for start, end, text in sql_statements(sql):
-        m = _SQL_START.match(text)
-        if not m:
-            continue
-        verb = m.group(1).upper()
-        upper = _TRIVIAL_WHERE.sub("", text).upper()
-        if verb == "DROP":
-            out.append((start, end, "DROP removes the object and all its data"))
-        elif verb == "TRUNCATE":
-            out.append((start, end, "TRUNCATE removes every row"))
-        elif verb == "ALTER" and re.search(r"\bDROP\b", upper):
-            out.append((start, end, "ALTER ... DROP removes a column or constraint with its data"))
-        elif verb == "DELETE" and not re.search(r"\bWHERE\b", upper):
-            out.append((start, end, "DELETE without WHERE removes every row"))
-        elif verb == "UPDATE" and not re.search(r"\bWHERE\b", upper):
-            out.append((start, end, "UPDATE without WHERE overwrites every row"))
-        elif (
-            verb == "WITH" and re.search(r"\b(DELETE|UPDATE)\b", upper) and not re.search(r"\bWHERE\b", upper)
-        ):
-            out.append((start, end, "data-modifying CTE without WHERE touches every row"))
-    return out
-
-
-def sql_writes(sql: str) -> bool:
-    return any(
-        (m := _SQL_START.match(text)) and m.group(1).upper() not in ("SELECT", "WITH")
-        for _, _, text in sql_statements(sql)
-    )
-
-
-def looks_like_sql(text: str) -> bool:
-    return bool(_SQL_START.match(_blank_sql(text)))
 
 
 # --- code --------------------------------------------------------------------------------------------
@@ -243,112 +176,7 @@ _CODE_DELETE = re.compile(
     r"fs\.rm|fs\.unlinkSync|fs\.rmdirSync|rimraf|FileUtils\.rm_rf|file\.remove)\s*\("
 )
 
-# --- shell ---------------------------------------------------------------------------------------------
-
-_SHELL_SPLIT = re.compile(r"&&|\|\||;|\||\n")
-_CLOUD_DELETE = re.compile(
-    r"\b(delete|destroy|terminate|remove|rb|purge)\b|\bdelete-[a-z-]+|\bterminate-instances\b", re.IGNORECASE
-)
-_CLOUD_CLIS = frozenset({"aws", "gcloud", "az", "kubectl", "terraform", "gsutil", "doctl", "heroku", "helm"})
-
-
-def _shell_segment_destructive(words: list[str]) -> str | None:
-    """Why this one simple command destroys data, or None."""
-    while words and (words[0] in ("sudo", "nohup", "time", "env") or "=" in words[0]):
-        words = words[1:]
-    if not words:
-        return None
-    prog = words[0].rsplit("/", 1)[-1]
-    flags = {w for w in words[1:] if w.startswith("-")}
-    letters = {c for f in flags if not f.startswith("--") for c in f[1:]}
-    if prog == "rm":
-        recursive = "r" in letters or "R" in letters or "--recursive" in flags
-        force = "f" in letters or "--force" in flags
-        if recursive and force:
-            return "rm -rf deletes a directory tree without asking"
-        if recursive:
-            return "rm -r deletes a directory tree"
-        return "rm deletes files"
-    if prog in ("shred", "mkfs", "wipefs") or prog.startswith("mkfs."):
-        return f"{prog} destroys data irrecoverably"
-    if prog == "dd" and any(w.startswith("of=/dev/") for w in words):
-        return "dd onto a device overwrites it"
-    if prog == "find" and "-delete" in words:
-        return "find -delete deletes every match"
-    if prog == "git" and (
-        ("push" in words and ({"--force", "-f"} & flags))
-        or ("reset" in words and "--hard" in flags)
-        or ("clean" in words and "f" in letters)
-    ):
-        return "git history or work tree destroyed"
-    if prog in _CLOUD_CLIS:
-        if prog == "terraform" and "destroy" in words:
-            return "terraform destroy removes the managed infrastructure"
-        if (
-            prog in ("aws", "gsutil")
-            and any(w in ("rm", "rb") for w in words)
-            and ("--recursive" in flags or "-r" in flags or "rb" in words)
-        ):
-            return "recursive delete of cloud storage"
-        if any(_CLOUD_DELETE.fullmatch(w) or w.startswith("delete-") for w in words[1:]):
-            return f"{prog} deletes cloud resources"
-    if prog in ("docker", "podman") and ("prune" in words or "rm" in words or "rmi" in words):
-        return f"{prog} removes containers, images or volumes"
-    if prog == "truncate" and ("-s" in words or "--size" in flags):
-        return "truncate empties files"
-    return None
-
-
-# SQL handed to a database client on the command line (`psql -c "DELETE FROM users"`): the statement is
-# a quoted argument, read with the SQL rules. Only after a client's name, so `echo "DROP TABLE x"` is not.
-_SQL_CLIENTS = re.compile(
-    r"(?<![\w.-])(psql|mysql|mariadb|sqlite3|duckdb|sqlcmd|clickhouse-client|snowsql|cockroach|bq)\b"
-)
-_QUOTED = re.compile(r"'([^']*)'|\"((?:[^\"\\]|\\.)*)\"")
-
-
-def _client_sql(command: str) -> list[tuple[int, int, str]]:
-    out = []
-    for client in _SQL_CLIENTS.finditer(command):
-        pos = client.end()
-        # the client's own quoted arguments: up to the next |, ;, && or newline outside quotes
-        while (q := _QUOTED.search(command, pos)) and not _SHELL_SPLIT.search(command, pos, q.start()):
-            pos = q.end()
-            group = 1 if q.group(1) is not None else 2
-            base = q.start(group)
-            for i, j, why in destructive_sql(q.group(group)):
-                out.append((base + i, base + j, f"{why} (run through {client.group(1)})"))
-    return out
-
-
-def destructive_shell(command: str) -> list[tuple[int, int, str]]:
-    """(start, end, why) of each destructive simple command in a shell command line, and of each
-    destructive SQL statement it passes to a database client."""
-    out = _client_sql(command)
-    at = 0
-    for m in list(_SHELL_SPLIT.finditer(command)) + [None]:
-        end = m.start() if m else len(command)
-        segment = command[at:end]
-        try:
-            words = shlex.split(segment, comments=True)
-        except ValueError:
-            words = segment.split()
-        why = _shell_segment_destructive(words)
-        if why:
-            lead = len(segment) - len(segment.lstrip())
-            out.append((at + lead, at + len(segment.rstrip()), why))
-        at = m.end() if m else end
-    return sorted(out)
-
-
 # --- classification ------------------------------------------------------------------------------------
-
-
-def host_of(url: str) -> str | None:
-    try:
-        return urlsplit(url).hostname
-    except ValueError:
-        return None
 
 
 def classify(step: Step) -> Action:
@@ -429,11 +257,18 @@ def classify(step: Step) -> Action:
         classes.add(DELETE)
         evidence[DELETE] = destructive[0]
     hosts: list[tuple[str, Evidence]] = []
+    urls = find_urls(raw, [(v.key, v.text, v.start if v.exact else -1) for v in values])
+    if SEND not in classes:
+        # A GET carries data out in its query string as well as a POST does in its body.
+        for u in urls:
+            carried = query_payload(u.text)
+            if carried:
+                classes.add(SEND)
+                evidence.setdefault(SEND, _evidence(fld, raw, u.start, u.end, carried))
+                break
     if SEND in classes:
-        for m in _URL.finditer(raw):
-            host = host_of(m.group(0))
-            if host:
-                hosts.append((host.lower(), _evidence(fld, raw, m.start(), m.end(), "destination URL")))
+        for u in urls:
+            hosts.append((u.host, _evidence(fld, raw, u.start, u.end, "destination URL")))
         for v in values:
             if v.key.lower() in _RECIPIENT_KEYS:
                 for m in _EMAIL.finditer(v.text):

@@ -34,7 +34,7 @@ from workbench.store.connection import Store
 log = logging.getLogger(__name__)
 
 # Bump when a built-in rule changes what it finds: the digest changes and stored findings are rescanned.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 
 class ScanCancelled(Exception):

@@ -36,6 +36,15 @@ class TraceView:
     steps: list[StoredStep]
     _actions: dict[int, Action] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # The order the UI numbers steps in (start time, ties by ingest order): "step #4" in a finding's
+        # text must be the step #4 an investigator sees in the replay, never the internal sequence number.
+        self.steps.sort(key=lambda s: (s.step.start_time_ns, s.seq))
+
+    def label(self, i: int) -> str:
+        """How the UI names step i: "step #4" (1-based position in the trace's time order)."""
+        return f"step #{i + 1}"
+
     def action(self, i: int) -> Action:
         """What step i does to the world (empty classes for steps that are not tool calls)."""
         if i not in self._actions:

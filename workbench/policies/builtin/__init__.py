@@ -18,6 +18,7 @@ from workbench.policies.builtin.injection import (
 )
 from workbench.policies.builtin.loops import ReasoningCost, RetryLoop
 from workbench.policies.builtin.mismatch import ScratchpadMismatch
+from workbench.policies.builtin.override import PolicyOverride
 from workbench.policies.builtin.sensitive import SensitiveData
 from workbench.policies.rules import Rule
 
@@ -33,6 +34,7 @@ BUILTIN_RULES: tuple[type[Rule], ...] = (
     RetryLoop,
     ReasoningCost,
     ScratchpadMismatch,
+    PolicyOverride,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "DestructiveAction",
     "EgressAllowlist",
     "GuardrailBypass",
+    "PolicyOverride",
     "PrivilegeEscalation",
     "PromptInjection",
     "ReasoningCost",

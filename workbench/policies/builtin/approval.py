@@ -189,7 +189,7 @@ class PrivilegeEscalation(Rule):
                     trace,
                     i,
                     title=f"{step.tool_name} with role {m.group(0)} after a permission error",
-                    explanation=f"Step {trace.steps[denied_at].seq} failed: {(err.error or '')[:160]}. "
+                    explanation=f"{trace.label(denied_at).capitalize()} failed: {(err.error or '')[:160]}. "
                     f"This call then uses '{m.group(0)}'.",
                     evidence=Evidence("tool_arguments", m.start(), m.end(), m.group(0), "elevated role"),
                     chain=[trace.steps[denied_at].seq, stored.seq],

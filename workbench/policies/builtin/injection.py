@@ -255,7 +255,7 @@ class TaintChain(Rule):
             title=f"{step.tool_name} ({', '.join(sorted(hit))}) steered by content from "
             + (src.tool_name or src.name),
             explanation=(
-                f"Step {trace.steps[s_i].seq} brought outside content ({src.tool_name or src.name})"
+                f"{trace.label(s_i).capitalize()} brought outside content ({src.tool_name or src.name})"
                 + (" with prompt-injection markers" if marked else "")
                 + (
                     f"; its identifiers {', '.join(direct[:3])} appear in this call"
@@ -267,7 +267,11 @@ class TaintChain(Rule):
             evidence=_action_evidence(trace, i, direct),
             severity=self.severity if severe else Severity(self.opts["write_severity"]),
             chain=chain,
-            details={"source_seq": trace.steps[s_i].seq, "shared_identifiers": direct[:20]},
+            details={
+                "source_seq": trace.steps[s_i].seq,
+                "source_step": s_i + 1,
+                "shared_identifiers": direct[:20],
+            },
         )
 
 

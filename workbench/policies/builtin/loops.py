@@ -50,8 +50,8 @@ class RetryLoop(Rule):
                             i,
                             title=f"{step.tool_name or step.name} called {len(seen)} times "
                             "with the same input",
-                            explanation="Identical calls at steps "
-                            + ", ".join(str(trace.steps[k].seq) for k in seen)
+                            explanation="Identical calls at "
+                            + ", ".join(trace.label(k) for k in seen)
                             + ": the agent is looping without new information.",
                             evidence=Evidence(name, 0, len(text), text, "repeated input"),
                             details={"occurrences": [trace.steps[k].seq for k in seen]},
@@ -64,8 +64,8 @@ class RetryLoop(Rule):
                         trace,
                         i,
                         title=f"The same error {len(seen)} times: {step.error[:80]}",
-                        explanation="Identical errors at steps "
-                        + ", ".join(str(trace.steps[k].seq) for k in seen)
+                        explanation="Identical errors at "
+                        + ", ".join(trace.label(k) for k in seen)
                         + ": retrying did not change the outcome.",
                         evidence=Evidence("error", 0, len(step.error), step.error, "repeated error"),
                         details={"occurrences": [trace.steps[k].seq for k in seen]},

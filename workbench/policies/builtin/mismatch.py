@@ -68,7 +68,7 @@ class ScratchpadMismatch(Rule):
                     i,
                     title=f"Said '{m.group(0)}', then {cls}: {stored.step.tool_name}",
                     explanation=(
-                        f"The reasoning at step {trace.steps[j].seq} says \u201c{m.group(0)}\u201d, but this "
+                        f"The reasoning at {trace.label(j)} says \u201c{m.group(0)}\u201d, but this "
                         f"call {'deletes' if cls == DELETE else cls + 's'}."
                     ),
                     evidence=ev,
