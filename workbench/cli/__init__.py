@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import WorkbenchGroup, setting_option
+from workbench.cli.common import WorkbenchGroup, check_data_dir, setting_option
 from workbench.cli.demo import demo
 from workbench.cli.export import export_cmd
 from workbench.cli.findings import findings
@@ -41,6 +41,8 @@ from workbench.settings import Settings
 def cli(ctx: click.Context, data_dir: Path | None, db: Path | None) -> None:
     """Agent Audit Workbench: capture, replay, look inside and prove what AI agents did."""
     ctx.obj = Settings.from_env(data_dir=data_dir, db=db)
+    if ctx.invoked_subcommand is not None and not ctx.resilient_parsing:
+        check_data_dir(ctx.obj)
 
 
 # In the order `workbench --help` has always listed them (click sorts them anyway).

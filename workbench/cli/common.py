@@ -7,27 +7,43 @@ Command modules import this at their top; nothing here imports a command, so the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from workbench.cli.render import clean
-from workbench.errors import DatabaseBusy, WorkbenchError
+from workbench.errors import DatabaseBusy, PathProblem, WorkbenchError, path_problem
 from workbench.settings import Settings, env_name
 
 if TYPE_CHECKING:
     from workbench.store.connection import Store
 
 
+class _Refused(click.ClickException):
+    """A ClickException with the exit code of the error it shows (README: exit codes)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class WorkbenchGroup(click.Group):
-    """Shows a WorkbenchError as `Error: <message>` with exit code 1, never as a traceback. Messages may
-    quote trace text (a trace id prefix, a server's answer), so their control characters are escaped."""
+    """Shows a WorkbenchError as `Error: <message>` with exit code 1 (2 for a path that cannot be used),
+    never as a traceback. Messages may quote trace text (a trace id prefix, a server's answer), so their
+    control characters are escaped. An OSError nobody turned into a WorkbenchError still names its path:
+    a wrong path is the user's to fix, and a traceback tells them nothing."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except WorkbenchError as exc:
-            raise click.ClickException(clean(str(exc))) from exc
+            raise _Refused(clean(str(exc)), getattr(exc, "exit_code", 1)) from exc
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            problem = path_problem("cannot use", exc.filename, exc)
+            raise _Refused(clean(str(problem)), problem.exit_code) from exc
 
 
 def setting_option(field: str, *flags: str, **kwargs: Any) -> Any:
@@ -71,3 +87,27 @@ def open_for_writing(settings: Settings, what: str) -> Store:
             f"workbench serve (PID {server.pid}) holds {settings.db_path}; stop it before `{what}`"
         )
     return Store(settings.db_path)
+
+
+def check_data_dir(settings: Settings) -> None:
+    """`--data-dir` must be a directory (or not exist yet: it is created on first use)."""
+    where = settings.data_dir
+    if where.exists() and not where.is_dir():
+        raise PathProblem(
+            f"--data-dir {where}: is a file, not a directory (give a directory; it is created if missing)"
+        )
+
+
+def check_output(path: Path, flag: str) -> None:
+    """An output path that would overwrite a file, or whose parent is a file, is refused up front, before
+    any work, so nothing is half-written: `flag` names the option in the message."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise PathProblem(f"{flag} {path}: {parent} is a file, not a directory (choose another path)")
+            break
+    if path.exists() and not path.is_dir():
+        raise PathProblem(
+            f"{flag} {path}: already exists and is not a directory"
+            " (choose a new path; nothing was overwritten)"
+        )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import open_read_only
+from workbench.cli.common import check_output, open_read_only
 from workbench.cli.common import settings as settings_of
 from workbench.errors import DatabaseBusy, WorkbenchError
 
@@ -78,6 +78,7 @@ def export_cmd(
         raise WorkbenchError(f"--redact: {exc}") from exc
     if out is None:
         out = settings.data_dir / "exports" / f"bundle-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    check_output(out, "--out")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         opened = open_read_only(settings)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import open_read_only
+from workbench.cli.common import check_output, open_read_only
 from workbench.cli.common import settings as settings_of
 from workbench.cli.render import clean
 
@@ -99,6 +99,8 @@ def ledger_checkpoint(ctx: click.Context, out: Path | None) -> None:
     from workbench.store import treehead
 
     settings = settings_of(ctx)
+    if out is not None:
+        check_output(out, "--out")
     with open_read_only(settings) as store:
         note = treehead.sign(treehead.current(store), load_or_create_key(settings.data_dir))
     if out is None:
