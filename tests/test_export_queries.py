@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workbench.ingest import ingest_files
+from workbench.cli.loading import ingest_files
 
 from sample_traces.catalog import get
 from workbench.settings import Settings
