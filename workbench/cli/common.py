@@ -20,12 +20,11 @@ if TYPE_CHECKING:
     from workbench.store.connection import Store
 
 
-class _Refused(click.ClickException):
+def _refused(message: str, exit_code: int) -> click.ClickException:
     """A ClickException with the exit code of the error it shows (README: exit codes)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exc = click.ClickException(message)
+    exc.exit_code = exit_code  # type: ignore[misc]  # click reads it per instance; the class sets 1
+    return exc
 
 
 class WorkbenchGroup(click.Group):
@@ -38,12 +37,12 @@ class WorkbenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except WorkbenchError as exc:
-            raise _Refused(clean(str(exc)), getattr(exc, "exit_code", 1)) from exc
+            raise _refused(clean(str(exc)), getattr(exc, "exit_code", 1)) from exc
         except OSError as exc:
             if exc.filename is None:
                 raise
             problem = path_problem("cannot use", exc.filename, exc)
-            raise _Refused(clean(str(problem)), problem.exit_code) from exc
+            raise _refused(clean(str(problem)), problem.exit_code) from exc
 
 
 def setting_option(field: str, *flags: str, **kwargs: Any) -> Any:
