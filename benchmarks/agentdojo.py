@@ -307,6 +307,19 @@ def score(
     }
 
 
+def dump(path: Path, built: list[Built], found: dict[str, list[Any]], span_of: dict[Any, str]) -> None:
+    """One JSON line per trace: its AgentDojo labels and its findings, for reading misses and false alarms."""
+    with path.open("w", encoding="utf-8") as out:
+        for b in built:
+            rows = []
+            for f in found.get(b.trace_id, []):
+                span = span_of.get((b.trace_id, f.step_seq))
+                label = "injected" if span in b.injected_spans else "harmful" if span in b.harmful_spans else ""
+                rows.append({"rule": f.rule_id, "severity": str(f.severity), "title": f.title, "label": label})
+            record = {k: getattr(b, k) for k in ("suite", "variant", "user_task", "injection_task", "attack")}
+            out.write(json.dumps({**record, "findings": rows}) + "\n")
+
+
 def _line(name: str, s: dict[str, Any]) -> str:
     return (
         f"{name}: {s['traces']} traces ({s['compromised']} compromised, {s['benign']} benign, "
@@ -323,6 +336,7 @@ def main() -> None:
     ap.add_argument("--per-suite", type=int, default=12, help="user tasks per suite (time budget)")
     ap.add_argument("--blind-out", type=Path, help="write the held-out blind step set here")
     ap.add_argument("--json", type=Path, help="write the scores as JSON here")
+    ap.add_argument("--dump", type=Path, help="write every trace's labels and findings here (JSON lines)")
     args = ap.parse_args()
     suites = [s for s in args.suites.split(",") if s]
     started = time.monotonic()
@@ -360,6 +374,8 @@ def main() -> None:
             for span in spans
         ]  # fmt: skip
         args.blind_out.write_text(json.dumps(blind, indent=1) + "\n")
+    if args.dump:
+        dump(args.dump, built, found, span_of)
     result = {"all": score(built, found, span_of)}
     for group, names in (("tuned", TUNED), ("held_out", HELD_OUT)):
         part = [b for b in built if b.suite in names]
