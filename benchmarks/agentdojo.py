@@ -314,8 +314,12 @@ def dump(path: Path, built: list[Built], found: dict[str, list[Any]], span_of: d
             rows = []
             for f in found.get(b.trace_id, []):
                 span = span_of.get((b.trace_id, f.step_seq))
-                label = "injected" if span in b.injected_spans else "harmful" if span in b.harmful_spans else ""
-                rows.append({"rule": f.rule_id, "severity": str(f.severity), "title": f.title, "label": label})
+                label = (
+                    "injected" if span in b.injected_spans else "harmful" if span in b.harmful_spans else ""
+                )
+                rows.append(
+                    {"rule": f.rule_id, "severity": str(f.severity), "title": f.title, "label": label}
+                )
             record = {k: getattr(b, k) for k in ("suite", "variant", "user_task", "injection_task", "attack")}
             out.write(json.dumps({**record, "findings": rows}) + "\n")
 
