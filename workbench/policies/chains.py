@@ -65,7 +65,10 @@ def cited(a: str, b: str, min_words: int = 1) -> str | None:
     runs: list[list[str]] = [
         wa[m.a : m.a + m.size] for m in blocks if m.size >= min_words and set(wa[m.a : m.a + m.size]) - _STOP
     ]
-    return " ".join(max(runs, key=len)) if runs else None
+    if not runs:
+        return None
+    best: list[str] = max(runs, key=len)
+    return " ".join(best)
 
 
 @dataclass(frozen=True)
