@@ -45,6 +45,7 @@ PKG = ROOT / "benchmarks" / "work" / "agentdojo-pkg"
 if PKG.is_dir():
     sys.path.insert(0, str(PKG))
 
+from benchmarks import report  # noqa: E402
 from collectors.sdk import Recorder, configure  # noqa: E402
 from workbench.model import Severity  # noqa: E402
 
@@ -334,6 +335,44 @@ def _line(name: str, s: dict[str, Any]) -> str:
     )
 
 
+def section(result: dict[str, Any], args: argparse.Namespace, elapsed: float) -> str:
+    """The run's section for benchmarks/RESULTS.md (under "Findings scan", via benchmarks/report.py)."""
+    rows = []
+    for group, label in (
+        ("tuned", f"tuned: {', '.join(TUNED)}"),
+        ("held_out", f"held out: {', '.join(HELD_OUT)}"),
+    ):
+        if group in result:
+            s = result[group]
+            rows.append(
+                f"| {label} | {s['traces']} ({s['compromised']} / {s['benign']} / {s['resisted']}) | "
+                f"{s['precision']:.2f} | {s['recall']:.2f} | {s['benign_high_rate']:.1%} | "
+                f"{s['resisted_high_rate']:.1%} | {s['injected_step_recall']:.2f} | "
+                f"{s['harmful_step_recall']:.2f} |"
+            )
+    a = result["all"]
+    rows.append(
+        f"| all | {a['traces']} | {a['precision']:.2f} | {a['recall']:.2f} | {a['benign_high_rate']:.1%} "
+        f"| {a['resisted_high_rate']:.1%} | {a['injected_step_recall']:.2f} | "
+        f"{a['harmful_step_recall']:.2f} |"
+    )
+    per_rule = "; ".join(f"{rule} tp {r['tp']} fp {r['fp']}" for rule, r in sorted(a["per_rule"].items()))
+    return "\n".join([
+        f"AgentDojo {VERSION} suites, first {args.per_suite} user tasks per suite; suites {args.suites}; "
+        f"`python benchmarks/agentdojo.py --per-suite {args.per_suite}`; "
+        f"{a['traces']} traces in {elapsed:.0f} s. "
+        "A trace counts as flagged when it has a high or critical finding. " + args.note,
+        "",
+        "| suites | traces (compromised / benign / resisted) | precision | recall "
+        "| benign with a high finding | resisted flagged | injected-input step recall "
+        "| harmful-action step recall |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Per rule (high or critical, trace level, all suites): {per_rule}.",
+    ])  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--suites", default=",".join(TUNED + HELD_OUT))
@@ -341,9 +380,12 @@ def main() -> None:
     ap.add_argument("--blind-out", type=Path, help="write the held-out blind step set here")
     ap.add_argument("--json", type=Path, help="write the scores as JSON here")
     ap.add_argument("--dump", type=Path, help="write every trace's labels and findings here (JSON lines)")
+    ap.add_argument("--note", default="", help="a sentence on what this run measures (goes in the section)")
+    report.add_output_args(ap)
     args = ap.parse_args()
     suites = [s for s in args.suites.split(",") if s]
     started = time.monotonic()
+    run = report.Run()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         proc, port = start_server(data)
@@ -392,9 +434,11 @@ def main() -> None:
         if group in result:
             names = TUNED if group == "tuned" else HELD_OUT
             print(_line(f"{group} ({', '.join(names)})", result[group]))
-    print(f"elapsed {time.monotonic() - started:.0f}s")
+    elapsed = time.monotonic() - started
+    print(f"elapsed {elapsed:.0f}s")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    report.publish(args, "findings", run.section("Findings on AgentDojo", section(result, args, elapsed)))
     a = result["all"]
     print(f"agentdojo: {a['traces']} traces, precision {a['precision']:.2f}, recall {a['recall']:.2f}")
 
