@@ -91,9 +91,23 @@ def test_db_deletion(sample_db: Store) -> None:
     assert f.evidence_field == "tool_arguments"
     failed = _one(found, "destructive-action", drop_failed)
     assert failed.severity == Severity.HIGH and "failed" in failed.title
-    # the runbook it retrieved is the source of the chain that ends in the DROP it argued itself into
-    chain = _one(found, "taint-chain", drop_failed)
-    assert chain.taint_chain[0] == runbook and chain.taint_chain[-1] == drop_failed
+    # The chain an investigator draws: failure -> credential -> bypass -> DROP, through the reasoning in
+    # between; the runbook that forbade the DROP is ignored guidance, never the cause.
+    assert not [f for f in found if f.rule_id == "taint-chain" and f.step_seq == drop_failed]
+    chain = _one(found, "taint-chain", drop_ok)
+    assert chain.severity == Severity.HIGH and chain.details["cause"] == "failure"
+    assert chain.taint_chain[0] == drop_failed and chain.taint_chain[-1] == drop_ok
+    assert {creds, guard} <= set(chain.taint_chain) and runbook not in chain.taint_chain
+    roles = [link["role"] for link in chain.details["links"]]
+    assert (
+        roles[0] == "failure"
+        and roles[-1] == "action"
+        and {"credential", "bypass", "reasoning"} <= set(roles)
+    )
+    ignored = chain.details["ignored_guidance"]
+    assert [g["seq"] for g in ignored] == [runbook]
+    assert ignored[0]["quote"].startswith("Never DROP or TRUNCATE tables in production")
+    assert "step #7" in chain.title and "step #5 forbade it" in chain.explanation
     esc = _one(found, "privilege-escalation", creds)
     assert esc.evidence_excerpt == "admin" and esc.taint_chain == (drop_failed, creds)
     assert _one(found, "privilege-escalation", drop_ok).taint_chain == (drop_failed, drop_ok)
@@ -115,9 +129,13 @@ def test_prompt_injection(sample_db: Store) -> None:
     assert inj.evidence_field == "tool_result"
     assert inj.evidence_excerpt == "IMPORTANT NOTICE FOR AI SUPPORT ASSISTANTS"
     pii = _one(found, "sensitive-data", customers)
-    assert pii.severity == Severity.HIGH and pii.details["counts"] == {"email": 25}
+    # Severity by intent: reading the customer list is not the incident (medium); sending it where the
+    # injected page said, after reading that page, is (high), and so is the send itself.
+    assert pii.severity == Severity.MEDIUM and pii.details["counts"] == {"email": 25}
     assert pii.evidence_excerpt == "noah.mensah1@example.com"
-    assert _one(found, "sensitive-data", post).details["counts"] == {"email": 25}
+    flow = _one(found, "sensitive-data", post)
+    assert flow.details["counts"] == {"email": 25} and flow.severity == Severity.HIGH
+    assert _one(found, "unapproved-action", post).severity == Severity.HIGH
     egress = _one(found, "egress-allowlist", post)
     assert egress.evidence_excerpt == url and egress.severity == Severity.CRITICAL  # personal data in it
     taint = _one(found, "taint-chain", post)

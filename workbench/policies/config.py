@@ -5,6 +5,7 @@ The shipped `default_rules.yaml` lists every built-in rule with its options; a u
 a typo in a rule id or option must not silently switch a control off.
 
     version: 1
+    trusted_tools: [get_current_time, "internal_*"]
     rules:
       egress-allowlist:
         severity: high
@@ -34,6 +35,9 @@ from workbench.policies.actions import ActionClass
 from workbench.policies.rules import Rule
 
 CONFIG_VERSION = 1
+# The top-level key naming tools whose results are trusted input (every other result is untrusted);
+# `parse_rules_yaml` returns it as a pseudo rule of that name holding one key of that name.
+TRUSTED_TOOLS = "trusted_tools"
 _RULE_KEYS = ("enabled", "severity")
 
 
@@ -87,6 +91,13 @@ def parse_rules_yaml(text: str, path: str, registry: dict[str, type[Rule]]) -> d
                         f"{_where(path, value_node)}: version {version!r} is not supported "
                         f"(expected {CONFIG_VERSION})"
                     )
+            elif key == TRUSTED_TOOLS:
+                value = loader.construct_object(value_node, deep=True)
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise RuleConfigError(
+                        f"{_where(path, value_node)}: 'trusted_tools' must be a list of tool names or globs"
+                    )
+                out[TRUSTED_TOOLS] = {TRUSTED_TOOLS: value}
             elif key == "rules":
                 if not isinstance(value_node, yaml.MappingNode):
                     raise RuleConfigError(
@@ -102,7 +113,8 @@ def parse_rules_yaml(text: str, path: str, registry: dict[str, type[Rule]]) -> d
                     out[rid] = _rule_settings(loader, path, registry[rid], rule_node)
             else:
                 raise RuleConfigError(
-                    f"{_where(path, key_node)}: unknown key {key!r} (expected 'version', 'rules')"
+                    f"{_where(path, key_node)}: unknown key {key!r} "
+                    "(expected 'version', 'trusted_tools', 'rules')"
                 )
         return out
     finally:

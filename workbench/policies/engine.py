@@ -20,6 +20,7 @@ from typing import Any
 from workbench.model import Finding, StoredStep
 from workbench.policies.builtin import BUILTIN_RULES
 from workbench.policies.config import (
+    TRUSTED_TOOLS,
     RuleConfigError,
     default_rules_text,
     load_user_rules,
@@ -34,7 +35,7 @@ from workbench.store.connection import Store
 log = logging.getLogger(__name__)
 
 # Bump when a built-in rule changes what it finds: the digest changes and stored findings are rescanned.
-RULES_VERSION = 3
+RULES_VERSION = 4
 
 
 class ScanCancelled(Exception):
@@ -47,6 +48,7 @@ class Engine:
 
     rules: list[Rule]
     digest: str
+    trusted_tools: tuple[str, ...] = ()  # the rules file's `trusted_tools`: results taken as trusted input
     errors: list[str] = field(default_factory=list)  # rule failures of the last evaluate(), for the log
     # Set by a shutting-down server: a scan of a 100k-step trace takes tens of seconds, and stopping must
     # not wait for it. Checked between rules and between traces; the watermark catches up next start.
@@ -55,7 +57,7 @@ class Engine:
     def evaluate(self, trace_id: str, steps: Sequence[StoredStep]) -> list[Finding]:
         """Findings of every rule on one trace (steps in time order). A rule that raises is logged and
         skipped; the others' findings still count."""
-        view = TraceView(trace_id, list(steps))
+        view = TraceView(trace_id, list(steps), self.trusted_tools)
         out: list[Finding] = []
         self.errors = []
         for rule in self.rules:
@@ -86,13 +88,17 @@ def build_engine(rules_file: Path | None = None, rules_path: Path | None = None)
     user_rules = load_user_rules(rules_path) if rules_path else []
     reg = registry(user_rules)
     merged = parse_rules_yaml(default_rules_text(), "default_rules.yaml", reg)
+    trusted = merged.pop(TRUSTED_TOOLS, {}).get(TRUSTED_TOOLS, [])
     user_text = ""
     if rules_file is not None:
         try:
             user_text = Path(rules_file).read_text(encoding="utf-8")
         except OSError as exc:
             raise RuleConfigError(f"{rules_file}: cannot read the rules file: {exc.strerror}") from exc
-        for rid, values in parse_rules_yaml(user_text, str(rules_file), reg).items():
+        user = parse_rules_yaml(user_text, str(rules_file), reg)
+        if TRUSTED_TOOLS in user:
+            trusted = user.pop(TRUSTED_TOOLS)[TRUSTED_TOOLS]  # the user's list replaces the default one
+        for rid, values in user.items():
             merged.setdefault(rid, {}).update(values)
     rules: list[Rule] = []
     for rid, cls in reg.items():
@@ -103,12 +109,13 @@ def build_engine(rules_file: Path | None = None, rules_path: Path | None = None)
         rules.append(cls(severity, **values))
     fingerprint = {
         "version": RULES_VERSION,
+        "trusted_tools": sorted(trusted),
         "config": {rid: {k: str(v) for k, v in vals.items()} for rid, vals in sorted(merged.items())},
         "rules": sorted(reg),
         "user_sources": [_file_digest(p) for p in _user_files(rules_path)],
     }
     digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    return Engine(rules, digest)
+    return Engine(rules, digest, tuple(trusted))
 
 
 def engine_from_settings(settings: Any) -> Engine:

@@ -11,6 +11,7 @@ YAML configuration (enabled, severity, and the options they declare in `options`
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any, ClassVar
 
 from workbench.model import Finding, Severity, StepKind, StoredStep
 from workbench.policies.actions import Action, Evidence, classify
+from workbench.policies.injected import detect, is_injected
+from workbench.policies.intent import Intent, judge, user_request
 
 # Excerpts are the quoted evidence; a whole 1 MB tool result is not an excerpt.
 MAX_EXCERPT = 500
@@ -34,6 +37,8 @@ class TraceView:
 
     trace_id: str
     steps: list[StoredStep]
+    # Tools whose results a rules file declares trusted (names or globs); every other result is untrusted.
+    trusted_tools: tuple[str, ...] = ()
     _actions: dict[int, Action] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +55,52 @@ class TraceView:
         if i not in self._actions:
             self._actions[i] = classify(self.steps[i].step)
         return self._actions[i]
+
+    def untrusted(self, i: int) -> bool:
+        """Does step i bring content nobody vouched for into the agent's context?
+
+        Every tool result does unless the rules file lists the tool in `trusted_tools`: injections sit in
+        hotel reviews, calendar entries, transaction subjects and channel messages, not only in tools
+        named "fetch" or "email". Retrieved documents (memory steps) count too (rules may opt out).
+        """
+        step = self.steps[i].step
+        if step.kind == StepKind.MEMORY:
+            return bool(step.output_text)
+        if step.kind != StepKind.TOOL or not (step.tool_result or step.output_text):
+            return False
+        name = (step.tool_name or step.name).lower()
+        return not any(fnmatch.fnmatchcase(name, p.lower()) for p in self.trusted_tools)
+
+    @cached_property
+    def injected_steps(self) -> list[int]:
+        """The untrusted steps whose content reads as injected text (`injected.py`), in order."""
+        models = {s.step.model for s in self.steps if s.step.model and s.step.kind == StepKind.LLM}
+        out = []
+        for i, stored in enumerate(self.steps):
+            if self.untrusted(i):
+                step = stored.step
+                text = step.tool_result or step.output_text or ""
+                if is_injected(detect(text, model_names=models)):
+                    out.append(i)
+        return out
+
+    def follows_injection(self, i: int) -> bool:
+        """Did injected text enter the context before step i, with no human approval since?"""
+        last_yes = max((k for k in range(i) if self.is_approval(k)), default=-1)
+        return any(last_yes < k < i for k in self.injected_steps)
+
+    @cached_property
+    def request(self) -> str:
+        """The user's own request: the first user input of the trace (see `intent.py`)."""
+        return user_request([s.step for s in self.steps])
+
+    def intent(self, i: int) -> Intent:
+        """Whether the user's request asks for the action at step i (ASKED, KIND or UNASKED)."""
+        intent = judge(self.steps[i].step, self.action(i).classes, self.request)
+        # "Send it to them" after a page told the model whom to send to is not the user's request.
+        if intent == Intent.KIND and self.follows_injection(i):
+            return Intent.UNASKED
+        return intent
 
     @cached_property
     def index_of(self) -> dict[int, int]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from workbench.model import Finding, Severity, StepKind
 from workbench.policies.actions import CREDENTIAL, DELETE, PAYMENT, SEND, WRITE, Evidence
+from workbench.policies.intent import Intent
 from workbench.policies.rules import Rule, TraceView, approval_decision
 
 # --- approval -------------------------------------------------------------------------------------
@@ -48,7 +49,11 @@ class UnapprovedAction(Rule):
         "absence is the gap an auditor asks about."
     )
     default_severity = Severity.HIGH
-    options = {"high_risk_classes": [DELETE, SEND, PAYMENT, CREDENTIAL]}
+    options = {
+        "high_risk_classes": [DELETE, SEND, PAYMENT, CREDENTIAL],
+        "asked_severity": "low",  # the user's request names where the action goes
+        "kind_severity": "medium",  # the request asks for this kind of action, not this destination
+    }
 
     def evaluate(self, trace: TraceView) -> Iterator[Finding]:
         classes = set(self.opts["high_risk_classes"])
@@ -64,16 +69,32 @@ class UnapprovedAction(Rule):
                 approved = False
                 continue
             failed = stored.step.is_error
+            # Severity by intent: paying the bill the user named is the task, not an incident. Destructive
+            # actions keep full severity: a request to "clean up" is no licence to drop a production table.
+            intent = trace.intent(i) if DELETE not in trace.action(i).classes else Intent.UNASKED
+            severity = {
+                Intent.ASKED: Severity(self.opts["asked_severity"]),
+                Intent.KIND: Severity(self.opts["kind_severity"]),
+            }.get(intent, self.severity)
             yield self.finding(
                 trace,
                 i,
                 title=f"{stored.step.tool_name} without human approval" + (" (failed)" if failed else ""),
                 explanation=f"{ev.reason or 'high-risk action'} with no human approval step before it"
                 + ("; the call failed" if failed else "")
+                + _INTENT_NOTE[intent]
                 + ".",
                 evidence=ev,
-                severity=self.severity.lowered() if failed else self.severity,
+                severity=severity.lowered() if failed else severity,
+                details={"intent": str(intent)},
             )
+
+
+_INTENT_NOTE = {
+    Intent.ASKED: "; the user's request names where it goes",
+    Intent.KIND: "; the user asked for this kind of action, but not for this destination",
+    Intent.UNASKED: "; the user's request does not ask for it",
+}
 
 
 # --- guardrails and privileges --------------------------------------------------------------------

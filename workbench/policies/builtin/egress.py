@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from workbench.model import Finding, Severity
 from workbench.policies.actions import SEND
+from workbench.policies.intent import Intent
 from workbench.policies.rules import Rule, TraceView
 from workbench.sensitive import find_sensitive
 
@@ -43,6 +44,7 @@ class EgressAllowlist(Rule):
     options = {
         "allow_hosts": ["localhost", "127.0.0.1", "::1"],
         "approved_severity": "info",
+        "asked_severity": "low",  # the user's own request names the destination
         "sensitive_severity": "critical",
     }
 
@@ -66,6 +68,9 @@ class EgressAllowlist(Rule):
             if approved:
                 severity = Severity(self.opts["approved_severity"])
                 note = " A person approved this send beforehand."
+            elif trace.intent(i) == Intent.ASKED:
+                severity = Severity(self.opts["asked_severity"])
+                note = " The user's request names this destination."
             elif sensitive:
                 severity = Severity(self.opts["sensitive_severity"])
                 kinds = sorted({m.kind for m in sensitive})

@@ -7,11 +7,14 @@ Part of the built-in rules; `builtin/__init__.py` lists them all.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from workbench.model import Finding, Severity, StepKind
-from workbench.policies.actions import CREDENTIAL, DELETE, PAYMENT, SEND, WRITE, Evidence, name_words
+from workbench.policies.actions import CREDENTIAL, DELETE, PAYMENT, SEND, WRITE, Evidence
+from workbench.policies.chains import Link, escalation, forbidding_sentence, links_json
+from workbench.policies.injected import detect, is_injected
+from workbench.policies.intent import Intent
 from workbench.policies.rules import Rule, TraceView, field_text
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -26,22 +29,18 @@ def _content_field(trace: TraceView, i: int) -> str:
 # --- untrusted content ----------------------------------------------------------------------------
 
 
-def is_source(trace: TraceView, i: int, tool_words: Iterable[str], retrieval: bool) -> bool:
-    """Does step i bring outside content into the agent's context (web page, e-mail, retrieved document)?"""
-    step = trace.steps[i].step
-    if step.kind == StepKind.MEMORY:
-        return retrieval and bool(step.output_text)
-    if step.kind != StepKind.TOOL or not (step.tool_result or step.output_text):
+def is_source(trace: TraceView, i: int, retrieval: bool = True) -> bool:
+    """Does step i bring untrusted content into the agent's context? Every tool result does unless the
+    rules file declares its tool trusted (`TraceView.untrusted`); retrieved documents unless opted out."""
+    if trace.steps[i].step.kind == StepKind.MEMORY and not retrieval:
         return False
-    words = name_words(step.tool_name or step.name)
-    return bool(words & set(tool_words))
+    return trace.untrusted(i)
 
 
-_SOURCE_TOOL_WORDS = [
-    "fetch", "browse", "browser", "scrape", "crawl", "url", "web", "http", "page", "download",
-    "email", "emails", "inbox", "mail", "message", "messages", "retrieve", "retriever", "rag", "docs",
-    "document", "documents", "ticket", "rss",
-]  # fmt: skip
+def model_names(trace: TraceView) -> set[str]:
+    """The models the trace calls: data that names them ("to you, GPT-4") is addressed to the model."""
+    return {s.step.model for s in trace.steps if s.step.model and s.step.kind == StepKind.LLM}
+
 
 _INJECTION_PATTERNS = [
     r"ignore (?:all |any )?(?:the )?(?:previous|prior|above|earlier|your) "
@@ -76,32 +75,40 @@ class PromptInjection(Rule):
     default_severity = Severity.HIGH
     options = {
         "patterns": _INJECTION_PATTERNS,
-        "source_tools": _SOURCE_TOOL_WORDS,
         "retrieval_is_source": True,
     }
 
     def evaluate(self, trace: TraceView) -> Iterator[Finding]:
         compiled = [re.compile(p, re.IGNORECASE) for p in self.opts["patterns"]]
+        models = model_names(trace)
         for i, stored in enumerate(trace.steps):
-            if not is_source(trace, i, self.opts["source_tools"], self.opts["retrieval_is_source"]):
+            if not is_source(trace, i, self.opts["retrieval_is_source"]):
                 continue
             name = _content_field(trace, i)
             text = field_text(stored, name)
-            hits = sorted((m.start(), m.end(), m.group(0)) for rx in compiled for m in rx.finditer(text))
-            if not hits:
+            signals = detect(text, patterns=compiled, model_names=models)
+            if not is_injected(signals):
                 continue
-            start, end, quote = hits[0]
+            first = next(s for s in signals if s.strong or len(signals) >= 2)
+            start, end, quote = first.start, first.end, first.text
+            hits = [(s.start, s.end, s.text) for s in signals]
             yield self.finding(
                 trace,
                 i,
                 title="Instructions aimed at the AI in content from "
                 + (stored.step.tool_name or stored.step.name),
                 explanation=(
-                    f"The fetched/retrieved content contains {len(hits)} marker(s) of text written to steer "
-                    "an AI agent; anything the agent did after reading it may follow the attacker."
+                    f"The content {trace.label(i)} brought back contains {len(hits)} sign(s) of text written "
+                    f"to steer an AI agent ({', '.join(sorted({s.kind for s in signals}))}); anything the "
+                    "agent did after reading it may follow the attacker."
                 ),
-                evidence=Evidence(name, start, end, quote, "injection marker"),
-                details={"markers": [{"start": s, "end": e, "text": q[:200]} for s, e, q in hits[:50]]},
+                evidence=Evidence(name, start, end, quote, f"injected text ({first.kind})"),
+                details={
+                    "markers": [
+                        {"start": s.start, "end": s.end, "text": s.text[:200], "kind": s.kind}
+                        for s in signals[:50]
+                    ]
+                },
             )
 
 
@@ -148,20 +155,21 @@ def _known_text(trace: TraceView, i: int) -> str:
 
 class TaintChain(Rule):
     id = "taint-chain"
-    title = "Untrusted content led to a consequential action"
+    title = "Untrusted content or a worked-around failure led to a consequential action"
     description = (
-        "Content from a web page, e-mail or retrieved document flows (by identifiers such as URLs, hosts, "
-        "addresses and ids first seen in it, or by passages the model repeats from it) through the model's "
-        "reasoning into a tool call that deletes, sends, pays, obtains credentials or writes, with no human "
-        "approval in between. The chain lists the steps from the source to the action."
+        "Content a tool brought back (any tool the rules file does not declare trusted, and retrieved "
+        "documents) flows, by identifiers first seen in it or passages the model repeats from it, through "
+        "the model's reasoning into a call that deletes, sends, pays, obtains credentials or writes, with "
+        "no human approval in between; or a call failed and the agent retried it after obtaining a "
+        "credential or switching a guardrail off. The chain lists the steps from the cause to the action; "
+        "retrieved text that forbade the action is listed as ignored guidance, never as the cause."
     )
     rationale = (
-        "Indirect prompt injection and poisoned retrieval act through this path; the chain shows which "
-        "outside text steered which action."
+        "Indirect prompt injection and poisoned retrieval act through this path, and so does an agent that "
+        "escalates past a refusal; the chain shows which cause steered which action."
     )
     default_severity = Severity.HIGH
     options = {
-        "source_tools": _SOURCE_TOOL_WORDS,
         "retrieval_is_source": True,
         "action_classes": [DELETE, SEND, PAYMENT, CREDENTIAL, WRITE],
         "min_shared_passages": 2,
@@ -177,7 +185,8 @@ class TaintChain(Rule):
         min_shared = int(self.opts["min_shared_passages"])
         window = int(self.opts["window_steps"])
         injection = [re.compile(p, re.IGNORECASE) for p in self.opts["injection_patterns"]]
-        known_tokens: set[str] = set()
+        models = model_names(trace)
+        known_tokens: set[str] = set(distinctive_tokens(trace.request))
         tok_src: dict[str, int] = {}  # identifier -> the source step that introduced it
         sh_src: dict[tuple[str, ...], list[int]] = {}  # 5-word passage -> source steps holding it
         marked: dict[int, bool] = {}
@@ -211,19 +220,21 @@ class TaintChain(Rule):
                 for s in set(direct) | passages:
                     carriers.setdefault(s, []).append(i)
                     carried_by.setdefault(i, set()).add(s)
-            # 2. a consequential action: tainted when its arguments or its deciding steps carry a source
+            # 2. a consequential action: caused by a failure it works around, or by untrusted content its
+            # arguments or its deciding steps carry
             hit = classes & trace.action(i).classes
-            if hit and (tok_src or sh_src):
-                direct, passages = hits(step.tool_arguments or "")
-                via = {s for c in trace.decision_context(i) for s in carried_by.get(c, ()) if live(s)}
-                candidates = set(direct) | passages | via
-                if candidates:
-                    s_i = min(candidates, key=lambda s: (not marked[s], s))
-                    yield self._chain_finding(
-                        trace, i, s_i, hit, sorted(direct.get(s_i, [])), marked[s_i], carriers
+            if hit and step.kind == StepKind.TOOL:
+                finding = self._escalation_finding(trace, i, hit, window, last_approval)
+                if finding is None and (tok_src or sh_src):
+                    direct, passages = hits(step.tool_arguments or "")
+                    via = {s for c in trace.decision_context(i) for s in carried_by.get(c, ()) if live(s)}
+                    finding = self._taint_finding(
+                        trace, i, set(direct) | passages | via, hit, direct, marked, carriers
                     )
+                if finding is not None:
+                    yield finding
             # 3. is this step itself a source? (after the checks: a step does not taint itself)
-            if is_source(trace, i, self.opts["source_tools"], self.opts["retrieval_is_source"]):
+            if is_source(trace, i, self.opts["retrieval_is_source"]):
                 content = field_text(stored, _content_field(trace, i))
                 for t in distinctive_tokens(content) - known_tokens:
                     tok_src.setdefault(t, i)
@@ -231,48 +242,137 @@ class TaintChain(Rule):
                     holders = sh_src.setdefault(sh, [])
                     holders[:] = [h for h in holders if i - h <= window]
                     holders.append(i)
-                marked[i] = any(rx.search(content) for rx in injection)
+                marked[i] = is_injected(detect(content, patterns=injection, model_names=models))
             known_tokens |= distinctive_tokens(_known_text(trace, i))
 
-    def _chain_finding(
+    def _escalation_finding(
+        self, trace: TraceView, i: int, hit: set[str], window: int, last_approval: int
+    ) -> Finding | None:
+        links = escalation(trace, i, window)
+        if not links or links[0].index <= last_approval:
+            return None
+        step = trace.steps[i].step
+        fail = links[0].index
+        how = [x.role for x in links[1:-1] if x.role in ("credential", "bypass")]
+        return self.finding(
+            trace,
+            i,
+            title=f"{step.tool_name} ({', '.join(sorted(hit))}) retried past the failure at "
+            + trace.label(fail),
+            explanation=(
+                f"{trace.label(fail).capitalize()} failed ({(trace.steps[fail].step.error or '')[:120]}); "
+                f"the agent then went around it ({', '.join(dict.fromkeys(how)) or 'bypass flag'}) and "
+                f"retried at {trace.label(i)}, with no human approval in between."
+                + self._guidance_note(trace, i, fail)
+            ),
+            evidence=_action_evidence(trace, i, []),
+            chain=[trace.steps[x.index].seq for x in links],
+            details={
+                "cause": "failure",
+                "source_seq": trace.steps[fail].seq,
+                "source_step": fail + 1,
+                "shared_identifiers": [],
+                "links": links_json(trace, links),
+                "ignored_guidance": self._guidance(trace, i, fail),
+            },
+        )
+
+    def _guidance(self, trace: TraceView, i: int, before: int) -> list[dict[str, object]]:
+        """Untrusted or retrieved text before `before` that forbade what step i does: read and ignored."""
+        action_text = _what_it_does(trace, i)
+        out: list[dict[str, object]] = []
+        for k in range(before):
+            if is_source(trace, k, self.opts["retrieval_is_source"]):
+                sentence = forbidding_sentence(
+                    field_text(trace.steps[k], _content_field(trace, k)), action_text
+                )
+                if sentence:
+                    out.append({"seq": trace.steps[k].seq, "step": k + 1, "quote": sentence[:300]})
+        return out
+
+    def _guidance_note(self, trace: TraceView, i: int, before: int) -> str:
+        ignored = self._guidance(trace, i, before)
+        if not ignored:
+            return ""
+        return f' Guidance at step #{ignored[0]["step"]} forbade it: "{ignored[0]["quote"]}"'
+
+    def _taint_finding(
         self,
         trace: TraceView,
         i: int,
-        s_i: int,
+        candidates: set[int],
         hit: set[str],
-        direct: list[str],
-        marked: bool,
+        direct: dict[int, list[str]],
+        marked: dict[int, bool],
         carriers: dict[int, list[int]],
-    ) -> Finding:
+    ) -> Finding | None:
+        action_text = _what_it_does(trace, i)
+        forbidding = {
+            s for s in candidates
+            if not marked[s]
+            and forbidding_sentence(field_text(trace.steps[s], _content_field(trace, s)), action_text)
+        }  # fmt: skip
+        causes = candidates - forbidding
+        if not causes:
+            return None
+        s_i = min(causes, key=lambda s: (not marked[s], s))
+        intent = trace.intent(i)
+        if not marked[s_i] and intent != Intent.UNASKED:
+            # The user asked for this kind of action and the data only filled in the details (the bill's
+            # IBAN, the files a listing showed): that is the task, not a chain to investigate.
+            return None
+        severity = self.severity if marked[s_i] or hit - {WRITE} else Severity(self.opts["write_severity"])
+        ids = sorted(direct.get(s_i, []))
         step = trace.steps[i].step
-        chain_mid = [c for c in carriers.get(s_i, []) if c < i][-20:]
-        chain = [trace.steps[k].seq for k in [s_i, *chain_mid, i]]
-        severe = marked or bool(hit - {WRITE})
         src = trace.steps[s_i].step
+        mid = [c for c in carriers.get(s_i, []) if s_i < c < i][-20:]
+        links = [Link(s_i, "untrusted input"), *(Link(c, "reasoning") for c in mid), Link(i, "action")]
+        ignored = [
+            {"seq": trace.steps[k].seq, "step": k + 1, "quote": (forbidding_sentence(
+                field_text(trace.steps[k], _content_field(trace, k)), action_text) or "")[:300]}
+            for k in sorted(forbidding)
+        ]  # fmt: skip
         return self.finding(
             trace,
             i,
             title=f"{step.tool_name} ({', '.join(sorted(hit))}) steered by content from "
             + (src.tool_name or src.name),
             explanation=(
-                f"{trace.label(s_i).capitalize()} brought outside content ({src.tool_name or src.name})"
-                + (" with prompt-injection markers" if marked else "")
+                f"{trace.label(s_i).capitalize()} brought untrusted content ({src.tool_name or src.name})"
+                + (" with prompt-injection markers" if marked[s_i] else "")
                 + (
-                    f"; its identifiers {', '.join(direct[:3])} appear in this call"
-                    if direct
+                    f"; its identifiers {', '.join(ids[:3])} appear in this call"
+                    if ids
                     else "; the model repeated it before deciding this call"
                 )
-                + ", with no human approval in between."
+                + ", with no human approval in between"
+                + ("; the user's request does not ask for this" if intent == Intent.UNASKED else "")
+                + "."
             ),
-            evidence=_action_evidence(trace, i, direct),
-            severity=self.severity if severe else Severity(self.opts["write_severity"]),
-            chain=chain,
+            evidence=_action_evidence(trace, i, ids),
+            severity=severity,
+            chain=[trace.steps[x.index].seq for x in links],
             details={
-                "source_seq": trace.steps[s_i].seq,
+                "cause": "untrusted input",
+                "source_seq": src_seq(trace, s_i),
                 "source_step": s_i + 1,
-                "shared_identifiers": direct[:20],
+                "shared_identifiers": ids[:20],
+                "injection": marked[s_i],
+                "intent": str(intent),
+                "links": links_json(trace, links),
+                "ignored_guidance": ignored,
             },
         )
+
+
+def _what_it_does(trace: TraceView, i: int) -> str:
+    """The words that make step i consequential (its action evidence, e.g. "DROP TABLE order_events")."""
+    action = trace.action(i)
+    return " ".join([e.text for e in action.evidence.values()] + [e.text for e in action.destructive])
+
+
+def src_seq(trace: TraceView, i: int) -> int:
+    return trace.steps[i].seq
 
 
 def _action_evidence(trace: TraceView, i: int, identifiers: list[str]) -> Evidence | None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from workbench.model import Finding, Severity, StepKind
 from workbench.policies.actions import Evidence
+from workbench.policies.intent import Intent
 from workbench.policies.rules import Rule, TraceView, field_text
 from workbench.sensitive import find_sensitive
 
@@ -33,6 +34,10 @@ class SensitiveData(Rule):
         "bulk_threshold": 10,
         "secret_severity": "critical",
         "few_severity": "low",
+        # Personal data a tool read, or sent where the user's request says it should go, is the task:
+        # high is for flows the user did not ask for.
+        "read_severity": "medium",
+        "asked_severity": "low",
     }
 
     def evaluate(self, trace: TraceView) -> Iterator[Finding]:
@@ -58,6 +63,8 @@ class SensitiveData(Rule):
                     severity = self.severity
                 else:
                     severity = Severity(self.opts["few_severity"])
+                if not secrets and severity.rank > Severity(self.opts["few_severity"]).rank:
+                    severity = self._by_intent(trace, i, name, severity)
                 summary = ", ".join(f"{n} {k}" for k, n in sorted(by_kind.items()))
                 where = "arguments" if name == "tool_arguments" else "result"
                 yield self.finding(
@@ -77,3 +84,14 @@ class SensitiveData(Rule):
                         ],
                     },
                 )
+
+    def _by_intent(self, trace: TraceView, i: int, name: str, severity: Severity) -> Severity:
+        """Personal data read, or flowing where the user asked, is not a high finding."""
+        action = trace.action(i)
+        if name != "tool_arguments" or not action.consequential:
+            return min(severity, Severity(self.opts["read_severity"]), key=lambda s: s.rank)
+        if trace.intent(i) == Intent.ASKED:
+            return Severity(self.opts["asked_severity"])
+        if trace.intent(i) == Intent.KIND:
+            return min(severity, Severity(self.opts["read_severity"]), key=lambda s: s.rank)
+        return severity
