@@ -6,6 +6,7 @@ Raw spans are kept by the store, so a better mapping later is a `workbench renor
 
 Which family reads a span, first match wins (the order matters where families overlap):
 1. our SDK       `workbench.step.kind`, our scope, `workbench.*`, or an SDK-only gen_ai.operation.name
+1b. guardrails   `gen_ai.operation.name` run_guardrail / apply_guardrail, or a guardrail verdict attribute
 2. OpenInference `openinference.span.kind` (checked before GenAI: its dual-emitted gen_ai.* is lossy)
 3. OpenLLMetry   `traceloop.*` or `llm.request.type`
 4. pydantic-ai   scope "pydantic-ai", `logfire.msg`, `pydantic_ai.*`, `final_result`, `agent_name`...
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collectors.conventions import genai, openinference, pydantic_ai, sdk, traceloop
+from collectors.conventions import genai, guardrail, openinference, pydantic_ai, sdk, traceloop
 from collectors.conventions.common import Draft, as_int, as_str, attributes_of
 from collectors.conventions.facts import apply_cost, apply_errors, apply_identity
 from workbench.model import SpanRecord, Step, StepKind
@@ -28,7 +29,7 @@ Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
 # Recorded on every step and in every bundle. Bump it with any change to what a span maps to: `workbench
 # ledger verify` reports steps of another version as needing `workbench renormalize`, and `workbench verify`
 # re-derives a bundle's steps only with the version that exported them.
-NORMALIZER_VERSION = "1"
+NORMALIZER_VERSION = "2"
 
 
 def _map_genai(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
@@ -40,6 +41,8 @@ def detect(span: SpanRecord, attrs: Mapping[str, Any]) -> tuple[str, Mapper | No
     """The family that reads this span; exposed so `renormalize` can report what changed and why."""
     if sdk.is_sdk(span, attrs):
         return "sdk", sdk.map_sdk
+    if guardrail.is_guardrail(attrs):
+        return "genai", guardrail.map_guardrail
     if openinference.is_openinference(attrs):
         return "openinference", openinference.map_openinference
     if traceloop.is_traceloop(attrs):
