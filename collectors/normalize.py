@@ -6,8 +6,10 @@ Raw spans are kept by the store, so a better mapping later is a `workbench renor
 
 Which family reads a span, first match wins (the order matters where families overlap):
 1. our SDK       `workbench.step.kind`, our scope, `workbench.*`, or an SDK-only gen_ai.operation.name
+1b. guardrails   `gen_ai.operation.name` run_guardrail / apply_guardrail, or a guardrail verdict attribute
 2. OpenInference `openinference.span.kind` (checked before GenAI: its dual-emitted gen_ai.* is lossy)
 3. OpenLLMetry   `traceloop.*` or `llm.request.type`
+3b. Google ADK  scope `gcp.vertex.agent` or `gcp.vertex.agent.*` (GenAI plus its legacy JSON attributes)
 4. pydantic-ai   scope "pydantic-ai", `logfire.msg`, `pydantic_ai.*`, `final_result`, `agent_name`...
 5. GenAI         any `gen_ai.*` attribute or GenAI message event ("genai" / "genai-legacy")
 6. unknown       kind `other`; status and exception events still give is_error / error
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from collectors.conventions import genai, openinference, pydantic_ai, sdk, traceloop
+from collectors.conventions import adk, genai, guardrail, openinference, pydantic_ai, sdk, traceloop
 from collectors.conventions.common import Draft, as_int, as_str, attributes_of
 from collectors.conventions.facts import apply_cost, apply_errors, apply_identity
 from workbench.model import SpanRecord, Step, StepKind
@@ -28,7 +30,7 @@ Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
 # Recorded on every step and in every bundle. Bump it with any change to what a span maps to: `workbench
 # ledger verify` reports steps of another version as needing `workbench renormalize`, and `workbench verify`
 # re-derives a bundle's steps only with the version that exported them.
-NORMALIZER_VERSION = "1"
+NORMALIZER_VERSION = "2"
 
 
 def _map_genai(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
@@ -40,10 +42,14 @@ def detect(span: SpanRecord, attrs: Mapping[str, Any]) -> tuple[str, Mapper | No
     """The family that reads this span; exposed so `renormalize` can report what changed and why."""
     if sdk.is_sdk(span, attrs):
         return "sdk", sdk.map_sdk
+    if guardrail.is_guardrail(attrs):
+        return "genai", guardrail.map_guardrail
     if openinference.is_openinference(attrs):
         return "openinference", openinference.map_openinference
     if traceloop.is_traceloop(attrs):
         return "traceloop", traceloop.map_traceloop
+    if adk.is_adk(span, attrs):
+        return "genai", adk.map_adk
     if pydantic_ai.is_pydantic_ai(span, attrs):
         return "pydantic-ai", pydantic_ai.map_pydantic_ai
     if genai.is_genai(span, attrs):

@@ -32,6 +32,13 @@ EXPECTED_CONVENTIONS = {
     "pydantic_ai_openai.json": {"pydantic-ai"},
     "traceloop_handwritten.json": {"traceloop"},
     "genai_legacy_handwritten.json": {"genai-legacy"},
+    # Google ADK 2.13 (tests/fixtures/conventions/capture_frameworks.py; tested in test_frameworks.py)
+    "adk_default_no_content.json": {"genai"},
+    "adk_genai_event_only.json": {"genai"},
+    "adk_genai_span_only.json": {"genai"},
+    "adk_genai_span_only_benign.json": {"genai"},
+    "adk_legacy_span.json": {"genai", "genai-legacy"},
+    "adk_legacy_span_benign.json": {"genai", "genai-legacy"},
 }
 
 

@@ -96,6 +96,13 @@ class Settings:
         default="10000",
         metadata={"doc": "How often serve appends to the checkpoint log: spans (10000) or minutes (5m)."},
     )
+    findings_otlp_endpoint: str | None = field(
+        default=None,
+        metadata={
+            "doc": "While serving, send each new finding to this OTLP/HTTP logs endpoint "
+            "(e.g. http://127.0.0.1:4318/v1/logs) as a gen_ai.guardrail.security.finding event."
+        },
+    )
     max_concurrent_requests: int = field(
         default=64,
         metadata={

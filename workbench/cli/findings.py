@@ -37,6 +37,12 @@ def _finding_json(f: Finding) -> dict[str, Any]:
 @click.option("--rule", "rule_id", help="Only this rule id.")
 @click.option("--limit", type=int, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--otlp",
+    "otlp_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write them to FILE as OTLP/JSON log records (gen_ai.guardrail.security.finding events).",
+)
 @click.pass_context
 def findings(
     ctx: click.Context,
@@ -45,6 +51,7 @@ def findings(
     rule_id: str | None,
     limit: int,
     as_json: bool,
+    otlp_file: Path | None,
 ) -> None:
     """List policy findings, most severe first, with the quoted evidence and any taint chain."""
     if ctx.invoked_subcommand is not None:
@@ -62,10 +69,31 @@ def findings(
             rule_id=rule_id,
             limit=limit,
         )
+    if otlp_file is not None:
+        _write_otlp(otlp_file, found)
     if as_json:
         click.echo(json.dumps([_finding_json(f) for f in found], indent=2))
     else:
         click.echo(render.findings(found))
+
+
+def _write_otlp(path: Path, found: list[Finding]) -> None:
+    """One LogsData as a JSON line, the form the Collector's file exporter writes and `otlpjsonfile` reads."""
+    import importlib.metadata
+    import time
+
+    from workbench.errors import WorkbenchError
+    from workbench.policies.finding_events import logs_data
+
+    try:
+        version = importlib.metadata.version("agent-audit-workbench")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    line = json.dumps(logs_data(found, time.time_ns(), version), ensure_ascii=False) + "\n"
+    try:
+        path.write_text(line, encoding="utf-8")
+    except OSError as exc:
+        raise WorkbenchError(f"{path}: cannot write the OTLP file: {exc.strerror or exc}") from exc
 
 
 @findings.command("eval")

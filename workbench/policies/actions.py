@@ -2,9 +2,10 @@
 
 Rules ask one question of every tool step ("is this destructive? does it send data out? to where?"), so
 the answer is computed here once, with the character range in the step's own `tool_arguments` text that
-shows it. Arguments arrive as JSON text from most conventions, but any text works: string values are
-located in the raw text so evidence offsets index exactly what the UI shows.
+shows it. String values are located in the raw text so evidence offsets index exactly what the UI shows.
 
+Arguments are read in every shape a framework writes them (JSON object or string, positional list, a
+call's args/kwargs, a Python repr) by `arguments.py`; the stored text is never rewritten.
 Shell commands are parsed with bashlex (`shell.py`) and SQL with sqlglot (`sql.py`); URLs are read from
 the whole arguments text, so a destination in a query string, a body or a header counts (`urls.py`).
 """
@@ -12,11 +13,12 @@ the whole arguments text, so a destination in a query string, a body or a header
 from __future__ import annotations
 
 import enum
-import json
 import re
 from dataclasses import dataclass, field
 
 from workbench.model import Step, StepKind
+from workbench.policies.arguments import Value as Value
+from workbench.policies.arguments import read_arguments
 from workbench.policies.shell import destructive_shell as destructive_shell
 from workbench.policies.sql import destructive_sql as destructive_sql
 from workbench.policies.sql import looks_like_sql as looks_like_sql
@@ -72,45 +74,10 @@ class Action:
 
 # --- raw text access ---------------------------------------------------------------------------------
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-
-
-@dataclass(frozen=True, slots=True)
-class Value:
-    """A string value found in the arguments: its key (if any), decoded text and where it lies raw."""
-
-    key: str
-    text: str
-    start: int  # raw offset of text[0]
-    exact: bool  # True when raw[start:start+len(text)] == text (no escapes), so sub-ranges map 1:1
-
-    def span(self, i: int, j: int) -> tuple[int, int]:
-        """Raw offsets of text[i:j] (the whole literal when escapes make a 1:1 mapping impossible)."""
-        if self.exact:
-            return self.start + i, self.start + j
-        return self.start, self.start + len(self.text)
-
 
 def string_values(raw: str) -> list[Value]:
-    """String values of a JSON text with their keys; a text that is not JSON is one value, key ''."""
-    stripped = raw.lstrip()
-    if not stripped.startswith(("{", "[")):
-        return [Value("", raw, 0, True)] if raw else []
-    out: list[Value] = []
-    key = ""
-    for m in _STRING.finditer(raw):
-        literal = m.group(0)
-        try:
-            text = json.loads(literal)
-        except ValueError:
-            continue
-        after = raw[m.end() : m.end() + 40].lstrip()
-        if after.startswith(":"):
-            key = text
-            continue
-        exact = "\\" not in literal
-        out.append(Value(key, text, m.start() + 1, exact))
-    return out
+    """String values of the arguments, whatever their shape (`arguments.read_arguments`), with raw ranges."""
+    return list(read_arguments(raw).values)
 
 
 def _evidence(fieldname: str, raw: str, start: int, end: int, reason: str) -> Evidence:
@@ -205,8 +172,12 @@ def classify(step: Step) -> Action:
     if words & dict(_NAME_CLASSES)[CREDENTIAL]:
         classes.add(CREDENTIAL)
         evidence.setdefault(CREDENTIAL, name_ev)
-    values = string_values(raw)
+    args = read_arguments(raw)
+    values = list(args.values)
     is_shell_tool = bool(words & _SHELL_TOOLS)
+    # A tool whose whole input is one string (LangChain's one-argument tools, a bare command) may be
+    # handed a command line under any name: the shell parser decides, and it flags only commands.
+    sole = args.sole_string
     for v in values:
         if looks_like_sql(v.text):
             for i, j, why in destructive_sql(v.text):
@@ -224,7 +195,11 @@ def classify(step: Step) -> Action:
                 classes.add(WRITE)
                 s, e = v.span(0, len(v.text))
                 evidence.setdefault(WRITE, _evidence(fld, raw, s, e, "code execution"))
-        elif v.key.lower() in _SHELL_KEYS or (is_shell_tool and v.key.lower() in ("", "input", "args")):
+        elif (
+            v.key.lower() in _SHELL_KEYS
+            or (is_shell_tool and v.key.lower() in ("", "input", "args"))
+            or v is sole
+        ):
             for i, j, why in destructive_shell(v.text):
                 s, e = v.span(i, j)
                 destructive.append(_evidence(fld, raw, s, e, why))

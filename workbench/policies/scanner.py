@@ -5,6 +5,7 @@ the listener only records the range. The scanner's own thread waits a short debo
 becomes one scan), finds the traces the new ranges touched, and rescans each of them whole: a new step
 can complete a taint chain that began many steps earlier. On start it catches up from the stored
 watermark, so spans committed while no scanner ran (or under other rules) are covered too.
+Scan listeners (the findings exporter) hear which traces each committed scan covered, on this thread.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from workbench.policies.engine import Engine, ScanCancelled, catch_up, scan_traces
@@ -50,6 +52,18 @@ class FindingsScanner:
         self.scans = 0  # completed scan passes, for tests and the log
         self.last_scan_s = 0.0
         self.idle = threading.Event()
+        self._scan_listeners: list[Callable[[list[str]], None]] = []
+
+    def add_scan_listener(self, listener: Callable[[list[str]], None]) -> None:
+        """Called with the trace ids of each scan once its findings are committed; must not block."""
+        self._scan_listeners.append(listener)
+
+    def _tell(self, trace_ids: list[str]) -> None:
+        for listener in self._scan_listeners:
+            try:
+                listener(trace_ids)
+            except Exception:
+                log.exception("findings: a scan listener failed")
 
     def start(self) -> None:
         if self.pipeline is not None:
@@ -75,9 +89,13 @@ class FindingsScanner:
 
     def _run(self) -> None:
         try:
+            scanned, _ = store_findings.scan_watermark(self.store)
             report = catch_up(self.store, self.engine)
             if report.traces:
                 log.info("findings: caught up %d trace(s), %d finding(s)", report.traces, report.findings)
+                if self._scan_listeners:
+                    top = store_findings.max_step_seq(self.store)
+                    self._tell(store_findings.traces_in_range(self.store, scanned + 1, top))
         except ScanCancelled:
             pass  # stopped while catching up: the watermark still says where to resume
         except Exception:
@@ -112,6 +130,7 @@ class FindingsScanner:
             top = max(last for _, last in ranges)
             scanned, _ = store_findings.scan_watermark(self.store)
             report = scan_traces(self.store, self.engine, traces, watermark=max(top, scanned))
+            self._tell(traces)
             self.scans += 1
             log.debug("findings: %d trace(s) rescanned, %d finding(s)", report.traces, report.findings)
         except ScanCancelled:

@@ -79,7 +79,15 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
     services: list[Service] = []
     from workbench.policies.service import findings_service  # findings kept current after each commit
 
-    services.append(findings_service(settings, store, pipeline))
+    scanner = findings_service(settings, store, pipeline)
+    if settings.findings_otlp_endpoint:  # each new finding out as an OTLP log record (before the scanner
+        # starts, so findings of its catch-up count as new; stopped after it, so its last ones leave)
+        from workbench.policies.finding_exporter import FindingExporter
+
+        exporter = FindingExporter(store, settings.findings_otlp_endpoint)
+        scanner.add_scan_listener(exporter.on_scan)
+        services.append(exporter)
+    services.append(scanner)
     from workbench.ui.service import UIService  # the Streamlit UI, on settings.ui_port
 
     services.append(UIService(settings, store))

@@ -1,0 +1,78 @@
+"""Agent frameworks captured for real (tests/fixtures/conventions/capture_frameworks.py): each destructive
+run in span content mode is flagged high with evidence in the stored text, each benign run is not, and every
+tool call shows its arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from collectors.conventions.adk import NO_CONTENT_NOTE
+from collectors.normalize import normalize
+from tests.conventions_fixture import fixture_spans, load_fixture, span_record
+from workbench.model import Severity, Step, StepKind, StoredStep
+from workbench.policies.engine import build_engine
+
+DESTRUCTIVE_SPAN_MODE = ["adk_legacy_span.json", "adk_genai_span_only.json"]
+BENIGN = ["adk_legacy_span_benign.json", "adk_genai_span_only_benign.json"]
+
+
+def _steps(name: str) -> list[Step]:
+    return [normalize(s) for s in fixture_spans(name)]
+
+
+def _high(steps: list[Step]) -> list[tuple[str, str | None, Step]]:
+    stored = [StoredStep(i + 1, s) for i, s in enumerate(steps)]
+    found = build_engine().evaluate("t", stored)
+    return [
+        (f.rule_id, f.evidence_excerpt, steps[f.step_seq - 1])
+        for f in found
+        if f.severity.rank >= Severity.HIGH.rank
+    ]
+
+
+@pytest.mark.parametrize("name", DESTRUCTIVE_SPAN_MODE)
+def test_a_destructive_run_is_flagged_high_with_evidence_in_the_tool_arguments(name: str) -> None:
+    assert load_fixture(name)["captured_with"]["google-adk"]
+    high = _high(_steps(name))
+    destructive = [(ex, step) for rule, ex, step in high if rule == "destructive-action"]
+    assert destructive, high
+    excerpt, step = destructive[0]
+    assert excerpt == "DROP TABLE users" and excerpt in (step.tool_arguments or "")
+
+
+@pytest.mark.parametrize("name", BENIGN)
+def test_a_benign_run_has_no_high_finding(name: str) -> None:
+    assert _high(_steps(name)) == []
+
+
+@pytest.mark.parametrize("name", DESTRUCTIVE_SPAN_MODE + BENIGN)
+def test_every_tool_call_shows_its_arguments_and_tokens_count_once_per_turn(name: str) -> None:
+    steps = _steps(name)
+    tools = [s for s in steps if s.kind is StepKind.TOOL]
+    assert tools and all(s.tool_arguments and s.tool_name for s in tools)
+    assert sum(s.tokens_in or 0 for s in steps) == 57 + 91  # the two turns of tests/fake_openai.py
+
+
+def test_the_legacy_schema_gives_the_model_call_its_messages_and_reasoning() -> None:
+    llm = next(s for s in _steps("adk_legacy_span.json") if s.name == "call_llm")
+    assert "Clean up the database" in (llm.input_text or "")
+    assert llm.reasoning_text and "destructive" in llm.reasoning_text
+    assert "run_sql" in (llm.output_text or "")
+
+
+def test_the_no_content_default_says_that_capture_was_off() -> None:
+    steps = _steps("adk_default_no_content.json")
+    tool = next(s for s in steps if s.kind is StepKind.TOOL)
+    assert tool.tool_name == "run_sql" and tool.tool_arguments is None
+    assert tool.input_text == NO_CONTENT_NOTE
+
+
+def test_the_merged_span_after_parallel_calls_is_not_a_call_of_its_own() -> None:
+    tool = next(s for s in fixture_spans("adk_genai_span_only.json") if s.name.startswith("execute_tool"))
+    merged = dataclasses.replace(tool, name="execute_tool (merged)")
+    step = normalize(merged)
+    assert step.kind is not StepKind.TOOL and step.tool_arguments is None
+    assert normalize(tool).kind is StepKind.TOOL
+    assert normalize(span_record({"name": "execute_tool (merged)", "scope_name": "gcp.vertex.agent"}))
