@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collectors import decode, decode_logs
-from collectors.conventions.genai import CURRENT_CONTENT_KEYS, MESSAGE_EVENTS
+from collectors.conventions.genai import CURRENT_CONTENT_KEYS, MESSAGE_EVENTS, event_message
+from collectors.conventions.messages import Message, messages_from_value
 from workbench.errors import BadInput
 from workbench.model import LogRecord, SpanEvent, SpanRecord, Step, StepKind
 from workbench.store.log_join import Rejoin
@@ -96,18 +97,68 @@ def with_events(span: SpanRecord, records: Sequence[LogRecord]) -> SpanRecord:
     return dataclasses.replace(span, attributes=attrs, events=tuple(events))
 
 
+def _messages(record: LogRecord) -> list[Message]:
+    """Every message a record carries, in whichever shape it came."""
+    out: list[Message] = []
+    if record.event_name in MESSAGE_EVENTS:
+        _, message = event_message(record.event_name, _message_attributes(record))
+        return [message] if message is not None else []
+    body = record.body if isinstance(record.body, Mapping) else {}
+    for key in ("gen_ai.input.messages", "gen_ai.output.messages"):
+        for source in (record.attributes, body):
+            if key in source:
+                out += messages_from_value(source[key]) or []
+                break
+    return out
+
+
+def tool_parts(records: Sequence[LogRecord]) -> tuple[dict[str, str], dict[str, str]]:
+    """({call id: arguments}, {call id: result}) of every tool call and result a trace's events carry,
+    the first one of each id in seq order."""
+    calls: dict[str, str] = {}
+    results: dict[str, str] = {}
+    for record in records:
+        if not is_event(record):
+            continue
+        for message in _messages(record):
+            for part in message.parts:
+                if part.call_id and part.text is not None:
+                    if part.kind == "tool_call":
+                        calls.setdefault(part.call_id, part.text)
+                    elif part.kind == "tool_result":
+                        results.setdefault(part.call_id, part.text)
+    return calls, results
+
+
 def join(span: SpanRecord, records: Sequence[LogRecord], normalize: Normalizer) -> Step:
-    """The span's step, with the content fields it lacks filled from its events (see the module doc)."""
+    """The span's step, with the content fields it lacks filled from its events (see the module doc).
+
+    `records` are the events of the span's whole trace, in seq order: its own fill it; a tool step that
+    lacks its arguments or result (util-genai's tool spans in event-only mode) takes them from the tool
+    call and tool result of the same call id in the trace's model-call events.
+    """
     base = _safe(normalize, span)
-    useful = [r for r in records if is_event(r) and r.trace_id == span.trace_id and r.span_id == span.span_id]
-    if not useful:
-        return base
-    full = _safe(normalize, with_events(span, useful))
-    fills = {
-        name: getattr(full, name)
-        for name in CONTENT_FIELDS
-        if getattr(base, name) is None and getattr(full, name) is not None
-    }
+    events = [r for r in records if is_event(r) and r.trace_id == span.trace_id]
+    own = [r for r in events if r.span_id == span.span_id]
+    fills: dict[str, Any] = {}
+    if own:
+        full = _safe(normalize, with_events(span, own))
+        fills = {
+            name: getattr(full, name)
+            for name in CONTENT_FIELDS
+            if getattr(base, name) is None and getattr(full, name) is not None
+        }
+    call_id = base.tool_call_id or fills.get("tool_call_id")
+    if base.kind is StepKind.TOOL and call_id and events:
+        calls, results = tool_parts(events)
+        for name, found, text in (
+            ("tool_arguments", calls, "input_text"),
+            ("tool_result", results, "output_text"),
+        ):
+            if getattr(base, name) is None and name not in fills and call_id in found:
+                fills[name] = found[call_id]
+                if getattr(base, text) is None:
+                    fills.setdefault(text, found[call_id])
     if not fills:
         return base
     names = [name for name in CONTENT_FIELDS if name in fills]

@@ -14,7 +14,7 @@ from collectors import decode_logs, events
 from collectors.decode import record_from_canonical
 from collectors.pipeline import default_normalizer, safe_normalize
 from workbench.errors import BadInput
-from workbench.model import Step, StepKind
+from workbench.model import LogRecord, Step, StepKind
 from workbench.store import log_join
 from workbench.store.batch import to_json
 from workbench.store.connection import Store
@@ -106,10 +106,11 @@ def step_deriver(store: Store | None = None) -> Callable[[bytes, object], Step]:
     step filled from GenAI events verifies; without one, such a step reads as differing.
     """
     normalize = default_normalizer()
-    joined: set[tuple[str, str]] = set()
+    traces: set[str] = set()
     if store is not None:
-        rows = store.cursor().execute("SELECT DISTINCT trace_id, span_id FROM logs WHERE span_id <> ''")
-        joined = {(str(t), str(s)) for t, s in rows.fetchall()}
+        rows = store.cursor().execute("SELECT DISTINCT trace_id FROM logs WHERE span_id <> ''")
+        traces = {str(t) for (t,) in rows.fetchall()}
+    cache: dict[str, list[LogRecord]] = {}  # the last trace's events: verify reads steps in seq order
 
     def derive(canonical: bytes, truncations: object) -> Step:
         limit = truncations_limit(truncations) or sys.maxsize
@@ -127,12 +128,12 @@ def step_deriver(store: Store | None = None) -> Callable[[bytes, object], Step]:
                 convention="unknown",
                 error=f"undecodable span: {exc}",
             )
-        if store is not None and (record.trace_id, record.span_id) in joined:
-            stored = log_join.events_of(store.cursor(), [record.span_id]).get(
-                (record.trace_id, record.span_id)
-            )
-            if stored:
-                return events.join(record, events.decode_events(stored), normalize)
+        if store is not None and record.trace_id in traces:
+            if record.trace_id not in cache:
+                cache.clear()
+                stored = log_join.events_of(store.cursor(), [record.trace_id]).get(record.trace_id, [])
+                cache[record.trace_id] = events.decode_events(stored)
+            return events.join(record, cache[record.trace_id], normalize)
         return safe_normalize(normalize, record)
 
     return derive

@@ -16,51 +16,48 @@ import duckdb
 from workbench.model import Step
 from workbench.store.batch import STEP_COLUMNS, steps_table
 
-# (span canonical bytes, the span's truncations JSON, [(log canonical bytes, its truncations JSON)] in seq
-# order) -> the span's step with what its events carry.
+# (span canonical bytes, the span's truncations JSON, [(log canonical bytes, its truncations JSON)] of
+# every event of the span's trace, in seq order) -> the span's step with what those events carry.
 Rejoin = Callable[[bytes, object, Sequence[tuple[bytes, object]]], Step]
 
-Key = tuple[str, str]
+Events = list[tuple[bytes, object]]
 
 
-def events_of(
-    cur: duckdb.DuckDBPyConnection, span_ids: Sequence[str]
-) -> dict[Key, list[tuple[bytes, object]]]:
-    """{(trace id, span id): [(canonical, truncations)] in seq order} of the stored records of these spans
-    (an index lookup on logs_span_id)."""
+def events_of(cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[str]) -> dict[str, Events]:
+    """{trace id: [(canonical, truncations)] in seq order} of the stored log records in a span of these
+    traces (an index lookup on logs_trace_id)."""
     rows = cur.execute(
-        "SELECT trace_id, span_id, canonical, truncations FROM logs"
-        " WHERE span_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY seq",
-        [list(span_ids)],
+        "SELECT trace_id, canonical, truncations FROM logs"
+        " WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) AND span_id <> '' ORDER BY seq",
+        [list(trace_ids)],
     ).fetchall()
-    out: dict[Key, list[tuple[bytes, object]]] = {}
-    for trace_id, span_id, canonical, truncations in rows:
-        out.setdefault((trace_id, span_id), []).append((bytes(canonical), truncations))
+    out: dict[str, Events] = {}
+    for trace_id, canonical, truncations in rows:
+        out.setdefault(trace_id, []).append((bytes(canonical), truncations))
     return out
 
 
-def rejoin_steps(cur: duckdb.DuckDBPyConnection, span_ids: Sequence[str], rejoin: Rejoin) -> int:
-    """Re-derive the steps of these span ids that have events; returns how many were rewritten.
+def rejoin_steps(cur: duckdb.DuckDBPyConnection, trace_ids: Sequence[str], rejoin: Rejoin) -> int:
+    """Re-derive the steps of these traces that events can fill: those whose span has records, and tool
+    steps (whose arguments and result may be in a model call's events). Returns how many were rewritten.
 
     Runs inside the writer's transaction (its cursor sees the rows just inserted)."""
-    if not span_ids:
+    if not trace_ids:
         return 0
-    events = events_of(cur, span_ids)
+    events = events_of(cur, trace_ids)
     if not events:
         return 0
     rows = cur.execute(
-        "SELECT st.seq, st.trace_id, st.span_id, s.canonical, s.truncations"
-        " FROM steps st JOIN spans s ON s.seq = st.seq"
-        " WHERE st.span_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY st.seq",
-        [sorted({span_id for _, span_id in events})],
+        "SELECT st.seq, st.trace_id, s.canonical, s.truncations FROM steps st JOIN spans s ON s.seq = st.seq"
+        " WHERE st.trace_id IN (SELECT unnest(?::VARCHAR[])) AND (st.kind = 'tool' OR EXISTS"
+        " (SELECT 1 FROM logs g WHERE g.trace_id = st.trace_id AND g.span_id = st.span_id)) ORDER BY st.seq",
+        [sorted(events)],
     ).fetchall()
     seqs: list[int] = []
     steps: list[Step] = []
-    for seq, trace_id, span_id, canonical, truncations in rows:
-        records = events.get((trace_id, span_id))
-        if records:
-            seqs.append(int(seq))
-            steps.append(rejoin(bytes(canonical), truncations, records))
+    for seq, trace_id, canonical, truncations in rows:
+        seqs.append(int(seq))
+        steps.append(rejoin(bytes(canonical), truncations, events[trace_id]))
     if not seqs:
         return 0
     _wb_rejoined = steps_table(seqs, steps)  # noqa: F841 (read by the SQL below, a replacement scan)

@@ -241,8 +241,16 @@ class SpanWriter:
             if self.rejoin is not None and (keep_logs or (with_step and self._has_logs)):
                 # A GenAI event and its span may arrive in either order: whichever comes second brings
                 # the step up to date, in the same transaction (see workbench.store.log_join).
-                touched = set(steps_tbl.column("span_id").to_pylist()) if self._has_logs else set()
-                touched |= {s for s in logs_tbl.column("span_id").to_pylist() if s}
+                touched = set(steps_tbl.column("trace_id").to_pylist()) if self._has_logs else set()
+                touched |= {
+                    t
+                    for t, sp in zip(
+                        logs_tbl.column("trace_id").to_pylist(),
+                        logs_tbl.column("span_id").to_pylist(),
+                        strict=True,
+                    )
+                    if sp
+                }
                 log_join.rejoin_steps(cur, sorted(touched), self.rejoin)
             cur.execute("COMMIT")
         except BaseException:

@@ -35,7 +35,7 @@ CREATE TABLE logs (
 );
 
 -- The join to a step and redelivery are index lookups, not scans.
-CREATE INDEX logs_span_id ON logs (span_id);
+CREATE INDEX logs_trace_id ON logs (trace_id);
 CREATE INDEX logs_digest ON logs (digest);
 
 ALTER TABLE steps ADD COLUMN event_fields VARCHAR;         -- JSON list of fields filled from GenAI events
