@@ -15,6 +15,7 @@ import grpc
 import httpx
 import pytest
 import zstandard
+from click.testing import CliRunner
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -25,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collectors.integrity import step_deriver, stored_columns_check, stored_log_columns_check
 from collectors.normalize import NORMALIZER_VERSION
 from tests.conftest import ServerProcess
+from workbench.cli import cli
 from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store.connection import Store
@@ -174,6 +176,8 @@ def test_files_of_traces_and_logs_compressed_join_and_verify(tmp_path: Path, ord
     totals = ingest_files(settings, [tmp_path / "both.jsonl.deflate", tmp_path / "again.jsonl.zst"])
     assert (totals.accepted, totals.rejected) == (4, 0), totals.errors
     assert totals.findings is not None and totals.findings_error is None  # the rules ran over the trace
+    renormalized = CliRunner().invoke(cli, ["--data-dir", str(settings.data_dir), "renormalize"])
+    assert renormalized.exit_code == 0, renormalized.output  # and the step stays joined (checked below)
     with Store(settings.db_path) as store:
         cur = store.cursor()
         assert cur.execute("SELECT count(*) FROM logs").fetchone() == (1,)
