@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 INT64_MAX = 2**63 - 1
@@ -38,6 +39,22 @@ def check_span(span: Span) -> str | None:
         return f"kind {span.kind} is out of range (SpanKind is 0-5)"
     if span.status.code not in _INT8:
         return f"status.code {span.status.code} is out of range (StatusCode is 0-2)"
+    return None
+
+
+def check_log_record(record: LogRecord) -> str | None:
+    """Why this log record cannot be stored, or None. Ids are optional on a log record (a record outside
+    any trace is kept), but when present they must be real ids, or the join to a step would be a lie."""
+    if record.trace_id and (len(record.trace_id) != 16 or not any(record.trace_id)):
+        return f"trace_id must be empty or 16 non-zero bytes, got {len(record.trace_id)} bytes"
+    if record.span_id and (len(record.span_id) != 8 or not any(record.span_id)):
+        return f"span_id must be empty or 8 non-zero bytes, got {len(record.span_id)} bytes"
+    if record.span_id and not record.trace_id:
+        return "span_id is set without a trace_id"
+    for name in ("time_unix_nano", "observed_time_unix_nano"):
+        value = getattr(record, name)
+        if value > INT64_MAX:
+            return f"{name} {value} is out of range (must be below 2^63 ns)"
     return None
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collectors import json_depth
@@ -123,7 +124,7 @@ def parse_json(body: bytes | str | dict[str, Any]) -> tuple[ExportTraceServiceRe
     return req, errors
 
 
-def _parse_shell(obj: Any, message: ResourceSpans | ScopeSpans, children: tuple[str, ...]) -> str | None:
+def _parse_shell(obj: Any, message: Message, children: tuple[str, ...]) -> str | None:
     """Parse a group's own fields (resource or scope, schema URL) without its children."""
     if not isinstance(obj, dict):
         return f"expected an object, got {type(obj).__name__}"
@@ -297,15 +298,18 @@ class CanonicalFrame:
 
     __slots__ = ("_resource", "_scope", "_scope_tail", "_resource_tail")
 
-    def __init__(self, rs: ResourceSpans, ss: ScopeSpans) -> None:
+    def __init__(self, rs: ResourceSpans | ResourceLogs, ss: ScopeSpans | ScopeLogs) -> None:
         # The message-built form always carries `resource` and `scope`, empty or not (CopyFrom marks
         # them present), and each schema_url only when non-empty: the constructors below do the same.
-        self._resource = ResourceSpans(resource=rs.resource).SerializeToString(deterministic=True)
-        self._resource_tail = ResourceSpans(schema_url=rs.schema_url).SerializeToString(deterministic=True)
-        self._scope = ScopeSpans(scope=ss.scope).SerializeToString(deterministic=True)
-        self._scope_tail = ScopeSpans(schema_url=ss.schema_url).SerializeToString(deterministic=True)
+        # type(rs) and type(ss): ResourceLogs and ScopeLogs have the very same field numbers (resource 1,
+        # scope_logs 2, schema_url 3; scope 1, log_records 2, schema_url 3), so log records are framed
+        # by this same code (collectors.decode_logs).
+        self._resource = type(rs)(resource=rs.resource).SerializeToString(deterministic=True)
+        self._resource_tail = type(rs)(schema_url=rs.schema_url).SerializeToString(deterministic=True)
+        self._scope = type(ss)(scope=ss.scope).SerializeToString(deterministic=True)
+        self._scope_tail = type(ss)(schema_url=ss.schema_url).SerializeToString(deterministic=True)
 
-    def canonical(self, span: Span) -> bytes:
+    def canonical(self, span: Message) -> bytes:
         body = span.SerializeToString(deterministic=True)
         span_len = _varint(len(body))
         scope_spans_len = len(self._scope) + 1 + len(span_len) + len(body) + len(self._scope_tail)

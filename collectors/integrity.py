@@ -10,11 +10,14 @@ import json
 import sys
 from collections.abc import Callable
 
+from collectors import decode_logs, events
 from collectors.decode import record_from_canonical
 from collectors.pipeline import default_normalizer, safe_normalize
 from workbench.errors import BadInput
-from workbench.model import Step, StepKind
+from workbench.model import LogRecord, Step, StepKind
+from workbench.store import log_join
 from workbench.store.batch import to_json
+from workbench.store.connection import Store
 from workbench.store.verify_derived import truncations_limit
 
 _SCALARS = (
@@ -58,6 +61,33 @@ def stored_columns_check() -> Callable[[int, bytes, dict[str, object]], str | No
     return check
 
 
+def stored_log_columns_check() -> Callable[[int, bytes, dict[str, object]], str | None]:
+    """The RowCheck of a log record's columns (workbench.store.verify.LOG_CHECK_COLUMNS) against its
+    canonical bytes, with the attribute limit of its own ingest, as for spans."""
+
+    def check(seq: int, canonical: bytes, values: dict[str, object]) -> str | None:
+        cuts = _loads(values["truncations"])
+        limit = truncations_limit(values["truncations"]) or sys.maxsize
+        try:
+            record = decode_logs.record_from_canonical(canonical, limit)
+        except BadInput as exc:
+            return str(exc)
+        scalars = "trace_id span_id time_ns observed_time_ns severity_number severity_text event_name"
+        differing = [c for c in scalars.split() if getattr(record, c) != values[c]]
+        if [[t.location, t.original_length, t.kept_length] for t in record.truncations] != cuts:
+            differing.append("truncations")
+        if _loads(values["attributes"]) != json.loads(to_json(record.attributes)):
+            differing.append("attributes")
+        body = values["body"]
+        if (None if body is None else _loads(body)) != (
+            None if record.body is None else json.loads(to_json(record.body))
+        ):
+            differing.append("body")
+        return f"column(s) {', '.join(differing)} differ from the canonical bytes" if differing else None
+
+    return check
+
+
 def _loads(value: object) -> object:
     if isinstance(value, str):
         try:
@@ -67,13 +97,20 @@ def _loads(value: object) -> object:
     return value
 
 
-def step_deriver() -> Callable[[bytes, object], Step]:
+def step_deriver(store: Store | None = None) -> Callable[[bytes, object], Step]:
     """A StepDeriver for workbench.store.verify_derived: the `renormalize` path, in memory.
 
     The span is decoded with the attribute-length limit of its own ingest (as in the column check), so
-    the step comes out as it did then, and normalized by today's normalizer.
+    the step comes out as it did then, and normalized by today's normalizer. With a `store`, a span that
+    has stored log records is joined with them exactly as ingest joined it (collectors.events), so a
+    step filled from GenAI events verifies; without one, such a step reads as differing.
     """
     normalize = default_normalizer()
+    traces: set[str] = set()
+    if store is not None:
+        rows = store.cursor().execute("SELECT DISTINCT trace_id FROM logs WHERE span_id <> ''")
+        traces = {str(t) for (t,) in rows.fetchall()}
+    cache: dict[str, list[LogRecord]] = {}  # the last trace's events: verify reads steps in seq order
 
     def derive(canonical: bytes, truncations: object) -> Step:
         limit = truncations_limit(truncations) or sys.maxsize
@@ -91,6 +128,12 @@ def step_deriver() -> Callable[[bytes, object], Step]:
                 convention="unknown",
                 error=f"undecodable span: {exc}",
             )
+        if store is not None and record.trace_id in traces:
+            if record.trace_id not in cache:
+                cache.clear()
+                stored = log_join.events_of(store.cursor(), [record.trace_id]).get(record.trace_id, [])
+                cache[record.trace_id] = events.decode_events(stored)
+            return events.join(record, cache[record.trace_id], normalize)
         return safe_normalize(normalize, record)
 
     return derive

@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from collectors.batching import build_batch, describe, split
+from collectors import events
+from collectors.batching import build_batch, build_log_batch, describe, split
 from workbench.errors import Overloaded
-from workbench.model import IngestResult, SpanRecord, Step, StepKind
+from workbench.model import IngestResult, LogRecord, SpanRecord, Step, StepKind
 from workbench.store.batch import Batch
 from workbench.store.connection import Store
 from workbench.store.writer import SpanWriter
@@ -91,7 +92,12 @@ class IngestPipeline:
     ) -> None:
         self.store = store
         self.normalize = normalize or default_normalizer()
-        self.writer = SpanWriter(store, checkpoint_interval, normalizer_version_of(self.normalize))
+        self.writer = SpanWriter(
+            store,
+            checkpoint_interval,
+            normalizer_version_of(self.normalize),
+            rejoin=events.rejoiner(self.normalize),
+        )
         self.queue_max_spans = queue_max_spans
         self.commit_max_spans = commit_max_spans
         self._pending: deque[_Pending] = deque()
@@ -148,6 +154,24 @@ class IngestPipeline:
             return future
         inner = self.submit_batch(batch, source)
         return inner if not errors else _with_errors(inner, errors)
+
+    def submit_logs(self, records: Sequence[LogRecord], source: str) -> Future[IngestResult]:
+        """Queue log records for commit, as `submit` does spans: the future resolves once they are
+        durable and sealed (and any step they join re-derived). Raises Overloaded if the queue is full."""
+        self.check_room(len(records))
+        batch, errors = build_log_batch(records)
+        if batch is None:
+            future: Future[IngestResult] = Future()
+            future.set_result(IngestResult(accepted=0, rejected=len(errors), errors=tuple(errors)))
+            return future
+        inner = self.submit_batch(batch, source)
+        return inner if not errors else _with_errors(inner, errors)
+
+    def ingest_logs(
+        self, records: Sequence[LogRecord], source: str, timeout: float | None = None
+    ) -> IngestResult:
+        """Submit log records and wait (files, gRPC handler threads)."""
+        return self.submit_logs(records, source).result(timeout)
 
     def submit_batch(self, batch: Batch, source: str) -> Future[IngestResult]:
         """Queue a prepared batch for commit; the future resolves once it is durable. Raises

@@ -12,9 +12,12 @@ the rest is refused. The normal path never comes here: this runs only after a fa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from workbench.errors import BadInput
@@ -83,12 +86,51 @@ def _fields(data: bytes) -> tuple[list[_Field], _Broken | None]:
     return out, None
 
 
-def salvage(body: bytes, first_error: str) -> tuple[ExportTraceServiceRequest, list[str]]:
-    """The request's parseable parts, and a message per span (or unreadable rest) left out.
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """The three nested messages of an OTLP signal's request, all framed alike (the group list is
+    field 1 of the request, the scope list field 2 of a group, the item list field 2 of a scope), and
+    the words that name them in messages."""
+
+    request: type[Message]
+    resource: type[Message]
+    scope: type[Message]
+    item: type[Message]
+    groups: str  # "resource_spans"
+    scopes: str  # "scope_spans"
+    items: str  # "spans"
+    noun: str  # "span"
+
+
+TRACES = Shape(
+    ExportTraceServiceRequest,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    "resource_spans",
+    "scope_spans",
+    "spans",
+    "span",
+)
+LOGS = Shape(
+    ExportLogsServiceRequest,
+    ResourceLogs,
+    ScopeLogs,
+    LogRecord,
+    "resource_logs",
+    "scope_logs",
+    "log_records",
+    "log record",
+)
+
+
+def salvage(body: bytes, first_error: str, shape: Shape = TRACES) -> tuple[Any, list[str]]:
+    """The request's parseable parts, and a message per span (or log record, or unreadable rest) left
+    out. The request is of `shape.request`'s type.
 
     Raises BadInput with `first_error` when nothing of the request can be framed at all.
     """
-    req = ExportTraceServiceRequest()
+    req: Any = shape.request()
     errors: list[str] = []
     fields, broken = _fields(body)
     if broken is not None and not any(f.number == 1 for f in fields):
@@ -97,14 +139,14 @@ def salvage(body: bytes, first_error: str) -> tuple[ExportTraceServiceRequest, l
     for f in fields:
         if f.number != 1:
             continue  # unknown fields of the request: protobuf would keep them, we never read them
-        _resource_spans(f.payload, r_i, req, errors)
+        _resource_spans(f.payload, r_i, req, errors, shape)
         r_i += 1
     if broken is not None:
-        errors.append(f"resource_spans[{r_i}] and after: malformed OTLP protobuf ({broken}); not read")
+        errors.append(f"{shape.groups}[{r_i}] and after: malformed OTLP protobuf ({broken}); not read")
     return req, errors
 
 
-def _parse(message: ResourceSpans | ScopeSpans | Span, data: bytes) -> str | None:
+def _parse(message: Message, data: bytes) -> str | None:
     try:
         message.ParseFromString(data)
     except DecodeError as exc:
@@ -112,53 +154,61 @@ def _parse(message: ResourceSpans | ScopeSpans | Span, data: bytes) -> str | Non
     return None
 
 
-def _resource_spans(data: bytes, r_i: int, req: ExportTraceServiceRequest, errors: list[str]) -> None:
-    where = f"resource_spans[{r_i}]"
-    rs = ResourceSpans()
+def _resource_spans(data: bytes, r_i: int, req: Any, errors: list[str], shape: Shape) -> None:
+    where = f"{shape.groups}[{r_i}]"
+    groups = getattr(req, shape.groups)
+    rs: Any = shape.resource()
     if _parse(rs, data) is None:
-        req.resource_spans.append(rs)
+        groups.append(rs)
         return
-    rs = ResourceSpans()
+    rs = shape.resource()
     fields, broken = _fields(data)
     shell = b"".join(f.raw for f in fields if f.number != 2)
     scopes = [f.payload for f in fields if f.number == 2]
     problem = _parse(rs, shell)
     if problem is not None:
         n = sum(_count_spans(s) for s in scopes)
-        errors += [f"{where}: its resource does not parse ({problem}); its spans were not read"] * max(n, 1)
+        errors += [
+            f"{where}: its resource does not parse ({problem}); its {shape.items} were not read"
+        ] * max(n, 1)
         return
     for s_i, scope in enumerate(scopes):
-        _scope_spans(scope, f"{where}.scope_spans[{s_i}]", rs, errors)
+        _scope_spans(scope, f"{where}.{shape.scopes}[{s_i}]", rs, errors, shape)
     if broken is not None:
-        errors.append(f"{where}.scope_spans[{len(scopes)}] and after: malformed ({broken}); not read")
-    req.resource_spans.append(rs)
+        errors.append(f"{where}.{shape.scopes}[{len(scopes)}] and after: malformed ({broken}); not read")
+    groups.append(rs)
 
 
-def _scope_spans(data: bytes, where: str, rs: ResourceSpans, errors: list[str]) -> None:
-    ss = ScopeSpans()
+def _scope_spans(data: bytes, where: str, rs: Any, errors: list[str], shape: Shape) -> None:
+    scopes = getattr(rs, shape.scopes)
+    ss: Any = shape.scope()
     if _parse(ss, data) is None:
-        rs.scope_spans.append(ss)
+        scopes.append(ss)
         return
-    ss = ScopeSpans()
+    ss = shape.scope()
     fields, broken = _fields(data)
     shell = b"".join(f.raw for f in fields if f.number != 2)
     spans = [f.payload for f in fields if f.number == 2]
     problem = _parse(ss, shell)
     if problem is not None:
-        errors += [f"{where}: its scope does not parse ({problem}); its spans were not read"] * max(
+        errors += [f"{where}: its scope does not parse ({problem}); its {shape.items} were not read"] * max(
             len(spans), 1
         )
         return
+    items = getattr(ss, shape.items)
     for p_i, raw in enumerate(spans):
-        span = Span()
+        span = shape.item()
         problem = _parse(span, raw)
         if problem is None:
-            ss.spans.append(span)
+            items.append(span)
         else:
-            errors.append(f"{where}.spans[{p_i}]: malformed OTLP protobuf span ({len(raw)} bytes): {problem}")
+            errors.append(
+                f"{where}.{shape.items}[{p_i}]: malformed OTLP protobuf {shape.noun}"
+                f" ({len(raw)} bytes): {problem}"
+            )
     if broken is not None:
-        errors.append(f"{where}.spans[{len(spans)}] and after: malformed ({broken}); not read")
-    rs.scope_spans.append(ss)
+        errors.append(f"{where}.{shape.items}[{len(spans)}] and after: malformed ({broken}); not read")
+    scopes.append(ss)
 
 
 def _count_spans(scope: bytes) -> int:

@@ -1,4 +1,4 @@
-"""OTLP/gRPC receiver: the TraceService from `opentelemetry-proto`'s stubs, served by grpcio.
+"""OTLP/gRPC receiver: the TraceService and the LogsService of `opentelemetry-proto`, served by grpcio.
 
 Answers only after commit, like the HTTP receiver. Bad input and oversized batches get
 INVALID_ARGUMENT with a message (not RESOURCE_EXHAUSTED, which OTLP exporters retry although such a
@@ -13,18 +13,21 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import NoReturn
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from google.protobuf.message import Message
 
 from collectors import decode
 from collectors.pipeline import IngestPipeline
-from collectors.receiver_http import check_token, summarize_errors
-from collectors.workers import DecodePool, Prepared, Refused, prepare_body
+from collectors.receiver_http import check_token, export_response, summarize_errors
+from collectors.workers import LOGS, TRACES, DecodePool, Prepared, Refused, prepare_body
 from workbench.errors import Overloaded
 from workbench.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
+_SERVICE_NAMES = {
+    TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
+    LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
+}
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
@@ -43,19 +46,26 @@ class TraceService:
     """
 
     def __init__(
-        self, pipeline: IngestPipeline, settings: Settings, decode_pool: DecodePool | None = None
+        self,
+        pipeline: IngestPipeline,
+        settings: Settings,
+        decode_pool: DecodePool | None = None,
+        otlp_signal: str = TRACES,
     ) -> None:
         self.pipeline = pipeline
         self.settings = settings
         self.decode_pool = decode_pool
+        self.otlp_signal = otlp_signal  # TRACES, or LOGS for the LogsService (the same method otherwise)
+        self.noun = "log record" if otlp_signal == LOGS else "span"
 
     def _prepare(self, body: bytes) -> Prepared | Refused:
         self.pipeline.check_room()  # refuse an overloaded request before doing its work
+        ctype = decode.CONTENT_PROTOBUF
         if self.decode_pool is None:
-            return prepare_body(body, decode.CONTENT_PROTOBUF, None, self.settings, self.pipeline.normalize)
-        return self.decode_pool.submit(body, decode.CONTENT_PROTOBUF, None).result()
+            return prepare_body(body, ctype, None, self.settings, self.pipeline.normalize, self.otlp_signal)
+        return self.decode_pool.submit(body, ctype, None, self.otlp_signal).result()
 
-    def export_bytes(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
+    def export_bytes(self, body: bytes, context: grpc.ServicerContext) -> Message:
         metadata = dict(context.invocation_metadata() or ())
         if not check_token(metadata.get("authorization"), self.settings.auth_token):
             _abort(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
@@ -79,8 +89,12 @@ class TraceService:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, prepared.message)
         if prepared.batch is None:
             if prepared.errors:
-                _abort(context, grpc.StatusCode.INVALID_ARGUMENT, summarize_errors(prepared.errors))
-            return ExportTraceServiceResponse()
+                _abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    summarize_errors(prepared.errors, noun=self.noun),
+                )
+            return export_response(self.otlp_signal, 0, [])
         failure = None
         errors = list(prepared.errors)
         try:
@@ -89,14 +103,14 @@ class TraceService:
             failure = str(exc)
         except Exception as exc:
             log.exception("commit failed")
-            failure = f"could not store the spans, nothing was kept: {exc}"
+            failure = f"could not store the {self.noun}s, nothing was kept: {exc}"
         if failure is not None:
             _abort(context, grpc.StatusCode.UNAVAILABLE, failure)
-        resp = ExportTraceServiceResponse()
-        if errors:
-            resp.partial_success.rejected_spans = len(errors)
-            resp.partial_success.error_message = summarize_errors(errors)
-        return resp
+        return export_response(self.otlp_signal, len(errors), errors)
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 
 
 def start_grpc_server(
@@ -112,15 +126,16 @@ def start_grpc_server(
         ],
         maximum_concurrent_rpcs=workers * 4,
     )
-    service = TraceService(pipeline, settings, decode_pool)
-    export = grpc.unary_unary_rpc_method_handler(
-        service.export_bytes,
-        request_deserializer=None,  # raw bytes in: export_bytes decodes them
-        response_serializer=ExportTraceServiceResponse.SerializeToString,
-    )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(_SERVICE_NAME, {"Export": export}),)
-    )
+    handlers = []
+    for otlp_signal, service_name in _SERVICE_NAMES.items():
+        service = TraceService(pipeline, settings, decode_pool, otlp_signal)
+        export = grpc.unary_unary_rpc_method_handler(
+            service.export_bytes,
+            request_deserializer=None,  # raw bytes in: export_bytes decodes them
+            response_serializer=_serialize,
+        )
+        handlers.append(grpc.method_handlers_generic_handler(service_name, {"Export": export}))
+    server.add_generic_rpc_handlers(tuple(handlers))
     host = settings.host
     address = f"[{host}]:{settings.grpc_port}" if ":" in host else f"{host}:{settings.grpc_port}"
     port = server.add_insecure_port(address)

@@ -1,4 +1,6 @@
-"""OTLP/HTTP receiver: `POST /v1/traces`, protobuf or JSON, gzip or deflate, as the OTLP spec asks.
+"""OTLP/HTTP receiver: `POST /v1/traces` and `POST /v1/logs`, protobuf or JSON, gzip or deflate, as the
+OTLP spec asks. Both signals take the same path (limits, decode workers, group commit, acknowledgement
+after commit); only the decoder and the response message differ.
 
 Status codes follow the OTLP/HTTP specification: 200 with an ExportTraceServiceResponse (and
 `partial_success` when some spans were refused), 400 for undecodable data, 401 without the bearer token,
@@ -14,7 +16,9 @@ import logging
 from concurrent.futures.process import BrokenProcessPool
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -27,7 +31,7 @@ from collectors import decode
 from collectors.checks import safe_text
 from collectors.hosts import HostGuard, allowed_hosts
 from collectors.pipeline import IngestPipeline
-from collectors.workers import DecodeLimits, DecodePool, Prepared, Refused, prepare_body
+from collectors.workers import LOGS, TRACES, DecodeLimits, DecodePool, Prepared, Refused, prepare_body
 from workbench.errors import BadInput, Overloaded
 from workbench.settings import Settings
 
@@ -59,21 +63,34 @@ def _error(request: Request, status: int, message: str, headers: dict[str, str] 
     return Response(body, status_code=status, media_type=decode.CONTENT_PROTOBUF, headers=headers)
 
 
-def _ok(request: Request, rejected: int, errors: list[str]) -> Response:
+def export_response(otlp_signal: str, rejected: int, errors: list[str]) -> Message:
+    """The signal's Export response, with `partial_success` when some records were refused."""
+    if otlp_signal == LOGS:
+        logs = ExportLogsServiceResponse()
+        if rejected:
+            logs.partial_success.rejected_log_records = rejected
+            logs.partial_success.error_message = summarize_errors(errors, noun="log record")
+        return logs
     resp = ExportTraceServiceResponse()
     if rejected:
         resp.partial_success.rejected_spans = rejected
         resp.partial_success.error_message = summarize_errors(errors)
+    return resp
+
+
+def _ok(request: Request, rejected: int, errors: list[str], otlp_signal: str = TRACES) -> Response:
+    resp = export_response(otlp_signal, rejected, errors)
     if _wants_json(request):
         return JSONResponse(json_format.MessageToDict(resp))
     return Response(resp.SerializeToString(), media_type=decode.CONTENT_PROTOBUF)
 
 
-def summarize_errors(errors: list[str], limit: int = 5) -> str:
-    """The first few span errors in full, then a count: enough to find the bad span, bounded in size."""
+def summarize_errors(errors: list[str], limit: int = 5, noun: str = "span") -> str:
+    """The first few span (or log record) errors in full, then a count: enough to find the bad one,
+    bounded in size."""
     shown = "; ".join(safe_text(e, 1000) for e in errors[:limit])
     more = len(errors) - limit
-    return f"{len(errors)} span(s) rejected: {shown}" + (f"; and {more} more" if more > 0 else "")
+    return f"{len(errors)} {noun}(s) rejected: {shown}" + (f"; and {more} more" if more > 0 else "")
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -104,7 +121,12 @@ def check_token(header: str | None, token: str | None) -> bool:
 
 
 def _prepare_here(
-    pipeline: IngestPipeline, body: bytes, content_type: str, encoding: str | None, limits: DecodeLimits
+    pipeline: IngestPipeline,
+    body: bytes,
+    content_type: str,
+    encoding: str | None,
+    limits: DecodeLimits,
+    otlp_signal: str = TRACES,
 ) -> Prepared | Refused | Overloaded:
     """Decode and normalize on a worker thread, so the event loop only moves bytes.
 
@@ -116,7 +138,7 @@ def _prepare_here(
         pipeline.check_room()
     except Overloaded as exc:
         return exc.with_traceback(None)
-    return prepare_body(body, content_type, encoding, limits, pipeline.normalize)
+    return prepare_body(body, content_type, encoding, limits, pipeline.normalize, otlp_signal)
 
 
 def create_app(
@@ -128,20 +150,29 @@ def create_app(
     this process's threads.
     """
 
-    async def prepare(request: Request, body: bytes) -> Prepared | Refused | Overloaded:
+    async def prepare(request: Request, body: bytes, otlp_signal: str) -> Prepared | Refused | Overloaded:
         content_type = request.headers.get("content-type", "")
         encoding = request.headers.get("content-encoding")
         if decode_pool is None:
-            return await run_in_threadpool(_prepare_here, pipeline, body, content_type, encoding, settings)
+            return await run_in_threadpool(
+                _prepare_here, pipeline, body, content_type, encoding, settings, otlp_signal
+            )
         pipeline.check_room()  # before the work, as _prepare_here does
-        return await asyncio.wrap_future(decode_pool.submit(body, content_type, encoding))
+        return await asyncio.wrap_future(decode_pool.submit(body, content_type, encoding, otlp_signal))
 
     async def export_traces(request: Request) -> Response:
+        return await export(request, TRACES)
+
+    async def export_logs(request: Request) -> Response:
+        return await export(request, LOGS)
+
+    async def export(request: Request, otlp_signal: str) -> Response:
+        noun = "log record" if otlp_signal == LOGS else "span"
         if not check_token(request.headers.get("authorization"), settings.auth_token):
             return _error(request, 401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         try:
             body = await _read_body(request, settings.max_request_bytes)
-            prepared = await prepare(request, body)
+            prepared = await prepare(request, body, otlp_signal)
         except BadInput as exc:
             return _error(request, exc.status, str(exc))
         except Overloaded as exc:
@@ -160,8 +191,8 @@ def create_app(
             return _error(request, 503, str(prepared), {"Retry-After": str(prepared.retry_after)})
         if prepared.batch is None:
             if prepared.errors:
-                return _error(request, 400, summarize_errors(prepared.errors))
-            return _ok(request, 0, [])
+                return _error(request, 400, summarize_errors(prepared.errors, noun=noun))
+            return _ok(request, 0, [], otlp_signal)
         try:
             future = pipeline.submit_batch(prepared.batch, "otlp-http")
         except Overloaded as exc:
@@ -171,10 +202,10 @@ def create_app(
         except Exception as exc:
             log.exception("commit failed")
             return _error(
-                request, 503, f"could not store the spans, nothing was kept: {exc}", {"Retry-After": "5"}
+                request, 503, f"could not store the {noun}s, nothing was kept: {exc}", {"Retry-After": "5"}
             )
-        errors = [*prepared.errors, *stored.errors]  # spans the commit refused one by one, if any
-        return _ok(request, len(errors), errors)
+        errors = [*prepared.errors, *stored.errors]  # records the commit refused one by one, if any
+        return _ok(request, len(errors), errors, otlp_signal)
 
     async def health(request: Request) -> Response:
         # Without the token (when one is set), only that the server is alive: ingest progress is data.
@@ -195,6 +226,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/v1/traces", export_traces, methods=["POST"]),
+            Route("/v1/logs", export_logs, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
         ],
         # Around every route, also the read API that `workbench serve` mounts later (DNS rebinding).

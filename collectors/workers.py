@@ -27,8 +27,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from collectors import decode
-from collectors.batching import build_batch
+from collectors import decode, decode_logs
+from collectors.batching import build_batch, build_log_batch
 from collectors.checks import safe_text
 from collectors.pipeline import Normalizer, default_normalizer, safe_normalize
 from workbench.errors import BadInput
@@ -115,6 +115,28 @@ class Refused:
     message: str
 
 
+# The two OTLP signals a body can hold (the path it was posted to, the gRPC service it called).
+TRACES, LOGS = "traces", "logs"
+
+
+def decode_logs_body(
+    body: bytes, content_type: str, encoding: str | None, limits: DecodeLimits
+) -> decode_logs.LogDecodeResult:
+    """decode_body for a logs request: the same decompression, limits and per-record isolation."""
+    raw = decode.decompress(body, encoding, limits.max_decompressed_bytes)
+    req, left_out = decode_logs.parse_request(raw, content_type)
+    n = decode_logs.count_records(req) + len(left_out)
+    if n > limits.max_spans_per_request:
+        raise BadInput(
+            f"request holds {n} log records; the limit is {limits.max_spans_per_request} per request "
+            "(WORKBENCH_MAX_SPANS_PER_REQUEST, which bounds log records too): send smaller batches",
+            413,
+        )
+    result = decode_logs.to_records(req, limits.max_attribute_length, limits.max_value_depth)
+    result.errors[:0] = left_out
+    return result
+
+
 def decode_body(
     body: bytes, content_type: str, encoding: str | None, limits: DecodeLimits
 ) -> decode.DecodeResult:
@@ -139,6 +161,7 @@ def prepare_body(
     encoding: str | None,
     limits: DecodeLimits,
     normalize: Normalizer | None = None,
+    otlp_signal: str = TRACES,
 ) -> Prepared | Refused:
     """A body as a batch ready to commit, or why it was refused. Bad input comes back as a value: an
     exception's traceback would hold the body and the decompressed bytes alive (see receiver_http).
@@ -148,6 +171,12 @@ def prepare_body(
     nothing; a span whose columns cannot be built is refused alone (collectors.batching).
     """
     try:
+        if otlp_signal == LOGS:
+            logs = decode_logs_body(body, content_type, encoding, limits)
+            if not logs.records:
+                return Prepared(None, logs.errors)
+            batch, errors = build_log_batch(logs.records)
+            return Prepared(batch, logs.errors + errors)
         result = decode_body(body, content_type, encoding, limits)
     except BadInput as exc:
         return Refused(exc.status, safe_text(str(exc), 2000))
@@ -191,17 +220,20 @@ class DecodePool:
             executor.submit(_ready)
         return executor
 
-    def submit(self, body: bytes, content_type: str, encoding: str | None) -> Future[Prepared | Refused]:
+    def submit(
+        self, body: bytes, content_type: str, encoding: str | None, otlp_signal: str = TRACES
+    ) -> Future[Prepared | Refused]:
         """Prepare a body in a worker. The future fails with BrokenProcessPool if its worker died (the
         request can be retried: nothing was stored); the next submit starts a new pool."""
+        args = (body, content_type, encoding, self.limits, None, otlp_signal)
         with self._lock:
             try:
-                return self._executor.submit(prepare_body, body, content_type, encoding, self.limits)
+                return self._executor.submit(prepare_body, *args)
             except BrokenProcessPool:
                 log.warning("a decode worker died; starting %d new ones", self.workers)
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = self._start()
-                return self._executor.submit(prepare_body, body, content_type, encoding, self.limits)
+                return self._executor.submit(prepare_body, *args)
 
     def close(self) -> None:
         """Stop the workers once the requests they hold are done."""

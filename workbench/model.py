@@ -112,6 +112,41 @@ class SpanRecord:
         return max(0, self.end_time_ns - self.start_time_ns)
 
 
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One OTLP log record as received, with everything OTLP carries.
+
+    GenAI events (message content in event-only capture modes) are log records linked to their span
+    by trace and span id; a record without them is kept all the same. `canonical` is the deterministic
+    protobuf of a ResourceLogs holding only this record: what the ledger seals, like a span's.
+    """
+
+    trace_id: str  # lowercase hex, '' when the record is not in a trace
+    span_id: str
+    time_ns: int
+    observed_time_ns: int
+    severity_number: int
+    severity_text: str
+    event_name: str  # LogRecord.event_name, or the older `event.name` attribute
+    body: AttrValue  # the AnyValue as a plain value (None when absent)
+    attributes: Attributes
+    flags: int
+    dropped_attributes_count: int
+    resource: Attributes
+    resource_schema_url: str
+    scope_name: str
+    scope_version: str
+    scope_attributes: Attributes
+    scope_schema_url: str
+    canonical: bytes
+    truncations: tuple[Truncation, ...] = ()
+
+    @property
+    def service_name(self) -> str:
+        value = self.resource.get("service.name")
+        return str(value) if value is not None else ""
+
+
 # OTLP status codes (opentelemetry.proto.trace.v1.Status.StatusCode).
 STATUS_UNSET = 0
 STATUS_OK = 1
@@ -156,6 +191,10 @@ class Step:
     error: str | None = None
     session_id: str | None = None
     user_id: str | None = None
+    # Which of the fields above were filled from GenAI events (OTLP log records of this span) because the
+    # span itself lacked them: a JSON list of field names, None when nothing came from events. The replay
+    # shows it, so an investigator knows which text was not on the span.
+    event_fields: str | None = None
 
     @property
     def duration_ns(self) -> int:

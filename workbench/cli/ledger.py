@@ -35,7 +35,7 @@ def ledger() -> None:
 def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> None:
     """Recompute digests, chain and Merkle checkpoints, re-derive every step, check every sealed finding,
     annotation and probe result; name the first bad one. Exit 0 only when everything holds."""
-    from collectors.integrity import step_deriver, stored_columns_check
+    from collectors.integrity import step_deriver, stored_columns_check, stored_log_columns_check
     from collectors.normalize import NORMALIZER_VERSION
     from workbench.export.signing import load_or_create_key
     from workbench.store import treehead
@@ -43,8 +43,13 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
 
     settings = settings_of(ctx)
     with open_read_only(settings) as store:
+        # With the store, steps filled from GenAI events are re-derived with their sealed log records.
         report = verify_ledger(
-            store, stored_columns_check(), derive=step_deriver(), normalizer_version=NORMALIZER_VERSION
+            store,
+            stored_columns_check(),
+            derive=step_deriver(store),
+            normalizer_version=NORMALIZER_VERSION,
+            log_check=stored_log_columns_check(),
         )
         anchored: list[str] = []
         if against is not None:

@@ -16,14 +16,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from tqdm import tqdm
 
-from collectors import decode
-from collectors.files import read_requests
+from collectors import decode, decode_logs
+from collectors.files import is_logs, read_requests
 from collectors.pipeline import IngestPipeline
 from workbench.errors import BadInput, WorkbenchError
 from workbench.server.client import ServerClient, connect
@@ -62,10 +67,74 @@ def _chunks(req: ExportTraceServiceRequest, max_spans: int) -> Iterable[ExportTr
         yield piece
 
 
+def _log_chunks(req: ExportLogsServiceRequest, max_records: int) -> Iterable[ExportLogsServiceRequest]:
+    """Split a large logs request so each piece respects the per-request limit (which bounds records)."""
+    if decode_logs.count_records(req) <= max_records:
+        yield req
+        return
+    piece = ExportLogsServiceRequest()
+    n = 0
+    for rl, sl, record in decode_logs.iter_records(req):
+        if n == max_records:
+            yield piece
+            piece, n = ExportLogsServiceRequest(), 0
+        out_rl = piece.resource_logs.add(schema_url=rl.schema_url)
+        out_rl.resource.CopyFrom(rl.resource)
+        out_sl = out_rl.scope_logs.add(schema_url=sl.schema_url)
+        out_sl.scope.CopyFrom(sl.scope)
+        out_sl.log_records.append(record)
+        n += 1
+    if n:
+        yield piece
+
+
 def _send(client: ServerClient, req: ExportTraceServiceRequest) -> tuple[int, str]:
     """(spans the server rejected, its message) for one request."""
     body = ExportTraceServiceResponse.FromString(client.export_traces(req.SerializeToString()))
     return body.partial_success.rejected_spans, body.partial_success.error_message
+
+
+def _send_logs(client: ServerClient, req: ExportLogsServiceRequest) -> tuple[int, str]:
+    """(log records the server rejected, its message) for one request."""
+    body = ExportLogsServiceResponse.FromString(client.export_logs(req.SerializeToString()))
+    return body.partial_success.rejected_log_records, body.partial_success.error_message
+
+
+def _ingest_logs(
+    settings: Settings,
+    client: ServerClient | None,
+    pipeline: IngestPipeline | None,
+    req: ExportLogsServiceRequest,
+    where: str,
+    source: str,
+    totals: IngestTotals,
+) -> int:
+    """One logs request from a file, through the server or this process's pipeline; returns how many
+    records it held (for the progress bar)."""
+    held = 0
+    for piece in _log_chunks(req, settings.max_spans_per_request):
+        if client is not None:
+            n = decode_logs.count_records(piece)
+            rejected, message = _send_logs(client, piece)
+            totals.accepted += n - rejected
+            totals.rejected += rejected
+            if message:
+                totals.errors.append(f"{where}: {message}")
+            held += n
+            continue
+        assert pipeline is not None
+        result = decode_logs.to_records(piece, settings.max_attribute_length, settings.max_value_depth)
+        committed = pipeline.ingest_logs(result.records, source)
+        totals.accepted += committed.accepted
+        totals.rejected += result.rejected + committed.rejected
+        totals.errors += [f"{where}: {e}" for e in (*result.errors, *committed.errors)]
+        held += len(result.records) + result.rejected
+    return held
+
+
+def _as_traces(request: Message) -> ExportTraceServiceRequest:
+    assert isinstance(request, ExportTraceServiceRequest)
+    return request
 
 
 def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
@@ -87,9 +156,18 @@ def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
             for path in files:
                 bar.set_description(path.name)
                 try:
-                    for where, req, left_out in read_requests(path):
+                    for where, request, left_out in read_requests(path):
                         totals.rejected += len(left_out)
                         totals.errors += [f"{where}: {e}" for e in left_out]
+                        if is_logs(request):
+                            assert isinstance(request, ExportLogsServiceRequest)
+                            bar.update(
+                                _ingest_logs(
+                                    settings, client, pipeline, request, where, f"file:{path.name}", totals
+                                )
+                            )
+                            continue
+                        req = _as_traces(request)
                         for piece in _chunks(req, settings.max_spans_per_request):
                             if client is not None:
                                 n = decode.count_spans(piece)

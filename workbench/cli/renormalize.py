@@ -20,10 +20,11 @@ def renormalize(ctx: click.Context) -> None:
     """Re-derive every step from the stored raw spans (after a fix to a convention mapping)."""
     from tqdm import tqdm
 
+    from collectors import events
     from collectors.decode import record_from_canonical
     from collectors.normalize import NORMALIZER_VERSION
-    from collectors.pipeline import default_normalizer, safe_normalize
-    from workbench.store import queries
+    from collectors.pipeline import default_normalizer
+    from workbench.store import log_join, queries
 
     settings = settings_of(ctx)
     normalize = default_normalizer()
@@ -34,10 +35,11 @@ def renormalize(ctx: click.Context) -> None:
         with tqdm(total=total, unit="span", disable=None, file=sys.stderr) as bar:
             for chunk in queries.iter_canonical(store):
                 seqs = [seq for seq, _ in chunk]
-                steps = [
-                    safe_normalize(normalize, record_from_canonical(raw, settings.max_attribute_length))
-                    for _, raw in chunk
-                ]
+                records = [record_from_canonical(raw, settings.max_attribute_length) for _, raw in chunk]
+                # A step filled from GenAI events stays joined with them (collectors.events).
+                stored = log_join.events_of(store.cursor(), sorted({r.trace_id for r in records}))
+                trace_events = {t: events.decode_events(e) for t, e in stored.items()}
+                steps = [events.join(r, trace_events.get(r.trace_id, []), normalize) for r in records]
                 queries.replace_steps(store, seqs, steps, NORMALIZER_VERSION)
                 done += len(chunk)
                 bar.update(len(chunk))

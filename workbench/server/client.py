@@ -89,6 +89,11 @@ class ServerClient:
         headers = {"Content-Type": PROTOBUF, "Accept": PROTOBUF}
         return self.request("POST", "/v1/traces", content=body, headers=headers).content
 
+    def export_logs(self, body: bytes) -> bytes:
+        """POST an OTLP ExportLogsServiceRequest (protobuf) to /v1/logs; the response's bytes."""
+        headers = {"Content-Type": PROTOBUF, "Accept": PROTOBUF}
+        return self.request("POST", "/v1/logs", content=body, headers=headers).content
+
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; 503 is retried after Retry-After, every other refusal is one WorkbenchError."""
         waited = 0.0

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
-from workbench.model import SpanEvent, SpanLink, SpanRecord, Step
+from workbench.model import LogRecord, SpanEvent, SpanLink, SpanRecord, Step
 from workbench.store import ledger
 
 _DIGEST_SIZE = 32  # SHA-256
@@ -90,7 +90,7 @@ STEP_COLUMNS = (
     "trace_id span_id parent_span_id kind name start_time_ns end_time_ns convention service_name actor "
     "operation model provider tool_name tool_call_id tool_arguments tool_result input_text output_text "
     "reasoning_text tokens_in tokens_out tokens_reasoning tokens_cached cost_usd is_error error "
-    "session_id user_id"
+    "session_id user_id event_fields"
 ).split()
 
 _STEP_TYPES = {"start_time_ns": _i64, "end_time_ns": _i64, "cost_usd": pa.float64(), "is_error": pa.bool_()}
@@ -163,14 +163,91 @@ def steps_table(seqs: Sequence[int], steps: Sequence[Step]) -> pa.Table:
     return step_columns(steps).add_column(0, "seq", pa.array(seqs, _i64))
 
 
+# The logs table's columns that come from the records (the writer adds seq, digest, source, batch_id,
+# received_at).
+LOG_SCHEMA = pa.schema(
+    [
+        ("trace_id", _str),
+        ("span_id", _str),
+        ("time_ns", _i64),
+        ("observed_time_ns", _i64),
+        ("severity_number", pa.int32()),
+        ("severity_text", _str),
+        ("event_name", _str),
+        ("body", _str),
+        ("attributes", _str),
+        ("flags", _u32),
+        ("dropped_attributes_count", _u32),
+        ("service_name", _str),
+        ("resource", _str),
+        ("resource_schema_url", _str),
+        ("scope_name", _str),
+        ("scope_version", _str),
+        ("scope_attributes", _str),
+        ("scope_schema_url", _str),
+        ("truncations", _str),
+        ("canonical", pa.binary()),
+    ]
+)
+
+
+def log_columns(r: Sequence[LogRecord]) -> pa.Table:
+    """The log records as a table of LOG_SCHEMA (body NULL when the record has none)."""
+    shared: dict[int, str] = {}
+
+    def shared_json(value: Any) -> str:
+        text = shared.get(id(value))
+        if text is None:
+            text = shared[id(value)] = to_json(value)
+        return text
+
+    columns = {
+        "trace_id": [x.trace_id for x in r],
+        "span_id": [x.span_id for x in r],
+        "time_ns": [x.time_ns for x in r],
+        "observed_time_ns": [x.observed_time_ns for x in r],
+        "severity_number": [x.severity_number for x in r],
+        "severity_text": [x.severity_text for x in r],
+        "event_name": [x.event_name for x in r],
+        "body": [None if x.body is None else to_json(x.body) for x in r],
+        "attributes": [to_json(x.attributes) for x in r],
+        "flags": [x.flags for x in r],
+        "dropped_attributes_count": [x.dropped_attributes_count for x in r],
+        "service_name": [x.service_name for x in r],
+        "resource": [shared_json(x.resource) for x in r],
+        "resource_schema_url": [x.resource_schema_url for x in r],
+        "scope_name": [x.scope_name for x in r],
+        "scope_version": [x.scope_version for x in r],
+        "scope_attributes": [shared_json(x.scope_attributes) for x in r],
+        "scope_schema_url": [x.scope_schema_url for x in r],
+        "truncations": [
+            to_json([[t.location, t.original_length, t.kept_length] for t in x.truncations])
+            if x.truncations
+            else "[]"
+            for x in r
+        ],
+        "canonical": [x.canonical for x in r],
+    }
+    return pa.Table.from_pydict(columns, schema=LOG_SCHEMA)
+
+
+_NO_SPANS = SPAN_SCHEMA.empty_table()
+_NO_STEPS = STEP_SCHEMA.empty_table()
+_NO_LOGS = LOG_SCHEMA.empty_table()
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One request's spans (SPAN_SCHEMA), their steps (STEP_SCHEMA) and the SHA-256 of each span's
-    canonical bytes, in the same order. Pickles as Arrow IPC, so it crosses processes cheaply."""
+    canonical bytes, in the same order; or one request's log records (LOG_SCHEMA) and their digests.
+    Both kinds go through the same queue, group commit and ledger. Pickles as Arrow IPC, so it crosses
+    processes cheaply."""
 
     spans: pa.Table
     steps: pa.Table
     digests: tuple[bytes, ...]
+    logs: pa.Table = field(default_factory=LOG_SCHEMA.empty_table)
+    log_digests: tuple[bytes, ...] = ()
 
     @classmethod
     def of(cls, records: Sequence[SpanRecord], steps: Sequence[Step]) -> Batch:
@@ -180,11 +257,35 @@ class Batch:
             span_columns(records), step_columns(steps), tuple(ledger.digest(r.canonical) for r in records)
         )
 
-    def __len__(self) -> int:
+    @classmethod
+    def of_logs(cls, records: Sequence[LogRecord]) -> Batch:
+        return cls(
+            _NO_SPANS,
+            _NO_STEPS,
+            (),
+            log_columns(records),
+            tuple(ledger.digest(r.canonical) for r in records),
+        )
+
+    @property
+    def span_count(self) -> int:
         return len(self.digests)
 
-    def __reduce__(self) -> tuple[Any, tuple[bytes, bytes, bytes]]:
-        return (_from_ipc, (_to_ipc(self.spans), _to_ipc(self.steps), b"".join(self.digests)))
+    def __len__(self) -> int:
+        """Records of both kinds: what the queue bounds and a commit group counts."""
+        return len(self.digests) + len(self.log_digests)
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes, bytes, bytes, bytes, bytes]]:
+        return (
+            _from_ipc,
+            (
+                _to_ipc(self.spans),
+                _to_ipc(self.steps),
+                b"".join(self.digests),
+                _to_ipc(self.logs),
+                b"".join(self.log_digests),
+            ),
+        )
 
 
 def _to_ipc(table: pa.Table) -> bytes:
@@ -194,15 +295,24 @@ def _to_ipc(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _from_ipc(spans: bytes, steps: bytes, digests: bytes) -> Batch:
+def _from_ipc(
+    spans: bytes, steps: bytes, digests: bytes, logs: bytes = b"", log_digests: bytes = b""
+) -> Batch:
     def read(data: bytes, schema: pa.Schema) -> pa.Table:
         table = pa.ipc.open_stream(data).read_all()
         if not table.schema.equals(schema):
             raise ValueError(f"batch columns do not match the schema: {table.schema}")
         return table
 
-    split = tuple(digests[i : i + _DIGEST_SIZE] for i in range(0, len(digests), _DIGEST_SIZE))
-    batch = Batch(read(spans, SPAN_SCHEMA), read(steps, STEP_SCHEMA), split)
-    if not batch.spans.num_rows == batch.steps.num_rows == len(split):
+    def split(joined: bytes) -> tuple[bytes, ...]:
+        return tuple(joined[i : i + _DIGEST_SIZE] for i in range(0, len(joined), _DIGEST_SIZE))
+
+    log_table = read(logs, LOG_SCHEMA) if logs else _NO_LOGS
+    batch = Batch(
+        read(spans, SPAN_SCHEMA), read(steps, STEP_SCHEMA), split(digests), log_table, split(log_digests)
+    )
+    if not batch.spans.num_rows == batch.steps.num_rows == len(batch.digests):
         raise ValueError("a batch needs one step and one digest per span")
+    if batch.logs.num_rows != len(batch.log_digests):
+        raise ValueError("a batch needs one digest per log record")
     return batch

@@ -166,18 +166,29 @@ def scan_watermark(store: Store) -> tuple[int, str]:
 
 
 def max_step_seq(store: Store) -> int:
-    """The highest span seq: a conflicting span version has no step but must still bring a rescan."""
-    row = store.cursor().execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
+    """The highest span or log record seq: a conflicting span version has no step, and a GenAI event
+    changes its span's step, but both must still bring a rescan."""
+    row = (
+        store.cursor()
+        .execute(
+            "SELECT greatest((SELECT coalesce(max(seq), 0) FROM spans),"
+            " (SELECT coalesce(max(seq), 0) FROM logs))"
+        )
+        .fetchone()
+    )
     return int(row[0]) if row else 0
 
 
 def traces_in_range(store: Store, first_seq: int, last_seq: int) -> list[str]:
-    """Traces with at least one step in [first_seq, last_seq]: the ones a commit of that range touched."""
+    """Traces with a span or a log record in [first_seq, last_seq]: the ones a commit of that range
+    touched (a log record may have filled a step of its trace with content from GenAI events)."""
     rows = (
         store.cursor()
         .execute(
-            "SELECT DISTINCT trace_id FROM spans WHERE seq BETWEEN ? AND ? ORDER BY trace_id",
-            [first_seq, last_seq],
+            "SELECT trace_id FROM spans WHERE seq BETWEEN ? AND ?"
+            " UNION SELECT trace_id FROM logs WHERE seq BETWEEN ? AND ? AND trace_id <> ''"
+            " ORDER BY trace_id",
+            [first_seq, last_seq, first_seq, last_seq],
         )
         .fetchall()
     )

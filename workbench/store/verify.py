@@ -1,9 +1,11 @@
-"""`workbench ledger verify`: walk spans and ledger in ingest order and name the first thing that is off.
+"""`workbench ledger verify`: walk spans, log records and ledger in ingest order and name the first thing
+that is off.
 
-Checks, per sequence number: the ledger is gapless; every ledger entry has its span and every span its
-ledger entry; SHA-256 of the span's canonical bytes equals the recorded digest; the chain recomputes;
-optionally the queryable columns still say what the canonical bytes say. Then every checkpoint's
-Merkle root and chain head recompute. Memory stays bounded: rows are read a chunk at a time.
+Checks, per sequence number: the ledger is gapless; every ledger entry has its span or its log record
+(exactly one of them) and every span and log record its ledger entry; SHA-256 of the canonical bytes
+equals the recorded digest; the chain recomputes; optionally the queryable columns still say what the
+canonical bytes say. Then every checkpoint's Merkle root and chain head recompute. Memory stays
+bounded: rows are read a chunk at a time.
 """
 
 from __future__ import annotations
@@ -11,12 +13,27 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import duckdb
+
 from workbench.store import ledger, verify_derived
 from workbench.store.connection import Store
 from workbench.store.verify_derived import StepDeriver
 
 # Given (seq, canonical bytes, stored column values), say what differs, or None.
 RowCheck = Callable[[int, bytes, dict[str, object]], str | None]
+
+# The columns of a log record a `log_check` is given (collectors.integrity.stored_log_columns_check).
+LOG_CHECK_COLUMNS = (
+    "trace_id span_id time_ns observed_time_ns severity_number severity_text event_name body attributes "
+    "truncations"
+).split()
+
+
+def _log_values(cur: duckdb.DuckDBPyConnection, seq: int) -> dict[str, object]:
+    """One log record's checked columns (read one by one: only when a log check is asked for)."""
+    row = cur.execute(f"SELECT {', '.join(LOG_CHECK_COLUMNS)} FROM logs WHERE seq = ?", [seq]).fetchone()
+    return dict(zip(LOG_CHECK_COLUMNS, row or (None,) * len(LOG_CHECK_COLUMNS), strict=True))
+
 
 ROW_CHECK_COLUMNS = (
     "trace_id span_id parent_span_id name kind start_time_ns end_time_ns status_code status_message "
@@ -59,6 +76,7 @@ def verify_ledger(
     derive: StepDeriver | None = None,
     normalizer_version: str = "",
     derive_seqs: Sequence[int] | None = None,
+    log_check: RowCheck | None = None,
 ) -> VerifyReport:
     """Recompute the ledger from the stored spans; problems are reported in sequence order. With
     `derive`, every step is re-derived and compared; the second chain is always checked."""
@@ -73,7 +91,7 @@ def verify_ledger(
     cur = store.cursor()
     row = cur.execute(
         "SELECT greatest(coalesce((SELECT max(seq) FROM ledger), 0),"
-        " coalesce((SELECT max(seq) FROM spans), 0))"
+        " coalesce((SELECT max(seq) FROM spans), 0), coalesce((SELECT max(seq) FROM logs), 0))"
     ).fetchone()
     top = int(row[0]) if row else 0
     checkpoints = {
@@ -95,17 +113,23 @@ def verify_ledger(
         end = min(top, start + chunk - 1)
         rows = cur.execute(
             f"""
-            SELECT r.seq, l.seq IS NOT NULL, l.digest, l.chain, s.seq IS NOT NULL, s.canonical {extra_cols}
+            SELECT r.seq, l.seq IS NOT NULL, l.digest, l.chain, s.seq IS NOT NULL, s.canonical,
+                   g.seq IS NOT NULL, g.canonical, g.digest {extra_cols}
             FROM range(?, ? + 1) r(seq)
             LEFT JOIN ledger l ON l.seq = r.seq
             LEFT JOIN spans s ON s.seq = r.seq
+            LEFT JOIN logs g ON g.seq = r.seq
             ORDER BY r.seq
             """,
             [start, end],
         ).fetchall()
         previous = None
         for r in rows:
-            seq, in_ledger, digest_v, chain_v, in_spans, canonical = r[:6]
+            seq, in_ledger, digest_v, chain_v, in_spans, canonical, in_logs, log_canonical, log_digest = r[:9]
+            if in_spans and in_logs:
+                problem(seq, f"seq {seq}: held by a span and a log record at once (inserted row)")
+            elif in_logs:
+                in_spans, canonical = True, log_canonical  # checked alike below; columns checked apart
             if seq == previous:  # only possible if someone rebuilt the table without its primary key
                 problem(seq, f"seq {seq}: several spans share this sequence number (inserted span)")
                 continue
@@ -115,8 +139,9 @@ def verify_ledger(
                 problem(seq, f"seq {seq}: missing from both spans and ledger (deleted rows)")
                 chain_ok = False
                 continue
+            what = "log record" if in_logs else "span"
             if not in_ledger:
-                problem(seq, f"seq {seq}: span has no ledger entry (inserted span)")
+                problem(seq, f"seq {seq}: {what} has no ledger entry (inserted {what})")
                 chain_ok = False
                 continue
             recorded = bytes(digest_v)
@@ -127,12 +152,23 @@ def verify_ledger(
                 chain_ok = False
             chain = bytes(chain_v) if not chain_ok else expected_chain
             if not in_spans:
-                problem(seq, f"seq {seq}: span deleted (ledger entry has no span)")
+                problem(seq, f"seq {seq}: span deleted (ledger entry has no span or log record)")
             else:
                 if ledger.digest(bytes(canonical)) != recorded:
-                    problem(seq, f"seq {seq}: span modified (canonical bytes do not match the ledger digest)")
+                    problem(
+                        seq, f"seq {seq}: {what} modified (canonical bytes do not match the ledger digest)"
+                    )
+                elif in_logs:
+                    if bytes(log_digest) != recorded:
+                        problem(
+                            seq, f"seq {seq}: log record modified (its digest column is not the ledger's)"
+                        )
+                    elif log_check is not None:
+                        differs = log_check(seq, bytes(canonical), _log_values(cur, seq))
+                        if differs:
+                            problem(seq, f"seq {seq}: log record modified ({differs})")
                 elif row_check is not None:
-                    values = dict(zip(ROW_CHECK_COLUMNS, r[6:], strict=True))
+                    values = dict(zip(ROW_CHECK_COLUMNS, r[9:], strict=True))
                     differs = row_check(seq, bytes(canonical), values)
                     if differs:
                         problem(seq, f"seq {seq}: span modified ({differs})")

@@ -1,4 +1,4 @@
-"""Batched, transactional writes of spans, their steps and their ledger entries.
+"""Batched, transactional writes of spans, their steps, log records and their ledger entries.
 
 One call of `SpanWriter.write_batches` is one DuckDB transaction: either every span of the batches,
 its step and its ledger entry are committed, or none is. Sequence numbers, the chain head and the
@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from workbench.model import SpanRecord, Step
-from workbench.store import ledger
+from workbench.store import ledger, log_join
 from workbench.store.batch import Batch
 from workbench.store.connection import Store
 from workbench.store.queries import DELIVERY_COUNTS_SQL
@@ -43,6 +43,14 @@ class Written:
 _Key = tuple[str, str]
 
 
+def _known_logs(cur: duckdb.DuckDBPyConnection, digests: list[bytes]) -> set[bytes]:
+    """The digests among these that a stored log record already has: an index lookup (logs_digest)."""
+    rows = cur.execute(
+        "SELECT digest FROM logs WHERE digest IN (SELECT unnest(?::BLOB[]))", [digests]
+    ).fetchall()
+    return {bytes(r[0]) for r in rows}
+
+
 def _known(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> dict[_Key, tuple[int, set[bytes]]]:
     """{(trace id, span id): (seq of the first stored span, digests stored)} for these span ids: an index
     lookup (spans_span_id), not a scan."""
@@ -58,10 +66,23 @@ def _known(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> dict[_Key, tu
 
 
 class SpanWriter:
-    """Appends batches to the spans, steps and ledger tables; the only writer of those tables."""
+    """Appends batches to the spans, steps, logs and ledger tables; the only writer of those tables.
 
-    def __init__(self, store: Store, checkpoint_interval: int = 10_000, normalizer_version: str = "") -> None:
+    Log records take seqs from the same sequence as spans and are sealed in the same ledger; one whose
+    canonical bytes are already stored is a redelivery (acknowledged, counted, not stored again).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        checkpoint_interval: int = 10_000,
+        normalizer_version: str = "",
+        rejoin: log_join.Rejoin | None = None,
+    ) -> None:
         self.store = store
+        # How a step is re-derived with its GenAI events (collectors.events, passed in by floor 2); None:
+        # log records are stored and sealed but never joined (a writer used without the collectors).
+        self.rejoin = rejoin
         self.normalizer_version = normalizer_version
         self.checkpoint_interval = max(1, checkpoint_interval)
         self._lock = threading.Lock()
@@ -73,8 +94,15 @@ class SpanWriter:
         self.frontier = ledger.MerkleFrontier()
         for (d,) in cur.execute("SELECT digest FROM ledger ORDER BY seq").fetchall():
             self.frontier.append(bytes(d))
-        (batch,) = cur.execute("SELECT coalesce(max(batch_id), 0) FROM spans").fetchone() or (0,)
+        (batch,) = cur.execute(
+            "SELECT greatest((SELECT coalesce(max(batch_id), 0) FROM spans),"
+            " (SELECT coalesce(max(batch_id), 0) FROM logs))"
+        ).fetchone() or (0,)
         self._batch_id = int(batch)
+        # Whether a span committed now may have events stored before it (skips a lookup per commit).
+        self._has_logs = bool(
+            (cur.execute("SELECT count(*) FROM logs WHERE span_id <> ''").fetchone() or (0,))[0]
+        )
         # Store-wide delivery counts, kept current in memory so `/health` answers without a query.
         row = cur.execute(DELIVERY_COUNTS_SQL).fetchone()
         self.duplicates_total, self.versions_total = (int(row[0]), int(row[1])) if row else (0, 0)
@@ -109,24 +137,33 @@ class SpanWriter:
         trace_ids = [t for b in batches for t in b.spans.column("trace_id").to_pylist()]
         span_ids = [s for b in batches for s in b.spans.column("span_id").to_pylist()]
         all_digests = [d for b in batches for d in b.digests]
-        known = _known(cur, list(set(span_ids)))
-        keep: list[int] = []  # row indices (over the concatenated batches) that are stored
+        all_log_digests = [d for b in batches for d in b.log_digests]
+        log_trace_ids = [t for b in batches for t in b.logs.column("trace_id").to_pylist()]
+        known = _known(cur, list(set(span_ids))) if span_ids else {}
+        known_logs = _known_logs(cur, list(set(all_log_digests))) if all_log_digests else set()
+        # Seqs are handed out batch by batch (a batch's spans, then its log records), so each batch's
+        # stored rows are contiguous: the pipeline reports a range per request.
+        keep: list[int] = []  # span row indices (over the concatenated batches) that are stored
+        span_seqs: list[int] = []
+        keep_logs: list[int] = []
+        log_seqs: list[int] = []
+        digests: list[bytes] = []  # of the stored rows, in seq order
         version_of: list[int | None] = []
         with_step: list[int] = []
         step_seqs: list[int] = []
         stored = [0] * len(batches)
         duplicates = [0] * len(batches)
-        redelivered: Counter[str] = Counter()  # trace id -> spans acknowledged again, not stored
-        row = 0
+        redelivered: Counter[str] = Counter()  # trace id -> records acknowledged again, not stored
+        seq = first
+        row = log_row = 0
         for b_index, b in enumerate(batches):
-            for _ in range(len(b)):
+            for _ in range(b.span_count):
                 key, d = (trace_ids[row], span_ids[row]), all_digests[row]
                 entry = known.get(key)
                 if entry is not None and d in entry[1]:
                     duplicates[b_index] += 1
                     redelivered[key[0]] += 1
                 else:
-                    seq = first + len(keep)
                     if entry is None:
                         known[key] = (seq, {d})
                         version_of.append(None)
@@ -136,27 +173,35 @@ class SpanWriter:
                         entry[1].add(d)
                         version_of.append(entry[0])
                     keep.append(row)
+                    span_seqs.append(seq)
+                    digests.append(d)
                     stored[b_index] += 1
+                    seq += 1
                 row += 1
-        n = len(keep)
-        seqs = pa.array(range(first, first + n), pa.int64())
-        digests = [all_digests[i] for i in keep]
+            for _ in range(len(b.log_digests)):
+                d = all_log_digests[log_row]
+                if d in known_logs:  # the same record, byte for byte: a redelivery
+                    duplicates[b_index] += 1
+                    redelivered[log_trace_ids[log_row]] += 1
+                else:
+                    known_logs.add(d)
+                    keep_logs.append(log_row)
+                    log_seqs.append(seq)
+                    digests.append(d)
+                    stored[b_index] += 1
+                    seq += 1
+                log_row += 1
+        n = len(digests)
         chains = ledger.replay_chain(digests, self.chain_head)
         frontier = self.frontier.copy()
         checkpoints = []
-        for seq, (d, c) in enumerate(zip(digests, chains, strict=True), start=first):
+        for at, (d, c) in enumerate(zip(digests, chains, strict=True), start=first):
             frontier.append(d)
-            if seq % self.checkpoint_interval == 0:
-                checkpoints.append((seq, frontier.root(), c))
+            if at % self.checkpoint_interval == 0:
+                checkpoints.append((at, frontier.root(), c))
         now = datetime.now(UTC)
         batch_id = self._batch_id + 1
-        take = pa.array(keep, pa.int64())
-        spans = pa.concat_tables([b.spans for b in batches]).take(take).add_column(0, "seq", seqs)
-        all_sources = [s for b, s in zip(batches, sources, strict=True) for _ in range(len(b))]
-        spans = spans.append_column("source", pa.array([all_sources[i] for i in keep], pa.string()))
-        spans = spans.append_column("batch_id", pa.array([batch_id] * n, pa.int64()))
-        spans = spans.append_column("received_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
-        spans = spans.append_column("version_of", pa.array(version_of, pa.int64()))
+        spans = self._span_table(batches, sources, keep, span_seqs, version_of, batch_id, now)
         steps_tbl = pa.concat_tables([b.steps for b in batches]).take(pa.array(with_step, pa.int64()))
         steps_tbl = steps_tbl.add_column(0, "seq", pa.array(step_seqs, pa.int64()))
         steps_tbl = steps_tbl.append_column(
@@ -165,17 +210,25 @@ class SpanWriter:
         steps_tbl = steps_tbl.append_column(
             "normalizer_version", pa.array([self.normalizer_version] * len(with_step), pa.string())
         )
+        logs_tbl = self._log_table(batches, sources, keep_logs, log_seqs, all_log_digests, batch_id, now)
         ledger_tbl = pa.table(
-            {"seq": seqs, "digest": pa.array(digests, pa.binary()), "chain": pa.array(chains, pa.binary())}
+            {
+                "seq": pa.array(range(first, first + n), pa.int64()),
+                "digest": pa.array(digests, pa.binary()),
+                "chain": pa.array(chains, pa.binary()),
+            }
         )
         cur.execute("BEGIN TRANSACTION")
         try:
             # DuckDB reads the Arrow tables named in the SQL from these local variables (a
             # replacement scan): about 1 ms per table cheaper than register() and unregister().
-            _wb_spans, _wb_steps, _wb_ledger = spans, steps_tbl, ledger_tbl  # noqa: F841
-            if n:
+            _wb_spans, _wb_steps, _wb_ledger, _wb_logs = spans, steps_tbl, ledger_tbl, logs_tbl  # noqa: F841
+            if keep:
                 cur.execute("INSERT INTO spans BY NAME SELECT * FROM _wb_spans")
                 cur.execute("INSERT INTO steps BY NAME SELECT * FROM _wb_steps")
+            if keep_logs:
+                cur.execute("INSERT INTO logs BY NAME SELECT * FROM _wb_logs")
+            if n:
                 cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _wb_ledger")
             for size, root, head in checkpoints:
                 cur.execute("INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?)", [size, root, head, now])
@@ -185,18 +238,72 @@ class SpanWriter:
                     " SET duplicate_spans = delivery_stats.duplicate_spans + excluded.duplicate_spans",
                     list(redelivered.items()),
                 )
+            if self.rejoin is not None and (keep_logs or (with_step and self._has_logs)):
+                # A GenAI event and its span may arrive in either order: whichever comes second brings
+                # the step up to date, in the same transaction (see workbench.store.log_join).
+                touched = set(steps_tbl.column("trace_id").to_pylist()) if self._has_logs else set()
+                touched |= {
+                    t
+                    for t, sp in zip(
+                        logs_tbl.column("trace_id").to_pylist(),
+                        logs_tbl.column("span_id").to_pylist(),
+                        strict=True,
+                    )
+                    if sp
+                }
+                log_join.rejoin_steps(cur, sorted(touched), self.rejoin)
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
             raise
         self.duplicates_total += sum(redelivered.values())
         self.versions_total += sum(1 for v in version_of if v is not None)
+        if keep_logs:
+            self._has_logs = True
         if n:
             self.last_seq = first + n - 1
             self.chain_head = chains[-1]
             self.frontier = frontier
             self._batch_id = batch_id
         return Written(first, first + n - 1, stored, duplicates)
+
+    @staticmethod
+    def _span_table(
+        batches: Sequence[Batch],
+        sources: Sequence[str],
+        keep: list[int],
+        seqs: list[int],
+        version_of: list[int | None],
+        batch_id: int,
+        now: datetime,
+    ) -> pa.Table:
+        n = len(keep)
+        spans = pa.concat_tables([b.spans for b in batches]).take(pa.array(keep, pa.int64()))
+        spans = spans.add_column(0, "seq", pa.array(seqs, pa.int64()))
+        all_sources = [s for b, s in zip(batches, sources, strict=True) for _ in range(b.span_count)]
+        spans = spans.append_column("source", pa.array([all_sources[i] for i in keep], pa.string()))
+        spans = spans.append_column("batch_id", pa.array([batch_id] * n, pa.int64()))
+        spans = spans.append_column("received_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
+        return spans.append_column("version_of", pa.array(version_of, pa.int64()))
+
+    @staticmethod
+    def _log_table(
+        batches: Sequence[Batch],
+        sources: Sequence[str],
+        keep: list[int],
+        seqs: list[int],
+        digests: list[bytes],
+        batch_id: int,
+        now: datetime,
+    ) -> pa.Table:
+        n = len(keep)
+        logs = pa.concat_tables([b.logs for b in batches]).take(pa.array(keep, pa.int64()))
+        logs = logs.add_column(0, "seq", pa.array(seqs, pa.int64()))
+        logs = logs.append_column("digest", pa.array([digests[i] for i in keep], pa.binary()))
+        all_sources = [s for b, s in zip(batches, sources, strict=True) for _ in range(len(b.log_digests))]
+        logs = logs.append_column("source", pa.array([all_sources[i] for i in keep], pa.string()))
+        logs = logs.append_column("batch_id", pa.array([batch_id] * n, pa.int64()))
+        return logs.append_column("received_at", pa.array([now] * n, pa.timestamp("us", tz="UTC")))
 
     def checkpoint(self) -> tuple[int, bytes] | None:
         """Write a checkpoint at the current head (e.g. at shutdown) unless one is already there."""
