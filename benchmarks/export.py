@@ -85,7 +85,7 @@ def main() -> None:
                         out=out,
                         redact_kinds=kinds,
                         row_check=check,
-                        derive=step_deriver(),
+                        derive=step_deriver(store),
                         normalizer_version=NORMALIZER_VERSION,
                     ),
                 )

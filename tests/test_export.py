@@ -124,7 +124,7 @@ def _export(settings: Settings, out: Path, **kw: object) -> object:
             ExportOptions(
                 out=out,
                 row_check=stored_columns_check(),
-                derive=step_deriver(),
+                derive=step_deriver(store),
                 normalizer_version=NORMALIZER_VERSION,
                 **kw,
             ),

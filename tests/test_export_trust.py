@@ -47,7 +47,7 @@ def _export(settings: Settings, out: Path, redact: str = "all") -> Path:
                 out=out,
                 redact_kinds=parse_kinds(redact),
                 row_check=stored_columns_check(),
-                derive=step_deriver(),
+                derive=step_deriver(store),
                 normalizer_version=NORMALIZER_VERSION,
             ),
         )

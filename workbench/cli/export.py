@@ -100,7 +100,7 @@ def export_cmd(
                 until_ns=_time_ns(until, "--until"),
                 redact_kinds=kinds,
                 row_check=stored_columns_check(),
-                derive=step_deriver(),
+                derive=step_deriver(store),
                 normalizer_version=NORMALIZER_VERSION,
                 progress=True,
             ),

@@ -141,7 +141,7 @@ def serve(settings: Settings) -> None:
         )
         info_path.write_text(json.dumps(info.__dict__))
         print(f"database        {info.db}", flush=True)
-        print(f"OTLP/HTTP       {info.http_url}/v1/traces", flush=True)
+        print(f"OTLP/HTTP       {info.http_url}/v1/traces  {info.http_url}/v1/logs", flush=True)
         print(f"OTLP/gRPC       {info.host}:{info.grpc_port}", flush=True)
         for service in started:  # services that listen say where (the UI)
             if getattr(service, "url", None):

@@ -104,7 +104,7 @@ def run_export(
             until_ns=until_ns,
             redact_kinds=redact_kinds,
             row_check=stored_columns_check(),
-            derive=step_deriver(),
+            derive=step_deriver(store),
             normalizer_version=NORMALIZER_VERSION,
             on_progress=on_progress,
         ),
