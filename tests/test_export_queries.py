@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workbench.ingest import ingest_files
 
 from sample_traces.catalog import get
+from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store import export_queries as q
 from workbench.store import queries
