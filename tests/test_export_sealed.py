@@ -18,9 +18,12 @@ from workbench.cli.loading import ingest_files
 from workbench.export import ExportOptions, LedgerBroken, export_bundle, signing, verify_bundle
 from workbench.export.bundle_files import file_entry, varint
 from workbench.export.verify_base import records
+from workbench.model import ProbeResult
 from workbench.settings import Settings
 from workbench.store import treehead
+from workbench.store.annotations import add_annotation
 from workbench.store.connection import Store
+from workbench.store.probes import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "sample_traces").glob("*.json"))
@@ -230,3 +233,54 @@ def test_a_bundle_checkpoint_its_tree_does_not_extend_is_named(settings: Setting
     log.write_text(note, encoding="utf-8")
     with pytest.raises(LedgerBroken, match="tail truncated"):
         _export(settings, tmp_path / "c", log)
+
+
+def _annotate_and_probe(settings: Settings) -> None:
+    """An annotation and a probe result through the store API, so each is sealed by a ledger entry."""
+    with Store(settings.db_path) as store:
+        cur = store.cursor()
+        trace_id, seq = cur.execute(
+            "SELECT trace_id, max(seq) FROM spans GROUP BY trace_id LIMIT 1"
+        ).fetchone()
+        add_annotation(store, trace_id, seq, "ana", "reviewed: the agent was told to delete the table")
+        cur.execute(
+            "INSERT INTO probe_runs (trace_id, step_seq, analyses, status, progress, params, provenance, "
+            "created_at) VALUES (?, ?, '[\"probes\"]', 'done', 1.0, '{}', '{\"model_id\": \"tiny\"}', now())",
+            [trace_id, seq],
+        )
+        run_id = cur.execute("SELECT max(id) FROM probe_runs").fetchone()[0]
+        write_result(
+            store, ProbeResult(run_id, "probe:deception", {"score": 0.9}, {"score": 0.9, "fired": True})
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [("annotations.jsonl", "text", "nothing to see"), ("probe_results.jsonl", "summary", {"score": 0.1})],
+)
+def test_an_annotation_or_probe_result_edited_in_the_bundle_is_named(
+    settings: Settings, tmp_path: Path, name: str, field: str, value: object
+) -> None:
+    """Catches: an annotation's text, or a probe result's score, changed in the bundle."""
+    _annotate_and_probe(settings)
+    bundle = _export(settings, tmp_path / "b")
+    assert _problems(bundle, settings) == []
+
+    def edit(lines: list[bytes]) -> list[bytes]:
+        lines[0] = orjson.dumps({**orjson.loads(lines[0]), field: value})
+        return lines
+
+    _edit_lines(bundle / name, edit)
+    _resign(bundle, settings)
+    problems = _problems(bundle, settings)
+    assert any(p.startswith(f"{name} line 1") and f"field(s) {field} differ" in p for p in problems), problems
+
+
+def test_an_annotation_deleted_from_the_bundle_is_named(settings: Settings, tmp_path: Path) -> None:
+    """Catches: an annotation removed from annotations.jsonl while its entry stays sealed."""
+    _annotate_and_probe(settings)
+    bundle = _export(settings, tmp_path / "b")
+    (bundle / "annotations.jsonl").write_bytes(b"")
+    _resign(bundle, settings)
+    problems = _problems(bundle, settings)
+    assert any(p.startswith("annotations.jsonl:") and "(deleted row)" in p for p in problems), problems
