@@ -20,7 +20,7 @@ from collectors.integrity import step_deriver, stored_columns_check
 from collectors.normalize import NORMALIZER_VERSION, step_from_canonical
 from workbench.cli import cli
 from workbench.cli.loading import ingest_files
-from workbench.export import ExportOptions, export_bundle, signing, verify_bundle
+from workbench.export import ExportOptions, LedgerBroken, export_bundle, signing, verify_bundle
 from workbench.export.redact import parse_kinds
 from workbench.settings import Settings
 from workbench.store.connection import Store
@@ -78,7 +78,7 @@ def test_every_sample_step_and_finding_re_derives_with_and_without_the_reveal(
         result = verify_bundle(redacted, pubkey=pub, **DERIVE, **kw)  # type: ignore[arg-type]
         assert result.trusted, [str(p) for p in result.problems]
         assert result.checked["steps"] == 94 and result.checked["evidence"] > 0
-        assert set(result.seconds) == {"crypto", "steps"}
+        assert set(result.seconds) == {"crypto", "derive"}
     plain_bundle = _export(samples_db, tmp_path / "plain", "none")
     plain = verify_bundle(plain_bundle, pubkey=pub, **DERIVE)  # type: ignore[arg-type]
     assert plain.trusted and plain.checked["steps"] == 94, [str(p) for p in plain.problems]
@@ -99,20 +99,17 @@ def _tool_step(settings: Settings) -> tuple[int, str, str]:
 def test_a_step_edited_in_the_database_is_named_by_trace_step_and_field(
     samples_db: Settings, tmp_path: Path
 ) -> None:
-    """Catches: the steps table says `SELECT 1` where the sealed span says what really ran; the export
-    succeeds (steps are not in the span ledger) and every hash holds, but the step does not re-derive."""
+    """Catches: the steps table says `SELECT 1` where the sealed span says what really ran; every hash
+    holds, but the step does not re-derive, so the export refuses to sign it and names trace, step, field."""
     seq, trace_id, _ = _tool_step(samples_db)
     with duckdb.connect(str(samples_db.db_path)) as con:
         con.execute("UPDATE steps SET tool_arguments = 'SELECT 1' WHERE seq = ?", [seq])
-    bundle = _export(samples_db, tmp_path / "b", "none")
     with Store(samples_db.db_path, read_only=True) as store:
         number = list(step_order(store, trace_id)).index(seq) + 1
-    problems = _problems(bundle)
-    assert any(
-        p.startswith("steps.parquet")
-        and f'trace {trace_id} step {number} (seq {seq}): field tool_arguments is "SELECT 1"' in p
-        for p in problems
-    ), problems
+    with pytest.raises(LedgerBroken) as refused:
+        _export(samples_db, tmp_path / "b", "none")
+    assert f"trace {trace_id} step {number} (seq {seq}): field tool_arguments" in str(refused.value)
+    assert not (tmp_path / "b").exists()
 
 
 def test_a_step_edited_in_the_parquet_file_is_named_even_when_re_signed(
@@ -134,14 +131,21 @@ def test_a_step_edited_in_the_parquet_file_is_named_even_when_re_signed(
 
 
 def test_a_finding_whose_evidence_is_not_the_step_text_is_named(samples_db: Settings, tmp_path: Path) -> None:
-    """Catches: a finding quoting words its step does not hold at the recorded offsets."""
+    """Catches: a finding quoting words its step does not hold at the recorded offsets (edited in the
+    bundle and re-signed by the exporter's own key; the database refuses to export such an edit)."""
     seq, trace_id, _ = _tool_step(samples_db)
-    with duckdb.connect(str(samples_db.db_path)) as con:
+    with duckdb.connect(str(samples_db.db_path), read_only=True) as con:
         fid = con.execute(
             "SELECT min(id) FROM findings WHERE step_seq = ? AND evidence_field = 'tool_arguments'", [seq]
         ).fetchone()[0]
-        con.execute("UPDATE findings SET evidence_excerpt = 'harmless' WHERE id = ?", [fid])
     bundle = _export(samples_db, tmp_path / "b", "none")
+    lines = (bundle / "findings.jsonl").read_bytes().splitlines()
+    for i, line in enumerate(lines):
+        record = orjson.loads(line)
+        if record["id"] == fid:
+            lines[i] = orjson.dumps({**record, "evidence_excerpt": "harmless"})
+    (bundle / "findings.jsonl").write_bytes(b"".join(line + b"\n" for line in lines))
+    _resign(bundle, samples_db)
     problems = _problems(bundle)
     assert any(
         p.startswith("findings.jsonl line") and f"finding {fid} " in p and '"harmless" is not the step' in p
@@ -193,9 +197,11 @@ def test_export_prints_the_fingerprint_and_keeps_the_public_key_beside_the_priva
 def test_a_re_signed_bundle_is_refused_unpinned_and_fails_pinned(
     samples_db: Settings, tmp_path: Path
 ) -> None:
-    """Catches: a forger's bundle (findings removed, re-signed with their key) accepted by exit code."""
+    """Catches: a forger's bundle (findings and the entries sealing them removed, so that it holds
+    together, re-signed with their key) accepted by exit code."""
     bundle = _export(samples_db, tmp_path / "b")
     (bundle / "findings.jsonl").write_bytes(b"")
+    (bundle / "entries.jsonl").write_bytes(b"")
     _resign(bundle, samples_db, Ed25519PrivateKey.generate())
     runner = CliRunner()
     res = runner.invoke(cli, ["verify", str(bundle), "--json"])

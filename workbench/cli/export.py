@@ -51,6 +51,12 @@ def _time_ns(value: str | None, option: str) -> int | None:
     help="Kinds to mask: secret,card,iban,email,phone,ip, all or none [all].",
 )
 @click.option("--no-redact", is_flag=True, help="Export values as they are (no masking).")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A signed tree head file or checkpoint log kept outside the data directory; the bundle carries "
+    "its latest head and proves it extends it [WORKBENCH_CHECKPOINT_LOG].",
+)
 @click.pass_context
 def export_cmd(
     ctx: click.Context,
@@ -60,6 +66,7 @@ def export_cmd(
     out: Path | None,
     redact: str | None,
     no_redact: bool,
+    checkpoint: Path | None,
 ) -> None:
     """Write a signed audit bundle (spans, steps, findings, probe results, annotations, proofs, report)
     for some traces or a time range; everything when none is given."""
@@ -102,6 +109,7 @@ def export_cmd(
                 row_check=stored_columns_check(),
                 derive=step_deriver(store),
                 normalizer_version=NORMALIZER_VERSION,
+                checkpoint=checkpoint or _existing(settings.checkpoint_log),
                 progress=True,
             ),
         )
@@ -119,3 +127,8 @@ def export_cmd(
     click.echo(
         f"check it with: workbench verify {result.path} --pubkey {signing.FINGERPRINT_PREFIX}{result.key_id}"
     )
+
+
+def _existing(path: Path | None) -> Path | None:
+    """The settings' checkpoint log, when serve has written one (a fresh data directory has none yet)."""
+    return path if path is not None and path.is_file() else None

@@ -58,9 +58,11 @@ def verify_cmd(
     as_json: bool,
 ) -> None:
     """Check an audit bundle offline: signature, every file hash, every span digest, chain link, inclusion
-    and consistency proof, every redaction record, every step re-derived from its span, every finding's
-    evidence. Exit 0 only when everything holds and the signer is pinned; 1 on problems; 3 when the
-    bundle holds together but no key was pinned (--pubkey) and --trust-bundle-key was not given."""
+    and consistency proof, every finding, annotation and probe result against its ledger entry, the
+    external checkpoint it carries, every redaction record, every span line against its sealed bytes,
+    every step re-derived from its span, every finding's evidence. Exit 0 only when everything holds and
+    the signer is pinned; 1 on problems; 3 when the bundle holds together but no key was pinned (--pubkey)
+    and --trust-bundle-key was not given."""
     from collectors.normalize import NORMALIZER_VERSION, step_from_canonical
     from workbench.export import signing, verify_bundle
 
@@ -80,7 +82,8 @@ def verify_cmd(
     unpinned = result.ok and not result.pinned and not trust_bundle_key
     code = 0 if result.ok and not unpinned else EXIT_PROBLEMS if not result.ok else EXIT_UNPINNED
     fingerprint = f"{signing.FINGERPRINT_PREFIX}{result.key_id}" if result.key_id else None
-    timing = ", ".join(f"{part} {sec:.2f} s" for part, sec in result.seconds.items())
+    parts = {"crypto": "cryptographic checks", "derive": "re-derivation (span lines, steps)"}
+    timing = ", ".join(f"{parts.get(part, part)} {sec:.2f} s" for part, sec in result.seconds.items())
     if as_json:
         out: dict[str, Any] = {
             "ok": code == 0,

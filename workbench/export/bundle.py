@@ -6,7 +6,13 @@ Layout (every file listed in manifest.json with its SHA-256 and size; manifest.s
     manifest.sig         Ed25519 signature (base64) over the exact bytes of manifest.json
     public_key.pem       the signer's public key (pin it: `workbench verify --pubkey`)
     spans.jsonl          one OTLP/JSON TracesData per line, one span each, in ingest order
+    spans.pb             record i: the canonical protobuf bytes of line i's span (the bytes the ledger
+                         digest is over), length-delimited (varint length, then the bytes: protobuf's
+                         writeDelimitedTo); an empty record for a redacted span (its original bytes would
+                         reveal what was masked)
     proofs.jsonl         line i: seq, ids, ledger digest, chain link, RFC 6962 audit path of span i
+    entries.jsonl        per exported finding, annotation, probe result: the ledger entry sealing it
+                         (kind, ref, body of field digests) and its audit path in the entries tree
     steps.parquet        the normalized steps of those spans
     findings.jsonl, annotations.jsonl, probe_runs.jsonl, probe_results.jsonl
     redactions.jsonl     one record per masked value (see redact.py)
@@ -50,20 +56,105 @@ from workbench.export.bundle_options import (
     CHUNK,
     SCHEMA,
     SCHEMA_VERSION,
+    SEALED_TABLES,
     ExportOptions,
     ExportResult,
     LedgerBroken,
+    entry_ref,
 )
 from workbench.export.fieldmap import FIELD_MAP
 from workbench.export.redact import Redactor
+from workbench.store import entries, ledger, treehead
 from workbench.store import export_queries as q
-from workbench.store import ledger
 from workbench.store.connection import Store
 from workbench.store.verify import verify_ledger
 
 
 def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+
+
+def _write_entries(store: Store, path: Path, tables: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """entries.jsonl: for each exported finding, annotation and probe result, the ledger entry that seals
+    it (kind, ref, body) and its RFC 6962 audit path in the entries tree, whose size and root are
+    signed in the manifest (returned, with the file's hash under "file")."""
+    digests = entries.entry_digests(store.cursor())
+    levels = ledger.merkle_levels(digests) if digests else []
+    w = _HashingWriter(path)
+    for name, kind in SEALED_TABLES:
+        refs = [entry_ref(kind, row) for row in tables[name]]
+        sealed = q.sealing_entries(store, kind, refs)
+        for line_no, ref in enumerate(refs, 1):
+            if ref not in sealed:
+                raise LedgerBroken(
+                    f"{name}: {kind} {ref} is sealed by no ledger entry. Run `workbench ledger verify`; "
+                    "nothing was exported"
+                )
+            seq, body = sealed[ref]
+            w.line(
+                orjson.dumps(
+                    {
+                        "file": name,
+                        "line": line_no,
+                        "seq": seq,
+                        "kind": kind,
+                        "ref": ref,
+                        "body": body,
+                        "digest": digests[seq - 1].hex(),
+                        "proof": [p.hex() for p in ledger.inclusion_path(levels, seq - 1)],
+                    }
+                )
+            )
+    return {
+        "_digests": digests,
+        "file": w.close(),
+        "tree": "RFC 6962 over entry digests; digest = SHA-256(kind 0x00 ref 0x00 body); body = {field: "
+        "SHA-256(the field's value as text)} (workbench/store/entries.py)",
+        "tree_size": len(digests),
+        "merkle_root": (ledger.levels_root(levels) if digests else ledger.merkle_root([])).hex(),
+    }
+
+
+def _external_checkpoint(
+    path: Path, public: Any, levels_n: list[list[bytes]], entry_digests: list[bytes]
+) -> dict[str, Any]:
+    """The latest signed tree head in a checkpoint log outside the database, and RFC 6962 consistency
+    proofs from it to the bundle's span tree (the signed checkpoint, size N) and entries tree. Refuses
+    (LedgerBroken) when today's ledger does not extend it: the tail was cut or rewritten since."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkbenchError(f"checkpoint log {path}: cannot be read ({exc})") from exc
+    heads = treehead.parse_log(text, public, str(path))
+    head = max(heads, key=lambda h: (h.size, h.entries_size, h.time))
+    note = _note_of(text, head)
+    levels_m = ledger.merkle_levels(entry_digests) if entry_digests else []
+    problems = treehead.extends(head, levels_n, levels_m)
+    if problems:
+        raise LedgerBroken(
+            f"the ledger does not extend the latest signed tree head in {path}: {'; '.join(problems)}. "
+            "Nothing was exported"
+        )
+    return {
+        "source": path.name,
+        "note": note,
+        "spans_consistency": [p.hex() for p in ledger.consistency_proof(head.size, levels_n)]
+        if 0 < head.size < len(levels_n[0] if levels_n else [])
+        else [],
+        "entries_consistency": [p.hex() for p in ledger.consistency_proof(head.entries_size, levels_m)]
+        if 0 < head.entries_size < len(entry_digests)
+        else [],
+    }
+
+
+def _note_of(text: str, head: treehead.TreeHead) -> str:
+    """The signed note (text and signature lines) of `head` in a log of notes."""
+    blocks = text.replace("\r\n", "\n").split("\n\n")
+    body = head.text().rstrip("\n")
+    for i, block in enumerate(blocks[:-1]):
+        if block.strip("\n") == body:
+            return f"{body}\n\n{blocks[i + 1].strip(chr(10))}\n"
+    raise WorkbenchError("the checkpoint's note could not be found again in its log")
 
 
 def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> ExportResult:
@@ -125,6 +216,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     try:
         # spans.jsonl + proofs.jsonl, a chunk at a time (bounded memory)
         spans_w = _HashingWriter(staging / "spans.jsonl")
+        pb_w = _HashingWriter(staging / "spans.pb")
         proofs_w = _HashingWriter(staging / "proofs.jsonl")
         t_min, t_max = None, None
         traces: set[str] = set()
@@ -145,6 +237,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                     spans_w.line(line)
                     i = seq - 1
                     redacted = len(redactor.records) > before
+                    pb_w.record(b"" if redacted else canonical)
                     proofs_w.line(
                         orjson.dumps(
                             {
@@ -174,6 +267,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                     options.on_progress(done, len(seqs))
         files["spans.jsonl"] = spans_w.close()
         files["proofs.jsonl"] = proofs_w.close()
+        files["spans.pb"] = pb_w.close()
 
         steps, step_totals, steps_written = _write_steps(
             store, staging / "steps.parquet", selection, redactor
@@ -207,6 +301,10 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                 w.line(_dumps(record))
             files[name] = w.close()
 
+        entries_facts = _write_entries(store, staging / "entries.jsonl", tables)
+        files["entries.jsonl"] = entries_facts.pop("file")
+        entry_digests = entries_facts.pop("_digests")
+
         red_w = _HashingWriter(staging / "redactions.jsonl")
         for rec in redactor.records:
             red_w.line(_dumps(rec))
@@ -214,6 +312,11 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
 
         key = signing.load_or_create_key(data_dir)
         pub = key.public_key()
+        external = (
+            _external_checkpoint(options.checkpoint, key.public_key(), levels_n, entry_digests)
+            if options.checkpoint is not None
+            else None
+        )
         (staging / "public_key.pem").write_bytes(signing.public_pem(pub))
         files["public_key.pem"] = file_entry(staging / "public_key.pem")
 
@@ -284,6 +387,8 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                     "proof": [p.hex() for p in ledger.consistency_proof(hi, levels_n)] if hi < n else [],
                 },
                 "stored_checkpoints": stored_consistency,
+                "entries": entries_facts,
+                "external_checkpoint": external,
             },
             "redaction": {
                 "enabled": redactor.enabled,

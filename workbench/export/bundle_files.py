@@ -51,9 +51,24 @@ class _HashingWriter:
         self.write(data + b"\n")
         self.lines += 1
 
+    def record(self, data: bytes) -> None:
+        """One length-delimited record (varint length, then the bytes), as protobuf's writeDelimitedTo."""
+        self.write(varint(len(data)) + data)
+        self.lines += 1
+
     def close(self) -> dict[str, Any]:
         self._f.close()
         return {"sha256": self._h.hexdigest(), "bytes": self.size}
+
+
+def varint(n: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative integer."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def file_entry(path: Path) -> dict[str, Any]:

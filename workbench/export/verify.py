@@ -36,8 +36,9 @@ from workbench.export.verify_base import (
     _Bundle,
     _Damaged,
 )
+from workbench.export.verify_entries import verify_entries, verify_external_checkpoint
 from workbench.export.verify_redactions import _load_redactions
-from workbench.export.verify_spans import _verify_spans
+from workbench.export.verify_spans import _verify_spans, has_sealed_bytes
 from workbench.export.verify_steps import StepDeriver, verify_steps
 
 
@@ -79,7 +80,7 @@ def _verify(
     derive: StepDeriver | None,
     normalizer_version: str | None,
 ) -> None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for member, why in bundle.refused:
         result.add(member, f"refused: {why}")
     if bundle.refused:
@@ -131,13 +132,16 @@ def _verify(
 
     # 2. Files: hashes, sizes, nothing added.
     listed = manifest.get("files", {})
+    streamed: tuple[str, ...] = ()
+    if all(n in names for n in _STREAMED):
+        streamed = _STREAMED + (("spans.pb",) if has_sealed_bytes(bundle, manifest) else ())
     for name in sorted(names - set(listed) - {"manifest.json", "manifest.sig"}):
         result.add(name, "not listed in the manifest (inserted file)")
     for name, entry in sorted(listed.items()):
         if name not in names:
             result.add(name, "listed in the manifest but missing (deleted file)")
             continue
-        if name in _STREAMED and all(n in names for n in _STREAMED):
+        if name in streamed:
             continue  # hashed while its lines are checked below: one read instead of two
         h = hashlib.sha256()
         size = 0
@@ -155,30 +159,42 @@ def _verify(
             _verify_spans(bundle, manifest, result, redactions, reveal, jobs)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             result.add("manifest.json", f"malformed ledger or redaction facts: {type(exc).__name__}: {exc}")
-        for name in _STREAMED:
+        for name in streamed:
             _compare_file(result, name, listed.get(name), result.streamed.setdefault(name, {}))
+    originals: dict[int, str] = {}
+    if reveal is not None:
+        revealed = orjson.loads(reveal)
+        if revealed.get("bundle_id") == manifest.get("bundle_id"):  # else the span check said so
+            originals = {int(k): v for k, v in revealed["originals"].items()}
+    try:
+        verify_entries(bundle, manifest, names, result, redactions, originals)
+        verify_external_checkpoint(manifest, result, key)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        result.add("manifest.json", f"malformed entries facts: {type(exc).__name__}: {exc}")
     result.seconds["crypto"] = time.perf_counter() - started
+    result.cpu_seconds["crypto"] = time.process_time() - cpu
 
-    if (
-        derive is not None
-        and normalizer_version is not None
-        and "spans.jsonl" in names
-        and "proofs.jsonl" in names
-    ):
-        started = time.perf_counter()
-        originals: dict[int, str] = {}
-        if reveal is not None:
-            revealed = orjson.loads(reveal)
-            if revealed.get("bundle_id") == manifest.get("bundle_id"):  # else the span check said so
-                originals = {int(k): v for k, v in revealed["originals"].items()}
+    sealed = has_sealed_bytes(bundle, manifest) and "spans.pb" in streamed
+    if (derive is not None and normalizer_version is not None) or sealed:
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             verify_steps(
-                bundle, manifest, names, result, redactions, originals, derive, normalizer_version, jobs
+                bundle,
+                manifest,
+                names,
+                result,
+                redactions,
+                originals,
+                derive,
+                normalizer_version,
+                jobs,
+                sealed,
             )
         except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
             result.add("steps.parquet", f"cannot be read as steps: {type(exc).__name__}: {exc}")
-        result.seconds["steps"] = time.perf_counter() - started
-    else:
+        result.seconds["derive"] = time.perf_counter() - started
+        result.cpu_seconds["derive"] = time.process_time() - cpu
+    if derive is None or normalizer_version is None:
         result.notes.append("steps were not re-derived (no normalizer given)")
 
 

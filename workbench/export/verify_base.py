@@ -45,7 +45,10 @@ class VerifyResult:
     dropped: int = 0
     streamed: dict[str, dict[str, Any]] = field(default_factory=dict)  # hashes of files read line by line
     pinned: bool = False  # the signature was checked against a key (or fingerprint) from outside the bundle
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each part ("crypto", "steps")
+    # wall and CPU (this process) time of each part: "crypto" (signature, file hashes, span digests,
+    # chain, proofs, entries) and "derive" (JSON lines against spans.pb, steps re-derived from spans)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what could not be checked, and why (not problems)
 
     @property
@@ -119,7 +122,8 @@ class _Bundle:
         h = hashlib.sha256()
         size = 0
         for block in self.chunks(name):
-            h.update(block)
+            if seen is not None:
+                h.update(block)
             size += len(block)
             block = rest + block
             parts = block.split(b"\n")
@@ -129,6 +133,47 @@ class _Bundle:
             yield rest
         if seen is not None:
             seen.update(sha256=h.hexdigest(), bytes=size)
+
+
+class Framing(ValueError):
+    """spans.pb does not parse as length-delimited records (cut short, or a length out of range)."""
+
+
+def records(chunks: Iterator[bytes], seen: dict[str, Any] | None = None) -> Iterator[bytes]:
+    """Length-delimited records (varint length, then the bytes) from a byte stream; `seen` gets the
+    stream's SHA-256 and size once read to the end. Raises Framing on a cut or malformed record."""
+    h = hashlib.sha256()
+    size = 0
+    buf = b""
+    at = 0
+    for block in chunks:
+        h.update(block)
+        size += len(block)
+        buf = buf[at:] + block
+        at = 0
+        end = len(buf)
+        while at < end:
+            n = shift = 0
+            i = at
+            complete = False
+            while i < end:
+                b = buf[i]
+                i += 1
+                n |= (b & 0x7F) << shift
+                if b < 0x80:
+                    complete = True
+                    break
+                shift += 7
+                if shift > 35:
+                    raise Framing(f"record at byte {size - len(buf) + at}: length varint too long")
+            if not complete or i + n > end:
+                break  # the rest of this record is in the next block
+            yield buf[i : i + n]
+            at = i + n
+    if at < len(buf):
+        raise Framing(f"the last record (at byte {size - len(buf) + at}) is cut short")
+    if seen is not None:
+        seen.update(sha256=h.hexdigest(), bytes=size)
 
 
 def _strict_names(members: list[str]) -> tuple[list[str], list[tuple[str, str]]]:

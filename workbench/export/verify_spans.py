@@ -15,7 +15,7 @@ import orjson
 import workbench.export.otlp_json as otlp_json
 from workbench.errors import WorkbenchError
 from workbench.export.redact import apply_originals, salted_hash
-from workbench.export.verify_base import VerifyResult, _Bundle, _get, _set
+from workbench.export.verify_base import Framing, VerifyResult, _Bundle, _get, _set, records
 from workbench.export.verify_redactions import _check_masks
 from workbench.export.verify_workers import _BATCH, _check_plain, _quick_span_id, _Workers
 from workbench.store import ledger
@@ -130,13 +130,20 @@ def _verify_spans(
             )
 
     fast = _PrefixTree.build(bundle, manifest, result) if _covers_prefix(manifest) else None
-    pool = _Workers(jobs, result) if jobs > 1 else None
+    sealed = has_sealed_bytes(bundle, manifest)
+    pool = _Workers(jobs, result) if jobs > 1 and not sealed else None
     batch: list[tuple[int, bytes, str, str, str]] = []
     spans_seen = result.streamed.setdefault("spans.jsonl", {})
     proofs_seen = result.streamed.setdefault("proofs.jsonl", {})
-    for line_no, (raw, praw) in enumerate(
-        _zip_longest(bundle.lines("spans.jsonl", spans_seen), bundle.lines("proofs.jsonl", proofs_seen)), 1
+    pb_records = _framed(bundle, result.streamed.setdefault("spans.pb", {}), result) if sealed else iter(())
+    n_records = 0
+    for line_no, (raw, praw, rec) in enumerate(
+        _zip_longest(
+            bundle.lines("spans.jsonl", spans_seen), bundle.lines("proofs.jsonl", proofs_seen), pb_records
+        ),
+        1,
     ):
+        n_records += rec is not None
         entry = None
         if praw is not None:
             try:
@@ -155,6 +162,14 @@ def _verify_spans(
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 result.add("proofs.jsonl", f"not a proof record: {exc}", line_no)
                 entry = None
+        if sealed and entry is not None and raw is not None:
+            if _sealed_record(line_no, rec, entry, ("spans.jsonl", line_no) in redactions, result):
+                # The record hashes to the ledger digest; that the JSON line says the same as these
+                # bytes is checked in the derivation pass (verify_steps), which decodes every span.
+                quick = _quick_span_id(raw)
+                if quick is not None and quick == entry["span_id"]:
+                    line_ids.append(quick)
+                    continue
         if pool is not None and raw is not None and entry is not None and not entry.get("redacted"):
             quick = _quick_span_id(raw)
             if quick is not None and quick == entry["span_id"] and ("spans.jsonl", line_no) not in redactions:
@@ -192,6 +207,8 @@ def _verify_spans(
     _name_order_problems(entry_ids, line_ids, result)
 
     counts = manifest.get("counts", {})
+    if sealed and n_records != len(line_ids):
+        result.add("spans.pb", f"{n_records} records for {len(line_ids)} lines of spans.jsonl")
     if counts.get("spans") != len(line_ids):
         result.add("spans.jsonl", f"{len(line_ids)} lines, the manifest says {counts.get('spans')} spans")
     result.checked["spans"] = len(line_ids)
@@ -239,6 +256,49 @@ def _verify_spans(
     result.checked["checkpoints"] = 1 + len(led.get("stored_checkpoints", []))
 
 
+def has_sealed_bytes(bundle: _Bundle, manifest: dict[str, Any]) -> bool:
+    """Whether the bundle ships each span's canonical bytes (spans.pb, bundle schema 2): then the digest
+    check hashes them instead of re-encoding every JSON line. Listed in the signed manifest, so a forger
+    cannot drop it to force the other path without the signature failing."""
+    return "spans.pb" in manifest.get("files", {}) and "spans.pb" in bundle.names()
+
+
+def _framed(bundle: _Bundle, seen: dict[str, Any], result: VerifyResult) -> Iterator[bytes]:
+    try:
+        yield from records(bundle.chunks("spans.pb"), seen)
+    except Framing as exc:
+        result.add("spans.pb", f"not length-delimited records: {exc}")
+
+
+def _sealed_record(
+    line_no: int, rec: bytes | None, entry: dict[str, Any], masked: bool, result: VerifyResult
+) -> bool:
+    """Record `line_no` of spans.pb against the ledger digest of proofs.jsonl's same line. True when it
+    holds and the line is not redacted (so the JSON line need not be re-encoded here)."""
+    span_id = entry["span_id"]
+    if rec is None:
+        result.add("spans.pb", "no record for this line of spans.jsonl (record deleted)", line_no, span_id)
+        return False
+    if entry.get("redacted") or masked:
+        if rec:
+            result.add(
+                "spans.pb",
+                "a redacted span's record must be empty (its bytes would reveal what was masked)",
+                line_no,
+                span_id,
+            )
+        return False
+    if hashlib.sha256(rec).hexdigest() != entry["digest"]:
+        result.add(
+            "spans.pb",
+            "record does not hash to the ledger digest in proofs.jsonl (sealed bytes altered)",
+            line_no,
+            span_id,
+        )
+        return False
+    return True
+
+
 def _span_id_of(doc: Any) -> str | None:
     try:
         return str(doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"])
@@ -267,6 +327,11 @@ class _PrefixTree:
     def __init__(self, digests: list[str], levels: list[list[str]]) -> None:
         self.digests = digests
         self.upper = levels[:-1]  # every level that has siblings (all but the root)
+        # The expected path of the last index asked for, one slot per level (None: no sibling there).
+        # Consecutive indices share every level above their lowest differing bit, so the next path is
+        # this one with about two slots changed, not a fresh list of log n look-ups.
+        self._last = -2
+        self._path: list[str | None] = []
 
     @classmethod
     def build(cls, bundle: _Bundle, manifest: dict[str, Any], result: VerifyResult) -> _PrefixTree | None:
@@ -291,16 +356,28 @@ class _PrefixTree:
     def holds(self, index: int, digest: str, proof: list[str]) -> bool:
         if index >= len(self.digests) or self.digests[index] != digest:
             return False
-        expected = [
-            level[(index >> h) ^ 1] for h, level in enumerate(self.upper) if (index >> h) ^ 1 < len(level)
-        ]
-        return proof == expected
+        path = self._path
+        if index == self._last + 1:
+            levels = range((index ^ self._last).bit_length())
+        else:
+            path[:] = [None] * len(self.upper)
+            levels = range(len(self.upper))
+        for h in levels:
+            level = self.upper[h]
+            sibling = (index >> h) ^ 1
+            path[h] = level[sibling] if sibling < len(level) else None
+        self._last = index
+        if len(proof) == len(path) and proof == path:
+            return True
+        return proof == [p for p in path if p is not None]
 
 
-def _zip_longest(a: Iterator[bytes], b: Iterator[bytes]) -> Iterator[tuple[bytes | None, bytes | None]]:
+def _zip_longest(
+    a: Iterator[bytes], b: Iterator[bytes], c: Iterator[bytes]
+) -> Iterator[tuple[bytes | None, bytes | None, bytes | None]]:
     from itertools import zip_longest
 
-    return zip_longest(a, b)
+    return zip_longest(a, b, c)
 
 
 def _name_order_problems(expected: list[str], found: list[str], result: VerifyResult) -> None:

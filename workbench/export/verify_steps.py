@@ -30,14 +30,16 @@ import json
 import re
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import zip_longest
 from typing import Any
 
 import orjson
 
 from workbench.export import otlp_json
 from workbench.export.redact import apply_originals
-from workbench.export.verify_base import VerifyResult, _Bundle, _get, _set
+from workbench.export.verify_base import Framing, VerifyResult, _Bundle, _get, _set, records
+from workbench.export.verify_workers import _quick_span_id
 from workbench.model import Step
 from workbench.store.batch import STEP_COLUMNS
 
@@ -50,6 +52,9 @@ _TRUNCATED = re.compile(r"…\[truncated: \d+ chars, kept (\d+)\]")
 _BATCH = 500
 # (seq, field, bundle value, derived value); field "" when the span itself cannot be read
 Difference = tuple[int, str, Any, Any]
+# (seq, line, JSON line, spans.pb record or None, step row or None, span redactions, step redactions)
+Task = tuple[int, int, bytes, bytes | None, dict[str, Any] | None, list[Any], list[Any]]
+JSON_DIFFERS = "=spans.jsonl"  # a Difference's field when the JSON line disagrees with its sealed bytes
 
 
 def verify_steps(
@@ -59,61 +64,76 @@ def verify_steps(
     result: VerifyResult,
     redactions: Records,
     originals: dict[int, str],
-    derive: StepDeriver,
-    normalizer_version: str,
+    derive: StepDeriver | None,
+    normalizer_version: str | None,
     jobs: int = 1,
+    sealed: bool = False,
 ) -> None:
-    """Re-derive every step from its span line and check every finding's evidence (module docstring)."""
+    """Re-derive every step from its span and check every finding's evidence (module docstring); with
+    `sealed` (the bundle ships spans.pb), also prove each unredacted JSON line says what its sealed
+    protobuf record says, in the same pass, since it decodes every span anyway."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    exported = (manifest.get("normalizer") or {}).get("version")
-    if exported is None:
-        result.add("manifest.json", "names no normalizer version: steps.parquet cannot be re-derived")
+    steps = (
+        derive is not None
+        and normalizer_version is not None
+        and _same_normalizer(manifest, normalizer_version, result)
+    )
+    if not steps and not sealed:
         return
-    if str(exported) != str(normalizer_version):
-        result.add(
-            "steps.parquet",
-            f"exported with normalizer version {exported}, this verifier has {normalizer_version}: "
-            "its steps cannot be re-derived here (verify with the workbench version that exported it)",
-        )
-        return
-    if "steps.parquet" not in names:
-        return
-    table = pq.read_table(pa.BufferReader(bundle.read("steps.parquet")))
-    rows = table.to_pylist()
-    row_of: dict[int, int] = {}
+    rows: list[dict[str, Any]] = []
+    if steps and "steps.parquet" in names:
+        rows = pq.read_table(pa.BufferReader(bundle.read("steps.parquet"))).to_pylist()
+    steps = steps and "steps.parquet" in names
+    row_of: dict[Any, int] = {}  # seq as the row says it (a forged row may say anything)
     for i, row in enumerate(rows):
         if row.get("seq") in row_of:
             result.add("steps.parquet", f"seq {row.get('seq')} has two rows (rows {row_of[row['seq']]}, {i})")
         row_of[row.get("seq")] = i
     position = _replay_positions(rows)
 
-    tasks: list[tuple[int, int, bytes, dict[str, Any], list[Any], list[Any]]] = []
-    spans_seen: set[int] = set()
-    for line_no, (raw, praw) in enumerate(
-        zip(bundle.lines("spans.jsonl"), bundle.lines("proofs.jsonl"), strict=False), 1
+    tasks: list[Task] = []
+    spans_seen: dict[int, tuple[int, str | None]] = {}  # seq -> (line, span id from proofs.jsonl)
+    pb = records(bundle.chunks("spans.pb")) if sealed else iter(())
+    for line_no, (raw, praw, rec) in enumerate(
+        zip_longest(bundle.lines("spans.jsonl"), bundle.lines("proofs.jsonl"), _quiet(pb)), 1
     ):
+        if raw is None or praw is None:
+            break  # the span check names lines without proofs and the other way round
         try:
-            seq = int(orjson.loads(praw)["seq"])
+            proof = orjson.loads(praw)
+            seq = int(proof["seq"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             continue  # the span check names unreadable proofs
-        spans_seen.add(seq)
+        spans_seen[seq] = (line_no, proof.get("span_id"))
         at = row_of.get(seq)
-        if at is None:
+        if steps and at is None:
             result.add("steps.parquet", f"no step row for the span at seq {seq} (deleted row)", line_no)
-            continue
+        step_row = rows[at] if at is not None else None
         span_recs = redactions.get(("spans.jsonl", line_no), [])
-        step_recs = redactions.get(("steps.parquet", at), [])
-        tasks.append((seq, line_no, raw, rows[at], span_recs, step_recs))
+        step_recs = redactions.get(("steps.parquet", at), []) if at is not None else []
+        if rec and _quick_span_id(raw) != proof.get("span_id"):
+            rec = None  # a line out of place: the span check pairs it by id and names the order
+        tasks.append((seq, line_no, raw, rec or None, step_row, span_recs, step_recs))
     for seq, i in row_of.items():
         if seq not in spans_seen:
             result.add(
                 "steps.parquet", f"row {i}: step at seq {seq} has no span in spans.jsonl (inserted row)"
             )
 
-    differences = _run(tasks, originals, derive, jobs)
+    differences = _run(tasks, originals, derive if steps else None, jobs)
     for seq, col, said, derived in differences:
+        if col == JSON_DIFFERS:
+            line_no, span_id = spans_seen[seq]
+            result.add(
+                "spans.jsonl",
+                "differs from what was ingested: it does not say what its record in spans.pb (the bytes "
+                f"that hash to the ledger digest) says ({said}); line edited",
+                line_no,
+                span_id,
+            )
+            continue
         row = rows[row_of[seq]]
         where = f"trace {row.get('trace_id')} step {position.get(seq, '?')} (seq {seq})"
         if not col:
@@ -128,16 +148,40 @@ def verify_steps(
             None,
             row.get("span_id"),
         )
-    result.checked["steps"] = len(tasks)
+    if sealed:
+        result.checked["span_lines"] = sum(1 for t in tasks if t[3] is not None)
+    if not steps:
+        return
+    result.checked["steps"] = sum(1 for t in tasks if t[4] is not None)
     if "findings.jsonl" in names:
         _verify_evidence(bundle, rows, row_of, position, result, redactions, originals)
 
 
+def _same_normalizer(manifest: dict[str, Any], normalizer_version: str, result: VerifyResult) -> bool:
+    exported = (manifest.get("normalizer") or {}).get("version")
+    if exported is None:
+        result.add("manifest.json", "names no normalizer version: steps.parquet cannot be re-derived")
+        return False
+    if str(exported) != str(normalizer_version):
+        result.add(
+            "steps.parquet",
+            f"exported with normalizer version {exported}, this verifier has {normalizer_version}: "
+            "its steps cannot be re-derived here (verify with the workbench version that exported it)",
+        )
+        return False
+    return True
+
+
+def _quiet(pb: Iterator[bytes]) -> Iterator[bytes]:
+    """spans.pb's records; a framing error was named by the span check, so this pass just stops."""
+    try:
+        yield from pb
+    except Framing:
+        return
+
+
 def _run(
-    tasks: list[tuple[int, int, bytes, dict[str, Any], list[Any], list[Any]]],
-    originals: dict[int, str],
-    derive: StepDeriver,
-    jobs: int,
+    tasks: list[Task], originals: dict[int, str], derive: StepDeriver | None, jobs: int
 ) -> list[Difference]:
     if jobs <= 1 or len(tasks) < 2 * _BATCH:
         return _check_batch(tasks, originals, derive)
@@ -157,42 +201,77 @@ def _run(
 
 
 def _check_batch(
-    tasks: list[tuple[int, int, bytes, dict[str, Any], list[Any], list[Any]]],
-    originals: dict[int, str],
-    derive: StepDeriver,
+    tasks: list[Task], originals: dict[int, str], derive: StepDeriver | None
 ) -> list[Difference]:
     out: list[Difference] = []
-    for seq, _line_no, raw, row, span_recs, step_recs in tasks:
-        out.extend(_check_one(seq, raw, row, span_recs, step_recs, originals, derive))
+    for seq, _line_no, raw, pb, row, span_recs, step_recs in tasks:
+        out.extend(_check_one(seq, raw, pb, row, span_recs, step_recs, originals, derive))
     return out
 
 
 def _check_one(
     seq: int,
     raw: bytes,
-    row: dict[str, Any],
+    pb: bytes | None,
+    row: dict[str, Any] | None,
     span_recs: list[dict[str, Any]],
     step_recs: list[dict[str, Any]],
     originals: dict[int, str],
-    derive: StepDeriver,
+    derive: StepDeriver | None,
 ) -> list[Difference]:
+    out: list[Difference] = []
     masked = bool(span_recs or step_recs)
-    try:
-        doc = orjson.loads(raw)
-        if masked and originals:
-            doc = _restore(doc, span_recs, originals)
+    if pb is not None and not span_recs:
+        # The sealed bytes (their digest was checked against the ledger) are what the step derives
+        # from; the JSON line must say the same.
+        why = _json_differs(raw, pb)
+        if why:
+            out.append((seq, JSON_DIFFERS, why, None))
+        canonical = pb
+        if row is not None and step_recs and originals:
             row = _restore(dict(row), step_recs, originals)
             masked = False
-        canonical = otlp_json.canonical_from_json(doc)
-    except (orjson.JSONDecodeError, otlp_json.OtlpJsonError, KeyError, IndexError, TypeError) as exc:
-        return [(seq, "", f"{type(exc).__name__}: {exc}", None)]
+    else:
+        try:
+            doc = orjson.loads(raw)
+            if masked and originals:
+                doc = _restore(doc, span_recs, originals)
+                if row is not None:
+                    row = _restore(dict(row), step_recs, originals)
+                masked = False
+            canonical = otlp_json.canonical_from_json(doc)
+        except (orjson.JSONDecodeError, otlp_json.OtlpJsonError, KeyError, IndexError, TypeError) as exc:
+            return [(seq, "", f"{type(exc).__name__}: {exc}", None)] if row is not None else []
+    if row is None or derive is None:
+        return out
     found = _differences(seq, derive(canonical, sys.maxsize), row, masked)
     if found:
         cut = [int(k) for v in row.values() if isinstance(v, str) for k in _TRUNCATED.findall(v)]
         if cut:
             retry = _differences(seq, derive(canonical, min(cut)), row, masked)
             found = retry if not retry else found
-    return found
+    return out + found
+
+
+def _json_differs(raw: bytes, pb: bytes) -> str:
+    """Why the OTLP/JSON line does not say what the protobuf record says ("" when it does). Fast path:
+    the line is byte for byte our rendering of the record; else (another rendering of the same span)
+    the line is re-encoded and must give exactly the record's bytes."""
+    try:
+        if otlp_json.line_from_canonical(pb) == raw:
+            return ""
+    except (otlp_json.OtlpJsonError, ValueError) as exc:
+        return f"the record is not one OTLP span: {exc}"
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return f"not JSON: {exc}"
+    try:
+        if otlp_json.canonical_from_json(doc) == pb:
+            return ""
+    except (otlp_json.OtlpJsonError, KeyError, IndexError, TypeError) as exc:
+        return f"not OTLP/JSON of one span: {type(exc).__name__}: {exc}"
+    return "its protobuf encoding differs"
 
 
 def _restore(doc: Any, records: list[dict[str, Any]], originals: dict[int, str]) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -51,6 +51,66 @@ FINDING_BODY = _body_sql(_FINDING_FIELDS)
 ANNOTATION_BODY = _body_sql(_ANNOTATION_FIELDS)
 PROBE_BODY = _body_sql(_PROBE_FIELDS)
 PROBE_REF = "CAST(run_id AS VARCHAR) || '/' || analysis"
+
+
+# The same fields as the SQL above, for rows as an export writes them (JSON columns parsed, timestamps as
+# ISO 8601 text): kind -> (fields, JSON columns). Entries of kind "finding" and "finding-retired" seal
+# the same fields.
+ROW_FIELDS: dict[str, tuple[list[str], frozenset[str]]] = {
+    FINDING: ([f for f in _FINDING_FIELDS], frozenset({"taint_chain", "details"})),
+    ANNOTATION: (["trace_id", "step_seq", "author", "text", "supersedes", "created_at"], frozenset()),
+    PROBE_RESULT: (list(_PROBE_FIELDS), frozenset({"summary", "data"})),
+}
+
+
+def _renderings(name: str, value: object, json_columns: frozenset[str]) -> list[str]:
+    """The text(s) `CAST(value AS VARCHAR)` may have given for a value read back from an export.
+
+    A JSON column was stored as text by the writer (Python's json.dumps, or compact) and parsed for the
+    bundle; each deterministic rendering of the same parsed value is tried, so a different value never
+    matches but the same value does whichever way it was written. `created_at` is sealed as epoch
+    microseconds (`epoch_us`), exported as ISO 8601."""
+    if name in json_columns:
+        return [
+            json.dumps(value),
+            json.dumps(value, separators=(",", ":")),
+            json.dumps(value, ensure_ascii=False),
+        ]
+    if name == "created_at" and isinstance(value, str | datetime):
+        when = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return [str((when - _EPOCH) // timedelta(microseconds=1))]
+    if isinstance(value, bool):
+        return [str(value).lower()]
+    return [str(value)]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def row_differences(kind: str, row: dict[str, object], body: str) -> list[str]:
+    """The fields of an exported row whose sealed digest (in the entry `body`) it does not match: the
+    verifier's side of FINDING_BODY/ANNOTATION_BODY/PROBE_BODY, pure (no database), floor 1.
+
+    `field: sha256(CAST(value AS VARCHAR))`, NULL as null, exactly as the SQL expressions compute it
+    when the row is sealed."""
+    fields, json_columns = ROW_FIELDS[FINDING if kind == FINDING_RETIRED else kind]
+    sealed = json.loads(body)
+    out = []
+    for name in fields:
+        key = name.split("(")[-1].rstrip(")")
+        value = row.get(key)
+        want = sealed.get(key)
+        if value is None or want is None:
+            if value is not None or want is not None:
+                out.append(key)
+            continue
+        if not any(
+            hashlib.sha256(t.encode()).hexdigest() == want for t in _renderings(key, value, json_columns)
+        ):
+            out.append(key)
+    return out
 
 
 def entry_digest(kind: str, ref: str, body: str) -> bytes:

@@ -165,3 +165,21 @@ def selected_deployments(store: Store, selection: SpanSelection, limit: int = 10
         f" FROM spans{where} ORDER BY 1 LIMIT ?"
     )
     return [(r[0], r[1]) for r in store.cursor().execute(sql, [*params, limit]).fetchall()]
+
+
+def sealing_entries(store: Store, kind: str, refs: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """{ref: (entry seq, body)} of the latest ledger entry of `kind` for each ref: the entry that seals
+    the row as it is now (a later entry for the same ref supersedes an earlier one)."""
+    if not refs:
+        return {}
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT ref, seq, CAST(body AS VARCHAR) FROM ledger_entries"
+            " WHERE kind = ? AND ref IN (SELECT unnest(?::VARCHAR[]))"
+            " QUALIFY row_number() OVER (PARTITION BY ref ORDER BY seq DESC) = 1",
+            [kind, list(refs)],
+        )
+        .fetchall()
+    )
+    return {str(ref): (int(seq), str(body)) for ref, seq, body in rows}

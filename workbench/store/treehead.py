@@ -174,3 +174,22 @@ def _check_tree(what: str, leaves: list[bytes], heads: list[tuple[int, bytes, da
             ]
         held = size
     return []
+
+
+def extends(head: TreeHead, span_levels: list[list[bytes]], entry_levels: list[list[bytes]]) -> list[str]:
+    """Problems, if the trees given by their levels (ledger.merkle_levels) do not extend `head`: the
+    check of check_extends for trees already built (an export has them)."""
+    problems: list[str] = []
+    for what, size, root, levels in (
+        ("span ledger seq", head.size, head.root, span_levels),
+        ("ledger entry", head.entries_size, head.entries_root, entry_levels),
+    ):
+        n = len(levels[0]) if levels else 0
+        stamp = head.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if size > n:
+            problems.append(f"{what} {n + 1}..{size}: signed at {stamp} but missing (tail truncated)")
+            continue
+        proof = ledger.consistency_proof(size, levels) if 0 < size < n else []
+        if not ledger.verify_consistency(size, n, root, ledger.levels_root(levels), proof):
+            problems.append(f"{what} 1..{size}: changed since the head signed at {stamp}")
+    return problems
