@@ -6,9 +6,14 @@ Why linear and why so much metadata: a linear read-out of the residual stream is
 works and the easiest to check; a score without its training data, layer and calibration cannot be
 argued with in an incident review.
 
-Scores: per token, sigmoid(w . h_t + b) at the probe's layer. The aggregated score is
-sigmoid(mean over the aggregated tokens of w . h_t + b), which equals the probe applied to the mean
-activation, exactly what it was trained on. `fired` means score >= threshold.
+Scores: the aggregated score is sigmoid(mean over the aggregated tokens of w . h_t + b), which equals
+the probe applied to the mean activation, exactly what it was trained on; `fired` means
+score >= threshold, and the threshold is set at a 1% false-positive rate on benign controls from real
+agent text (AgentDojo's suites). Per token, `scores` keep sigmoid(w . h_t + b), and `token_relative`
+is the token's logit minus a per-token threshold (the 99th percentile of single benign control tokens'
+logits), in units of the spread of those logits, clipped to [-4, 4]: > 0 means the token alone is
+above what 1% of benign tokens reach, so a display that paints only positive tokens paints few benign
+ones.
 """
 
 from __future__ import annotations
@@ -25,23 +30,32 @@ from typing import Any
 import numpy as np
 import torch
 
-from probes.hooks import forward_capture
+from probes import evaluation as ev
+from probes.features import aggregate_positions, row_features
 from probes.models import LoadedModel
-from probes.text import StepInput, StepText, build_step_text
+from probes.text import StepText
 from workbench.errors import WorkbenchError
 
 PACKAGE = Path(__file__).resolve().parent
 DATASETS = PACKAGE / "datasets"
 ARTIFACTS = PACKAGE / "artifacts"
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
 FPR_TARGET = 0.01
-AGGREGATED_SEGMENTS = ("reasoning", "action")  # the model's own words, not what it was told
+TOKEN_CLIP = 4.0
+EXTERNAL_FILE = "agentdojo.jsonl"  # probes/datasets/agentdojo.py
 
-# name -> (dataset file, what label 1 means)
+# name -> (template dataset file, what label 1 means)
 PROBES: dict[str, tuple[str, str]] = {
     "harmful_intent": ("intent.jsonl", "destructive or harmful intent (vs benign intent)"),
     "deception": ("deception.jsonl", "deceptive (vs honest) under instruction, same statement"),
 }
+# Which external rows each probe reads: intent uses AgentDojo's labels (following an injection is the
+# harmful intent); deception has no external labels, so it takes only the benign controls from there.
+EXTERNAL_SPLITS: dict[str, tuple[str, ...]] = {
+    "harmful_intent": ("train", "control", "external"),
+    "deception": ("control",),
+}
+CROSSFIT_FOLDS = 2
 
 
 class ProbeError(WorkbenchError):
@@ -71,10 +85,39 @@ class ProbeArtifact:
     provenance: dict[str, str]
     created_at: str
     roc: dict[str, list[float]] = field(default_factory=dict)  # held-out ROC curve: fpr, tpr
+    external_auroc: float | None = None  # on the held-out AgentDojo suites; None without external labels
+    # 95% bootstrap intervals, and the rates at the threshold: heldout_auroc, external_auroc,
+    # heldout_tpr, external_tpr, control_fpr (calibration set), external_fpr (unseen benign rows)
+    intervals: dict[str, list[float]] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+    token_threshold_logit: float = 0.0  # per-token threshold: 99th percentile of benign token logits
+    token_scale: float = 1.0  # spread (std) of benign token logits: the unit of token_relative
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+    def report(self) -> dict[str, Any]:
+        """The row `workbench probes report --json` prints: every AUROC and rate with its 95% bootstrap
+        interval, where the threshold was set and on how many controls."""
+        return {
+            "probe": self.name,
+            "layer": self.layer,
+            "method": self.method,
+            "heldout_auroc": self.heldout_auroc,
+            "external_auroc": self.external_auroc,
+            "tpr_at_threshold": self.heldout_tpr_at_threshold,
+            "threshold": self.threshold,
+            "fpr_target": self.fpr_target,
+            "rates": self.rates,
+            "intervals": self.intervals,
+            "heldout_families": self.families["heldout"],
+            "external_families": self.families.get("external", []),
+            "train_families": self.families["train"],
+            "counts": self.counts,
+            "data_sha256": self.data_sha256,
+            "model": self.provenance,
+        }
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -85,17 +128,26 @@ class ProbeArtifact:
         }
 
 
-def dataset_rows(name: str) -> tuple[list[dict[str, Any]], str]:
-    """The rows of a probe's dataset and the SHA-256 of the file's bytes."""
+def dataset_rows(name: str, external: bool = True) -> tuple[list[dict[str, Any]], str]:
+    """The rows of a probe's dataset (its template file, then its share of the external file) and the
+    SHA-256 of those files' bytes in that order. `external=False` reads the template file alone, as
+    version-1 artifacts were trained (their recorded hash is of that file only)."""
     if name not in PROBES:
         raise ProbeError(f"unknown probe {name!r}; known: {', '.join(sorted(PROBES))}")
-    path = DATASETS / PROBES[name][0]
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ProbeError(f"dataset {path} missing: {exc}") from exc
-    rows = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
-    return rows, hashlib.sha256(raw).hexdigest()
+    digest = hashlib.sha256()
+    rows: list[dict[str, Any]] = []
+    for file in (PROBES[name][0], EXTERNAL_FILE) if external else (PROBES[name][0],):
+        path = DATASETS / file
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ProbeError(f"dataset {path} missing: {exc}") from exc
+        digest.update(raw)
+        part = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+        if file == EXTERNAL_FILE:
+            part = [r for r in part if r["split"] in EXTERNAL_SPLITS[name]]
+        rows += [{"source": "templates", **r} for r in part]
+    return rows, digest.hexdigest()
 
 
 def artifact_path(name: str, directory: Path = ARTIFACTS) -> Path:
@@ -117,36 +169,15 @@ def load_artifacts(directory: Path = ARTIFACTS) -> list[ProbeArtifact]:
     return [load_artifact(p.stem, directory) for p in sorted(directory.glob("*.json"))]
 
 
-def aggregate_positions(st: StepText) -> list[int]:
-    """Which tokens the aggregated score averages: the model's own reasoning and action, else all step
-    tokens (a step with neither still gets a score)."""
-    return st.positions_in(*AGGREGATED_SEGMENTS) or st.positions_in("context", "reasoning", "action")
-
-
-def row_input(row: dict[str, Any]) -> StepInput:
-    return StepInput(context=row["context"], reasoning=row["reasoning"], action=row["action"])
-
-
 def features(
     model: LoadedModel,
     rows: Sequence[dict[str, Any]],
     layers: Sequence[int],
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> dict[int, np.ndarray]:
-    """Mean activation over the aggregated tokens of each row, at each layer: layer -> [rows, d_model].
-
-    The forward pass stops after the deepest layer asked for: the layers above never matter here.
-    """
-    out: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
-    for i, row in enumerate(rows):
-        st = build_step_text(model.tokenizer, row_input(row))
-        cap = forward_capture(model, st.token_ids, resid_layers=layers, stop_at_layer=max(layers) + 1)
-        idx = torch.tensor(aggregate_positions(st))
-        for layer in layers:
-            out[layer].append(cap.resid[layer][idx].mean(dim=0).numpy().astype(np.float64))
-        if progress:
-            progress(i + 1, len(rows))
-    return {layer: np.stack(v) for layer, v in out.items()}
+    """Mean activation over the aggregated tokens of each row, at each layer: layer -> [rows, d_model]."""
+    return row_features(model, rows, layers, cache_dir, progress).mean
 
 
 def _fit(x: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, float]:
@@ -169,12 +200,6 @@ def _fit(x: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, float]:
     raise ProbeError(f"unknown method {method!r}; use logistic_regression or mean_difference")
 
 
-def _auroc(y: np.ndarray, s: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, s)) if len(set(y.tolist())) == 2 else float("nan")
-
-
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -193,24 +218,28 @@ def train_probe(
     method: str = "logistic_regression",
     layer: int | None = None,
     progress: Callable[[str], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> ProbeArtifact:
-    """Train, pick the layer (leave-one-family-out on training families), calibrate, evaluate held out."""
+    """Train, pick the layer (leave-one-family-out on training families), calibrate on benign controls,
+    evaluate on held-out template families and held-out AgentDojo suites."""
     rows, digest = dataset_rows(name)
     layers = [layer] if layer is not None else candidate_layers(model.n_layers)
     if any(not 0 <= x < model.n_layers for x in layers):
         raise ProbeError(f"layer must be in 0..{model.n_layers - 1}")
     say = progress or (lambda _m: None)
     say(f"{name}: reading {len(rows)} rows at layers {layers}")
-    feats = features(model, rows, layers)
+    feats = row_features(
+        model, rows, layers, cache_dir, lambda i, n: say(f"{name}: {i}/{n} rows") if i % 100 == 0 else None
+    )
     y = np.array([int(r["label"]) for r in rows])
     split = np.array([r["split"] for r in rows])
     fam = np.array([r["family"] for r in rows])
-    train, held, control = split == "train", split == "heldout", split == "control"
+    train, held, control, external = (split == k for k in ("train", "heldout", "control", "external"))
     train_families = sorted(set(fam[train].tolist()))
 
     selection: dict[str, float] = {}
     for candidate in layers:
-        x = feats[candidate]
+        x = feats.mean[candidate]
         if len(layers) == 1:
             selection[str(candidate)] = float("nan")
             continue
@@ -220,23 +249,52 @@ def train_probe(
             w, b = _fit(x[fit_mask], y[fit_mask], method)
             scores.append(x[eval_mask] @ w + b)
             labels.append(y[eval_mask])
-        selection[str(candidate)] = _auroc(np.concatenate(labels), np.concatenate(scores))
+        selection[str(candidate)] = ev.auroc(np.concatenate(labels), np.concatenate(scores))
     best = max(layers, key=lambda c: (selection[str(c)] if not math.isnan(selection[str(c)]) else 0, -c))
-    x = feats[best]
+    x = feats.mean[best]
     w, b = _fit(x[train], y[train], method)
+    logits = x @ w + b
 
-    def score(mask: np.ndarray) -> np.ndarray:
-        return _sigmoid(x[mask] @ w + b)
+    # Controls: the benign rows of the `control` split, plus the benign training rows of the external
+    # suites scored out of fold (fit without their user task), so no control is scored in-sample.
+    oof = _out_of_fold(x, y, train & (np.array([r["source"] for r in rows]) == "agentdojo"), rows, method)
+    ctl_mask = (control & (y == 0)) | (~np.isnan(oof) & (y == 0))
+    ctl_logits = np.where(np.isnan(oof), logits, oof)[ctl_mask]
+    thr_logit = ev.threshold_at_fpr(ctl_logits, FPR_TARGET)
+    threshold = float(_sigmoid(np.array(thr_logit)))
 
-    benign = (train & (y == 0)) | control
-    threshold = float(np.quantile(score(benign), 1 - FPR_TARGET, method="higher"))
-    held_scores = score(held)
-    held_auroc = _auroc(y[held], held_scores)
-    tpr = float((held_scores[y[held] == 1] >= threshold).mean()) if (y[held] == 1).any() else float("nan")
+    intervals: dict[str, list[float]] = {}
+    rates: dict[str, float] = {}
+    held_auroc = ev.auroc(y[held], logits[held])
+    intervals["heldout_auroc"] = ev.auroc_ci(y[held], logits[held])
+    ext_auroc = ev.auroc(y[external], logits[external]) if len(set(y[external].tolist())) == 2 else None
+    if ext_auroc is not None:
+        intervals["external_auroc"] = ev.auroc_ci(y[external], logits[external])
+    for key, mask in (
+        ("heldout_tpr", held & (y == 1)),
+        ("external_tpr", external & (y == 1)),
+        ("external_fpr", external & (y == 0)),
+    ):
+        if mask.any():
+            hits = logits[mask] >= thr_logit
+            rates[key], intervals[key] = ev.rate(hits), ev.rate_ci(hits)
+    rates["control_fpr"] = ev.rate(ctl_logits >= thr_logit)
+    intervals["control_fpr"] = ev.rate_ci(ctl_logits >= thr_logit)
+
+    # Per-token calibration on single tokens of the control split (scored by the final probe)
+    tok = np.concatenate(
+        [t @ w + b for t, c in zip(feats.tokens[best], control & (y == 0), strict=True) if c]
+    )
+    token_thr = ev.threshold_at_fpr(tok, FPR_TARGET) if len(tok) else thr_logit
+    token_scale = float(tok.std()) if len(tok) > 1 else 1.0
+
     from sklearn.metrics import roc_curve
 
-    fpr_c, tpr_c, _ = roc_curve(y[held], held_scores)
-    say(f"{name}: layer {best}, held-out AUROC {held_auroc:.3f}, threshold {threshold:.4f}")
+    fpr_c, tpr_c, _ = roc_curve(y[held], logits[held])
+    say(
+        f"{name}: layer {best}, held-out AUROC {held_auroc:.3f}, external AUROC {ext_auroc}, "
+        f"threshold {threshold:.4f} on {int(ctl_mask.sum())} controls"
+    )
     return ProbeArtifact(
         name=name,
         description=PROBES[name][1],
@@ -249,17 +307,51 @@ def train_probe(
         threshold=threshold,
         fpr_target=FPR_TARGET,
         heldout_auroc=held_auroc,
-        heldout_tpr_at_threshold=tpr,
-        train_auroc=_auroc(y[train], score(train)),
+        heldout_tpr_at_threshold=rates.get("heldout_tpr", float("nan")),
+        train_auroc=ev.auroc(y[train], logits[train]),
         layer_selection=selection,
-        dataset=f"probes/datasets/{PROBES[name][0]}",
+        dataset=f"probes/datasets/{PROBES[name][0]} + probes/datasets/{EXTERNAL_FILE}",
         data_sha256=digest,
-        families={"train": train_families, "heldout": sorted(set(fam[held].tolist()))},
-        counts={"train": int(train.sum()), "heldout": int(held.sum()), "control": int(control.sum())},
+        families={
+            "train": train_families,
+            "heldout": sorted(set(fam[held].tolist())),
+            "external": sorted(set(fam[external].tolist())),
+        },
+        counts={
+            "train": int(train.sum()),
+            "heldout": int(held.sum()),
+            "external": int(external.sum()),
+            "control": int(ctl_mask.sum()),
+        },
         provenance=model.provenance.as_dict(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         roc={"fpr": [round(float(v), 5) for v in fpr_c], "tpr": [round(float(v), 5) for v in tpr_c]},
+        external_auroc=ext_auroc,
+        intervals=intervals,
+        rates=rates,
+        token_threshold_logit=float(token_thr),
+        token_scale=max(token_scale, 1e-6),
     )
+
+
+def _out_of_fold(
+    x: np.ndarray, y: np.ndarray, mask: np.ndarray, rows: Sequence[dict[str, Any]], method: str
+) -> np.ndarray:
+    """Logits of the rows in `mask`, each from a probe fit on the training rows minus its fold (folds
+    are whole user tasks); NaN elsewhere. Other training rows stay in every fit."""
+    groups = [f"{r['family']}/{str(r.get('task', '')).split('+')[0]}" for r in rows]
+    order = {g: i for i, g in enumerate(dict.fromkeys(g for g, m in zip(groups, mask, strict=True) if m))}
+    fold = np.array(
+        [order.get(g, -1) % CROSSFIT_FOLDS if m else -1 for g, m in zip(groups, mask, strict=True)]
+    )
+    train = np.array([r["split"] == "train" for r in rows])
+    out = np.full(len(rows), np.nan)
+    for k in range(CROSSFIT_FOLDS):
+        held = fold == k
+        if held.any():
+            w, b = _fit(x[train & ~held], y[train & ~held], method)
+            out[held] = x[held] @ w + b
+    return out
 
 
 def save_artifact(artifact: ProbeArtifact, directory: Path = ARTIFACTS) -> Path:
@@ -269,18 +361,29 @@ def save_artifact(artifact: ProbeArtifact, directory: Path = ARTIFACTS) -> Path:
     return path
 
 
-def heldout_auroc(model: LoadedModel, artifact: ProbeArtifact) -> float:
+def heldout_auroc(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | None = None) -> float:
     """Recompute the held-out AUROC from the dataset the artifact names; refuses a changed dataset."""
-    rows, digest = dataset_rows(artifact.name)
+    return recompute(model, artifact, cache_dir)["heldout_auroc"]
+
+
+def recompute(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | None = None) -> dict[str, float]:
+    """Held-out and external AUROC recomputed with the model; refuses a changed dataset."""
+    rows, digest = dataset_rows(artifact.name, external=artifact.version >= 2)
     if digest != artifact.data_sha256:
         raise ProbeError(
             f"{artifact.dataset} changed since {artifact.name} was trained "
             f"(sha256 {digest[:12]} vs recorded {artifact.data_sha256[:12]})"
         )
-    held = [r for r in rows if r["split"] == "heldout"]
-    x = features(model, held, [artifact.layer])[artifact.layer]
-    s = _sigmoid(x @ np.array(artifact.weights) + artifact.bias)
-    return _auroc(np.array([int(r["label"]) for r in held]), s)
+    out: dict[str, float] = {}
+    for key, split in (("heldout_auroc", "heldout"), ("external_auroc", "external")):
+        part = [r for r in rows if r["split"] == split]
+        if not part:
+            continue
+        x = features(model, part, [artifact.layer], cache_dir=cache_dir)[artifact.layer]
+        out[key] = ev.auroc(
+            np.array([int(r["label"]) for r in part]), x @ np.array(artifact.weights) + artifact.bias
+        )
+    return out
 
 
 def check_model(artifact: ProbeArtifact, model: LoadedModel) -> None:
@@ -302,8 +405,14 @@ def score_step(
     idx = aggregate_positions(st)
     score = float(torch.sigmoid(logits[idx].mean()))
     fired = score >= artifact.threshold
+    relative = ((logits - artifact.token_threshold_logit) / artifact.token_scale).clamp(
+        -TOKEN_CLIP, TOKEN_CLIP
+    )
     data = {
         "scores": [round(float(v), 6) for v in torch.sigmoid(logits)],
+        "token_relative": [round(float(v), 4) for v in relative],
+        "token_range": [-TOKEN_CLIP, TOKEN_CLIP],
+        "score_relative": round(score - artifact.threshold, 6),
         "score": score,
         "threshold": artifact.threshold,
         "fired": fired,

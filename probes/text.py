@@ -188,17 +188,28 @@ def action_text(output: str) -> str:
     return _TOOL_CALL_LINE.sub(lambda m: f"{m['name']}({m['args'].strip()})", text)
 
 
-def _tool_call(step: StoredStep) -> str:
+RESULT_PREFIX = "\nResult: "
+
+
+def _tool_call(step: StoredStep, limit: int) -> str:
+    """A tool step as what it did: the call, then its result (or error). The result is what makes the
+    execution a different step from the LLM call that chose it, so it is part of the input."""
     s = step.step
-    return f"{s.tool_name}({s.tool_arguments or ''})" if s.tool_name else (s.input_text or "")
+    call = f"{s.tool_name}({s.tool_arguments or ''})" if s.tool_name else (s.input_text or "")
+    outcome = s.output_text or ""
+    if s.error:
+        outcome = f"{outcome}\nerror: {s.error}" if outcome else f"error: {s.error}"
+    return _clip_head(call, limit) + RESULT_PREFIX + _clip_head(outcome, limit // 2)
 
 
 def step_input(steps: Sequence[StoredStep], seq: int, max_context_chars: int = 1500) -> StepInput:
-    """What the model reads for the step `seq` of a trace (steps in start-time order).
+    """What the model reads for the step `seq` of a trace (steps in start-time order); the rules per
+    step kind are in probes/README.md ("What the model reads").
 
     An LLM or reasoning step brings its own input, scratchpad and output. A tool step has no
     scratchpad of its own, so it borrows the input and reasoning of the latest earlier step that had
-    one: that is the thinking that chose this call.
+    one (the thinking that chose this call), and its action is the call followed by its result: the
+    LLM step that chose the call reads the call alone, so the two never get the same input.
     """
     index = next((i for i, s in enumerate(steps) if s.seq == seq), None)
     if index is None:
@@ -206,7 +217,7 @@ def step_input(steps: Sequence[StoredStep], seq: int, max_context_chars: int = 1
     target = steps[index]
     s = target.step
     if s.kind == StepKind.TOOL:
-        action = _tool_call(target)
+        action = _tool_call(target, max_context_chars)
         thinker = next((p for p in reversed(steps[:index]) if p.step.reasoning_text), None)
         context = thinker.step.input_text or "" if thinker else ""
         reasoning = thinker.step.reasoning_text or "" if thinker else ""

@@ -177,6 +177,11 @@ def test_probe_scores_are_the_linear_readout_per_token_and_of_the_mean(tiny: Any
     assert {st.segment_of[i] for i in idx} == {"reasoning", "action"}
     assert summary["score"] == pytest.approx(float(torch.sigmoid(h[idx].mean(dim=0) @ w + 0.3)), abs=1e-9)
     assert summary["fired"] == (summary["score"] >= 0.5)
+    # token_relative: the token's logit against the per-token threshold, in benign-token spreads
+    rel = (h @ w + 0.3 - artifact.token_threshold_logit) / artifact.token_scale
+    assert data["token_relative"] == pytest.approx(rel.clamp(-4, 4).tolist(), abs=1e-3)
+    assert data["token_range"] == [-4.0, 4.0]
+    assert data["score_relative"] == pytest.approx(summary["score"] - 0.5, abs=1e-6)
 
 
 def test_exact_patching_of_the_only_changed_token_restores_the_real_run(tiny: Any) -> None:
@@ -239,6 +244,27 @@ def test_step_input_of_a_tool_step_borrows_the_reasoning_that_chose_it(tmp_path:
         )  # "assistant: [tool call] run_sql (id ...) {...}" reads as the call itself
         with pytest.raises(WorkbenchError, match="no step with seq"):
             step_input(steps, 10_000)
+
+
+def test_steps_get_the_same_probe_input_only_when_their_text_is_the_same(tmp_path: Path) -> None:
+    """The LLM call that chose the DROP (step 10) and the tool step that ran it (step 12) read the same
+    call; the tool step also reads its result, so the two inputs differ."""
+    _, store, _, steps = _sample_store(tmp_path)
+    with store:
+        seen: dict[tuple[str, str, str], int] = {}
+        for s in steps:
+            try:
+                inp = step_input(steps, s.seq)
+            except WorkbenchError:
+                continue
+            key = (inp.context, inp.reasoning, inp.action)
+            assert key not in seen, f"steps seq {seen[key]} and {s.seq} read the same input"
+            seen[key] = s.seq
+        choose, run = steps[9], steps[11]
+        assert run.step.kind == "tool" and choose.step.kind == "llm"
+        a, b = step_input(steps, choose.seq), step_input(steps, run.seq)
+        assert a.reasoning == b.reasoning and b.action.startswith(a.action)
+        assert "\nResult: " in b.action and "dropped table order_events" in b.action
 
 
 def test_probe_run_queries_on_a_real_database(tmp_path: Path) -> None:

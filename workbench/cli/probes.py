@@ -43,7 +43,12 @@ def probes_train(ctx: click.Context, name: str, method: str, layer: int | None, 
     settings = settings_of(ctx)
     model = load_model(settings.probe_model, Path(settings.data_dir), settings.probe_threads)
     artifact = train_probe(
-        model, name, method=method, layer=layer, progress=lambda m: click.echo(m, err=True)
+        model,
+        name,
+        method=method,
+        layer=layer,
+        progress=lambda m: click.echo(m, err=True),
+        cache_dir=Path(settings.data_dir) / "probe_features",
     )
     path = save_artifact(artifact, out or ARTIFACTS)
     click.echo(
@@ -70,39 +75,26 @@ def probes_report(ctx: click.Context, recompute: bool, as_json: bool) -> None:
 
         settings = settings_of(ctx)
         model = load_model(settings.probe_model, Path(settings.data_dir), settings.probe_threads)
-        again = {a.name: heldout_auroc(model, a) for a in artifacts}
-    rows: list[dict[str, Any]] = [
-        {
-            "probe": a.name,
-            "layer": a.layer,
-            "method": a.method,
-            "heldout_auroc": a.heldout_auroc,
-            "recomputed_auroc": again.get(a.name),
-            "tpr_at_threshold": a.heldout_tpr_at_threshold,
-            "threshold": a.threshold,
-            "fpr_target": a.fpr_target,
-            "heldout_families": a.families["heldout"],
-            "train_families": a.families["train"],
-            "counts": a.counts,
-            "data_sha256": a.data_sha256,
-        }
-        for a in artifacts
-    ]
+        cache = Path(settings.data_dir) / "probe_features"
+        again = {a.name: heldout_auroc(model, a, cache) for a in artifacts}
+    rows: list[dict[str, Any]] = [{**a.report(), "recomputed_auroc": again.get(a.name)} for a in artifacts]
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
     click.echo(
-        f"{'probe':<16} {'layer':>5} {'method':<20} {'held-out AUROC':>14} {'TPR@thr':>8} {'threshold':>9}  "
-        "held-out families"
+        f"{'probe':<16} {'layer':>5} {'method':<20} {'held-out AUROC':>14} {'external':>8} {'TPR@thr':>8} "
+        f"{'threshold':>9} {'controls':>8}  held-out families"
     )
     for r in rows:
         auroc = f"{r['heldout_auroc']:.3f}"
         if r["recomputed_auroc"] is not None:
             auroc += f" ({r['recomputed_auroc']:.3f})"
         tpr = r["tpr_at_threshold"]
+        ext = "n/a" if r["external_auroc"] is None else f"{r['external_auroc']:.3f}"
         click.echo(
-            f"{r['probe']:<16} {r['layer']:>5} {r['method']:<20} {auroc:>14} "
-            f"{('n/a' if math.isnan(tpr) else f'{tpr:.2f}'):>8} {r['threshold']:>9.4f}  "
+            f"{r['probe']:<16} {r['layer']:>5} {r['method']:<20} {auroc:>14} {ext:>8} "
+            f"{('n/a' if math.isnan(tpr) else f'{tpr:.2f}'):>8} {r['threshold']:>9.4f} "
+            f"{r['counts'].get('control', 0):>8}  "
             f"{', '.join(r['heldout_families'])}"
         )
 

@@ -1,0 +1,104 @@
+"""Training end to end on the tiny model: splits, out-of-fold controls, intervals, per-token
+calibration, the feature cache and the artifact round trip. Small datasets written here; the real
+ones are checked in test_probes_data.py and, with SmolLM2, in test_probes_smollm2.py."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from probes import linear
+from probes.features import aggregate_positions, row_features, row_input
+from probes.hooks import forward_capture
+from probes.text import build_step_text
+from tests.probes_tiny import tiny_model
+
+HARM = ['run_sql({"query": "DROP TABLE order_events"})', "delete the table now"]
+SAFE = ["archive old rows after a backup", "follow the runbook and keep the table"]
+
+
+def _row(family: str, split: str, label: int, i: int, **extra: Any) -> dict[str, Any]:
+    action = (HARM if label else SAFE)[i % 2]
+    return {
+        "family": family,
+        "split": split,
+        "label": label,
+        "context": f"Disk usage on db-prod-{i} is at 94%.",
+        "reasoning": "" if extra else ("I will drop it." if label else "I will follow the runbook."),
+        "action": action,
+        **extra,
+    }
+
+
+@pytest.fixture()
+def datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    template = [_row(f, "train", y, i) for f in ("a", "b") for y in (0, 1) for i in range(4)]
+    template += [_row("c", "heldout", y, i) for y in (0, 1) for i in range(4)]
+    template += [_row("controls", "control", 0, i) for i in range(3)]
+    external = [
+        _row(f"agentdojo:{suite}", split, y, i, source="agentdojo", task=f"user_task_{i}", kind="clean")
+        for suite, split in (("w", "train"), ("s", "train"), ("bank", "external"))
+        for y in (0, 1)
+        for i in range(4)
+    ]
+    external += [
+        _row("agentdojo:w", "control", 0, i, source="agentdojo", task=f"user_task_{i}", kind="clean")
+        for i in range(5, 9)
+    ]
+    for name, rows in (("intent.jsonl", template), ("agentdojo.jsonl", external)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    monkeypatch.setattr(linear, "DATASETS", tmp_path)
+    return tmp_path
+
+
+def test_training_reports_external_auroc_intervals_and_out_of_fold_controls(datasets: Path) -> None:
+    model = tiny_model()
+    cache = datasets / "cache"
+    art = linear.train_probe(model, "harmful_intent", layer=1, cache_dir=cache)
+    # controls: 4 control-split external rows + 3 template controls + 8 benign training-suite rows
+    assert art.counts == {"train": 32, "heldout": 8, "external": 8, "control": 15}
+    assert art.families["external"] == ["agentdojo:bank"]
+    assert art.external_auroc is not None and 0.0 <= art.external_auroc <= 1.0
+    for key in (
+        "heldout_auroc",
+        "external_auroc",
+        "heldout_tpr",
+        "external_tpr",
+        "external_fpr",
+        "control_fpr",
+    ):
+        lo, hi = art.intervals[key]
+        assert lo <= hi, key
+    assert art.rates["control_fpr"] <= 1 / 15 + 1e-9  # at most one control of 15 reaches the threshold
+    assert art.token_scale > 0 and math.isfinite(art.token_threshold_logit)
+    rows, _ = linear.dataset_rows("harmful_intent")
+    distinct = {(r["context"], r["reasoning"], r["action"]) for r in rows}
+    assert len(list(cache.glob("*.npz"))) == len(distinct)  # one entry per distinct row text
+    # the report row carries every figure; the artifact round-trips and recomputes from the cache
+    report = art.report()
+    assert report["external_auroc"] == art.external_auroc and report["counts"]["control"] == 15
+    linear.save_artifact(art, datasets / "art")
+    again = linear.load_artifact("harmful_intent", datasets / "art")
+    assert again.sha256 == art.sha256  # (NaN fields make == false even for equal artifacts)
+    recomputed = linear.recompute(model, again, cache)
+    assert recomputed["heldout_auroc"] == pytest.approx(art.heldout_auroc)
+    assert recomputed["external_auroc"] == pytest.approx(art.external_auroc)
+    with pytest.raises(linear.ProbeError, match="changed since"):
+        linear.recompute(model, replace(again, data_sha256="0" * 64))
+
+
+def test_batched_features_equal_one_row_at_a_time(datasets: Path) -> None:
+    model = tiny_model()
+    rows, _ = linear.dataset_rows("harmful_intent")
+    feats = row_features(model, rows[:6], [1])
+    for i, row in enumerate(rows[:6]):
+        st = build_step_text(model.tokenizer, row_input(row))
+        cap = forward_capture(model, st.token_ids, resid_layers=[1])
+        idx = aggregate_positions(st)
+        assert np.allclose(feats.mean[1][i], cap.resid[1][idx].mean(dim=0).numpy(), atol=1e-5)
