@@ -49,7 +49,8 @@ def test_demo_live_end_to_end(tmp_path: Path) -> None:
     (data / MARKER).write_text("")
     (data / "left-over.txt").write_text("from the last demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
-    env.update(WORKBENCH_DATA_DIR=str(data), PYTHONUNBUFFERED="1")
+    # a free UI port: 8501 may be taken by any other Streamlit on the machine
+    env.update(WORKBENCH_DATA_DIR=str(data), WORKBENCH_UI_PORT="0", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [*_workbench(), "demo", "--live", "--pace", "0", "--http-port", "0", "--grpc-port", "0"],
         cwd=tmp_path,  # not the source folder: the samples must be found without it on sys.path
