@@ -87,8 +87,10 @@ def run_export(
     redact_kinds: tuple[str, ...],
     as_zip: bool,
     on_progress: Callable[[int, int], None] | None = None,
+    checkpoint_log: Path | None = None,
 ) -> ExportResult:
-    """Write a signed bundle, exactly as `workbench export` would, from the store the server holds."""
+    """Write a signed bundle, exactly as `workbench export` would, from the store the server holds; with
+    the server's checkpoint log (once it has written one), the bundle carries its latest signed head."""
     from collectors.integrity import step_deriver, stored_columns_check
     from collectors.normalize import NORMALIZER_VERSION
 
@@ -107,6 +109,7 @@ def run_export(
             derive=step_deriver(store),
             normalizer_version=NORMALIZER_VERSION,
             on_progress=on_progress,
+            checkpoint=checkpoint_log if checkpoint_log is not None and checkpoint_log.is_file() else None,
         ),
     )
 

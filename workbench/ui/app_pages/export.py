@@ -77,6 +77,7 @@ if st.button("Export and verify", type="primary", disabled=nothing, key="export_
                 redact_kinds=tuple(kinds),
                 as_zip=as_zip,
                 on_progress=_progress,
+                checkpoint_log=settings.checkpoint_log,
             )
             st.write(f"wrote {result.path.name}; verifying…")
             verdict = export_job.verify_own(settings.data_dir, result)
