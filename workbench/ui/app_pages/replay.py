@@ -22,16 +22,28 @@ if wanted:
     try:
         trace_id = queries.resolve_trace_id(store, wanted)
     except WorkbenchError as exc:
+        # A ticket's link must never show another incident: name the problem, offer the candidates, stop.
+        # The URL keeps the id it was given.
+        st.title("Replay")
         st.error(render.md_text(exc))
+        matching = queries.trace_candidates(store, wanted)
+        recent = {t.trace_id: t for t in explore.search_traces(store, explore.TraceFilter(), limit=20)}
+        candidates = matching or list(recent)
+        st.markdown("**Traces that id could mean:**" if matching else "**Recent traces:**")
+        for tid in candidates:
+            row = recent.get(tid)
+            label = f"{tid}" + (f" · {row.root_name} · {row.span_count} steps" if row else "")
+            st.page_link("app_pages/replay.py", label=render.md_text(label), query_params={"trace": tid})
+        st.stop()
 if not trace_id:
-    recent = explore.search_traces(store, explore.TraceFilter(), limit=50)
-    if not recent:
+    recent_rows = explore.search_traces(store, explore.TraceFilter(), limit=50)
+    if not recent_rows:
         st.title("Replay")
         st.info("No traces yet. Send OTLP to the collectors or run `workbench ingest FILE`.")
         st.stop()
     labels = {
         t.trace_id: f"{t.root_name} · {t.service_name} · {t.span_count} steps · {t.trace_id[:12]}"
-        for t in recent
+        for t in recent_rows
     }
     trace_id = st.selectbox("Trace", list(labels), format_func=labels.__getitem__, key="replay_pick")
 
@@ -39,19 +51,23 @@ count = data.step_count(trace_id)
 order = data.step_order(trace_id, count)
 total = len(order)
 
-# The step number lives in session state; a deep link sets it when the session first meets this trace.
-if st.session_state.get("replay_trace") != trace_id:
+# The step number lives in session state. The URL's step is adopted when the session first meets this
+# trace, and whenever the URL's step differs from the one this page last wrote there: that is the
+# browser's Back or Forward (Streamlit reruns the page on a history navigation), so they walk the steps.
+url_step = st.query_params.get("step", "1")
+if st.session_state.get("replay_trace") != trace_id or url_step != st.session_state.get("replay_url_step"):
     st.session_state["replay_trace"] = trace_id
     try:
-        first = int(st.query_params.get("step", "1"))
+        first = int(url_step)
     except ValueError:
-        st.warning(render.md_text(f"step={st.query_params.get('step')!r} is not a number; showing step 1"))
+        st.warning(render.md_text(f"step={url_step!r} is not a number; showing step 1"))
         first = 1
     if not 1 <= first <= total:
         if "step" in st.query_params:
             st.warning(f"step {first} is outside this trace (1..{total}); showing the nearest step")
         first = min(max(first, 1), total)
     st.session_state["replay_step"] = first
+    st.session_state["replay_url_step"] = url_step
 
 
 def _move(delta: int) -> None:
@@ -102,15 +118,17 @@ if cached is None or cached[0] != fig_key:
     cached = (fig_key, base, figures.pin_plot_area(base, figures.widest_tick(tl, mode)))
     st.session_state["replay_timeline"] = cached
 if mode == "detail":
-    event = st.plotly_chart(cached[1], width="stretch", on_select="rerun", key=f"tl-{trace_id}")
+    # A picked bar is consumed once: the chart then gets a fresh key, so its selection is empty again and
+    # clicking any bar (the same one included, after stepping away) is a new selection that jumps.
+    nonce = int(st.session_state.get("tl_nonce", 0))
+    event = st.plotly_chart(cached[1], width="stretch", on_select="rerun", key=f"tl-{trace_id}-{nonce}")
     selection = getattr(event, "selection", None)
     points = list(selection.get("points", [])) if selection else []
     picked = next((p.get("customdata") for p in points if p.get("customdata") is not None), None)
     if picked is not None:
-        target = int(picked[0] if isinstance(picked, list) else picked)
-        if st.session_state.get("tl_last_pick") != (trace_id, target):
-            st.session_state["tl_last_pick"] = (trace_id, target)
-            _go(target)
+        _go(int(picked[0] if isinstance(picked, list) else picked))
+        st.session_state["tl_nonce"] = nonce + 1
+        st.rerun()
 else:
     st.plotly_chart(cached[1], width="stretch", key=f"tl-{trace_id}")
 left_px = int(cached[2])
@@ -147,6 +165,7 @@ def _step_view() -> None:
         slider_col.slider("Step", 1, total, key="replay_step")
     st.query_params["trace"] = trace_id
     st.query_params["step"] = str(position)
+    st.session_state["replay_url_step"] = str(position)
     _show_step(position, seq, step)
 
 
