@@ -307,10 +307,13 @@ def _show_step(position: int, seq: int, step: Step) -> None:
 
         st.markdown("**Probes**")
         with st.form("queue_probe", clear_on_submit=False):
-            chosen = st.multiselect(
+            # Pills, not a multiselect: an open dropdown swallowed the first click on the submit button.
+            chosen = st.pills(
                 "Analyses",
                 [a.value for a in ProbeAnalysis],
+                selection_mode="multi",
                 default=[ProbeAnalysis.LOGIT_LENS.value, ProbeAnalysis.PROBES.value],
+                key="probe_analyses",
             )
             counterfactual = st.text_area(
                 "Counterfactual scratchpad (for patching)", value="", height=80, key="counterfactual"
@@ -323,9 +326,13 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                 except WorkbenchError as exc:
                     st.error(render.md_text(exc))
 
-        def _probe_panel() -> None:
+        def _probe_panel(polling: bool) -> None:
             run, results = probe_reads.latest_results(store, seq)
             active = [r for r in probe_reads.step_runs(store, seq) if r.active]
+            if polling and not active:
+                # The run this pane was polling has ended: rerun the page once, so the results and the
+                # "Inside the model" plots appear without a reload, and the polling stops.
+                st.rerun(scope="app")
             for r in active:
                 st.progress(
                     r.progress, text=render.md_text(f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
@@ -351,7 +358,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
 
         # Poll only while a run is queued or running: progress shows without blocking the page.
         polling = any(r.active for r in probe_reads.step_runs(store, seq))
-        st.fragment(run_every=2.0 if polling else None)(_probe_panel)()
+        st.fragment(run_every=2.0 if polling else None)(_probe_panel)(polling)
 
         st.markdown("**Annotations**")
         with st.form("annotate", clear_on_submit=True):
