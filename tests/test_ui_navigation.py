@@ -8,6 +8,7 @@ bar included after stepping away.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from workbench.settings import Settings
 
 pytestmark = pytest.mark.slow
 
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 SAMPLES = ["db_deletion", "prompt_injection", "tree_of_thought", "weekly_report", "runaway_reasoning"]
 
 
@@ -68,6 +70,18 @@ def test_deep_links_back_forward_and_timeline_clicks(
     assert page.get_by_text(re.compile(r"Step \d+ of \d+")).count() == 0
     page.get_by_role("link", name=re.compile(tot)).click()  # a candidate opens that trace
     expect(page.get_by_text("Step 1 of 23")).to_be_visible(timeout=60_000)
+
+    # The incident brief tops the replay; its sentences link to their steps.
+    page.goto(f"{base}/replay?trace={db}&step=1")
+    brief = page.locator("#brief")
+    expect(brief).to_be_visible(timeout=60_000)
+    expect(brief.get_by_text("PagerDuty INC-4471: disk usage on db-prod-1")).to_be_visible()
+    expect(brief.get_by_text("CRITICAL destructive-action at step #12")).to_be_visible()
+    expect(brief.get_by_text("No human approval was recorded")).to_be_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    brief.screenshot(path=str(SCREENSHOTS / "incident_brief.png"))
+    brief.get_by_role("link", name="#12").first.click()
+    expect(page.get_by_text("Step 12 of 15")).to_be_visible(timeout=60_000)
 
     # Back and Forward walk the steps visited.
     page.goto(f"{base}/replay?trace={db}&step=3")

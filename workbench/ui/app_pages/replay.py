@@ -92,6 +92,12 @@ st.caption(
     + f" · {total:,} steps · {len(findings)} finding(s)"
 )
 
+brief = data.brief(trace_id, count)
+if brief is not None:
+    st.markdown(render.brief_html(brief), unsafe_allow_html=True)
+else:
+    st.caption(f"no incident brief: the trace has over {data.BRIEF_MAX_STEPS:,} steps")
+
 if finding_seqs:
     positions = data.positions(trace_id, finding_seqs, count)
     shown = [(fseq, positions[fseq]) for fseq in finding_seqs[:12] if fseq in positions]
