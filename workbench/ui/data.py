@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from workbench.export.brief import Brief, build_brief
+from workbench.export.brief import Brief, build_brief, excerpt, task_of
 from workbench.model import StepKind
 from workbench.store import explore, queries
 from workbench.store.connection import Store
@@ -100,3 +100,19 @@ def brief(trace_id: str, count: int) -> Brief | None:
     if count > BRIEF_MAX_STEPS:
         return None
     return _brief(str(get_store().path), trace_id, count)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _task(db: str, trace_id: str, count: int) -> str | None:
+    steps = queries.trace_steps(get_store(), trace_id, limit=TASK_SCAN_STEPS)
+    found = task_of([s.step for s in steps])
+    return excerpt(found[0], 160) if found else None
+
+
+TASK_SCAN_STEPS = 12  # the user's first input is among a trace's first steps
+
+
+def trace_tasks(traces: list[tuple[str, int]]) -> dict[str, str | None]:
+    """Each trace's task (the user's first input, on one line), cached per trace and step count."""
+    db = str(get_store().path)
+    return {trace_id: _task(db, trace_id, count) for trace_id, count in traces}

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from workbench.export.brief import Brief
+from workbench.model import Severity
 from workbench.store.explore import TreeNode
 
 # Every ASCII punctuation character: CommonMark lets each be backslash-escaped, and between them they start
@@ -77,6 +78,20 @@ SEVERITY_COLORS = {
     "medium": ("#fef9c3", "#a16207"),
     "low": ("#dbeafe", "#1d4ed8"),
 }
+
+
+SEVERITY_ORDER = tuple(s.value for s in Severity)  # least to most: the one order, from the model
+
+
+def severity_label(severity: str | None) -> str:
+    """A severity as the traces table shows it (upper case; "none" for a trace with no finding)."""
+    return severity.upper() if severity else "none"
+
+
+def severity_cell_style(label: object) -> str:
+    """CSS for a severity cell of a pandas Styler: the badge colours, so the worst rows stand out."""
+    bg, fg = SEVERITY_COLORS.get(str(label).lower(), ("#f3f4f6", "#6b7280"))
+    return f"background-color: {bg}; color: {fg}; font-weight: 600"
 
 
 def badge(text: str, bg: str, fg: str) -> str:
