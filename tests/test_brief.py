@@ -119,3 +119,7 @@ def test_report_opens_with_the_brief_linking_to_its_steps(
     assert f"<a href='#step-{db}-12'>#12</a>" in brief  # the critical finding links to its step
     assert f"<tr id='step-{db}-12'>" in report  # and the step is there to land on
     assert "<b>" not in brief and "<script" not in brief  # trace text stays escaped
+    table = report[report.index("<h2>Findings</h2>") :]
+    severities = re.findall(r"<td class='sev-(\w+)'>", table)
+    order = ["info", "low", "medium", "high", "critical"]
+    assert severities and severities == sorted(severities, key=order.index, reverse=True)  # worst first

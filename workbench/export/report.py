@@ -40,6 +40,7 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], total: int, includ
 
     shown = list(steps[:MAX_PLOTTED_STEPS])
     t0 = min(s["start_time_ns"] for s in shown)
+    label = {id(s): f"#{i} {s['name'][:40]}" for i, s in enumerate(shown, 1)}  # the replay's step number
     fig = go.Figure()
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in shown:
@@ -51,7 +52,7 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], total: int, includ
                 name=kind,
                 base=[(s["start_time_ns"] - t0) / 1e6 for s in group],
                 x=[max((s["end_time_ns"] - s["start_time_ns"]) / 1e6, 0.5) for s in group],
-                y=[f"#{s['seq']} {s['name'][:40]}" for s in group],
+                y=[label[id(s)] for s in group],
                 marker_color=_KIND_COLORS.get(kind, "#888"),
                 hovertext=[
                     f"seq {s['seq']} · {s['kind']} · {s.get('tool_name') or s['name']}" for s in group
@@ -64,7 +65,8 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], total: int, includ
         yaxis={
             "autorange": "reversed",
             "categoryorder": "array",
-            "categoryarray": [f"#{s['seq']} {s['name'][:40]}" for s in shown],
+            "categoryarray": [label[id(s)] for s in shown],
+            "dtick": 1,  # every step labelled, none skipped when the axis is dense
         },
         height=max(300, min(16 * len(shown) + 120, 4000)),
         barmode="overlay",
@@ -176,7 +178,9 @@ def render_report(
         parts.append(
             "<table><tr><th>severity</th><th>rule</th><th>step</th><th>finding</th><th>evidence</th></tr>"
         )
-        for f in sorted(findings, key=lambda f: (f["trace_id"], f["step_seq"])):
+        rank = {sev.value: i for i, sev in enumerate(Severity)}
+        # Most severe first: the critical finding must not come last because its step came last.
+        for f in sorted(findings, key=lambda f: (-rank.get(f["severity"], 0), f["trace_id"], f["step_seq"])):
             parts.append(
                 f"<tr><td class='sev-{_e(f['severity'])}'>{_e(f['severity'])}</td><td>{_e(f['rule_id'])}</td>"
                 f"<td>#{_e(f['step_seq'])} <code>{_e(f['span_id'])}</code></td>"
