@@ -288,6 +288,13 @@ def test_traces_page_searches_and_links_to_replay(store: Store) -> None:
     assert not at.exception
     table = at.dataframe[0].value
     assert len(table) == 5 and set(table["id"]) == {get(n).trace_id() for n in SAMPLE_NAMES}
+    # worst severity first, then newest; the task (the user's first input) is the title
+    ranks = [render.SEVERITY_ORDER.index(s.lower()) if s != "none" else -1 for s in table["severity"]]
+    assert ranks == sorted(ranks, reverse=True) and table["severity"].iloc[0] == "CRITICAL"
+    db = table[table["id"] == get("db_deletion").trace_id()].iloc[0]
+    assert (
+        db["task"].startswith("PagerDuty INC-4471: disk usage on db-prod-1") and db["severity"] == "CRITICAL"
+    )
     at.text_input(key="traces_q").input("parcelfast").run()
     table = at.dataframe[0].value
     assert list(table["id"]) == [get("prompt_injection").trace_id()]

@@ -12,6 +12,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from workbench.export.brief import Brief, build_brief
+from workbench.model import Finding, Severity, Step, StepKind, StoredStep
+
 MAX_PLOTTED_STEPS = 1_500  # per trace: a browser stays responsive; the full list is in steps.parquet
 MAX_PLOTTED_TRACES = 12
 
@@ -37,6 +40,7 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], total: int, includ
 
     shown = list(steps[:MAX_PLOTTED_STEPS])
     t0 = min(s["start_time_ns"] for s in shown)
+    label = {id(s): f"#{i} {s['name'][:40]}" for i, s in enumerate(shown, 1)}  # the replay's step number
     fig = go.Figure()
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in shown:
@@ -48,7 +52,7 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], total: int, includ
                 name=kind,
                 base=[(s["start_time_ns"] - t0) / 1e6 for s in group],
                 x=[max((s["end_time_ns"] - s["start_time_ns"]) / 1e6, 0.5) for s in group],
-                y=[f"#{s['seq']} {s['name'][:40]}" for s in group],
+                y=[label[id(s)] for s in group],
                 marker_color=_KIND_COLORS.get(kind, "#888"),
                 hovertext=[
                     f"seq {s['seq']} · {s['kind']} · {s.get('tool_name') or s['name']}" for s in group
@@ -61,13 +65,60 @@ def _timeline(trace_id: str, steps: Sequence[dict[str, Any]], total: int, includ
         yaxis={
             "autorange": "reversed",
             "categoryorder": "array",
-            "categoryarray": [f"#{s['seq']} {s['name'][:40]}" for s in shown],
+            "categoryarray": [label[id(s)] for s in shown],
+            "dtick": 1,  # every step labelled, none skipped when the axis is dense
         },
         height=max(300, min(16 * len(shown) + 120, 4000)),
         barmode="overlay",
         margin={"l": 260},
     )
     return fig.to_html(include_plotlyjs=include_js, full_html=False)
+
+
+def _stored(row: dict[str, Any]) -> StoredStep:
+    """A bundle's step row as the brief's record (the row holds `seq` and every step column)."""
+    names = Step.__dataclass_fields__
+    values = {k: v for k, v in row.items() if k in names}
+    values["kind"] = StepKind(values["kind"])
+    return StoredStep(seq=int(row["seq"]), step=Step(**values))
+
+
+def _finding(row: dict[str, Any]) -> Finding:
+    names = Finding.__dataclass_fields__
+    values = {k: v for k, v in row.items() if k in names}
+    values["severity"] = Severity(values["severity"])
+    values["taint_chain"] = tuple(values.get("taint_chain") or ())
+    values["details"] = values.get("details") or {}
+    return Finding(**values)
+
+
+def step_anchor(trace_id: str, position: int) -> str:
+    """The id of a step's row in the report's step table: what the brief's links point at."""
+    return f"step-{trace_id}-{position}"
+
+
+def _brief_html(brief: Brief) -> str:
+    rows = []
+    for title, sentences in brief.sections:
+        items = []
+        for s in sentences:
+            links = " ".join(f"<a href='#{_e(step_anchor(brief.trace_id, p))}'>#{p}</a>" for p in s.positions)
+            items.append(f"<li>{_e(s.text)}{' → ' + links if links else ''}</li>")
+        rows.append(f"<tr><th>{_e(title)}</th><td><ul>{''.join(items)}</ul></td></tr>")
+    return f"<h3>Trace <code>{_e(brief.trace_id)}</code></h3><table class='brief'>{''.join(rows)}</table>"
+
+
+def _step_table(trace_id: str, group: Sequence[dict[str, Any]]) -> str:
+    """Every plotted step with its number (the replay's 1-based position), so the brief can link to it."""
+    rows = "".join(
+        f"<tr id='{_e(step_anchor(trace_id, i))}'><td>#{i}</td><td>{_e(s['kind'])}</td>"
+        f"<td>{_e(s['name'])}</td><td>{'error' if s.get('is_error') else 'ok'}</td></tr>"
+        for i, s in enumerate(group, 1)
+    )
+    return (
+        f"<details><summary>Steps of trace <code>{_e(trace_id)}</code></summary><table>"
+        f"<tr><th>step</th><th>kind</th><th>name</th><th>status</th></tr>{rows}</table></details>"
+    )
 
 
 def render_report(
@@ -85,10 +136,16 @@ def render_report(
     by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in steps:
         by_trace[s["trace_id"]].append(s)
-    plots = []
+    findings_by_trace: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings:
+        findings_by_trace[f["trace_id"]].append(_finding(f))
+    plots, briefs = [], []
     for i, (trace_id, group) in enumerate(list(by_trace.items())[:MAX_PLOTTED_TRACES]):
         group.sort(key=lambda s: (s["start_time_ns"], s["seq"]))
         plots.append(_timeline(trace_id, group, step_totals.get(trace_id, len(group)), include_js=(i == 0)))
+        plots.append(_step_table(trace_id, group))
+        brief = build_brief(trace_id, [_stored(s) for s in group], findings_by_trace.get(trace_id, []))
+        briefs.append(_brief_html(brief))
     led = manifest["ledger"]
     many = len(step_totals) > MAX_PLOTTED_TRACES
     plotted = f"the first {MAX_PLOTTED_TRACES} are plotted" if many else "all plotted"
@@ -97,8 +154,15 @@ def render_report(
         "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
         "vertical-align:top;text-align:left}code,pre{background:#f4f4f4}pre{padding:1em;overflow-x:auto}"
-        ".sev-critical,.sev-high{color:#b00;font-weight:bold}</style></head><body>",
+        ".sev-critical,.sev-high{color:#b00;font-weight:bold}"
+        "table.brief th{background:#f8f8f8;white-space:nowrap}table.brief ul{margin:0;padding-left:1.2em}"
+        "</style></head><body>",
         "<h1>Agent audit bundle</h1>",
+        "<section id='brief'><h2>Incident brief</h2>",
+        "<p>Written from the stored steps and findings; every sentence links to the steps it comes "
+        "from (numbered in time order, as in the replay).</p>",
+        *briefs,
+        "</section>",
         f"<p>Bundle <code>{_e(manifest['bundle_id'])}</code>, created {_e(manifest['created_at'])} by "
         f"{_e(manifest['tool']['name'])} {_e(manifest['tool']['version'])}. "
         f"Time range {_e(manifest['time_range']['start'])} to {_e(manifest['time_range']['end'])}.</p>",
@@ -114,7 +178,9 @@ def render_report(
         parts.append(
             "<table><tr><th>severity</th><th>rule</th><th>step</th><th>finding</th><th>evidence</th></tr>"
         )
-        for f in sorted(findings, key=lambda f: (f["trace_id"], f["step_seq"])):
+        rank = {sev.value: i for i, sev in enumerate(Severity)}
+        # Most severe first: the critical finding must not come last because its step came last.
+        for f in sorted(findings, key=lambda f: (-rank.get(f["severity"], 0), f["trace_id"], f["step_seq"])):
             parts.append(
                 f"<tr><td class='sev-{_e(f['severity'])}'>{_e(f['severity'])}</td><td>{_e(f['rule_id'])}</td>"
                 f"<td>#{_e(f['step_seq'])} <code>{_e(f['span_id'])}</code></td>"

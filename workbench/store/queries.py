@@ -66,6 +66,21 @@ def resolve_trace_id(store: Store, prefix: str) -> str:
     return str(rows[0][0])
 
 
+def trace_candidates(store: Store, prefix: str, limit: int = 20) -> list[str]:
+    """Trace ids starting with `prefix`, newest first: what a link with an ambiguous id could have meant."""
+    p = prefix.strip().lower()
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT trace_id FROM steps WHERE starts_with(trace_id, ?)"
+            " GROUP BY trace_id ORDER BY min(start_time_ns) DESC LIMIT ?",
+            [p, limit],
+        )
+        .fetchall()
+    )
+    return [str(r[0]) for r in rows]
+
+
 _STEP_SELECT = "SELECT seq, " + ", ".join(STEP_COLUMNS) + " FROM steps"
 
 

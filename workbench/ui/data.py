@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from workbench.store import explore
+from workbench.export.brief import Brief, build_brief, excerpt, task_of
+from workbench.model import StepKind
+from workbench.store import explore, queries
 from workbench.store.connection import Store
 from workbench.ui.context import get_store
 
@@ -78,3 +80,39 @@ def tree_view(trace_id: str, count: int, seq: int) -> explore.TreeView:
     """The step tree around `seq`, from a per-trace index built once (cached per step count)."""
     store = get_store()
     return _tree(str(store.path), trace_id, count).view(store, seq)
+
+
+BRIEF_MAX_STEPS = 20_000  # beyond this the brief would read the whole trace on every new step
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _brief(db: str, trace_id: str, count: int) -> Brief:
+    store = get_store()
+    steps = queries.trace_steps(store, trace_id)
+    findings = explore.trace_findings(store, trace_id)
+    tool_seqs = [s.seq for s in steps if s.step.kind == StepKind.TOOL][:500]
+    effects = {seq: str(e) for seq in tool_seqs if (e := explore.step_extras(store, seq).get("side_effect"))}
+    return build_brief(trace_id, steps, findings, effects)
+
+
+def brief(trace_id: str, count: int) -> Brief | None:
+    """The trace's incident brief (cached per step count); None for a trace too large to summarise here."""
+    if count > BRIEF_MAX_STEPS:
+        return None
+    return _brief(str(get_store().path), trace_id, count)
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _task(db: str, trace_id: str, count: int) -> str | None:
+    steps = queries.trace_steps(get_store(), trace_id, limit=TASK_SCAN_STEPS)
+    found = task_of([s.step for s in steps])
+    return excerpt(found[0], 160) if found else None
+
+
+TASK_SCAN_STEPS = 12  # the user's first input is among a trace's first steps
+
+
+def trace_tasks(traces: list[tuple[str, int]]) -> dict[str, str | None]:
+    """Each trace's task (the user's first input, on one line), cached per trace and step count."""
+    db = str(get_store().path)
+    return {trace_id: _task(db, trace_id, count) for trace_id, count in traces}

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from workbench.export.brief import Brief
+from workbench.model import Severity
 from workbench.store.explore import TreeNode
 
 # Every ASCII punctuation character: CommonMark lets each be backslash-escaped, and between them they start
@@ -76,6 +78,20 @@ SEVERITY_COLORS = {
     "medium": ("#fef9c3", "#a16207"),
     "low": ("#dbeafe", "#1d4ed8"),
 }
+
+
+SEVERITY_ORDER = tuple(s.value for s in Severity)  # least to most: the one order, from the model
+
+
+def severity_label(severity: str | None) -> str:
+    """A severity as the traces table shows it (upper case; "none" for a trace with no finding)."""
+    return severity.upper() if severity else "none"
+
+
+def severity_cell_style(label: object) -> str:
+    """CSS for a severity cell of a pandas Styler: the badge colours, so the worst rows stand out."""
+    bg, fg = SEVERITY_COLORS.get(str(label).lower(), ("#f3f4f6", "#6b7280"))
+    return f"background-color: {bg}; color: {fg}; font-weight: 600"
 
 
 def badge(text: str, bg: str, fg: str) -> str:
@@ -298,4 +314,31 @@ def tree_html(lines: Sequence[dict[str, Any]], trace_id: str) -> str:
         'overflow-x: auto; max-height: 48rem; overflow-y: auto; line-height: 1.45;">'
         + "\n".join(rows)
         + "</div>"
+    )
+
+
+def brief_html(brief: Brief) -> str:
+    """The incident brief as HTML: one row per section, each sentence followed by links to its steps.
+
+    Every sentence is trace text or quotes it, so all of it is escaped; the links are ours (`?trace=&step=`)
+    and stay on this page (`target="_self"`)."""
+    rows = []
+    for title, sentences in brief.sections:
+        items = []
+        for s in sentences:
+            links = " ".join(
+                f'<a href="{html.escape("?" + urlencode({"trace": brief.trace_id, "step": p}))}" '
+                f'target="_self">#{p}</a>'
+                for p in s.positions
+            )
+            items.append(f"<li>{html_text(s.text)}{' <span>→ ' + links + '</span>' if links else ''}</li>")
+        rows.append(
+            f'<tr><th style="text-align:left;vertical-align:top;padding:0.2rem 1rem 0.2rem 0;'
+            f'white-space:nowrap">{html.escape(title)}</th><td style="padding:0.2rem 0">'
+            f'<ul style="margin:0;padding-left:1.1rem">{"".join(items)}</ul></td></tr>'
+        )
+    return (
+        '<section id="brief" style="border:1px solid #e5e7eb;border-radius:0.5rem;padding:0.6rem 1rem;'
+        'margin-bottom:0.8rem"><div style="font-weight:600;margin-bottom:0.3rem">Incident brief</div>'
+        f'<table style="border-collapse:collapse;font-size:0.9rem">{"".join(rows)}</table></section>'
     )

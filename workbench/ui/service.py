@@ -20,6 +20,7 @@ from workbench.errors import WorkbenchError
 from workbench.settings import Settings
 from workbench.store.connection import Store
 from workbench.ui import context
+from workbench.ui.basepath import PinBaseUrl
 from workbench.ui.guards import ContentSecurityPolicy, TokenAuth
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class UIService:
         ]
         if self.settings.auth_token:
             middleware.append(Middleware(TokenAuth, token=self.settings.auth_token))
+        middleware.append(Middleware(PinBaseUrl))  # innermost: it edits only the app's own HTML page
         return st.App(str(APP_PATH), middleware=middleware)
 
     def _run(self) -> None:

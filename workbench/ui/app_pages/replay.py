@@ -22,16 +22,28 @@ if wanted:
     try:
         trace_id = queries.resolve_trace_id(store, wanted)
     except WorkbenchError as exc:
+        # A ticket's link must never show another incident: name the problem, offer the candidates, stop.
+        # The URL keeps the id it was given.
+        st.title("Replay")
         st.error(render.md_text(exc))
+        matching = queries.trace_candidates(store, wanted)
+        recent = {t.trace_id: t for t in explore.search_traces(store, explore.TraceFilter(), limit=20)}
+        candidates = matching or list(recent)
+        st.markdown("**Traces that id could mean:**" if matching else "**Recent traces:**")
+        for tid in candidates:
+            row = recent.get(tid)
+            label = f"{tid}" + (f" · {row.root_name} · {row.span_count} steps" if row else "")
+            st.page_link("app_pages/replay.py", label=render.md_text(label), query_params={"trace": tid})
+        st.stop()
 if not trace_id:
-    recent = explore.search_traces(store, explore.TraceFilter(), limit=50)
-    if not recent:
+    recent_rows = explore.search_traces(store, explore.TraceFilter(), limit=50)
+    if not recent_rows:
         st.title("Replay")
         st.info("No traces yet. Send OTLP to the collectors or run `workbench ingest FILE`.")
         st.stop()
     labels = {
         t.trace_id: f"{t.root_name} · {t.service_name} · {t.span_count} steps · {t.trace_id[:12]}"
-        for t in recent
+        for t in recent_rows
     }
     trace_id = st.selectbox("Trace", list(labels), format_func=labels.__getitem__, key="replay_pick")
 
@@ -39,19 +51,23 @@ count = data.step_count(trace_id)
 order = data.step_order(trace_id, count)
 total = len(order)
 
-# The step number lives in session state; a deep link sets it when the session first meets this trace.
-if st.session_state.get("replay_trace") != trace_id:
+# The step number lives in session state. The URL's step is adopted when the session first meets this
+# trace, and whenever the URL's step differs from the one this page last wrote there: that is the
+# browser's Back or Forward (Streamlit reruns the page on a history navigation), so they walk the steps.
+url_step = st.query_params.get("step", "1")
+if st.session_state.get("replay_trace") != trace_id or url_step != st.session_state.get("replay_url_step"):
     st.session_state["replay_trace"] = trace_id
     try:
-        first = int(st.query_params.get("step", "1"))
+        first = int(url_step)
     except ValueError:
-        st.warning(render.md_text(f"step={st.query_params.get('step')!r} is not a number; showing step 1"))
+        st.warning(render.md_text(f"step={url_step!r} is not a number; showing step 1"))
         first = 1
     if not 1 <= first <= total:
         if "step" in st.query_params:
             st.warning(f"step {first} is outside this trace (1..{total}); showing the nearest step")
         first = min(max(first, 1), total)
     st.session_state["replay_step"] = first
+    st.session_state["replay_url_step"] = url_step
 
 
 def _move(delta: int) -> None:
@@ -75,6 +91,12 @@ st.caption(
     render.md_text(f"trace {trace_id} · {head.service_name if head else ''}")
     + f" · {total:,} steps · {len(findings)} finding(s)"
 )
+
+brief = data.brief(trace_id, count)
+if brief is not None:
+    st.markdown(render.brief_html(brief), unsafe_allow_html=True)
+else:
+    st.caption(f"no incident brief: the trace has over {data.BRIEF_MAX_STEPS:,} steps")
 
 if finding_seqs:
     positions = data.positions(trace_id, finding_seqs, count)
@@ -102,15 +124,17 @@ if cached is None or cached[0] != fig_key:
     cached = (fig_key, base, figures.pin_plot_area(base, figures.widest_tick(tl, mode)))
     st.session_state["replay_timeline"] = cached
 if mode == "detail":
-    event = st.plotly_chart(cached[1], width="stretch", on_select="rerun", key=f"tl-{trace_id}")
+    # A picked bar is consumed once: the chart then gets a fresh key, so its selection is empty again and
+    # clicking any bar (the same one included, after stepping away) is a new selection that jumps.
+    nonce = int(st.session_state.get("tl_nonce", 0))
+    event = st.plotly_chart(cached[1], width="stretch", on_select="rerun", key=f"tl-{trace_id}-{nonce}")
     selection = getattr(event, "selection", None)
     points = list(selection.get("points", [])) if selection else []
     picked = next((p.get("customdata") for p in points if p.get("customdata") is not None), None)
     if picked is not None:
-        target = int(picked[0] if isinstance(picked, list) else picked)
-        if st.session_state.get("tl_last_pick") != (trace_id, target):
-            st.session_state["tl_last_pick"] = (trace_id, target)
-            _go(target)
+        _go(int(picked[0] if isinstance(picked, list) else picked))
+        st.session_state["tl_nonce"] = nonce + 1
+        st.rerun()
 else:
     st.plotly_chart(cached[1], width="stretch", key=f"tl-{trace_id}")
 left_px = int(cached[2])
@@ -147,6 +171,7 @@ def _step_view() -> None:
         slider_col.slider("Step", 1, total, key="replay_step")
     st.query_params["trace"] = trace_id
     st.query_params["step"] = str(position)
+    st.session_state["replay_url_step"] = str(position)
     _show_step(position, seq, step)
 
 
@@ -288,10 +313,13 @@ def _show_step(position: int, seq: int, step: Step) -> None:
 
         st.markdown("**Probes**")
         with st.form("queue_probe", clear_on_submit=False):
-            chosen = st.multiselect(
+            # Pills, not a multiselect: an open dropdown swallowed the first click on the submit button.
+            chosen = st.pills(
                 "Analyses",
                 [a.value for a in ProbeAnalysis],
+                selection_mode="multi",
                 default=[ProbeAnalysis.LOGIT_LENS.value, ProbeAnalysis.PROBES.value],
+                key="probe_analyses",
             )
             counterfactual = st.text_area(
                 "Counterfactual scratchpad (for patching)", value="", height=80, key="counterfactual"
@@ -304,9 +332,13 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                 except WorkbenchError as exc:
                     st.error(render.md_text(exc))
 
-        def _probe_panel() -> None:
+        def _probe_panel(polling: bool) -> None:
             run, results = probe_reads.latest_results(store, seq)
             active = [r for r in probe_reads.step_runs(store, seq) if r.active]
+            if polling and not active:
+                # The run this pane was polling has ended: rerun the page once, so the results and the
+                # "Inside the model" plots appear without a reload, and the polling stops.
+                st.rerun(scope="app")
             for r in active:
                 st.progress(
                     r.progress, text=render.md_text(f"probe run {r.id}: {r.status} ({', '.join(r.analyses)})")
@@ -332,7 +364,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
 
         # Poll only while a run is queued or running: progress shows without blocking the page.
         polling = any(r.active for r in probe_reads.step_runs(store, seq))
-        st.fragment(run_every=2.0 if polling else None)(_probe_panel)()
+        st.fragment(run_every=2.0 if polling else None)(_probe_panel)(polling)
 
         st.markdown("**Annotations**")
         with st.form("annotate", clear_on_submit=True):

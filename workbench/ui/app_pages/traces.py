@@ -61,41 +61,61 @@ if not rows:
     )
     st.stop()
 
+# Worst first: an investigator opens the list to find the incident, not the latest heartbeat.
+rank = {sev: i for i, sev in enumerate(render.SEVERITY_ORDER)}
+rows = sorted(rows, key=lambda r: (-rank.get(r.max_severity or "", -1), -r.start_time_ns))
+tasks = data.trace_tasks([(r.trace_id, r.span_count) for r in rows])
 table = pd.DataFrame(
     [
         {
             "open": f"/replay?trace={r.trace_id}",
-            "started": render.fmt_time(r.start_time_ns)[:19],
-            "trace": r.root_name,
-            "service": r.service_name,
-            "agents": ", ".join(r.agents),
+            "severity": render.severity_label(r.max_severity),
+            "task": tasks.get(r.trace_id) or r.root_name,
+            "findings": r.findings,
             "steps": r.span_count,
             "errors": r.error_count,
-            "tools": r.tool_calls,
-            "findings": r.findings,
-            "worst": r.max_severity or "",
             "cost $": round(r.cost_usd, 4),
+            "started (UTC)": render.fmt_time(r.start_time_ns)[:16],
+            "agents": ", ".join(r.agents),
+            **({"matches": r.matches} if text else {}),
+            # Kept for the row's details and the tests, not shown: the replay has them all.
+            "trace": r.root_name,
+            "service": r.service_name,
+            "tools": r.tool_calls,
             "tokens": r.tokens_in + r.tokens_out,
             "reasoning": r.tokens_reasoning,
             "duration": render.fmt_duration(r.end_time_ns - r.start_time_ns),
-            **({"matches": r.matches} if text else {}),
             "id": r.trace_id,
         }
         for r in rows
     ]
 )
-st.caption(f"{len(rows)} trace(s){' matching' if text else ''}; select a row or click open to replay it")
+# Widths add up to what a 1440 px window leaves beside the sidebar; a search's matches replace agents.
+shown = ["open", "severity", "task", "findings", "steps", "errors", "cost $", "started (UTC)"]
+shown.append("matches" if text else "agents")
+st.caption(
+    f"{len(rows)} trace(s){' matching' if text else ''}, worst severity first; "
+    "select a row or click open to replay it"
+)
 event = st.dataframe(
-    table,
+    table.style.map(render.severity_cell_style, subset=["severity"]),
     hide_index=True,
     width="stretch",
     on_select="rerun",
     selection_mode="single-row",
     key="traces_table",
+    column_order=shown,
     column_config={
-        "open": st.column_config.LinkColumn("open", display_text="replay ▶", width="small"),
-        "id": st.column_config.TextColumn("id", width="small"),
-        "cost $": st.column_config.NumberColumn("cost $", format="%.4f"),
+        "open": st.column_config.LinkColumn("open", display_text="replay ▶", width=70),
+        "severity": st.column_config.TextColumn("severity", width=85),
+        "task": st.column_config.TextColumn("task", width=300, help="the user's first input"),
+        "findings": st.column_config.NumberColumn("findings", width=65),
+        "steps": st.column_config.NumberColumn("steps", width=55),
+        "errors": st.column_config.NumberColumn("errors", width=55),
+        "cost $": st.column_config.NumberColumn("cost $", format="%.4f", width=75),
+        "started (UTC)": st.column_config.TextColumn("started (UTC)", width=115),
+        "agents": st.column_config.TextColumn("agents", width=100),
+        "matches": st.column_config.NumberColumn("matches", width=70),
     },
 )
 selected = event.selection.rows if hasattr(event, "selection") else []
