@@ -14,7 +14,6 @@ import pytest
 
 from sample_traces.catalog import get
 from tests.conftest import ServerProcess
-from tests.test_ui_browser import browser_page  # noqa: F401  (the fixture, used by name)
 from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 
@@ -39,7 +38,7 @@ def _widest_bar_center(page: object) -> tuple[float, float]:
 
 def test_deep_links_back_forward_and_timeline_clicks(
     serve_process: ServerProcess,
-    browser_page: object,  # noqa: F811
+    browser_page: object,
 ) -> None:
     from playwright.sync_api import Page, expect
 

@@ -9,7 +9,6 @@ import pytest
 
 from sample_traces.catalog import get
 from tests.conftest import ServerProcess
-from tests.test_ui_browser import browser_page  # noqa: F401  (the fixture, used by name)
 from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 
@@ -21,7 +20,7 @@ PAGES = ["/replay", "/dashboard", "/findings", "/probes", "/export", "/"]
 
 def test_direct_loads_log_nothing_and_the_traces_list_fits(
     serve_process: ServerProcess,
-    browser_page: object,  # noqa: F811
+    browser_page: object,
     artifacts_dir: Path,
 ) -> None:
     from playwright.sync_api import Page, expect

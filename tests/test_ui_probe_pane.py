@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import ServerProcess
 from tests.test_probes_worker import DB_SAMPLE, DB_TRACE, GATE_ENV, GATED_TINY
-from tests.test_ui_browser import browser_page  # noqa: F401  (the fixture, used by name)
 from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def test_probe_pane_queues_in_one_click_and_shows_results_when_done(
     tmp_path: Path,
-    browser_page: object,  # noqa: F811
+    browser_page: object,
     artifacts_dir: Path,
 ) -> None:
     from playwright.sync_api import Page, expect
