@@ -39,6 +39,9 @@ EXPECTED_CONVENTIONS = {
     "adk_genai_span_only_benign.json": {"genai"},
     "adk_legacy_span.json": {"genai", "genai-legacy"},
     "adk_legacy_span_benign.json": {"genai", "genai-legacy"},
+    # OpenAI Agents SDK 0.24 + openinference-instrumentation-openai-agents 2.6 (capture_frameworks.py)
+    "openai_agents_span.json": {"openinference"},
+    "openai_agents_span_benign.json": {"openinference"},
 }
 
 

@@ -1,11 +1,15 @@
 """OpenInference (Arize / Phoenix): `openinference.span.kind` plus flattened `llm.*`, `tool.*`, `input.*`.
 
-Observed with openinference-instrumentation-openai 0.1.66 (openinference-instrumentation 0.1.72):
+Observed with openinference-instrumentation-openai 0.1.66 (openinference-instrumentation 0.1.72), and
+openinference-instrumentation-openai-agents 2.6.0 (openai-agents 0.24.0):
 - every span INTERNAL; LLM span names are free-form ("ChatCompletion");
 - `llm.model_name` is the *response* model; the requested one survives in `llm.invocation_parameters`
   (and in `input.value`, the raw request JSON), so those are read first;
 - chat-completions reasoning (`reasoning_content` from OpenAI-compatible servers) is only in the raw
   response JSON in `output.value`; Responses-API reasoning arrives as `message_content.type=reasoning`.
+- the Agents SDK's "generation" spans hold the *output messages* as a JSON list in `output.value`
+  (reasoning_content inside), report no reasoning tokens, and its function spans carry no call id;
+  its root "Agent workflow" is AGENT with a CHAIN twin below it, and each "turn" is a CHAIN.
 - with OPENINFERENCE_ENABLE_GENAI_SEMCONV=true the span also carries gen_ai.*, but
   `gen_ai.tool.call.arguments` holds the tool's JSON *schema* and `gen_ai.request.model` the response
   model, so GenAI attributes are only a last resort here.
@@ -226,17 +230,16 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
 def _raw_reasoning(output_value: Any) -> str | None:
     """Reasoning the instrumentation did not lift out but left in the raw response JSON."""
     parsed = parse_json(output_value)
-    if not isinstance(parsed, MAPPING):
-        return None
     texts: list[str] = []
+    if isinstance(parsed, list):  # the Agents SDK: the output messages themselves, not a response
+        for msg in parsed:
+            texts.extend(_message_reasoning(msg))
+    if not isinstance(parsed, MAPPING):
+        return "\n".join(texts) if texts else None
     choices = parsed.get("choices")
     if isinstance(choices, list):
         for choice in choices:
-            msg = choice.get("message") if isinstance(choice, MAPPING) else None
-            if isinstance(msg, MAPPING):
-                for key in ("reasoning_content", "reasoning"):
-                    if isinstance(msg.get(key), str) and msg[key]:
-                        texts.append(msg[key])
+            texts.extend(_message_reasoning(choice.get("message") if isinstance(choice, MAPPING) else None))
     content = parsed.get("content")
     if isinstance(content, list):  # Anthropic messages: thinking blocks
         for block in content:
@@ -247,6 +250,14 @@ def _raw_reasoning(output_value: Any) -> str | None:
             ):
                 texts.append(block["thinking"])
     return "\n".join(texts) if texts else None
+
+
+def _message_reasoning(msg: Any) -> list[str]:
+    """`reasoning_content` (DeepSeek, vLLM) or `reasoning` of one chat-completions message."""
+    if not isinstance(msg, MAPPING):
+        return []
+    texts = (msg.get(key) for key in ("reasoning_content", "reasoning"))
+    return [text for text in texts if isinstance(text, str) and text]
 
 
 def _documents(attrs: Mapping[str, Any], prefix: str) -> str | None:
