@@ -19,11 +19,13 @@ DESTRUCTIVE_SPAN_MODE = {
     "adk_legacy_span.json": "google-adk",
     "adk_genai_span_only.json": "google-adk",
     "openai_agents_span.json": "openinference-instrumentation-openai-agents",
+    "llama_index_span.json": "openinference-instrumentation-llama-index",
 }
 BENIGN = {
     "adk_legacy_span_benign.json": "google-adk",
     "adk_genai_span_only_benign.json": "google-adk",
     "openai_agents_span_benign.json": "openinference-instrumentation-openai-agents",
+    "llama_index_span_benign.json": "openinference-instrumentation-llama-index",
 }
 TOKENS_OF_THE_TWO_TURNS = 57 + 91  # tests/fake_openai.py
 
@@ -103,3 +105,19 @@ def test_the_agents_sdk_generation_spans_give_messages_and_the_reasoning_from_th
     assert llm[1].reasoning_text and "dropped" in llm[1].reasoning_text
     agents = [s.actor for s in steps if s.kind is StepKind.AGENT]
     assert agents == ["Agent workflow", "db_agent"]  # the CHAIN twin and the turns are plumbing
+
+
+# --- LlamaIndex 0.14 through openinference-instrumentation-llama-index 4.6 -------------------------------
+
+
+def test_llama_index_makes_one_model_call_per_turn_and_unwraps_kwargs_and_tool_output() -> None:
+    steps = _steps("llama_index_span.json")
+    llm = [s for s in steps if s.kind is StepKind.LLM]
+    assert [s.name for s in llm] == ["OpenAI.achat", "OpenAI.achat"]
+    assert [(s.tokens_in, s.tokens_reasoning) for s in llm] == [(57, 11), (91, 4)]
+    prepare = [s for s in steps if s.name == "OpenAI._prepare_chat_with_tools"]
+    assert len(prepare) == 2 and all(s.kind is StepKind.OTHER and s.tokens_in is None for s in prepare)
+    (tool,) = [s for s in steps if s.kind is StepKind.TOOL]
+    assert tool.tool_arguments == '{"query": "DROP TABLE users"}'  # {"kwargs": {...}} unwrapped
+    assert tool.tool_result == '{"ok": true, "message": "table users dropped"}'  # ToolOutput.raw_output
+    assert not tool.is_error

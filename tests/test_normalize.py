@@ -42,6 +42,9 @@ EXPECTED_CONVENTIONS = {
     # OpenAI Agents SDK 0.24 + openinference-instrumentation-openai-agents 2.6 (capture_frameworks.py)
     "openai_agents_span.json": {"openinference"},
     "openai_agents_span_benign.json": {"openinference"},
+    # LlamaIndex 0.14 + openinference-instrumentation-llama-index 4.6 (capture_frameworks.py)
+    "llama_index_span.json": {"openinference"},
+    "llama_index_span_benign.json": {"openinference"},
 }
 
 
