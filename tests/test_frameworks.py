@@ -11,6 +11,7 @@ import pytest
 from collectors.conventions.adk import NO_CONTENT_NOTE
 from collectors.normalize import normalize
 from tests.conventions_fixture import fixture_spans, load_fixture, span_record
+from tests.fake_openai import USER_PROMPT
 from workbench.model import Severity, Step, StepKind, StoredStep
 from workbench.policies.engine import build_engine
 
@@ -20,12 +21,14 @@ DESTRUCTIVE_SPAN_MODE = {
     "adk_genai_span_only.json": "google-adk",
     "openai_agents_span.json": "openinference-instrumentation-openai-agents",
     "llama_index_span.json": "openinference-instrumentation-llama-index",
+    "traceloop_span.json": "traceloop-sdk",
 }
 BENIGN = {
     "adk_legacy_span_benign.json": "google-adk",
     "adk_genai_span_only_benign.json": "google-adk",
     "openai_agents_span_benign.json": "openinference-instrumentation-openai-agents",
     "llama_index_span_benign.json": "openinference-instrumentation-llama-index",
+    "traceloop_span_benign.json": "traceloop-sdk",
 }
 TOKENS_OF_THE_TWO_TURNS = 57 + 91  # tests/fake_openai.py
 
@@ -121,3 +124,15 @@ def test_llama_index_makes_one_model_call_per_turn_and_unwraps_kwargs_and_tool_o
     assert tool.tool_arguments == '{"query": "DROP TABLE users"}'  # {"kwargs": {...}} unwrapped
     assert tool.tool_result == '{"ok": true, "message": "table users dropped"}'  # ToolOutput.raw_output
     assert not tool.is_error
+
+
+# --- OpenLLMetry: traceloop-sdk 0.62 (@workflow / @tool) with its openai instrumentation ----------------
+
+
+def test_traceloop_unwraps_the_args_kwargs_wrapper_and_reads_current_genai_messages() -> None:
+    agent, llm, tool, _ = _steps("traceloop_span.json")
+    assert agent.kind is StepKind.AGENT and agent.actor == "db_agent"
+    assert agent.input_text == USER_PROMPT  # the sole positional argument, not the wrapper
+    assert tool.tool_arguments == '{"query": "DROP TABLE users"}'  # {"args": [], "kwargs": {...}}
+    assert llm.kind is StepKind.LLM and llm.model == "gpt-4o-mini" and llm.tokens_reasoning == 11
+    assert llm.reasoning_text and "destructive" in llm.reasoning_text

@@ -45,6 +45,9 @@ EXPECTED_CONVENTIONS = {
     # LlamaIndex 0.14 + openinference-instrumentation-llama-index 4.6 (capture_frameworks.py)
     "llama_index_span.json": {"openinference"},
     "llama_index_span_benign.json": {"openinference"},
+    # OpenLLMetry: traceloop-sdk 0.62 + opentelemetry-instrumentation-openai 0.62 (capture_frameworks.py)
+    "traceloop_span.json": {"traceloop"},
+    "traceloop_span_benign.json": {"traceloop"},
 }
 
 
