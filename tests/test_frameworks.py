@@ -11,11 +11,26 @@ import pytest
 from collectors.conventions.adk import NO_CONTENT_NOTE
 from collectors.normalize import normalize
 from tests.conventions_fixture import fixture_spans, load_fixture, span_record
+from tests.fake_openai import USER_PROMPT
 from workbench.model import Severity, Step, StepKind, StoredStep
 from workbench.policies.engine import build_engine
 
-DESTRUCTIVE_SPAN_MODE = ["adk_legacy_span.json", "adk_genai_span_only.json"]
-BENIGN = ["adk_legacy_span_benign.json", "adk_genai_span_only_benign.json"]
+# Per fixture, the package whose version must be recorded in it.
+DESTRUCTIVE_SPAN_MODE = {
+    "adk_legacy_span.json": "google-adk",
+    "adk_genai_span_only.json": "google-adk",
+    "openai_agents_span.json": "openinference-instrumentation-openai-agents",
+    "llama_index_span.json": "openinference-instrumentation-llama-index",
+    "traceloop_span.json": "traceloop-sdk",
+}
+BENIGN = {
+    "adk_legacy_span_benign.json": "google-adk",
+    "adk_genai_span_only_benign.json": "google-adk",
+    "openai_agents_span_benign.json": "openinference-instrumentation-openai-agents",
+    "llama_index_span_benign.json": "openinference-instrumentation-llama-index",
+    "traceloop_span_benign.json": "traceloop-sdk",
+}
+TOKENS_OF_THE_TWO_TURNS = 57 + 91  # tests/fake_openai.py
 
 
 def _steps(name: str) -> list[Step]:
@@ -32,9 +47,9 @@ def _high(steps: list[Step]) -> list[tuple[str, str | None, Step]]:
     ]
 
 
-@pytest.mark.parametrize("name", DESTRUCTIVE_SPAN_MODE)
+@pytest.mark.parametrize("name", sorted(DESTRUCTIVE_SPAN_MODE))
 def test_a_destructive_run_is_flagged_high_with_evidence_in_the_tool_arguments(name: str) -> None:
-    assert load_fixture(name)["captured_with"]["google-adk"]
+    assert load_fixture(name)["captured_with"][DESTRUCTIVE_SPAN_MODE[name]]
     high = _high(_steps(name))
     destructive = [(ex, step) for rule, ex, step in high if rule == "destructive-action"]
     assert destructive, high
@@ -42,17 +57,18 @@ def test_a_destructive_run_is_flagged_high_with_evidence_in_the_tool_arguments(n
     assert excerpt == "DROP TABLE users" and excerpt in (step.tool_arguments or "")
 
 
-@pytest.mark.parametrize("name", BENIGN)
+@pytest.mark.parametrize("name", sorted(BENIGN))
 def test_a_benign_run_has_no_high_finding(name: str) -> None:
+    assert load_fixture(name)["captured_with"][BENIGN[name]]
     assert _high(_steps(name)) == []
 
 
-@pytest.mark.parametrize("name", DESTRUCTIVE_SPAN_MODE + BENIGN)
+@pytest.mark.parametrize("name", sorted(DESTRUCTIVE_SPAN_MODE) + sorted(BENIGN))
 def test_every_tool_call_shows_its_arguments_and_tokens_count_once_per_turn(name: str) -> None:
     steps = _steps(name)
     tools = [s for s in steps if s.kind is StepKind.TOOL]
     assert tools and all(s.tool_arguments and s.tool_name for s in tools)
-    assert sum(s.tokens_in or 0 for s in steps) == 57 + 91  # the two turns of tests/fake_openai.py
+    assert sum(s.tokens_in or 0 for s in steps) == TOKENS_OF_THE_TWO_TURNS
 
 
 def test_the_legacy_schema_gives_the_model_call_its_messages_and_reasoning() -> None:
@@ -76,3 +92,47 @@ def test_the_merged_span_after_parallel_calls_is_not_a_call_of_its_own() -> None
     assert step.kind is not StepKind.TOOL and step.tool_arguments is None
     assert normalize(tool).kind is StepKind.TOOL
     assert normalize(span_record({"name": "execute_tool (merged)", "scope_name": "gcp.vertex.agent"}))
+
+
+# --- OpenAI Agents SDK 0.24 through openinference-instrumentation-openai-agents 2.6 ----------------------
+
+
+def test_the_agents_sdk_generation_spans_give_messages_and_the_reasoning_from_the_output_list() -> None:
+    steps = _steps("openai_agents_span.json")
+    llm = [s for s in steps if s.kind is StepKind.LLM]
+    assert [s.model for s in llm] == ["gpt-4o-mini", "gpt-4o-mini"]
+    assert "Clean up the database" in (llm[0].input_text or "")
+    assert "[tool call] run_sql" in (llm[0].output_text or "")
+    # reasoning_content lives only inside output.value, a JSON list of the output messages.
+    assert llm[0].reasoning_text and "destructive" in llm[0].reasoning_text
+    assert llm[1].reasoning_text and "dropped" in llm[1].reasoning_text
+    agents = [s.actor for s in steps if s.kind is StepKind.AGENT]
+    assert agents == ["Agent workflow", "db_agent"]  # the CHAIN twin and the turns are plumbing
+
+
+# --- LlamaIndex 0.14 through openinference-instrumentation-llama-index 4.6 -------------------------------
+
+
+def test_llama_index_makes_one_model_call_per_turn_and_unwraps_kwargs_and_tool_output() -> None:
+    steps = _steps("llama_index_span.json")
+    llm = [s for s in steps if s.kind is StepKind.LLM]
+    assert [s.name for s in llm] == ["OpenAI.achat", "OpenAI.achat"]
+    assert [(s.tokens_in, s.tokens_reasoning) for s in llm] == [(57, 11), (91, 4)]
+    prepare = [s for s in steps if s.name == "OpenAI._prepare_chat_with_tools"]
+    assert len(prepare) == 2 and all(s.kind is StepKind.OTHER and s.tokens_in is None for s in prepare)
+    (tool,) = [s for s in steps if s.kind is StepKind.TOOL]
+    assert tool.tool_arguments == '{"query": "DROP TABLE users"}'  # {"kwargs": {...}} unwrapped
+    assert tool.tool_result == '{"ok": true, "message": "table users dropped"}'  # ToolOutput.raw_output
+    assert not tool.is_error
+
+
+# --- OpenLLMetry: traceloop-sdk 0.62 (@workflow / @tool) with its openai instrumentation ----------------
+
+
+def test_traceloop_unwraps_the_args_kwargs_wrapper_and_reads_current_genai_messages() -> None:
+    agent, llm, tool, _ = _steps("traceloop_span.json")
+    assert agent.kind is StepKind.AGENT and agent.actor == "db_agent"
+    assert agent.input_text == USER_PROMPT  # the sole positional argument, not the wrapper
+    assert tool.tool_arguments == '{"query": "DROP TABLE users"}'  # {"args": [], "kwargs": {...}}
+    assert llm.kind is StepKind.LLM and llm.model == "gpt-4o-mini" and llm.tokens_reasoning == 11
+    assert llm.reasoning_text and "destructive" in llm.reasoning_text

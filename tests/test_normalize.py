@@ -39,6 +39,15 @@ EXPECTED_CONVENTIONS = {
     "adk_genai_span_only_benign.json": {"genai"},
     "adk_legacy_span.json": {"genai", "genai-legacy"},
     "adk_legacy_span_benign.json": {"genai", "genai-legacy"},
+    # OpenAI Agents SDK 0.24 + openinference-instrumentation-openai-agents 2.6 (capture_frameworks.py)
+    "openai_agents_span.json": {"openinference"},
+    "openai_agents_span_benign.json": {"openinference"},
+    # LlamaIndex 0.14 + openinference-instrumentation-llama-index 4.6 (capture_frameworks.py)
+    "llama_index_span.json": {"openinference"},
+    "llama_index_span_benign.json": {"openinference"},
+    # OpenLLMetry: traceloop-sdk 0.62 + opentelemetry-instrumentation-openai 0.62 (capture_frameworks.py)
+    "traceloop_span.json": {"traceloop"},
+    "traceloop_span_benign.json": {"traceloop"},
 }
 
 

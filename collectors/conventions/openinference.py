@@ -1,11 +1,20 @@
 """OpenInference (Arize / Phoenix): `openinference.span.kind` plus flattened `llm.*`, `tool.*`, `input.*`.
 
-Observed with openinference-instrumentation-openai 0.1.66 (openinference-instrumentation 0.1.72):
+Observed with openinference-instrumentation-openai 0.1.66 (openinference-instrumentation 0.1.72), and
+openinference-instrumentation-openai-agents 2.6.0 (openai-agents 0.24.0):
 - every span INTERNAL; LLM span names are free-form ("ChatCompletion");
 - `llm.model_name` is the *response* model; the requested one survives in `llm.invocation_parameters`
   (and in `input.value`, the raw request JSON), so those are read first;
 - chat-completions reasoning (`reasoning_content` from OpenAI-compatible servers) is only in the raw
   response JSON in `output.value`; Responses-API reasoning arrives as `message_content.type=reasoning`.
+- the Agents SDK's "generation" spans hold the *output messages* as a JSON list in `output.value`
+  (reasoning_content inside), report no reasoning tokens, and its function spans carry no call id;
+  its root "Agent workflow" is AGENT with a CHAIN twin below it, and each "turn" is a CHAIN.
+- openinference-instrumentation-llama-index 4.6 (llama-index-core 0.14): two LLM spans per turn, the
+  real call ("OpenAI.achat") and "OpenAI._prepare_chat_with_tools" (request assembly, mapped to other);
+  the tool span's `input.value` is {"kwargs": {...}}, its `output.value` a ToolOutput JSON; the call id
+  is only in a Python repr (`ToolCall(..., tool_id='call_1')`) on the parent "call_tool" chain, and the
+  model's thinking block is dropped from the output messages (it survives only in chain reprs).
 - with OPENINFERENCE_ENABLE_GENAI_SEMCONV=true the span also carries gen_ai.*, but
   `gen_ai.tool.call.arguments` holds the tool's JSON *schema* and `gen_ai.request.model` the response
   model, so GenAI attributes are only a last resort here.
@@ -65,6 +74,10 @@ OPENINFERENCE_KINDS: dict[str, StepKind] = {
 }
 
 
+# LlamaIndex wraps `FunctionCallingLLM._prepare_chat_with_tools` as an LLM span beside the real call.
+PREPARE_SUFFIX = "._prepare_chat_with_tools"
+
+
 def is_openinference(attrs: Mapping[str, Any]) -> bool:
     return SPAN_KIND_ATTRIBUTE in attrs
 
@@ -95,6 +108,10 @@ def map_openinference(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) 
         tokens_reasoning=first_int(attrs, "llm.token_count.completion_details.reasoning"),
         tokens_cached=first_int(attrs, "llm.token_count.prompt_details.cache_read", *TOKENS_CACHED),
     )
+    if draft.kind is StepKind.LLM and (as_str(span.name) or "").endswith(PREPARE_SUFFIX):
+        # LlamaIndex's second LLM span per turn only assembles the request: no model call, no tokens.
+        draft.kind = StepKind.OTHER
+        draft.operation = "prepare_chat"
     if draft.kind is StepKind.AGENT and draft.actor is None:
         draft.actor = as_name(span.name)
     input_value = attrs.get("input.value")
@@ -162,8 +179,15 @@ def _tool(attrs: Mapping[str, Any], input_value: Any, output_value: Any, draft: 
 
 
 def _unwrap_tool_message(value: Any) -> tuple[str | None, str | None, bool]:
-    """LangChain's output.value is a serialized ToolMessage: content, tool_call_id, status inside."""
+    """LangChain's output.value is a serialized ToolMessage: content, tool_call_id, status inside.
+
+    LlamaIndex's is a ToolOutput: the tool's own return value in `raw_output`, `is_error` beside it.
+    """
     parsed = parse_json(value)
+    if isinstance(parsed, MAPPING) and {"raw_output", "is_error", "tool_name"} <= set(parsed):
+        raw = parsed["raw_output"]  # a tool returning text keeps its text, not a JSON-quoted copy
+        text = raw if isinstance(raw, str) else json_text(raw) if raw is not None else as_str(value)
+        return text, None, parsed.get("is_error") is True
     if isinstance(parsed, MAPPING):
         body = parsed
         for key in ("data", "kwargs"):
@@ -226,17 +250,16 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
 def _raw_reasoning(output_value: Any) -> str | None:
     """Reasoning the instrumentation did not lift out but left in the raw response JSON."""
     parsed = parse_json(output_value)
-    if not isinstance(parsed, MAPPING):
-        return None
     texts: list[str] = []
+    if isinstance(parsed, list):  # the Agents SDK: the output messages themselves, not a response
+        for msg in parsed:
+            texts.extend(_message_reasoning(msg))
+    if not isinstance(parsed, MAPPING):
+        return "\n".join(texts) if texts else None
     choices = parsed.get("choices")
     if isinstance(choices, list):
         for choice in choices:
-            msg = choice.get("message") if isinstance(choice, MAPPING) else None
-            if isinstance(msg, MAPPING):
-                for key in ("reasoning_content", "reasoning"):
-                    if isinstance(msg.get(key), str) and msg[key]:
-                        texts.append(msg[key])
+            texts.extend(_message_reasoning(choice.get("message") if isinstance(choice, MAPPING) else None))
     content = parsed.get("content")
     if isinstance(content, list):  # Anthropic messages: thinking blocks
         for block in content:
@@ -247,6 +270,14 @@ def _raw_reasoning(output_value: Any) -> str | None:
             ):
                 texts.append(block["thinking"])
     return "\n".join(texts) if texts else None
+
+
+def _message_reasoning(msg: Any) -> list[str]:
+    """`reasoning_content` (DeepSeek, vLLM) or `reasoning` of one chat-completions message."""
+    if not isinstance(msg, MAPPING):
+        return []
+    texts = (msg.get(key) for key in ("reasoning_content", "reasoning"))
+    return [text for text in texts if isinstance(text, str) and text]
 
 
 def _documents(attrs: Mapping[str, Any], prefix: str) -> str | None:

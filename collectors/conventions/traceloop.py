@@ -1,7 +1,8 @@
 """OpenLLMetry / Traceloop: `traceloop.span.kind` on decorated functions, legacy flat gen_ai.* on LLM calls.
 
-Written from the OpenLLMetry semantic conventions (no library on this machine emits them; the test
-fixture is hand-written and says so):
+Written from the OpenLLMetry semantic conventions, then checked against traceloop-sdk 0.62.4 captured for
+real (tests/fixtures/conventions/traceloop_span.json; its openai spans now carry the current GenAI
+`gen_ai.input.messages` / `gen_ai.output.messages`, with reasoning parts):
 - `@workflow` / `@task` / `@agent` / `@tool` spans are named "<entity>.<kind>" and carry
   `traceloop.span.kind`, `traceloop.entity.name`, `traceloop.entity.input` / `.output` (JSON; the input
   is {"args": [...], "kwargs": {...}}), `traceloop.workflow.name`, `traceloop.association.properties.*`.
