@@ -24,7 +24,7 @@ from workbench.errors import BadInput
 from workbench.settings import Settings
 from workbench.store import annotations, explore, probe_reads
 from workbench.store.connection import Store
-from workbench.ui import context, figures, render
+from workbench.ui import context, figures, probe_figures, render
 
 PAGES = Path(__file__).resolve().parent.parent / "workbench" / "ui" / "app_pages"
 SAMPLE_NAMES = ("db_deletion", "prompt_injection", "weekly_report", "tree_of_thought", "runaway_reasoning")
@@ -479,7 +479,7 @@ def test_figures_handle_empty_inputs() -> None:
     import pandas as pd
 
     assert figures.timeline_detail(pd.DataFrame(), None).layout.title.text == "no steps"
-    assert len(figures.logit_lens_heatmap({}).data) == 1
+    assert len(probe_figures.logit_lens_heatmap({}).data) == 1
 
 
 def test_replay_renders_real_probe_results(store: Store) -> None:

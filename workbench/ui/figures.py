@@ -35,6 +35,7 @@ _LAYOUT: dict[str, Any] = {
     "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
     "font": {"size": 12},
 }
+BASE_LAYOUT = _LAYOUT  # the shared look, for the other figure modules (probe_figures)
 
 
 def plotly_text(value: object) -> str:
@@ -261,104 +262,6 @@ def timeline_binned(df: pd.DataFrame, current_start_ns: int | None, total_steps:
         legend={"orientation": "h", "y": -0.2, "x": 0},
         xaxis={"type": "date", "title": None},
         yaxis={"title": "steps"},
-    )
-    return fig
-
-
-def _token_labels(tokens: Sequence[str], positions: Sequence[int]) -> list[str]:
-    # Positions keep labels unique (Plotly merges equal category labels) and tie them back to the text.
-    return [plotly_text(f"{p}:{tokens[p]!r}"[:24]) if 0 <= p < len(tokens) else str(p) for p in positions]
-
-
-def logit_lens_heatmap(data: dict[str, Any]) -> go.Figure:
-    """Logit lens: per layer (rows) and position (columns) the top-1 token, shaded by its probability."""
-    layers = list(data.get("layers", []))
-    tokens = list(data.get("tokens", []))
-    top = data.get("top_tokens", [])
-    positions = list(data.get("positions") or range(len(top[0]) if top else 0))
-    z, text = [], []
-    for per_layer in top:
-        z.append([float(cands[0][1]) if cands else 0.0 for cands in per_layer])
-        text.append([plotly_text(cands[0][0]) if cands else "" for cands in per_layer])
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=_token_labels(tokens, positions),
-            y=[f"L{layer}" for layer in layers],
-            text=text,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            zmin=0,
-            zmax=1,
-            colorbar={"title": "p(top-1)"},
-            hovertemplate="layer %{y}, %{x}<br>top-1 %{text} p=%{z:.2f}<extra></extra>",
-        )
-    )
-    fig.update_layout(**_LAYOUT, height=max(260, 22 * len(layers) + 120), title="logit lens: top-1 per layer")
-    return fig
-
-
-def target_rank_line(data: dict[str, Any]) -> go.Figure:
-    """How early the model 'knew' its action: the action token's probability per layer."""
-    fig = go.Figure(
-        go.Scatter(
-            x=list(data.get("layers", [])),
-            y=list(data.get("target_prob", [])),
-            mode="lines+markers",
-            name="p(action token)",
-            line={"color": KIND_COLORS["llm"]},
-        )
-    )
-    fig.update_layout(
-        **_LAYOUT, height=240, xaxis_title="layer", yaxis_title="probability", title="action token"
-    )
-    return fig
-
-
-def attention_heatmap(data: dict[str, Any]) -> go.Figure:
-    """Attention of the query position to every earlier position, averaged over heads, per layer."""
-    weights = data.get("weights", [])
-    tokens = list(data.get("tokens", []))
-    z = []
-    for per_layer in weights:
-        heads = [list(h) for h in per_layer] or [[]]
-        width = max(len(h) for h in heads)
-        z.append([sum(h[i] for h in heads if i < len(h)) / len(heads) for i in range(width)])
-    width = len(z[0]) if z else 0
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=_token_labels(tokens, range(width)),
-            y=[f"L{layer}" for layer in data.get("layers", [])],
-            colorscale="Purples",
-            colorbar={"title": "weight"},
-            hovertemplate="layer %{y}, key %{x}<br>weight %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        **_LAYOUT, height=max(240, 22 * len(z) + 120), title="attention from the action position"
-    )
-    return fig
-
-
-def patching_heatmap(data: dict[str, Any]) -> go.Figure:
-    """Activation patching: how much restoring each (layer, position) moves the metric toward the real run."""
-    tokens = list(data.get("tokens", []))
-    fig = go.Figure(
-        go.Heatmap(
-            z=data.get("effect", []),
-            x=_token_labels(tokens, list(data.get("positions", []))),
-            y=[f"L{layer}" for layer in data.get("layers", [])],
-            colorscale="RdBu",
-            zmid=0,
-            colorbar={"title": "effect"},
-            hovertemplate="layer %{y}, %{x}<br>effect %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        **_LAYOUT,
-        height=max(240, 22 * len(data.get("layers", [])) + 120),
-        title=plotly_text(f"activation patching ({data.get('metric', 'metric')})"),
     )
     return fig
 
