@@ -10,7 +10,7 @@ import json
 
 from sample_traces.catalog import get
 from tests import test_ui
-from tests.test_ui import _add_probe_run, _page, _position, _seq_where, _text
+from tests.test_ui import _add_finding, _add_probe_run, _page, _position, _seq_where, _text
 from workbench.store.connection import Store
 from workbench.ui import probe_figures, render
 
@@ -97,3 +97,43 @@ def test_step_fields_from_genai_events_are_labelled(store: Store) -> None:
         assert labels == ["**Arguments** :gray-badge[from GenAI events]"]
     finally:
         cur.execute("UPDATE steps SET event_fields = NULL WHERE seq = ?", [seq])
+
+
+def test_dashboard_charts_have_axis_titles_and_tables_human_names(store: Store) -> None:
+    at = _page("dashboard")
+    assert not at.exception, at.exception
+    for chart in at.get("plotly_chart"):
+        layout = json.loads(chart.proto.spec)["layout"]
+        assert layout["xaxis"]["title"]["text"] and layout["yaxis"]["title"]["text"], layout.get("title")
+    for table in at.dataframe:
+        frame = table.value
+        assert not [c for c in frame.columns if "_" in c], list(frame.columns)
+        assert "None" not in frame.astype(str).to_numpy().ravel().tolist()
+    assert "cost (USD)" in str(at.get("plotly_chart")[1].proto.spec)
+
+
+def test_findings_are_one_list_with_their_incident_and_step(store: Store) -> None:
+    trace = get("db_deletion").trace_id()
+    drop = _seq_where(
+        store, trace, "tool_arguments LIKE '%DROP TABLE%' AND NOT is_error AND tool_name = 'run_sql'"
+    )
+    _add_finding(store, trace, drop, "tool_arguments", "DROP TABLE order_events", [])
+    at = _page("findings")
+    assert not at.exception, at.exception
+    assert not at.dataframe and not at.expander  # one list, not a table and then the same findings again
+    step = _position(store, trace, drop)
+    cards = [str(m.value) for m in at.markdown]
+    incident = next(c for c in cards if "<b>incident</b>" in c and f"trace {trace}" in c)
+    task = data_task(store, trace)
+    assert render.html_text(task)[:40] in incident and f"step {step}" in incident
+    assert any(f'href="/replay?trace={trace}&amp;step={step}"' in c for c in cards)
+
+
+def data_task(store: Store, trace_id: str) -> str:
+    """The incident's title as the brief writes it: the user's first input."""
+    from workbench.export.brief import task_of
+    from workbench.store import queries
+
+    found = task_of([s.step for s in queries.trace_steps(store, trace_id, limit=12)])
+    assert found
+    return found[0]

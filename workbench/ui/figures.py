@@ -316,17 +316,39 @@ def probe_series_line(df: pd.DataFrame, title: str) -> go.Figure:
         fig.update_layout(
             shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y, "line": line}]
         )
+        # The shape has no legend entry: an empty trace styled like it names it.
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line, name=f"threshold {y:.2f}"))
     fig.update_layout(
-        **_LAYOUT, height=300, title=plotly_text(title), xaxis_title="step", yaxis_title="score"
+        **_LAYOUT,
+        height=300,
+        title=plotly_text(title),
+        xaxis_title="step (replay position)",
+        yaxis={"title": "probe score (0–1)", "range": [0, 1.02]},
     )
     return fig
 
 
-def activity_chart(df: pd.DataFrame) -> go.Figure:
-    """Traces and steps started per time bucket."""
+BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+
+
+def activity_chart(df: pd.DataFrame, bucket: str = "day") -> go.Figure:
+    """Traces and steps started per time bucket.
+
+    Bars are as wide as 80% of their bucket: on a date axis Plotly otherwise sizes them from the
+    closest pair of buckets, and a few minute buckets over days drew hairlines.
+    """
     fig = go.Figure()
     if not df.empty:
-        fig.add_trace(go.Bar(x=df["bucket"], y=df["steps"], name="steps", marker={"color": "#93c5fd"}))
+        width = 0.8 * BUCKET_MS.get(bucket, BUCKET_MS["day"])
+        fig.add_trace(
+            go.Bar(
+                x=df["bucket"],
+                y=df["steps"],
+                width=[width] * len(df),
+                name="steps",
+                marker={"color": "#93c5fd"},
+            )
+        )
         fig.add_trace(
             go.Scatter(
                 x=df["bucket"],
@@ -340,10 +362,11 @@ def activity_chart(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         **_LAYOUT,
         height=300,
-        title="traces and steps over time",
-        yaxis={"title": "steps"},
+        title=f"traces and steps started per {bucket}",
+        xaxis={"title": f"time (UTC, one bar per {bucket})"},
+        yaxis={"title": "steps started"},
         yaxis2={
-            "title": "traces",
+            "title": "traces started",
             "overlaying": "y",
             "side": "right",
             "rangemode": "tozero",
@@ -351,7 +374,7 @@ def activity_chart(df: pd.DataFrame) -> go.Figure:
             # Whole traces only: Plotly would otherwise put ticks at halves and print 1, 1, 2, 2.
             "dtick": max(1, -(-int(df["traces"].max()) // 4)) if not df.empty else 1,
         },
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.3},
     )
     return fig
 
@@ -365,8 +388,10 @@ def cost_chart(df: pd.DataFrame) -> go.Figure:
         **_LAYOUT,
         barmode="stack",
         height=300,
-        title="cost by agent and model (USD)",
-        legend={"orientation": "h", "y": -0.25},
+        title="cost by agent and model",
+        xaxis={"title": "agent"},
+        yaxis={"title": "cost (USD)", "tickprefix": "$"},
+        legend={"orientation": "h", "y": -0.35, "title": {"text": "model"}},
     )
     return fig
 
@@ -395,6 +420,8 @@ def reasoning_share_chart(df: pd.DataFrame) -> go.Figure:
         barmode="stack",
         height=300,
         title="reasoning vs visible output tokens",
-        legend={"orientation": "h", "y": -0.25},
+        xaxis={"title": "agent"},
+        yaxis={"title": "output tokens", "tickformat": ",d"},
+        legend={"orientation": "h", "y": -0.35},
     )
     return fig
