@@ -123,3 +123,40 @@ def test_report_opens_with_the_brief_linking_to_its_steps(
     severities = re.findall(r"<td class='sev-(\w+)'>", table)
     order = ["info", "low", "medium", "high", "critical"]
     assert severities and severities == sorted(severities, key=order.index, reverse=True)  # worst first
+
+
+def test_report_probe_evidence_is_a_small_table_of_escaped_text() -> None:
+    from workbench.export.report import probe_table
+
+    runs = [
+        {
+            "id": 7,
+            "step_seq": 12,
+            "status": "done",
+            "provenance": {"model_id": "tiny", "weights_sha256": "ab" * 32},
+        },
+        {"id": 8, "step_seq": 13, "status": "failed", "provenance": {}},
+    ]
+    results = [
+        {
+            "run_id": 7,
+            "analysis": "probe:harmful_intent",
+            "summary": {"score": 0.9123, "threshold": 0.5, "fired": True},
+        },
+        {"run_id": 7, "analysis": "attention", "summary": {"top_tokens": [["<b>DROP", 0.41]]}},
+        {"run_id": 7, "analysis": "logit_lens", "summary": {"first_layer_top1": None, "final_prob": 0.7}},
+    ]
+    table = probe_table(runs, results)
+    rows = re.findall(r"<tr>(.*?)</tr>", table)
+    assert len(rows) == 1 + 3 + 1  # a header, one row per result, and the run with none
+    cells = [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in rows]
+    assert cells[0] == [
+        "run", "step", "status", "model", "analysis", "score", "threshold", "fired", "other results"
+    ]  # fmt: skip
+    assert cells[1][4:] == ["probe:harmful_intent", "0.912", "0.500", "yes", "—"]
+    assert cells[1][3] == "tiny " + "ab" * 6
+    assert cells[2][4:] == ["attention", "—", "—", "—", "top tokens: &lt;b&gt;DROP 0.410"]  # escaped text
+    assert cells[3][-1] == "first layer top1: None; final prob: 0.700"
+    assert cells[4][2:] == ["failed", "—", "—", "—", "—", "—", "—"]
+    assert "{" not in table  # no raw JSON
+    assert probe_table([], []) == "<p>No probe runs on the exported steps.</p>"

@@ -82,7 +82,7 @@ def test_replay_deep_link_renders_the_step_in_chromium(
 
     page.goto(f"{base}/findings")
     expect(page.get_by_role("heading", name="Findings")).to_be_visible(timeout=60_000)
-    expect(page.locator("[data-testid='stDataFrame'] canvas").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("in the replay ▶").first).to_be_visible(timeout=30_000)  # one list of cards
     page.wait_for_timeout(1_500)
     page.screenshot(path=str(artifacts_dir / "ui_findings.png"), full_page=True)
     assert serve_process.stop() == 0  # SIGTERM still shuts down cleanly with the UI inside
@@ -285,7 +285,9 @@ def test_hostile_trace_text_fetches_nothing_and_shows_literally(
 
     page.goto(f"{base}/findings")
     expect(page.get_by_role("heading", name="Findings")).to_be_visible(timeout=60_000)
-    page.get_by_text("Instructions aimed at the AI").first.click()  # open the card
+    page.get_by_text(
+        "Instructions aimed at the AI"
+    ).first.click()  # the cards are open: a click changes nothing
     expect(evidence.first).to_be_visible(timeout=30_000)
     page.goto(f"{base}/dashboard")
     expect(page.get_by_text("Agentic IQ")).to_be_visible(timeout=60_000)

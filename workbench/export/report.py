@@ -7,7 +7,6 @@ the files it describes.
 from __future__ import annotations
 
 import html
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -121,6 +120,58 @@ def _step_table(trace_id: str, group: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):  # e.g. attention's top tokens: [[token, weight], ...]
+        return ", ".join(
+            _cell(v) if not isinstance(v, list) else " ".join(_cell(x) for x in v) for v in value
+        )
+    return str(value)
+
+
+_PROBE_COLUMNS = ("score", "threshold", "fired")
+
+
+def probe_table(probe_runs: Sequence[dict[str, Any]], probe_results: Sequence[dict[str, Any]]) -> str:
+    """Probe evidence as a small table: one row per (run, analysis), its verdict in columns.
+
+    Why not the summary's JSON: a reader wants "score 0.912, threshold 0.5, fired"; the full results
+    stay in the bundle's probe files for whoever wants them. Every value is escaped text.
+    """
+    if not probe_runs:
+        return "<p>No probe runs on the exported steps.</p>"
+    results_by_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in probe_results:
+        results_by_run[r["run_id"]].append(r)
+    rows = []
+    for run in probe_runs:
+        prov = run.get("provenance") or {}
+        model = f"{prov.get('model_id') or '—'} {str(prov.get('weights_sha256') or '')[:12]}".strip()
+        head = f"<td>{_e(run['id'])}</td><td>#{_e(run['step_seq'])}</td><td>{_e(run['status'])}</td>"
+        head += f"<td>{_e(model)}</td>"
+        results = results_by_run.get(run["id"], [])
+        if not results:
+            rows.append(f"<tr>{head}<td>—</td>" + "<td>—</td>" * (len(_PROBE_COLUMNS) + 1) + "</tr>")
+        for r in results:
+            summary = r.get("summary") or {}
+            verdict = "".join(
+                f"<td>{_e(_cell(summary[k])) if summary.get(k) is not None else '—'}</td>"
+                for k in _PROBE_COLUMNS
+            )
+            other = "; ".join(
+                f"{k.replace('_', ' ')}: {_cell(v)}" for k, v in summary.items() if k not in _PROBE_COLUMNS
+            )
+            rows.append(f"<tr>{head}<td>{_e(r['analysis'])}</td>{verdict}<td>{_e(other) or '—'}</td></tr>")
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in ("run", "step", "status", "model", "analysis", *_PROBE_COLUMNS, "other results")
+    )
+    return f"<table class='probes'><tr>{header}</tr>{''.join(rows)}</table>"
+
+
 def render_report(
     manifest: dict[str, Any],
     steps: Sequence[dict[str, Any]],
@@ -191,27 +242,7 @@ def render_report(
     else:
         parts.append("<p>No findings were recorded for the exported steps.</p>")
     parts.append("<h2>Probe evidence</h2>")
-    if probe_runs:
-        results_by_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for r in probe_results:
-            results_by_run[r["run_id"]].append(r)
-        parts.append(
-            "<table><tr><th>run</th><th>step</th><th>status</th><th>model</th><th>results (summary)</th></tr>"
-        )
-        for run in probe_runs:
-            prov = run.get("provenance") or {}
-            summaries = "<br>".join(
-                f"{_e(r['analysis'])}: <code>{_e(json.dumps(r['summary'], sort_keys=True))}</code>"
-                for r in results_by_run.get(run["id"], [])
-            )
-            parts.append(
-                f"<tr><td>{_e(run['id'])}</td><td>#{_e(run['step_seq'])}</td><td>{_e(run['status'])}</td>"
-                f"<td>{_e(prov.get('model_id'))} "
-                f"{_e(prov.get('weights_sha256', '')[:12])}</td><td>{summaries}</td></tr>"
-            )
-        parts.append("</table>")
-    else:
-        parts.append("<p>No probe runs on the exported steps.</p>")
+    parts.append(probe_table(probe_runs, probe_results))
     parts.append("<h2>Annotations</h2>")
     if annotations:
         parts.append("<table><tr><th>step</th><th>author</th><th>when</th><th>note</th></tr>")

@@ -35,6 +35,7 @@ _LAYOUT: dict[str, Any] = {
     "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
     "font": {"size": 12},
 }
+BASE_LAYOUT = _LAYOUT  # the shared look, for the other figure modules (probe_figures)
 
 
 def plotly_text(value: object) -> str:
@@ -265,104 +266,6 @@ def timeline_binned(df: pd.DataFrame, current_start_ns: int | None, total_steps:
     return fig
 
 
-def _token_labels(tokens: Sequence[str], positions: Sequence[int]) -> list[str]:
-    # Positions keep labels unique (Plotly merges equal category labels) and tie them back to the text.
-    return [plotly_text(f"{p}:{tokens[p]!r}"[:24]) if 0 <= p < len(tokens) else str(p) for p in positions]
-
-
-def logit_lens_heatmap(data: dict[str, Any]) -> go.Figure:
-    """Logit lens: per layer (rows) and position (columns) the top-1 token, shaded by its probability."""
-    layers = list(data.get("layers", []))
-    tokens = list(data.get("tokens", []))
-    top = data.get("top_tokens", [])
-    positions = list(data.get("positions") or range(len(top[0]) if top else 0))
-    z, text = [], []
-    for per_layer in top:
-        z.append([float(cands[0][1]) if cands else 0.0 for cands in per_layer])
-        text.append([plotly_text(cands[0][0]) if cands else "" for cands in per_layer])
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=_token_labels(tokens, positions),
-            y=[f"L{layer}" for layer in layers],
-            text=text,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            zmin=0,
-            zmax=1,
-            colorbar={"title": "p(top-1)"},
-            hovertemplate="layer %{y}, %{x}<br>top-1 %{text} p=%{z:.2f}<extra></extra>",
-        )
-    )
-    fig.update_layout(**_LAYOUT, height=max(260, 22 * len(layers) + 120), title="logit lens: top-1 per layer")
-    return fig
-
-
-def target_rank_line(data: dict[str, Any]) -> go.Figure:
-    """How early the model 'knew' its action: the action token's probability per layer."""
-    fig = go.Figure(
-        go.Scatter(
-            x=list(data.get("layers", [])),
-            y=list(data.get("target_prob", [])),
-            mode="lines+markers",
-            name="p(action token)",
-            line={"color": KIND_COLORS["llm"]},
-        )
-    )
-    fig.update_layout(
-        **_LAYOUT, height=240, xaxis_title="layer", yaxis_title="probability", title="action token"
-    )
-    return fig
-
-
-def attention_heatmap(data: dict[str, Any]) -> go.Figure:
-    """Attention of the query position to every earlier position, averaged over heads, per layer."""
-    weights = data.get("weights", [])
-    tokens = list(data.get("tokens", []))
-    z = []
-    for per_layer in weights:
-        heads = [list(h) for h in per_layer] or [[]]
-        width = max(len(h) for h in heads)
-        z.append([sum(h[i] for h in heads if i < len(h)) / len(heads) for i in range(width)])
-    width = len(z[0]) if z else 0
-    fig = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=_token_labels(tokens, range(width)),
-            y=[f"L{layer}" for layer in data.get("layers", [])],
-            colorscale="Purples",
-            colorbar={"title": "weight"},
-            hovertemplate="layer %{y}, key %{x}<br>weight %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        **_LAYOUT, height=max(240, 22 * len(z) + 120), title="attention from the action position"
-    )
-    return fig
-
-
-def patching_heatmap(data: dict[str, Any]) -> go.Figure:
-    """Activation patching: how much restoring each (layer, position) moves the metric toward the real run."""
-    tokens = list(data.get("tokens", []))
-    fig = go.Figure(
-        go.Heatmap(
-            z=data.get("effect", []),
-            x=_token_labels(tokens, list(data.get("positions", []))),
-            y=[f"L{layer}" for layer in data.get("layers", [])],
-            colorscale="RdBu",
-            zmid=0,
-            colorbar={"title": "effect"},
-            hovertemplate="layer %{y}, %{x}<br>effect %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_layout(
-        **_LAYOUT,
-        height=max(240, 22 * len(data.get("layers", [])) + 120),
-        title=plotly_text(f"activation patching ({data.get('metric', 'metric')})"),
-    )
-    return fig
-
-
 def roc_curves(curves: dict[str, tuple[list[float], list[float], float | None]]) -> go.Figure:
     """Held-out ROC curve of each probe artifact (name -> (fpr, tpr, auroc)), against chance."""
     fig = go.Figure()
@@ -413,17 +316,39 @@ def probe_series_line(df: pd.DataFrame, title: str) -> go.Figure:
         fig.update_layout(
             shapes=[{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": y, "y1": y, "line": line}]
         )
+        # The shape has no legend entry: an empty trace styled like it names it.
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line, name=f"threshold {y:.2f}"))
     fig.update_layout(
-        **_LAYOUT, height=300, title=plotly_text(title), xaxis_title="step", yaxis_title="score"
+        **_LAYOUT,
+        height=300,
+        title=plotly_text(title),
+        xaxis_title="step (replay position)",
+        yaxis={"title": "probe score (0–1)", "range": [0, 1.02]},
     )
     return fig
 
 
-def activity_chart(df: pd.DataFrame) -> go.Figure:
-    """Traces and steps started per time bucket."""
+BUCKET_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+
+
+def activity_chart(df: pd.DataFrame, bucket: str = "day") -> go.Figure:
+    """Traces and steps started per time bucket.
+
+    Bars are as wide as 80% of their bucket: on a date axis Plotly otherwise sizes them from the
+    closest pair of buckets, and a few minute buckets over days drew hairlines.
+    """
     fig = go.Figure()
     if not df.empty:
-        fig.add_trace(go.Bar(x=df["bucket"], y=df["steps"], name="steps", marker={"color": "#93c5fd"}))
+        width = 0.8 * BUCKET_MS.get(bucket, BUCKET_MS["day"])
+        fig.add_trace(
+            go.Bar(
+                x=df["bucket"],
+                y=df["steps"],
+                width=[width] * len(df),
+                name="steps",
+                marker={"color": "#93c5fd"},
+            )
+        )
         fig.add_trace(
             go.Scatter(
                 x=df["bucket"],
@@ -437,10 +362,11 @@ def activity_chart(df: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         **_LAYOUT,
         height=300,
-        title="traces and steps over time",
-        yaxis={"title": "steps"},
+        title=f"traces and steps started per {bucket}",
+        xaxis={"title": f"time (UTC, one bar per {bucket})"},
+        yaxis={"title": "steps started"},
         yaxis2={
-            "title": "traces",
+            "title": "traces started",
             "overlaying": "y",
             "side": "right",
             "rangemode": "tozero",
@@ -448,7 +374,7 @@ def activity_chart(df: pd.DataFrame) -> go.Figure:
             # Whole traces only: Plotly would otherwise put ticks at halves and print 1, 1, 2, 2.
             "dtick": max(1, -(-int(df["traces"].max()) // 4)) if not df.empty else 1,
         },
-        legend={"orientation": "h", "y": -0.2},
+        legend={"orientation": "h", "y": -0.3},
     )
     return fig
 
@@ -462,8 +388,10 @@ def cost_chart(df: pd.DataFrame) -> go.Figure:
         **_LAYOUT,
         barmode="stack",
         height=300,
-        title="cost by agent and model (USD)",
-        legend={"orientation": "h", "y": -0.25},
+        title="cost by agent and model",
+        xaxis={"title": "agent"},
+        yaxis={"title": "cost (USD)", "tickprefix": "$"},
+        legend={"orientation": "h", "y": -0.35, "title": {"text": "model"}},
     )
     return fig
 
@@ -492,6 +420,8 @@ def reasoning_share_chart(df: pd.DataFrame) -> go.Figure:
         barmode="stack",
         height=300,
         title="reasoning vs visible output tokens",
-        legend={"orientation": "h", "y": -0.25},
+        xaxis={"title": "agent"},
+        yaxis={"title": "output tokens", "tickformat": ",d"},
+        legend={"orientation": "h", "y": -0.35},
     )
     return fig

@@ -206,13 +206,20 @@ def highlight(text: str, ranges: Sequence[tuple[int, int, str]]) -> str:
 
 
 def shade_scores(
-    text: str, char_spans: Sequence[Sequence[int] | None], scores: Sequence[float], threshold: float | None
+    text: str,
+    char_spans: Sequence[Sequence[int] | None],
+    scores: Sequence[float],
+    threshold: float | None,
+    scale: float | None = None,
 ) -> str:
-    """`text` with each token's characters shaded by its probe score (darker = higher; red above threshold).
+    """`text` with each token's characters shaded by its probe score: red at or above `threshold`, grey-blue
+    below it, darker the further from it (out to `scale`, default the largest distance).
 
-    Tokens without a character span (chat template) are skipped: only the step's own text is shown.
+    Why grey-blue below: a probe well under its threshold must not look alarming, so only tokens over
+    the threshold are red. Tokens without a character span (chat template) are skipped.
     """
-    hi = max((abs(s) for s in scores), default=1.0) or 1.0
+    ref = threshold if threshold is not None else 0.0
+    hi = scale or max((abs(s - ref) for s in scores), default=1.0) or 1.0
     pieces: list[tuple[int, int, float]] = []
     for span, score in zip(char_spans, scores, strict=False):
         if span is None or len(span) != 2:
@@ -226,9 +233,9 @@ def shade_scores(
         if s < pos:
             continue
         out.append(html.escape(text[pos:s]))
-        alpha = min(1.0, abs(score) / hi)
+        alpha = min(1.0, abs(score - ref) / hi)
         hot = threshold is not None and score >= threshold
-        rgb = "220,38,38" if hot else "124,58,237"
+        rgb = "220,38,38" if hot else "100,116,139"
         out.append(
             f'<span title="{score:.3f}" style="background: rgba({rgb},{alpha * 0.55:.2f});">'
             f"{html.escape(text[s:e])}</span>"
@@ -236,6 +243,20 @@ def shade_scores(
         pos = e
     out.append(html.escape(text[pos:]))
     return _pre("".join(out))
+
+
+def shade_legend(unit: str, low: float, high: float) -> str:
+    """The key to `shade_scores`: what red and grey-blue mean, and the unit and range of the scores."""
+    swatch = '<span style="background: rgba({},0.5); padding: 0 0.4em; margin: 0 0.3em;">{}</span>'
+    return (
+        '<div style="font-size: 0.85em; color: #4b5563;">'
+        + swatch.format("220,38,38", "above threshold")
+        + swatch.format("100,116,139", "below threshold")
+        + html.escape(
+            f"darker = further from the threshold; hover a token for its score ({unit}, {low:g} to {high:g})"
+        )
+        + "</div>"
+    )
 
 
 def plain(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from workbench.store import explore
@@ -28,44 +29,66 @@ m[5].metric(
 )
 
 bucket = st.segmented_control("Bucket", ["minute", "hour", "day"], default="day", key="dash_bucket") or "day"
-st.plotly_chart(figures.activity_chart(explore.activity(store, bucket)), width="stretch")
+st.plotly_chart(figures.activity_chart(explore.activity(store, bucket), bucket), width="stretch")
 
 costs = explore.cost_by_agent_model(store)
 left, right = st.columns(2)
 left.plotly_chart(figures.cost_chart(costs), width="stretch")
 right.plotly_chart(figures.reasoning_share_chart(costs), width="stretch")
 
+
+def _money(value: float | None) -> str:
+    # A missing amount reads "—", never "None" or "nan" (e.g. no completed task: no cost per task).
+    return "—" if value is None or value != value else f"${float(value):,.4f}"
+
+
 st.markdown("#### Agentic IQ")
 st.caption(
     "Per agent: completion rate (traces whose root step did not fail), median steps per trace, retries, "
     "error rate, human interventions, the share of reasoning tokens and the reasoning cost per completed "
-    "task (each model call's cost split by its token counts)."
+    "task (each model call's cost split by its token counts). — means not applicable."
 )
 card = explore.agent_scorecard(store)
-# No completed task: no cost per completed task (blank, not "None").
-card["reasoning_cost_per_completed"] = card["reasoning_cost_per_completed"].astype(float)
+shown = pd.DataFrame(
+    {
+        "agent": card["agent"],
+        "traces": card["traces"],
+        "completion": card["completion_rate"],
+        "median steps": card["median_steps"],
+        "retries": card["retries"].fillna(0).astype(int),
+        "error rate": card["error_rate"],
+        "human interventions": card["human_interventions"].fillna(0).astype(int),
+        "reasoning share": card["reasoning_share"],
+        "reasoning cost per completed task": card["reasoning_cost_per_completed"].map(_money),
+        "cost": card["cost_usd"].map(_money),
+    }
+)
 st.dataframe(
-    card,
+    shown,
     hide_index=True,
     width="stretch",
     column_config={
-        "completion_rate": st.column_config.ProgressColumn(
+        "completion": st.column_config.ProgressColumn(
             "completion", format="percent", min_value=0, max_value=1
         ),
-        "median_steps": st.column_config.NumberColumn("median steps", format="%.0f"),
-        "error_rate": st.column_config.NumberColumn("error rate", format="percent"),
-        "reasoning_share": st.column_config.NumberColumn("reasoning share", format="percent"),
-        "reasoning_cost_per_completed": st.column_config.NumberColumn(
-            "reasoning $ / completed", format="$%.4f"
-        ),
-        "cost_usd": st.column_config.NumberColumn("cost", format="$%.4f"),
-        "human_interventions": st.column_config.NumberColumn("human interventions"),
+        "median steps": st.column_config.NumberColumn(format="%.0f"),
+        "error rate": st.column_config.NumberColumn(format="percent"),
+        "reasoning share": st.column_config.NumberColumn(format="percent"),
     },
 )
 st.markdown("#### Cost by agent and model")
 st.dataframe(
-    costs,
+    pd.DataFrame(
+        {
+            "agent": costs["agent"],
+            "model": costs["model"],
+            "cost": costs["cost_usd"].map(_money),
+            "input tokens": costs["tokens_in"].astype(int),
+            "output tokens": costs["tokens_out"].astype(int),
+            "reasoning tokens": costs["tokens_reasoning"].astype(int),
+            "visible output tokens": costs["tokens_visible"].astype(int),
+        }
+    ),
     hide_index=True,
     width="stretch",
-    column_config={"cost_usd": st.column_config.NumberColumn(format="$%.4f")},
 )

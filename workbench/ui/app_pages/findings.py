@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 from urllib.parse import urlencode
 
-import pandas as pd
 import streamlit as st
 
 from workbench.model import Severity
@@ -13,6 +12,7 @@ from workbench.store import explore
 from workbench.ui import data, render
 
 store = data.store()
+SHOWN = 100  # findings drawn at once: each is a card with its evidence
 st.markdown("### Findings")
 
 c1, c2 = st.columns(2)
@@ -33,30 +33,23 @@ if not found:
     st.stop()
 
 found.sort(key=lambda f: (-f.severity.rank, f.trace_id, f.step_seq))
-rows = []
-for f in found:
+shown = found[:SHOWN]
+# Each finding names its incident: the trace's task (the user's first input), as the brief and the
+# traces list title it.
+tasks = data.trace_tasks([(tid, data.step_count(tid)) for tid in dict.fromkeys(f.trace_id for f in shown)])
+more = f"; the first {SHOWN} are shown, filter to narrow" if len(found) > SHOWN else ""
+st.caption(f"{len(found)} finding(s), most severe first{more}")
+for f in shown:
     pos = data.positions(f.trace_id, [f.step_seq]).get(f.step_seq)
-    rows.append(
-        {
-            "severity": f.severity.value,
-            "rule": f.rule_id,
-            "title": f.title,
-            "step": pos,
-            "open": f"/replay?trace={f.trace_id}&step={pos}" if pos else None,
-            "evidence": (f.evidence_excerpt or "")[:160],
-            "trace": f.trace_id,
-        }
-    )
-st.caption(f"{len(found)} finding(s), worst first")
-st.dataframe(
-    pd.DataFrame(rows),
-    hide_index=True,
-    width="stretch",
-    column_config={"open": st.column_config.LinkColumn("open", display_text="replay ▶", width="small")},
-)
-for f, row in zip(found[:50], rows[:50], strict=False):
-    # Titles, explanations and evidence quote trace text: escaped, or in widgets that never interpret.
-    with st.expander(render.md_text(f"{f.severity.value.upper()} · {f.rule_id} · {f.title}")):
+    incident = tasks.get(f.trace_id) or f"trace {f.trace_id[:12]}"
+    with st.container(border=True):
+        # Titles, explanations and evidence quote trace text: escaped, or in widgets that never interpret.
+        st.markdown(render.finding_heading(f.severity.value, f.rule_id, f.title), unsafe_allow_html=True)
+        where = f"step {pos}" if pos else "a step no longer in the trace"
+        st.markdown(
+            render.labelled([("incident", incident), ("where", f"{where} · trace {f.trace_id}")]),
+            unsafe_allow_html=True,
+        )
         st.markdown(render.text_html(f.explanation), unsafe_allow_html=True)
         if f.evidence_excerpt:
             # Exactly as stored, never a live link: st.code shows every character and offers a copy button.
@@ -64,9 +57,8 @@ for f, row in zip(found[:50], rows[:50], strict=False):
         if f.taint_chain:
             chain = data.positions(f.trace_id, list(f.taint_chain))
             st.caption("taint chain: " + " → ".join(f"#{chain.get(s, '?')}" for s in f.taint_chain))
-        if row["step"]:
-            link = html.escape(f"/replay?{urlencode({'trace': f.trace_id, 'step': row['step']})}")
+        if pos:
+            link = html.escape(f"/replay?{urlencode({'trace': f.trace_id, 'step': pos})}")
             st.markdown(
-                f'<a href="{link}" target="_self">open step {row["step"]} in the replay ▶</a>',
-                unsafe_allow_html=True,
+                f'<a href="{link}" target="_self">open step {pos} in the replay ▶</a>', unsafe_allow_html=True
             )

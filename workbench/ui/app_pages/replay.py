@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import streamlit as st
 
@@ -10,7 +11,7 @@ from workbench.errors import WorkbenchError
 from workbench.model import Finding, ProbeAnalysis, ProbeRunStatus, Step, StoredStep
 from workbench.store import annotations as notes_store
 from workbench.store import explore, probe_reads, queries
-from workbench.ui import data, figures, render
+from workbench.ui import data, figures, probe_figures, render
 
 store = data.store()
 
@@ -178,6 +179,36 @@ def _step_view() -> None:
 # ------------------------------------------------------------------------------------ the step itself
 
 
+def _probe_tokens(analysis: str, d: dict[str, Any]) -> None:
+    """A probe's per-token scores shaded on the step's text, relative to its threshold when stored.
+
+    Why relative: raw per-token sigmoids are uncalibrated and mostly high, so the text read red even
+    for a probe far below its threshold; `token_relative` is 0 at the per-token threshold.
+    """
+    relative = d.get("token_relative")
+    versus = d.get("score_relative")
+    head = f"**{render.md_text(analysis)}** per-token score on the step's text"
+    if versus is not None:
+        head += (
+            f" · step score {float(d.get('score', 0)):.3f}, {float(versus):+.3f} relative to its threshold"
+        )
+    st.markdown(head)
+    if relative is not None:
+        low, high = (float(v) for v in (d.get("token_range") or [-4.0, 4.0]))
+        shaded = render.shade_scores(
+            d["step_text"], d.get("char_spans", []), relative, 0.0, max(abs(low), high)
+        )
+        legend = render.shade_legend("standard deviations from the per-token threshold", low, high)
+        st.caption(probe_figures.EXPLAIN["probe"])
+    else:  # results from before calibration: raw sigmoid scores against the step threshold
+        shaded = render.shade_scores(
+            d["step_text"], d.get("char_spans", []), d.get("scores", []), d.get("threshold")
+        )
+        legend = render.shade_legend("raw probe probability, uncalibrated", 0.0, 1.0)
+        st.caption("Per-token probe probability (0 to 1) on the step's text, against the step's threshold.")
+    st.markdown(shaded + legend, unsafe_allow_html=True)
+
+
 def _show_step(position: int, seq: int, step: Step) -> None:
     """The step's panes, its findings, probes, annotations and place in the step tree."""
     extras = explore.step_extras(store, seq)
@@ -205,10 +236,19 @@ def _show_step(position: int, seq: int, step: Step) -> None:
             if f.evidence_field == field and f.evidence_start is not None and f.evidence_end is not None
         ]
 
+    try:
+        from_events = set(json.loads(step.event_fields or "[]"))
+    except ValueError:
+        from_events = set()
+
+    def _label(label: str, field: str) -> str:
+        # Fields filled from GenAI log events (not the span itself) say so: the reader knows where to look.
+        return f"**{label}** :gray-badge[from GenAI events]" if field in from_events else f"**{label}**"
+
     def _show_text(label: str, field: str, text: str | None, as_json: bool = False) -> None:
         if text is None or text == "":
             return
-        st.markdown(f"**{label}**")
+        st.markdown(_label(label, field))
         marks = _ranges(field)
         if marks:
             st.markdown(render.highlight(text, marks), unsafe_allow_html=True)
@@ -223,7 +263,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
     def _show_messages(text: str | None) -> None:
         if not text:
             return
-        st.markdown("**Input**")
+        st.markdown(_label("Input", "input_text"))
         if _ranges("input_text"):
             st.markdown(render.highlight(text, _ranges("input_text")), unsafe_allow_html=True)
             return
@@ -266,6 +306,8 @@ def _show_step(position: int, seq: int, step: Step) -> None:
         _show_text("Reasoning / scratchpad", "reasoning_text", step.reasoning_text)
         if step.tool_name or step.tool_arguments or step.tool_result:
             call = [("Tool call", step.tool_name or "?")]
+            if "tool_name" in from_events:
+                call.append(("source", "from GenAI events"))
             if step.tool_call_id:
                 call.append(("id", step.tool_call_id))
             st.markdown(render.labelled(call), unsafe_allow_html=True)
@@ -357,9 +399,11 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                 if res.analysis.startswith("probe:"):
                     s = res.summary
                     fired = ":red-badge[fired]" if s.get("fired") else ":gray-badge[below threshold]"
+                    relative = res.data.get("score_relative")
+                    versus = f", {float(relative):+.3f} relative to it" if relative is not None else ""
                     st.markdown(
                         f"{render.md_text(res.analysis)} score **{float(s.get('score', 0)):.3f}** "
-                        f"(threshold {float(s.get('threshold', 0)):.3f}) {fired}"
+                        f"(threshold {float(s.get('threshold', 0)):.3f}{versus}) {fired}"
                     )
 
         # Poll only while a run is queued or running: progress shows without blocking the page.
@@ -401,21 +445,19 @@ def _show_step(position: int, seq: int, step: Step) -> None:
         for res in results:
             d = res.data
             if res.analysis == "logit_lens":
-                st.plotly_chart(figures.logit_lens_heatmap(d), width="stretch")
+                st.plotly_chart(probe_figures.logit_lens_heatmap(d), width="stretch")
+                st.caption(probe_figures.EXPLAIN["logit_lens"])
                 if d.get("target_prob"):
-                    st.plotly_chart(figures.target_rank_line(d), width="stretch")
+                    st.plotly_chart(probe_figures.target_rank_line(d), width="stretch")
+                    st.caption(probe_figures.EXPLAIN["target_prob"])
             elif res.analysis == "attention":
-                st.plotly_chart(figures.attention_heatmap(d), width="stretch")
+                st.plotly_chart(probe_figures.attention_heatmap(d), width="stretch")
+                st.caption(probe_figures.EXPLAIN["attention"])
             elif res.analysis == "patching":
-                st.plotly_chart(figures.patching_heatmap(d), width="stretch")
+                st.plotly_chart(probe_figures.patching_heatmap(d), width="stretch")
+                st.caption(probe_figures.EXPLAIN["patching"])
             elif res.analysis.startswith("probe:") and d.get("step_text") is not None:
-                st.markdown(f"**{render.md_text(res.analysis)}** per-token score on the step's text")
-                st.markdown(
-                    render.shade_scores(
-                        d["step_text"], d.get("char_spans", []), d.get("scores", []), d.get("threshold")
-                    ),
-                    unsafe_allow_html=True,
-                )
+                _probe_tokens(res.analysis, d)
 
     # ---------------------------------------------------------------------------------------- step tree
 
