@@ -62,7 +62,9 @@ def test_db_deletion_brief_tells_the_incident_from_stored_facts(samples: tuple[S
     assert any("dropped table order_events" in t and p == (12,) for t, p in b["Side effects"])
     first = b["Most severe findings"][0]
     assert first[0].startswith("CRITICAL destructive-action at step #12") and first[1] == (12,)
-    assert b["Causal chain"][0][1] == (5, 6, 7)
+    # the escalation an investigator draws: failure #7 -> reasoning -> credential -> reasoning -> the
+    # skipped guardrail -> the DROP at #12 (the runbook at #5 that forbade it is ignored guidance, no cause)
+    assert b["Causal chain"][0][1] == (7, 8, 9, 10, 11, 12)
     assert b["Human approval"][0] == (
         "No human approval was recorded, none before step #12 (destructive-action).",
         (12,),
