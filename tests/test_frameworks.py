@@ -9,10 +9,11 @@ import dataclasses
 import pytest
 
 from collectors.conventions.adk import NO_CONTENT_NOTE
+from collectors.events import join
 from collectors.normalize import normalize
 from tests.conventions_fixture import fixture_spans, load_fixture, span_record
 from tests.fake_openai import USER_PROMPT
-from workbench.model import Severity, Step, StepKind, StoredStep
+from workbench.model import LogRecord, Severity, Step, StepKind, StoredStep
 from workbench.policies.engine import build_engine
 
 # Per fixture, the package whose version must be recorded in it.
@@ -136,3 +137,45 @@ def test_traceloop_unwraps_the_args_kwargs_wrapper_and_reads_current_genai_messa
     assert tool.tool_arguments == '{"query": "DROP TABLE users"}'  # {"args": [], "kwargs": {...}}
     assert llm.kind is StepKind.LLM and llm.model == "gpt-4o-mini" and llm.tokens_reasoning == 11
     assert llm.reasoning_text and "destructive" in llm.reasoning_text
+
+
+def _fixture_logs(name: str) -> list[LogRecord]:
+    """The fixture's captured log records as the decoder builds them (the fields the join reads)."""
+    return [
+        LogRecord(
+            trace_id=raw["trace_id"],
+            span_id=raw["span_id"],
+            time_ns=0,
+            observed_time_ns=0,
+            severity_number=0,
+            severity_text="",
+            event_name=raw["event_name"],
+            body=raw.get("body"),
+            attributes=raw["attributes"],
+            flags=0,
+            dropped_attributes_count=0,
+            resource={},
+            resource_schema_url="",
+            scope_name="",
+            scope_version="",
+            scope_attributes={},
+            scope_schema_url="",
+            canonical=b"",
+        )
+        for raw in load_fixture(name)["logs"]
+    ]
+
+
+def test_adk_in_event_only_mode_is_flagged_once_its_events_join_the_spans() -> None:
+    """ADK's GenAI event-only mode: the spans carry no content, the tool call's arguments exist only in the
+    `gen_ai.client.inference.operation.details` records; joined (collectors.events), the DROP is flagged."""
+    name = "adk_genai_event_only.json"
+    assert load_fixture(name)["captured_with"]["google-adk"]
+    spans, records = fixture_spans(name), _fixture_logs(name)
+    alone = [normalize(s) for s in spans]
+    assert not any("DROP TABLE users" in (s.tool_arguments or "") for s in alone)  # content only in events
+    joined = [join(s, records, normalize) for s in spans]
+    destructive = [(ex, step) for rule, ex, step in _high(joined) if rule == "destructive-action"]
+    assert destructive, _high(joined)
+    excerpt, step = destructive[0]
+    assert excerpt == "DROP TABLE users" and "tool_arguments" in (step.event_fields or "")
