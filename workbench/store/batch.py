@@ -13,7 +13,7 @@ every row of one batch would otherwise be inferred as Arrow's null type there an
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,10 +100,10 @@ STEP_SCHEMA = pa.schema([(name, _STEP_TYPES.get(name, _str)) for name in STEP_CO
 _STEP_ROW = operator.attrgetter(*STEP_COLUMNS)
 
 
-def span_columns(r: Sequence[SpanRecord]) -> pa.Table:
-    """The records as a table of SPAN_SCHEMA."""
-    # The spans of one (resource, scope) group share their resource and scope dicts: each is encoded
-    # once per batch, not once per span. Keyed by id(), valid while `r` keeps the dicts alive.
+def _shared_json() -> Callable[[Any], str]:
+    """`to_json` remembering what it encoded by id(): the records of one (resource, scope) group share
+    their resource and scope dicts, so each is encoded once per batch, not once per record. Valid while
+    the batch keeps those dicts alive."""
     shared: dict[int, str] = {}
 
     def shared_json(value: Any) -> str:
@@ -111,6 +111,13 @@ def span_columns(r: Sequence[SpanRecord]) -> pa.Table:
         if text is None:
             text = shared[id(value)] = to_json(value)
         return text
+
+    return shared_json
+
+
+def span_columns(r: Sequence[SpanRecord]) -> pa.Table:
+    """The records as a table of SPAN_SCHEMA."""
+    shared_json = _shared_json()
 
     columns = {
         "trace_id": [x.trace_id for x in r],
@@ -193,13 +200,7 @@ LOG_SCHEMA = pa.schema(
 
 def log_columns(r: Sequence[LogRecord]) -> pa.Table:
     """The log records as a table of LOG_SCHEMA (body NULL when the record has none)."""
-    shared: dict[int, str] = {}
-
-    def shared_json(value: Any) -> str:
-        text = shared.get(id(value))
-        if text is None:
-            text = shared[id(value)] = to_json(value)
-        return text
+    shared_json = _shared_json()
 
     columns = {
         "trace_id": [x.trace_id for x in r],
