@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -47,6 +47,9 @@ class DecodeResult:
         return len(self.errors)
 
 
+_Parsed = TypeVar("_Parsed")  # a parsed export request and its per-item errors
+
+
 def parse_request(body: bytes, content_type: str) -> tuple[ExportTraceServiceRequest, list[str]]:
     """An ExportTraceServiceRequest from a protobuf or OTLP/JSON body, and a message per span left out.
 
@@ -54,11 +57,18 @@ def parse_request(body: bytes, content_type: str) -> tuple[ExportTraceServiceReq
     `partial_success`), never its neighbours: JSON span by span, protobuf whole and, only when that
     fails, piece by piece (see protobuf_salvage).
     """
+    return by_content_type(body, content_type, parse_protobuf, parse_json)
+
+
+def by_content_type(
+    body: bytes, content_type: str, protobuf: Callable[[bytes], _Parsed], json: Callable[[bytes], _Parsed]
+) -> _Parsed:
+    """The parser the Content-Type names (traces and logs alike); any other type is a 415."""
     ctype = content_type.split(";")[0].strip().lower()
     if ctype == CONTENT_PROTOBUF:
-        return parse_protobuf(body)
+        return protobuf(body)
     if ctype == CONTENT_JSON:
-        return parse_json(body)
+        return json(body)
     raise BadInput(
         f"unsupported Content-Type {content_type!r}; OTLP/HTTP takes {CONTENT_PROTOBUF} or {CONTENT_JSON}",
         415,

@@ -23,7 +23,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 
 from collectors import decode, json_depth
 from collectors.checks import SpanRejected, check_log_record, safe_text
-from collectors.decode import CONTENT_JSON, CONTENT_PROTOBUF, DEFAULT_VALUE_DEPTH, CanonicalFrame
+from collectors.decode import DEFAULT_VALUE_DEPTH, CanonicalFrame
 from collectors.protobuf_salvage import LOGS, salvage
 from workbench.errors import BadInput
 from workbench.model import Attributes, LogRecord, Truncation
@@ -45,15 +45,7 @@ class LogDecodeResult:
 
 def parse_request(body: bytes, content_type: str) -> tuple[ExportLogsServiceRequest, list[str]]:
     """An ExportLogsServiceRequest from a protobuf or OTLP/JSON body, and a message per record left out."""
-    ctype = content_type.split(";")[0].strip().lower()
-    if ctype == CONTENT_PROTOBUF:
-        return parse_protobuf(body)
-    if ctype == CONTENT_JSON:
-        return parse_json(body)
-    raise BadInput(
-        f"unsupported Content-Type {content_type!r}; OTLP/HTTP takes {CONTENT_PROTOBUF} or {CONTENT_JSON}",
-        415,
-    )
+    return decode.by_content_type(body, content_type, parse_protobuf, parse_json)
 
 
 def parse_protobuf(body: bytes) -> tuple[ExportLogsServiceRequest, list[str]]:
