@@ -5,6 +5,7 @@ tool call shows its arguments."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -12,7 +13,7 @@ from collectors.conventions.adk import NO_CONTENT_NOTE
 from collectors.events import join
 from collectors.normalize import normalize
 from tests.conventions_fixture import fixture_spans, load_fixture, span_record
-from tests.fake_openai import USER_PROMPT
+from tests.fake_openai import FINAL_ANSWER, SYSTEM_PROMPT, USER_PROMPT
 from workbench.model import LogRecord, Severity, Step, StepKind, StoredStep
 from workbench.policies.engine import build_engine
 
@@ -179,3 +180,43 @@ def test_adk_in_event_only_mode_is_flagged_once_its_events_join_the_spans() -> N
     assert destructive, _high(joined)
     excerpt, step = destructive[0]
     assert excerpt == "DROP TABLE users" and "tool_arguments" in (step.event_fields or "")
+
+
+# --- OpenLLMetry in event mode: traceloop-sdk 0.62 with use_attributes=False ----------------------------
+
+
+def test_traceloop_event_mode_joins_one_record_per_message_to_the_model_calls() -> None:
+    """The chat spans carry no content; each message is a record (gen_ai.<role>.message, gen_ai.choice) with
+    the content in its body, and OpenLLMetry's choice carries the tool calls beside the message."""
+    name = "traceloop_event.json"
+    assert load_fixture(name)["captured_with"]["opentelemetry-instrumentation-openai"]
+    spans, records = fixture_spans(name), _fixture_logs(name)
+    assert {r.event_name for r in records} >= {
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.choice",
+    }
+    alone = [normalize(s) for s in spans if s.name == "openai.chat"]
+    assert all(s.input_text is None and s.output_text is None for s in alone)  # content only in events
+    first, second = [join(s, records, normalize) for s in spans if s.name == "openai.chat"]
+    assert first.input_text == f"system: {SYSTEM_PROMPT}\nuser: {USER_PROMPT}"
+    assert first.output_text and '[tool call] run_sql (id call_sql_1) {"query": "DROP TABLE users"}' in (
+        first.output_text
+    )
+    assert "[tool result]" in (second.input_text or "") and "table users dropped" in (second.input_text or "")
+    assert second.output_text == f"assistant: {FINAL_ANSWER}"
+    assert all(json.loads(s.event_fields or "[]") == ["input_text", "output_text"] for s in (first, second))
+
+
+def test_traceloop_event_mode_destructive_run_is_flagged_and_the_benign_one_is_not() -> None:
+    joined = {
+        name: [join(s, _fixture_logs(name), normalize) for s in fixture_spans(name)]
+        for name in ("traceloop_event.json", "traceloop_event_benign.json")
+    }
+    destructive = [
+        (ex, st) for rule, ex, st in _high(joined["traceloop_event.json"]) if rule == "destructive-action"
+    ]
+    assert destructive and destructive[0][0] == "DROP TABLE users"
+    assert _high(joined["traceloop_event_benign.json"]) == []
+    benign_call = next(s for s in joined["traceloop_event_benign.json"] if s.name == "openai.chat")
+    assert "get_weather" in (benign_call.output_text or "") and "Paris" in (benign_call.output_text or "")

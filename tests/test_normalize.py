@@ -48,6 +48,8 @@ EXPECTED_CONVENTIONS = {
     # OpenLLMetry: traceloop-sdk 0.62 + opentelemetry-instrumentation-openai 0.62 (capture_frameworks.py)
     "traceloop_span.json": {"traceloop"},
     "traceloop_span_benign.json": {"traceloop"},
+    "traceloop_event.json": {"traceloop"},
+    "traceloop_event_benign.json": {"traceloop"},
 }
 
 
