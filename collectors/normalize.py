@@ -30,7 +30,7 @@ Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
 # Recorded on every step and in every bundle. Bump it with any change to what a span maps to: `workbench
 # ledger verify` reports steps of another version as needing `workbench renormalize`, and `workbench verify`
 # re-derives a bundle's steps only with the version that exported them.
-NORMALIZER_VERSION = "3"
+NORMALIZER_VERSION = "4"
 
 
 def _map_genai(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from collectors.conventions.adk import NO_CONTENT_NOTE
+from collectors.conventions.crewai import unquoted_name
 from collectors.events import join
 from collectors.normalize import normalize
 from tests.conventions_fixture import fixture_spans, load_fixture, span_record
@@ -24,6 +25,8 @@ DESTRUCTIVE_SPAN_MODE = {
     "openai_agents_span.json": "openinference-instrumentation-openai-agents",
     "llama_index_span.json": "openinference-instrumentation-llama-index",
     "traceloop_span.json": "traceloop-sdk",
+    "crewai_wrapper.json": "openinference-instrumentation-crewai",
+    "crewai_listener.json": "openinference-instrumentation-crewai",
 }
 BENIGN = {
     "adk_legacy_span_benign.json": "google-adk",
@@ -31,6 +34,8 @@ BENIGN = {
     "openai_agents_span_benign.json": "openinference-instrumentation-openai-agents",
     "llama_index_span_benign.json": "openinference-instrumentation-llama-index",
     "traceloop_span_benign.json": "traceloop-sdk",
+    "crewai_wrapper_benign.json": "openinference-instrumentation-crewai",
+    "crewai_listener_benign.json": "openinference-instrumentation-crewai",
 }
 TOKENS_OF_THE_TWO_TURNS = 57 + 91  # tests/fake_openai.py
 
@@ -220,3 +225,54 @@ def test_traceloop_event_mode_destructive_run_is_flagged_and_the_benign_one_is_n
     assert _high(joined["traceloop_event_benign.json"]) == []
     benign_call = next(s for s in joined["traceloop_event_benign.json"] if s.name == "openai.chat")
     assert "get_weather" in (benign_call.output_text or "") and "Paris" in (benign_call.output_text or "")
+
+
+# --- CrewAI 1.15 through openinference-instrumentation-crewai 1.1: wrappers and the event listener ------
+
+
+@pytest.mark.parametrize("mode", ["wrapper", "listener"])
+def test_crewai_shows_the_tool_call_its_arguments_and_result_in_both_modes(mode: str) -> None:
+    steps = _steps(f"crewai_{mode}.json")
+    assert [s.kind for s in steps] == [
+        StepKind.AGENT,
+        StepKind.AGENT,
+        StepKind.LLM,
+        StepKind.TOOL,
+        StepKind.LLM,
+    ]
+    first, second = (s for s in steps if s.kind is StepKind.LLM)
+    (tool,) = (s for s in steps if s.kind is StepKind.TOOL)
+    assert tool.tool_name == "run_sql" and tool.tool_arguments == '{"query": "DROP TABLE users"}'
+    assert tool.tool_result == '{"ok": true, "message": "table users dropped"}'
+    # The listener's first call has no output messages, only a JSON list of tool calls in output.value.
+    assert first.output_text == 'assistant: [tool call] run_sql (id call_sql_1) {"query": "DROP TABLE users"}'
+    # ...and it records the call's name in the next request as a Python repr ('run_sql').
+    assert '[tool call] run_sql (id call_sql_1) {"query": "DROP TABLE users"}' in (second.input_text or "")
+    assert '(id call_sql_1)] {"ok": true, "message": "table users dropped"}' in (second.input_text or "")
+    assert second.output_text == f"assistant: {FINAL_ANSWER}"
+    assert [s.model for s in (first, second)] == ["gpt-4o-mini", "gpt-4o-mini"]
+
+
+def test_crewai_wrapper_mode_reads_reasoning_from_the_openai_instrumentation_below_it() -> None:
+    first, second = (s for s in _steps("crewai_wrapper.json") if s.kind is StepKind.LLM)
+    assert first.reasoning_text and "destructive" in first.reasoning_text
+    assert (first.tokens_reasoning, second.tokens_reasoning) == (11, 4)
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("'run_sql'", "run_sql"),
+        ('"run_sql"', "run_sql"),
+        ("run_sql", "run_sql"),
+        ("'x' + 'y'", "'x' + 'y'"),
+        ("''", "''"),
+        ("'", "'"),
+        ("'__import__(\"os\")'", '__import__("os")'),
+        (None, None),
+    ],
+)
+def test_a_repr_quoted_tool_name_is_read_as_a_literal_never_evaluated(
+    raw: str | None, name: str | None
+) -> None:
+    assert unquoted_name(raw) == name

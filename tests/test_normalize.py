@@ -50,6 +50,11 @@ EXPECTED_CONVENTIONS = {
     "traceloop_span_benign.json": {"traceloop"},
     "traceloop_event.json": {"traceloop"},
     "traceloop_event_benign.json": {"traceloop"},
+    # CrewAI 1.15 + openinference-instrumentation-crewai 1.1, wrapper and event-listener modes
+    "crewai_wrapper.json": {"openinference"},
+    "crewai_wrapper_benign.json": {"openinference"},
+    "crewai_listener.json": {"openinference"},
+    "crewai_listener_benign.json": {"openinference"},
 }
 
 
