@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collectors import decode, decode_logs
+from collectors.conventions.adk import NO_CONTENT_NOTE
 from collectors.conventions.genai import CURRENT_CONTENT_KEYS, MESSAGE_EVENTS, event_message
 from collectors.conventions.messages import Message, messages_from_value
 from workbench.errors import BadInput
@@ -51,7 +52,16 @@ CONTENT_KEYS = frozenset(
 # Attributes of a per-message record that say who sent it, not what it said.
 _NOT_CONTENT = frozenset(("event.name", "gen_ai.system", "gen_ai.provider.name"))
 
+# What a convention writes in place of content its span did not capture (ADK's NO_CONTENT default): a
+# field holding one of these lacks content, so an event may fill it.
+PLACEHOLDERS = frozenset((NO_CONTENT_NOTE,))
+
 Normalizer = Callable[[SpanRecord], Step]
+
+
+def _lacks(step: Step, name: str) -> bool:
+    value = getattr(step, name)
+    return value is None or value in PLACEHOLDERS
 
 
 def is_event(record: LogRecord) -> bool:
@@ -146,7 +156,7 @@ def join(span: SpanRecord, records: Sequence[LogRecord], normalize: Normalizer) 
         fills = {
             name: getattr(full, name)
             for name in CONTENT_FIELDS
-            if getattr(base, name) is None and getattr(full, name) is not None
+            if _lacks(base, name) and not _lacks(full, name)
         }
     call_id = base.tool_call_id or fills.get("tool_call_id")
     if base.kind is StepKind.TOOL and call_id and events:
@@ -157,7 +167,7 @@ def join(span: SpanRecord, records: Sequence[LogRecord], normalize: Normalizer) 
         ):
             if getattr(base, name) is None and name not in fills and call_id in found:
                 fills[name] = found[call_id]
-                if getattr(base, text) is None:
+                if _lacks(base, text):
                     fills.setdefault(text, found[call_id])
     if not fills:
         return base

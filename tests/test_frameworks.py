@@ -185,6 +185,11 @@ def test_adk_in_event_only_mode_is_flagged_once_its_events_join_the_spans() -> N
     assert destructive, _high(joined)
     excerpt, step = destructive[0]
     assert excerpt == "DROP TABLE users" and "tool_arguments" in (step.event_fields or "")
+    # The span's "no content captured" note is a placeholder, not content: the events replace it.
+    assert step.input_text == '{"query": "DROP TABLE users"}'
+    llm = [s for s in joined if s.kind is StepKind.LLM]
+    assert all(s.input_text and USER_PROMPT in s.input_text for s in llm)
+    assert all(json.loads(s.event_fields or "[]") == ["input_text", "output_text"] for s in llm)
 
 
 # --- OpenLLMetry in event mode: traceloop-sdk 0.62 with use_attributes=False ----------------------------
