@@ -44,13 +44,24 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
     settings = settings_of(ctx)
     with open_read_only(settings) as store:
         # With the store, steps filled from GenAI events are re-derived with their sealed log records.
-        report = verify_ledger(
-            store,
-            stored_columns_check(),
-            derive=step_deriver(store),
-            normalizer_version=NORMALIZER_VERSION,
-            log_check=stored_log_columns_check(),
-        )
+        if store.is_lake:  # every node's chain on its own; problems name the node
+            from workbench.store.lake_verify import verify_lake
+
+            report, _per_node = verify_lake(
+                store,
+                stored_columns_check(),
+                derive=step_deriver(store),
+                normalizer_version=NORMALIZER_VERSION,
+                log_check=stored_log_columns_check(),
+            )
+        else:
+            report = verify_ledger(
+                store,
+                stored_columns_check(),
+                derive=step_deriver(store),
+                normalizer_version=NORMALIZER_VERSION,
+                log_check=stored_log_columns_check(),
+            )
         anchored: list[str] = []
         if against is not None:
             public = load_or_create_key(settings.data_dir).public_key()

@@ -27,6 +27,7 @@ from collectors.workers import DecodePool
 from workbench.server.discovery import ServerInfo, running_server, server_file
 from workbench.settings import Settings
 from workbench.store.connection import Store
+from workbench.store.lake import open_store
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,13 @@ class Service(Protocol):
 def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -> list[Service]:
     """The in-process services of `workbench serve`, in start order. Heavy imports stay inside."""
     services: list[Service] = []
+    if store.is_lake:
+        # Findings and probe runs write with upserts and sequences DuckLake lacks, and on a lake exactly
+        # one node may scan a trace (the scan lease, issue #19): until then a lake node only ingests and
+        # serves reads and the UI.
+        from workbench.ui.service import UIService
+
+        return [UIService(settings, store)]
     from workbench.policies.service import findings_service  # findings kept current after each commit
 
     scanner = findings_service(settings, store, pipeline)
@@ -111,7 +119,7 @@ def serve(settings: Settings) -> None:
     # turns it into an exception that runs the `finally` and exits 0.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _graceful_sigterm)
-    store = Store(settings.db_path)
+    store = open_store(settings)  # the DuckDB file, or the lake as one of its nodes
     _warm_up()
     pipeline = IngestPipeline(
         store,
@@ -140,7 +148,10 @@ def serve(settings: Settings) -> None:
             ui_url=next((str(s.url) for s in started if getattr(s, "url", None)), ""),  # type: ignore[attr-defined]
         )
         info_path.write_text(json.dumps(info.__dict__))
-        print(f"database        {info.db}", flush=True)
+        if store.is_lake:  # the catalog string may hold a password: name the node, not the DSN
+            print(f"lake node       {store.node_id} (index {store.node_index})", flush=True)
+        else:
+            print(f"database        {info.db}", flush=True)
         print(f"OTLP/HTTP       {info.http_url}/v1/traces  {info.http_url}/v1/logs", flush=True)
         print(f"OTLP/gRPC       {info.host}:{info.grpc_port}", flush=True)
         for service in started:  # services that listen say where (the UI)

@@ -55,6 +55,7 @@ def verify_steps(
     chunk: int = 2_000,
     max_problems: int = 20,
     seqs: Sequence[int] | None = None,
+    seq_range: tuple[int, int] = (1, 2**62),
 ) -> Problems:
     """Re-derive every step (or only those of `seqs`, an export's selection: re-deriving a whole store
     to sign one trace would cost as much as `renormalize`); (seq, what differs) for the first
@@ -69,13 +70,16 @@ def verify_steps(
             problems.append((seq, f"trace {trace_id} step {n} (seq {seq}): {what}"))
 
     cols = ", ".join(f"st.{c}" for c in STEP_COLUMNS)
-    row = cur.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
+    first, last = seq_range  # one lake node's run of seqs (workbench.store.lake_verify), or all of them
+    row = cur.execute(
+        "SELECT coalesce(max(seq), 0) FROM spans WHERE seq BETWEEN ? AND ?", [first, last]
+    ).fetchone()
     top = int(row[0]) if row else 0
     wanted = sorted(set(seqs)) if seqs is not None else None
     windows = (
         [(wanted[i], wanted[min(i + chunk, len(wanted)) - 1]) for i in range(0, len(wanted), chunk)]
         if wanted is not None
-        else [(start, start + chunk - 1) for start in range(1, top + 1, chunk)]
+        else [(start, start + chunk - 1) for start in range(first, top + 1, chunk)]
     )
     keep = set(wanted) if wanted is not None else None
     for lo, hi in windows:
@@ -115,7 +119,10 @@ def verify_steps(
                 if _value(column, getattr(derived, column)) != stored:
                     problem(seq, trace_id, f"field {column} differs from the step re-derived from its span")
                     break
-    orphans = cur.execute("SELECT seq, trace_id FROM steps WHERE seq NOT IN (SELECT seq FROM spans)")
+    orphans = cur.execute(
+        "SELECT seq, trace_id FROM steps WHERE seq BETWEEN ? AND ? AND seq NOT IN (SELECT seq FROM spans)",
+        [first, last],
+    )
     for seq, trace_id in orphans.fetchall():
         if keep is not None and seq not in keep:
             continue
