@@ -74,7 +74,8 @@ class LeaseTable:
             raise ValueError("a lease holder needs a name (the node id)")
         self.holder = holder
         self._lock = threading.Lock()
-        self._con = duckdb.connect(config=extensions.config())
+        options: dict[str, str | bool | int | float | list[str]] = {**extensions.config()}
+        self._con = duckdb.connect(config=options)
         try:
             extensions.load(self._con, "postgres")
             quoted = "'" + catalog_dsn.replace("'", "''") + "'"  # ATTACH takes no parameters
