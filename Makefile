@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench bench-phoenix bench-agentdojo fuzz clean chromium
+.PHONY: setup demo test lint bench bench-phoenix bench-agentdojo fuzz clean chromium postgres
 
 setup: $(STAMP)
 
@@ -25,10 +25,15 @@ $(STAMP): pyproject.toml Makefile
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y --no-install-recommends chromium)
 
+# The lake's catalog in tests, the demo cluster and bench-lake: Debian's PostgreSQL server binaries (the
+# tests start a private server with them; Debian keeps them in /usr/lib/postgresql/<version>/bin).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y --no-install-recommends postgresql)
+
 demo: setup
 	$(VENV)/bin/workbench demo
 
-test: setup chromium
+test: setup chromium postgres
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -ra
 
