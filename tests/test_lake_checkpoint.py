@@ -100,3 +100,21 @@ def test_hostile_node_ids_cannot_forge_a_line() -> None:
     key = Ed25519PrivateKey.generate()
     parsed = lake_checkpoint.parse(lake_checkpoint.sign(root, key), key.public_key(), "note")
     assert parsed == root and parsed.heads[0].node_id == evil
+
+
+def test_ledger_checkpoint_command_commits_a_root_in_lake_mode(
+    two_nodes: tuple[Store, Store], postgres_dsn: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    a, _ = two_nodes
+    spans = _ingest(a, "db_deletion")
+    env = {"WORKBENCH_LAKE": postgres_dsn, "WORKBENCH_DATA_PATH": str(tmp_path / "lake")}
+    result = CliRunner().invoke(cli, ["ledger", "checkpoint"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(lake_checkpoint.ORIGIN + "\nnodes 2\n")
+    stored = lake_checkpoint.latest(a)
+    assert stored is not None and stored.note == result.output
+    assert {h.node_id: h.size for h in stored.root.heads} == {"node-a": spans, "node-b": 0}

@@ -108,6 +108,13 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
 
         key = load_or_create_key(settings.data_dir)
         services.append(CheckpointLogService(store, key, settings.checkpoint_log, settings.checkpoint_every))
+    if store.is_lake:  # every node's tree head in one signed global root in the lake, every CHECKPOINT_EVERY
+        from workbench.export.signing import load_or_create_key
+        from workbench.store.lake_checkpoint import GlobalCheckpointService
+
+        services.append(
+            GlobalCheckpointService(store, load_or_create_key(settings.data_dir), settings.checkpoint_every)
+        )
     return services
 
 

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from workbench.errors import WorkbenchError
+from workbench.settings import Settings
 from workbench.store import ledger, treehead
 from workbench.store.checkpoint_log import parse_every
 from workbench.store.connection import Store
@@ -131,6 +132,17 @@ def ensure_table(store: Store) -> None:
     """Create `lake_roots` if missing; nodes racing to create it retry (a conflict) and find it there."""
     cur = store.cursor()
     retrying(lambda: cur.execute(CREATE), "creating lake_roots")
+
+
+def open_for_roots(settings: Settings) -> Store:
+    """The lake, writable, for `ledger checkpoint`: unlike `open_lake` it registers no node (a command
+    that only signs what the nodes wrote is not one of them)."""
+    from workbench.store import lake
+
+    store = Store.over(lake._attach(settings, read_only=False), f"lake:{settings.lake}")
+    store.is_lake = True
+    store.node_id = settings.node_id or lake.default_node_id(settings)
+    return store
 
 
 def commit_root(store: Store, key: Ed25519PrivateKey, signer: str) -> str:
