@@ -78,13 +78,8 @@ class Service(Protocol):
 def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -> list[Service]:
     """The in-process services of `workbench serve`, in start order. Heavy imports stay inside."""
     services: list[Service] = []
-    if store.is_lake:
-        # Findings and probe runs write with upserts and sequences DuckLake lacks, and on a lake exactly
-        # one node may scan a trace (the scan lease, issue #19): until then a lake node only ingests and
-        # serves reads and the UI.
-        from workbench.ui.service import UIService
-
-        return [UIService(settings, store)]
+    # On a lake every node runs the scanner and the probe worker too: each trace is scanned, and each
+    # queued probe run is run, under its lease in the catalog, so exactly one node does it at a time.
     from workbench.policies.service import findings_service  # findings kept current after each commit
 
     scanner = findings_service(settings, store, pipeline)
@@ -102,7 +97,7 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
     from probes.worker import ProbeWorker  # queued probe runs; the model loads on the first job
 
     services.append(ProbeWorker(settings, store))
-    if settings.checkpoint_log is not None:  # signed tree heads that leave the database
+    if settings.checkpoint_log is not None and not store.is_lake:  # signed tree heads that leave the database
         from workbench.export.signing import load_or_create_key
         from workbench.store.checkpoint_log import CheckpointLogService
 

@@ -147,48 +147,74 @@ _NOUN = {
 
 
 def verify_entries(store: Store, max_problems: int = 20) -> tuple[int, bytes, Problems]:
-    """Recompute the second chain and check every sealed row; returns (entries, chain head, problems)."""
+    """Recompute the second chain and check every sealed row; returns (entries, chain head, problems).
+
+    In a lake every node keeps its own chain over its own slice of seqs: each is recomputed from the
+    genesis hash on its own and its problems name the node and the node-local entry number ("node n2,
+    entry 3: ..."). The rows are checked against all chains together, because a node may seal a row
+    another created (a rescan on node 2 retires a finding node 1 raised; a probe run queued on one node
+    runs on another)."""
     problems: Problems = []
     cur = store.cursor()
-    sealed: dict[str, dict[str, tuple[int, str]]] = {kind: {} for kind in _TABLES}
-    chain, expected, chain_ok, count = ledger.GENESIS, 1, True, 0
+    # kind -> ref -> (seq, body, sealed at, "node n2, " or "", node-local entry number)
+    sealed: dict[str, dict[str, tuple[int, str, object, str, int]]] = {kind: {} for kind in _TABLES}
+    retired: set[str] = set()
+    count, head = 0, ledger.GENESIS
 
     def problem(seq: int, what: str) -> None:
         if len(problems) < max_problems:
             problems.append((seq, what))
 
-    for seq, kind, ref, body, d, c in entries.iter_entries(cur):
-        count += 1
-        if seq != expected:
-            problem(expected, f"entry {expected}..{seq - 1}: missing (deleted ledger entries)")
-            chain_ok = False
-        expected = seq + 1
-        if entries.entry_digest(kind, ref, body) != d:
-            problem(seq, f"entry {seq} ({kind} {ref}): altered (digest does not match its content)")
-        nxt = ledger.chain_next(chain, d)
-        if chain_ok and nxt != c:
-            problem(seq, f"entry {seq}: chain breaks (entry altered, inserted or reordered)")
-            chain_ok = False
-        chain = nxt if chain_ok else c
-        if kind == entries.FINDING_RETIRED:
-            sealed[entries.FINDING].pop(ref, None)
-        if kind in sealed:
-            sealed[kind][ref] = (seq, body)
-        else:
-            problem(seq, f"entry {seq}: unknown kind {kind!r}")
+    chains: list[tuple[str | None, int, str]] = [(None, 1, "")]  # (node, its first seq, message prefix)
+    if store.is_lake:
+        from workbench.store import lake  # floor 1 too; only a lake needs its node list
+
+        chains = [
+            (n.node_id, lake.seq_range(n.node_index)[0], f"node {n.node_id}, ") for n in lake.nodes(store)
+        ]
+    for node_id, first, label in chains:
+        chain, expected, chain_ok = ledger.GENESIS, first, True
+        for seq, kind, ref, body, d, c, when in entries.iter_entries(cur, node_id=node_id, first=first):
+            count += 1
+            local = seq - first + 1
+            if seq != expected:
+                gap = f"{expected - first + 1}..{local - 1}"
+                problem(expected, f"{label}entry {gap}: missing (deleted ledger entries)")
+                chain_ok = False
+            expected = seq + 1
+            if entries.entry_digest(kind, ref, body) != d:
+                problem(
+                    seq, f"{label}entry {local} ({kind} {ref}): altered (digest does not match its content)"
+                )
+            nxt = ledger.chain_next(chain, d)
+            if chain_ok and nxt != c:
+                problem(seq, f"{label}entry {local}: chain breaks (entry altered, inserted or reordered)")
+                chain_ok = False
+            chain = nxt if chain_ok else c
+            if kind == entries.FINDING_RETIRED:
+                retired.add(ref)
+            if kind not in sealed:
+                problem(seq, f"{label}entry {local}: unknown kind {kind!r}")
+                continue
+            earlier = sealed[kind].get(ref)
+            if earlier is None or str(earlier[2]) <= str(when):  # a later entry supersedes (probe results)
+                sealed[kind][ref] = (seq, body, when, label, local)
+        head = chain
+    for ref in retired:
+        sealed[entries.FINDING].pop(ref, None)
     for kind, (table, body_sql, ref_sql) in _TABLES.items():
         stored = entries.bodies(cur, table, body_sql, ref_sql)
         noun = _NOUN[kind]
-        for ref, (seq, body) in sealed[kind].items():
+        for ref, (seq, body, _when, label, local) in sealed[kind].items():
             if ref not in stored:
-                problem(seq, f"{noun} {ref}: deleted (sealed by entry {seq})")
+                problem(seq, f"{label}{noun} {ref}: deleted (sealed by entry {local})")
             elif stored[ref] != body:
                 fields = ", ".join(entries.differing_fields(body, stored[ref]))
-                problem(seq, f"{noun} {ref}: field(s) {fields} edited (sealed by entry {seq})")
+                problem(seq, f"{label}{noun} {ref}: field(s) {fields} edited (sealed by entry {local})")
         for ref in stored.keys() - sealed[kind].keys():
             problem(count + 1, f"{noun} {ref}: not sealed in the ledger (inserted or restored by hand)")
     problems.sort(key=lambda p: p[0])
-    return count, chain, problems
+    return count, head, problems
 
 
 def truncations_limit(truncations: object) -> int | None:
