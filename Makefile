@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench bench-phoenix bench-agentdojo fuzz clean chromium postgres
+.PHONY: setup demo test lint bench bench-phoenix bench-agentdojo fuzz clean chromium postgres bench-lake
 
 setup: $(STAMP)
 
@@ -50,6 +50,11 @@ bench: setup chromium
 	$(PY) benchmarks/replay.py
 	$(PY) benchmarks/probes.py
 	$(PY) benchmarks/probe_worker.py
+
+# Lake mode: ingest until queryable with 1, 2 and 3 lake nodes vs one embedded node, catalog commits/s,
+# and the scaling model; a private PostgreSQL (fsync on) in a temp dir; appends to benchmarks/RESULTS.md.
+bench-lake: setup postgres
+	$(PY) benchmarks/lake.py
 
 # Side by side with Arize Phoenix in one run; Phoenix goes into its own venv under benchmarks/work/
 # (installed once from PyPI, then reused), never into .venv.
