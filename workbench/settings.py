@@ -54,6 +54,19 @@ class Settings:
             "stable across restarts."
         },
     )
+    lake_compact_every: float = field(
+        default=600.0,
+        metadata={
+            "doc": "Lake mode: seconds between compactions of the lake (flush inlined rows, merge small "
+            "Parquet files, delete unreferenced ones), one node at a time; 0 turns them off."
+        },
+    )
+    lake_snapshot_keep: float = field(
+        default=3600.0,
+        metadata={
+            "doc": "Lake mode: seconds a compaction keeps old snapshots (and their files) for readers."
+        },
+    )
     host: str = field(default="127.0.0.1", metadata={"doc": "Address every server binds to."})
     http_port: int = field(default=4318, metadata={"doc": "OTLP/HTTP receiver port (0 picks a free one)."})
     grpc_port: int = field(default=4317, metadata={"doc": "OTLP/gRPC receiver port (0 picks a free one)."})

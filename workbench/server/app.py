@@ -110,6 +110,14 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
         services.append(
             GlobalCheckpointService(store, load_or_create_key(settings.data_dir), settings.checkpoint_every)
         )
+        if settings.lake and settings.lake_compact_every > 0:  # few Parquet files, one node at a time
+            from workbench.store.lake_compact import LakeCompactionService
+
+            services.append(
+                LakeCompactionService(
+                    store, settings.lake, settings.lake_compact_every, settings.lake_snapshot_keep
+                )
+            )
     return services
 
 
