@@ -3,6 +3,7 @@ token, and a UI that trades `?token=` for a session cookie that is not the token
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import httpx
@@ -76,23 +77,25 @@ def test_health_without_the_token_says_only_alive_and_the_ui_trades_the_token(tm
         assert full["status"] == "ok" and "last_seq" in full and "queued_spans" in full
 
         base = f"http://127.0.0.1:{server.ui_port}"
-        assert httpx.get(f"{base}/_stcore/health").status_code == 401
-        traded = httpx.get(f"{base}/replay?trace=abc&token=s3cret&step=3")
+        # Streamlit answers its first request only once its script runner is up: minutes on a loaded machine.
+        ui = functools.partial(httpx.get, timeout=120)  # a fresh request each time: no cookie jar
+        assert ui(f"{base}/_stcore/health").status_code == 401
+        traded = ui(f"{base}/replay?trace=abc&token=s3cret&step=3")
         assert traded.status_code == 303
         assert traded.headers["location"] == "/replay?trace=abc&step=3"
         cookie = traded.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "s3cret" not in cookie
         session = traded.cookies["workbench_session"]
         assert session and session != "s3cret"
-        assert httpx.get(f"{base}/_stcore/health", cookies={"workbench_session": session}).status_code == 200
+        assert ui(f"{base}/_stcore/health", cookies={"workbench_session": session}).status_code == 200
         # The token itself is no cookie, and a forged or empty one opens nothing.
         for forged in ("s3cret", "", session[:-1] + "0"):
             jar = {"workbench_session": forged, "workbench_token": "s3cret"}
-            assert httpx.get(f"{base}/_stcore/health", cookies=jar).status_code == 401
-        assert httpx.get(f"{base}/?token=s3cret").headers["location"] == "/"
-        assert httpx.get(f"{base}//evil.example/?token=s3cret").headers["location"].startswith("/evil")
-        assert httpx.get(f"{base}/_stcore/health?token=wrong").status_code == 401
+            assert ui(f"{base}/_stcore/health", cookies=jar).status_code == 401
+        assert ui(f"{base}/?token=s3cret").headers["location"] == "/"
+        assert ui(f"{base}//evil.example/?token=s3cret").headers["location"].startswith("/evil")
+        assert ui(f"{base}/_stcore/health?token=wrong").status_code == 401
         bearer = {"Authorization": "Bearer s3cret"}
-        assert httpx.get(f"{base}/_stcore/health", headers=bearer).status_code == 200
+        assert ui(f"{base}/_stcore/health", headers=bearer).status_code == 200
     finally:
         assert server.stop() == 0

@@ -251,3 +251,23 @@ def test_verify_uses_the_limit_in_force_at_ingest(tmp_path: Path) -> None:
     _tamper(path, "UPDATE spans SET truncations = '[]' WHERE seq = 1")
     problems = _verify(path)
     assert problems and problems[0][0] == 1 and "span modified" in problems[0][1]
+
+
+def test_a_crash_right_after_the_first_migration_leaves_a_database_that_opens(tmp_path: Path) -> None:
+    """DuckDB 1.5.5 cannot replay a WAL holding our migrations' ALTER TABLEs; the store checkpoints after
+    migrating so that a process killed at once (no clean close, no checkpoint at exit) leaves a file
+    that opens."""
+    db = tmp_path / "crashed.duckdb"
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import os; from workbench.store.connection import Store; s = Store({str(db)!r}); os._exit(9)",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert killed.returncode == 9, killed.stderr
+    with Store(db) as store:
+        assert store.applied_migrations() == [v for v, _, _ in migrations()]

@@ -135,6 +135,12 @@ class Store:
                 cur.execute("ROLLBACK")
                 raise DatabaseCorrupt(f"{self.path}: migration {name} failed: {exc}") from exc
             applied.append(version)
+        if applied:
+            # DuckDB 1.5.5 cannot replay a WAL holding an ALTER TABLE of a table whose columns have
+            # function defaults (now(), nextval): after a crash the file would not open ("Failure while
+            # replaying WAL file ... GetDefaultDatabase"). A checkpoint moves the migration into the
+            # main file, so the WAL a crash leaves behind holds only data.
+            cur.execute("CHECKPOINT")
         return applied
 
     def _check_schema(self) -> None:

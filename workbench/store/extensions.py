@@ -77,7 +77,7 @@ def extension_directory() -> Path:
     return base
 
 
-def config() -> dict[str, str | bool]:
+def config() -> dict[str, str | bool | int | float | list[str]]:
     """Connection options that make `LOAD <name>` use the wheels and never download."""
     return {
         "extension_directory": str(extension_directory()),
