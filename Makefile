@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench bench-phoenix bench-agentdojo fuzz clean chromium
+.PHONY: setup demo demo-cluster test lint bench bench-phoenix bench-agentdojo fuzz clean chromium postgres bench-lake
 
 setup: $(STAMP)
 
@@ -25,10 +25,21 @@ $(STAMP): pyproject.toml Makefile
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y --no-install-recommends chromium)
 
+# The lake's catalog in tests, the demo cluster and bench-lake: Debian's PostgreSQL server binaries (the
+# tests start a private server with them; Debian keeps them in /usr/lib/postgresql/<version>/bin).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y --no-install-recommends postgresql)
+
 demo: setup
 	$(VENV)/bin/workbench demo
 
-test: setup chromium
+# Lake mode on one machine: PostgreSQL and two `workbench serve --lake` nodes under .workbench/cluster, the
+# samples dealt across them, checked from a third reader; the last line is the verdict. Add
+# CLUSTER_ARGS=--keep-running to stay up until Ctrl-C.
+demo-cluster: setup postgres
+	$(VENV)/bin/workbench demo-cluster $(CLUSTER_ARGS)
+
+test: setup chromium postgres
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -ra
 
@@ -45,6 +56,11 @@ bench: setup chromium
 	$(PY) benchmarks/replay.py
 	$(PY) benchmarks/probes.py
 	$(PY) benchmarks/probe_worker.py
+
+# Lake mode: ingest until queryable with 1, 2 and 3 lake nodes vs one embedded node, catalog commits/s,
+# and the scaling model; a private PostgreSQL (fsync on) in a temp dir; appends to benchmarks/RESULTS.md.
+bench-lake: setup postgres
+	$(PY) benchmarks/lake.py
 
 # Side by side with Arize Phoenix in one run; Phoenix goes into its own venv under benchmarks/work/
 # (installed once from PyPI, then reused), never into .venv.

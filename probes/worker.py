@@ -12,6 +12,11 @@ child that dies on its own (a crash, the out-of-memory killer) fails its run wit
 a fresh child starts with the next run.
 
 A `model` given to the constructor runs jobs on this thread instead (tests, embedding, no server).
+
+In lake mode every node runs a worker over the one shared queue: a run is claimed only under its lease
+in the catalog (`workbench.store.lake_lease`), so exactly one node runs it; the lease is renewed with
+each progress message and released when the run ends. At start and stop a node requeues only runs whose
+lease nobody else holds (a dead node's lapse after PROBE_LEASE_S).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from workbench.settings import ENV_PREFIX, Settings, env_name
 from workbench.store import probes as probe_store
 from workbench.store import queries
 from workbench.store.connection import Store
+from workbench.store.lake_lease import Lease, LeaseTable
 
 if TYPE_CHECKING:  # torch and transformer_lens load with the first job, not with the server
     from probes.models import LoadedModel
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # How long a terminated child may take before it is killed; stop() as a whole stays well under 10 s.
 TERMINATE_GRACE_S = 2.0
+# Lake mode: how long a node's lease on a probe run lasts without a progress message (a model load).
+PROBE_LEASE_S = 900.0
 _ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -170,6 +178,8 @@ class ProbeWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.leases: LeaseTable | None = None  # lake mode: the catalog's leases, opened by start()
+        self._lease: Lease | None = None  # the lease on the run this node runs now
 
     @property
     def child_pid(self) -> int | None:
@@ -178,7 +188,9 @@ class ProbeWorker:
         return child.pid if child is not None and child.proc.poll() is None else None
 
     def start(self) -> None:
-        requeued = probe_store.requeue_running(self.store)
+        if self.store.is_lake and self.settings.lake:
+            self.leases = LeaseTable(self.settings.lake, self.store.node_id or "node")
+        requeued = probe_store.requeue_running(self.store, self.leases)
         if requeued:
             log.warning("requeued %d probe run(s) left running by an earlier process", requeued)
         self._thread = threading.Thread(target=self._loop, name="probe-worker", daemon=True)
@@ -202,14 +214,41 @@ class ProbeWorker:
                 log.warning("probe worker thread still busy at shutdown (an in-process job)")
                 return
         if self._model is None:
-            requeued = probe_store.requeue_running(self.store)
+            requeued = probe_store.requeue_running(self.store, self.leases)
             if requeued:
                 log.warning("shutdown: %d probe run(s) back to 'queued' for the next server", requeued)
+        self._release()
+        if self.leases is not None:
+            self.leases.close()
+
+    def _claim(self) -> probe_store.ProbeRun | None:
+        if self.leases is None:
+            return probe_store.claim_next(self.store)
+        got = probe_store.claim_next_leased(self.store, self.leases, PROBE_LEASE_S)
+        if got is None:
+            return None
+        run, self._lease = got
+        return run
+
+    def _release(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None and self.leases is not None:
+            try:
+                self.leases.release(lease)
+            except Exception:  # it lapses on its own
+                log.exception("releasing %s failed", lease.name)
+
+    def _renew(self) -> None:
+        if self._lease is not None and self.leases is not None:
+            try:
+                self._lease = self.leases.renew(self._lease, PROBE_LEASE_S) or self._lease
+            except Exception:
+                log.exception("renewing %s failed", self._lease.name)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                run = probe_store.claim_next(self.store)
+                run = self._claim()
             except Exception:
                 log.exception("probe worker cannot read the queue")
                 run = None
@@ -219,6 +258,7 @@ class ProbeWorker:
                 continue
             if self._model is not None:
                 execute_run(self.store, run, self._model, self.settings)
+                self._release()
                 continue
             try:
                 self._run_in_child(run)
@@ -227,6 +267,9 @@ class ProbeWorker:
                     return
                 log.error("probe run %s failed:\n%s", run.id, traceback.format_exc())
                 probe_store.finish_run(self.store, run.id, error=f"{type(exc).__name__}: {exc}")
+            if self._stop.is_set():
+                return  # stop() requeues the run, then releases its lease
+            self._release()
 
     def _ensure_child(self) -> JobProcess:
         with self._child_lock:
@@ -282,6 +325,7 @@ class ProbeWorker:
             kind = msg.get("type")
             if kind == "progress":
                 probe_store.set_progress(self.store, run.id, 0.9 * float(msg["fraction"]))
+                self._renew()
             elif kind == "provenance":
                 probe_store.set_provenance(self.store, run.id, msg["provenance"])
             elif kind == "done":

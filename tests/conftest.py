@@ -17,6 +17,9 @@ import pytest
 
 from tests.polling import wait_for
 
+# PostgreSQL (Debian's package, installed by `make postgres`): the lake's catalog in the lake tests.
+from tests.postgres import postgres_dsn, postgres_server  # noqa: F401
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 

@@ -32,6 +32,41 @@ class Settings:
         default=None,
         metadata={"doc": "DuckDB file; defaults to DATA_DIR/workbench.duckdb."},
     )
+    lake: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Lake mode: a libpq connection string for the DuckLake catalog in PostgreSQL (e.g. "
+            "'dbname=lake host=127.0.0.1 port=5432 user=postgres'); every command then reads and writes "
+            "the lake instead of the DuckDB file."
+        },
+    )
+    data_path: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Lake mode: where the lake's Parquet files live, shared by every node (a directory, "
+            "or s3://bucket/prefix through httpfs)."
+        },
+    )
+    node_id: str | None = field(
+        default=None,
+        metadata={
+            "doc": "Lake mode: this node's name in the lake and its ledger [hostname-<hash of DATA_DIR>], "
+            "stable across restarts."
+        },
+    )
+    lake_compact_every: float = field(
+        default=600.0,
+        metadata={
+            "doc": "Lake mode: seconds between compactions of the lake (flush inlined rows, merge small "
+            "Parquet files, delete unreferenced ones), one node at a time; 0 turns them off."
+        },
+    )
+    lake_snapshot_keep: float = field(
+        default=3600.0,
+        metadata={
+            "doc": "Lake mode: seconds a compaction keeps old snapshots (and their files) for readers."
+        },
+    )
     host: str = field(default="127.0.0.1", metadata={"doc": "Address every server binds to."})
     http_port: int = field(default=4318, metadata={"doc": "OTLP/HTTP receiver port (0 picks a free one)."})
     grpc_port: int = field(default=4317, metadata={"doc": "OTLP/gRPC receiver port (0 picks a free one)."})

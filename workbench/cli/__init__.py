@@ -12,8 +12,9 @@ from pathlib import Path
 
 import click
 
-from workbench.cli.common import WorkbenchGroup, check_data_dir, setting_option
+from workbench.cli.common import WorkbenchGroup, check_data_dir, lake_options, setting_option
 from workbench.cli.demo import demo
+from workbench.cli.demo_cluster import demo_cluster
 from workbench.cli.export import export_cmd
 from workbench.cli.findings import findings
 from workbench.cli.ingest import ingest
@@ -36,11 +37,19 @@ from workbench.settings import Settings
 @setting_option(
     "db", "--db", type=click.Path(path_type=Path), help="DuckDB file [DATA_DIR/workbench.duckdb]."
 )
+@lake_options
 @click.version_option(package_name="agent-audit-workbench")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, db: Path | None) -> None:
+def cli(
+    ctx: click.Context,
+    data_dir: Path | None,
+    db: Path | None,
+    lake: str | None,
+    data_path: str | None,
+    node_id: str | None,
+) -> None:
     """Agent Audit Workbench: capture, replay, look inside and prove what AI agents did."""
-    ctx.obj = Settings.from_env(data_dir=data_dir, db=db)
+    ctx.obj = Settings.from_env(data_dir=data_dir, db=db, lake=lake, data_path=data_path, node_id=node_id)
     if ctx.invoked_subcommand is not None and not ctx.resilient_parsing:
         check_data_dir(ctx.obj)
 
@@ -49,6 +58,7 @@ def cli(ctx: click.Context, data_dir: Path | None, db: Path | None) -> None:
 for command in (
     serve,
     demo,
+    demo_cluster,
     ingest,
     traces,
     replay,

@@ -50,6 +50,20 @@ def setting_option(field: str, *flags: str, **kwargs: Any) -> Any:
     return click.option(*flags, field, envvar=env_name(field), show_envvar=True, default=None, **kwargs)
 
 
+def lake_options(command: Any) -> Any:
+    """--lake, --data-path and --node-id: on the root group (every command reads the lake) and on
+    `serve` (where they are usually given)."""
+    command = setting_option("node_id", "--node-id", help="Lake mode: this node's name [hostname-<hash>].")(
+        command
+    )
+    command = setting_option(
+        "data_path", "--data-path", help="Lake mode: the shared data path (directory or s3://...)."
+    )(command)
+    return setting_option("lake", "--lake", help="Lake mode: libpq connection string of the catalog.")(
+        command
+    )
+
+
 def settings(ctx: click.Context) -> Settings:
     """The Settings the root group built from its options and the environment."""
     found = ctx.find_root().obj
@@ -62,6 +76,10 @@ def open_read_only(settings: Settings) -> Store:
     from workbench.server.discovery import running_server
     from workbench.store.connection import Store
 
+    if settings.lake:  # the lake has no single-writer lock: any node or command reads all of it
+        from workbench.store.lake import open_lake
+
+        return open_lake(settings, read_only=True)
     try:
         return Store(settings.db_path, read_only=True)
     except DatabaseBusy as exc:
@@ -80,6 +98,10 @@ def open_for_writing(settings: Settings, what: str) -> Store:
     from workbench.server.discovery import running_server
     from workbench.store.connection import Store
 
+    if settings.lake:  # nodes write the lake concurrently; this command joins as a node of its own
+        from workbench.store.lake import open_lake
+
+        return open_lake(settings)
     server = running_server(settings)
     if server is not None and server.holds(settings):
         raise DatabaseBusy(

@@ -44,14 +44,36 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
     settings = settings_of(ctx)
     with open_read_only(settings) as store:
         # With the store, steps filled from GenAI events are re-derived with their sealed log records.
-        report = verify_ledger(
-            store,
-            stored_columns_check(),
-            derive=step_deriver(store),
-            normalizer_version=NORMALIZER_VERSION,
-            log_check=stored_log_columns_check(),
-        )
+        if store.is_lake:  # every node's chain on its own; problems name the node
+            from workbench.store.lake_verify import verify_lake
+
+            report, _per_node = verify_lake(
+                store,
+                stored_columns_check(),
+                derive=step_deriver(store),
+                normalizer_version=NORMALIZER_VERSION,
+                log_check=stored_log_columns_check(),
+            )
+        else:
+            report = verify_ledger(
+                store,
+                stored_columns_check(),
+                derive=step_deriver(store),
+                normalizer_version=NORMALIZER_VERSION,
+                log_check=stored_log_columns_check(),
+            )
         anchored: list[str] = []
+        lake_root: str | None = None
+        if store.is_lake:  # each node's tree against its head in the latest signed global root
+            from workbench.store import lake_checkpoint
+
+            stored, root_problems = lake_checkpoint.check(store)
+            anchored += root_problems
+            if stored is not None:
+                lake_root = (
+                    f"{len(stored.root.heads)} node(s) at the global root of "
+                    f"{stored.root.time:%Y-%m-%dT%H:%M:%SZ} signed by {stored.signer_node}"
+                )
         if against is not None:
             public = load_or_create_key(settings.data_dir).public_key()
             heads = treehead.parse_log(against.read_text(encoding="utf-8"), public, str(against))
@@ -70,6 +92,7 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
                     "entries": report.entries,
                     "entry_problems": [{"entry": s, "problem": p} for s, p in report.entry_problems],
                     "against": [{"problem": p} for p in anchored],
+                    "lake_root": lake_root,
                     "chain_head": report.chain_head.hex(),
                     "entries_head": report.entries_head.hex(),
                 },
@@ -79,7 +102,8 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
     elif ok:
         click.echo(
             f"ledger OK: {report.checked} spans, {report.checkpoints} checkpoints, {report.entries} entries"
-            f"{', extends ' + str(against) if against else ''}, chain head {report.chain_head.hex()}"
+            f"{', extends ' + str(against) if against else ''}"
+            f"{', ' + lake_root if lake_root else ''}, chain head {report.chain_head.hex()}"
         )
     else:
         first = report.first_bad_seq
@@ -87,7 +111,7 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
         for _, problem in report.problems + report.step_problems + report.entry_problems:
             click.echo(clean(f"  {problem}"), err=True)
         for problem in anchored:
-            click.echo(clean(f"  against {against}: {problem}"), err=True)
+            click.echo(clean(f"  against {against or 'the global root'}: {problem}"), err=True)
     sys.exit(0 if ok else 1)
 
 
@@ -99,15 +123,24 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
 )
 @click.pass_context
 def ledger_checkpoint(ctx: click.Context, out: Path | None) -> None:
-    """Write a signed tree head (size, Merkle roots, time, Ed25519 signature) of the ledger as it is now."""
+    """Write a signed tree head (size, Merkle roots, time, Ed25519 signature) of the ledger as it is now.
+    In lake mode: one signed global root over every node's tree head, also stored in the lake."""
     from workbench.export.signing import load_or_create_key
     from workbench.store import treehead
 
     settings = settings_of(ctx)
     if out is not None:
         check_output(out, "--out")
-    with open_read_only(settings) as store:
-        note = treehead.sign(treehead.current(store), load_or_create_key(settings.data_dir))
+    if settings.lake:  # lake mode: every node's head in one signed root, committed to the lake too
+        from workbench.store import lake_checkpoint
+
+        with lake_checkpoint.open_for_roots(settings) as store:
+            note = lake_checkpoint.commit_root(
+                store, load_or_create_key(settings.data_dir), store.node_id or "cli"
+            )
+    else:
+        with open_read_only(settings) as store:
+            note = treehead.sign(treehead.current(store), load_or_create_key(settings.data_dir))
     if out is None:
         click.echo(note, nl=False)
     else:

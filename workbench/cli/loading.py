@@ -34,6 +34,7 @@ from workbench.errors import BadInput, WorkbenchError
 from workbench.server.client import ServerClient, connect
 from workbench.settings import Settings
 from workbench.store.connection import Store
+from workbench.store.lake import open_store
 
 
 @dataclass
@@ -145,7 +146,7 @@ def ingest_files(settings: Settings, files: Iterable[Path]) -> IngestTotals:
     if client is not None:
         totals.via = f"workbench serve (PID {client.info.pid})"
     else:
-        store = Store(settings.db_path)
+        store = open_store(settings)
         pipeline = IngestPipeline(
             store,
             commit_max_spans=settings.commit_max_spans,

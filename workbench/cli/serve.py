@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from workbench.cli.common import setting_option
+from workbench.cli.common import lake_options, setting_option
 from workbench.cli.common import settings as settings_of
 from workbench.errors import DatabaseBusy
 
@@ -17,6 +17,7 @@ from workbench.errors import DatabaseBusy
 @setting_option("grpc_port", "--grpc-port", type=int, help="OTLP/gRPC port [4317].")
 @setting_option("ui_port", "--ui-port", type=int, help="Workbench UI port [8501]; 0 picks a free one.")
 @setting_option("auth_token", "--auth-token", help="Require this bearer token on every request.")
+@lake_options
 @click.pass_context
 def serve(ctx: click.Context, **options: Any) -> None:
     """Run the collectors (OTLP/HTTP and OTLP/gRPC) as the one process that owns the database."""

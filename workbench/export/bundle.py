@@ -165,6 +165,14 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     own ledger check: a bundle must never certify records that were altered after ingest."""
     from tqdm import tqdm
 
+    if store.is_lake:
+        # A bundle proves each span against one ledger; a lake has one per node, and the per-node
+        # manifest and proofs (issue #19) are not written yet. Refuse plainly rather than fail the
+        # single-ledger check, which would read as tampering.
+        raise WorkbenchError(
+            "export from a lake is not supported yet: a bundle's proofs cover one ledger and a lake keeps "
+            "one per node (issue #19); `workbench ledger verify --lake ...` checks every node's ledger"
+        )
     trace_ids = list(options.trace_ids)
     selection = q.SpanSelection(tuple(trace_ids), options.since_ns, options.until_ns)
     seqs = q.selected_seqs(store, selection)

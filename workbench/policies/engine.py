@@ -169,16 +169,24 @@ def scan_traces(
     return report
 
 
+def catch_up_ids(store: Store, engine: Engine) -> tuple[list[str], int] | None:
+    """The traces a catch-up must scan and the watermark it reaches; None when nothing is new."""
+    scanned, digest = store_findings.scan_watermark(store)
+    first = store.seq_range[0]  # 1, or in a lake node the start of its own slice (it catches up on that)
+    top = max(store_findings.max_step_seq(store), first - 1)
+    if digest != engine.digest:
+        return store_findings.traces_in_range(store, first, top), top
+    if top > scanned:
+        return store_findings.traces_in_range(store, scanned + 1, top), top
+    return None
+
+
 def catch_up(store: Store, engine: Engine) -> ScanReport:
     """Scan what is new since the watermark; everything when the rule configuration changed."""
-    scanned, digest = store_findings.scan_watermark(store)
-    top = store_findings.max_step_seq(store)
-    if digest != engine.digest:
-        ids = store_findings.traces_in_range(store, 1, top)
-    elif top > scanned:
-        ids = store_findings.traces_in_range(store, scanned + 1, top)
-    else:
+    todo = catch_up_ids(store, engine)
+    if todo is None:
         return ScanReport()
+    ids, top = todo
     return scan_traces(store, engine, ids, watermark=top)
 
 

@@ -6,6 +6,11 @@ becomes one scan), finds the traces the new ranges touched, and rescans each of 
 can complete a taint chain that began many steps earlier. On start it catches up from the stored
 watermark, so spans committed while no scanner ran (or under other rules) are covered too.
 Scan listeners (the findings exporter) hear which traces each committed scan covered, on this thread.
+
+In lake mode several nodes share the findings, and the spans of one trace may arrive at two of them: each
+trace is scanned only under its lease in the catalog (`workbench.store.lake_lease`), so exactly one node
+scans it at a time. A trace whose lease another node holds is deferred and retried after the debounce
+(that node may have started before our spans were committed, so our rescan is still needed).
 """
 
 from __future__ import annotations
@@ -16,14 +21,17 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from workbench.policies.engine import Engine, ScanCancelled, catch_up, scan_traces
+from workbench.policies.engine import Engine, ScanCancelled, ScanReport, catch_up_ids, scan_traces
 from workbench.store import findings as store_findings
 from workbench.store.connection import Store
+from workbench.store.lake_lease import Lease, LeaseTable, scan_lease_name
 
 log = logging.getLogger(__name__)
 
 # Seconds waited after a scan, as a multiple of how long it took (see _run).
 BACKOFF = 3.0
+# How long a node's scan lease on a trace lasts: far longer than a scan, so only a dead node's lapses.
+SCAN_LEASE_S = 300.0
 
 
 class CommitSource(Protocol):
@@ -38,9 +46,16 @@ class FindingsScanner:
     name = "findings"
 
     def __init__(
-        self, store: Store, engine: Engine, pipeline: CommitSource | None, debounce_s: float = 0.5
+        self,
+        store: Store,
+        engine: Engine,
+        pipeline: CommitSource | None,
+        debounce_s: float = 0.5,
+        leases: LeaseTable | None = None,
     ) -> None:
         self.store = store
+        self.leases = leases  # lake mode: scan a trace only under its lease in the catalog
+        self._deferred: set[str] = set()  # traces another node was scanning: retried after the debounce
         self.engine = engine
         self.pipeline = pipeline
         self.debounce_s = debounce_s
@@ -86,11 +101,14 @@ class FindingsScanner:
         if self._thread.is_alive():
             self.engine.cancel.set()
             self._thread.join(timeout=20)
+        if self.leases is not None and not self._thread.is_alive():
+            self.leases.close()
 
     def _run(self) -> None:
         try:
             scanned, _ = store_findings.scan_watermark(self.store)
-            report = catch_up(self.store, self.engine)
+            todo = catch_up_ids(self.store, self.engine)
+            report = self._scan_ids(*todo) if todo else ScanReport()
             if report.traces:
                 log.info("findings: caught up %d trace(s), %d finding(s)", report.traces, report.findings)
                 if self._scan_listeners:
@@ -102,7 +120,8 @@ class FindingsScanner:
             log.exception("findings: catching up from the watermark failed")
         while True:
             with self._lock:
-                empty = not self._ranges
+                # at shutdown, deferred traces are left to the node that holds them
+                empty = not self._ranges and (not self._deferred or self._stopping.is_set())
             if empty:
                 self.idle.set()
                 if self._stopping.is_set():
@@ -117,7 +136,7 @@ class FindingsScanner:
                 self._stopping.wait(max(self.debounce_s, BACKOFF * self.last_scan_s))
             with self._lock:
                 ranges, self._ranges = self._ranges, []
-            if ranges:
+            if ranges or (self._deferred and not self._stopping.is_set()):
                 began = time.monotonic()
                 self._scan(ranges)
                 self.last_scan_s = time.monotonic() - began
@@ -127,9 +146,12 @@ class FindingsScanner:
             traces: list[str] = []
             for first, last in ranges:
                 traces += store_findings.traces_in_range(self.store, first, last)
-            top = max(last for _, last in ranges)
+            with self._lock:
+                traces += sorted(self._deferred - set(traces))
+                self._deferred.clear()
             scanned, _ = store_findings.scan_watermark(self.store)
-            report = scan_traces(self.store, self.engine, traces, watermark=max(top, scanned))
+            top = max([scanned, *(last for _, last in ranges)])
+            report = self._scan_ids(traces, top)
             self._tell(traces)
             self.scans += 1
             log.debug("findings: %d trace(s) rescanned, %d finding(s)", report.traces, report.findings)
@@ -138,3 +160,26 @@ class FindingsScanner:
         except Exception:
             # The process stays up: the watermark did not move, so the next start catches these traces up.
             log.exception("findings: scanning seqs %s failed", ranges)
+
+    def _scan_ids(self, traces: list[str], watermark: int) -> ScanReport:
+        """scan_traces, under each trace's lease when there are leases; traces held elsewhere wait."""
+        if self.leases is None:
+            return scan_traces(self.store, self.engine, traces, watermark=watermark)
+        held: list[Lease] = []
+        try:
+            mine: list[str] = []
+            for trace_id in dict.fromkeys(traces):
+                lease = self.leases.acquire(scan_lease_name(trace_id), SCAN_LEASE_S)
+                if lease is None:
+                    with self._lock:
+                        self._deferred.add(trace_id)
+                else:
+                    held.append(lease)
+                    mine.append(trace_id)
+            return scan_traces(self.store, self.engine, mine, watermark=watermark)
+        finally:
+            for lease in held:
+                try:
+                    self.leases.release(lease)
+                except Exception:  # it lapses on its own; the next scan of the trace is not blocked long
+                    log.exception("findings: releasing %s failed", lease.name)

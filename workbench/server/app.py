@@ -27,6 +27,7 @@ from collectors.workers import DecodePool
 from workbench.server.discovery import ServerInfo, running_server, server_file
 from workbench.settings import Settings
 from workbench.store.connection import Store
+from workbench.store.lake import open_store
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class Service(Protocol):
 def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -> list[Service]:
     """The in-process services of `workbench serve`, in start order. Heavy imports stay inside."""
     services: list[Service] = []
+    # On a lake every node runs the scanner and the probe worker too: each trace is scanned, and each
+    # queued probe run is run, under its lease in the catalog, so exactly one node does it at a time.
     from workbench.policies.service import findings_service  # findings kept current after each commit
 
     scanner = findings_service(settings, store, pipeline)
@@ -94,12 +97,27 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
     from probes.worker import ProbeWorker  # queued probe runs; the model loads on the first job
 
     services.append(ProbeWorker(settings, store))
-    if settings.checkpoint_log is not None:  # signed tree heads that leave the database
+    if settings.checkpoint_log is not None and not store.is_lake:  # signed tree heads that leave the database
         from workbench.export.signing import load_or_create_key
         from workbench.store.checkpoint_log import CheckpointLogService
 
         key = load_or_create_key(settings.data_dir)
         services.append(CheckpointLogService(store, key, settings.checkpoint_log, settings.checkpoint_every))
+    if store.is_lake:  # every node's tree head in one signed global root in the lake, every CHECKPOINT_EVERY
+        from workbench.export.signing import load_or_create_key
+        from workbench.store.lake_checkpoint import GlobalCheckpointService
+
+        services.append(
+            GlobalCheckpointService(store, load_or_create_key(settings.data_dir), settings.checkpoint_every)
+        )
+        if settings.lake and settings.lake_compact_every > 0:  # few Parquet files, one node at a time
+            from workbench.store.lake_compact import LakeCompactionService
+
+            services.append(
+                LakeCompactionService(
+                    store, settings.lake, settings.lake_compact_every, settings.lake_snapshot_keep
+                )
+            )
     return services
 
 
@@ -111,7 +129,7 @@ def serve(settings: Settings) -> None:
     # turns it into an exception that runs the `finally` and exits 0.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _graceful_sigterm)
-    store = Store(settings.db_path)
+    store = open_store(settings)  # the DuckDB file, or the lake as one of its nodes
     _warm_up()
     pipeline = IngestPipeline(
         store,
@@ -140,7 +158,10 @@ def serve(settings: Settings) -> None:
             ui_url=next((str(s.url) for s in started if getattr(s, "url", None)), ""),  # type: ignore[attr-defined]
         )
         info_path.write_text(json.dumps(info.__dict__))
-        print(f"database        {info.db}", flush=True)
+        if store.is_lake:  # the catalog string may hold a password: name the node, not the DSN
+            print(f"lake node       {store.node_id} (index {store.node_index})", flush=True)
+        else:
+            print(f"database        {info.db}", flush=True)
         print(f"OTLP/HTTP       {info.http_url}/v1/traces  {info.http_url}/v1/logs", flush=True)
         print(f"OTLP/gRPC       {info.host}:{info.grpc_port}", flush=True)
         for service in started:  # services that listen say where (the UI)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import duckdb
+
 from workbench.errors import BadInput
 from workbench.model import Annotation
-from workbench.store import entries
+from workbench.store import entries, lake_writes
 from workbench.store.connection import Store
 
 MAX_TEXT = 20_000
@@ -69,29 +71,33 @@ def _append(
 ) -> Annotation:
     """Insert the note and its ledger entry in one transaction."""
     now = datetime.now(UTC)
-    with store.write_lock:
-        cur = store.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
+    columns = "trace_id, step_seq, author, text, created_at, supersedes"
+    values = [trace_id, step_seq, author, text, now, supersedes]
+
+    def work(cur: duckdb.DuckDBPyConnection) -> int:
+        if store.is_lake:  # no sequences in DuckLake: the id comes from this node's slice
+            (new_id,) = lake_writes.next_ids(cur, store, ("annotations",), 1)
+            cur.execute(
+                f"INSERT INTO annotations (id, {columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", [new_id, *values]
+            )
+        else:
             row = cur.execute(
-                "INSERT INTO annotations (trace_id, step_seq, author, text, created_at, supersedes)"
-                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                [trace_id, step_seq, author, text, now, supersedes],
+                f"INSERT INTO annotations ({columns}) VALUES (?, ?, ?, ?, ?, ?) RETURNING id", values
             ).fetchone()
             assert row is not None
-            sealed = entries.bodies(cur, "annotations", entries.ANNOTATION_BODY, "id", "id = ?", [row[0]])
-            entries.append(cur, [(entries.ANNOTATION, str(row[0]), sealed[str(row[0])])])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+            new_id = int(row[0])
+        sealed = entries.bodies(cur, "annotations", entries.ANNOTATION_BODY, "id", "id = ?", [new_id])
+        entries.append(cur, [(entries.ANNOTATION, str(new_id), sealed[str(new_id)])], store)
+        return new_id
+
+    new_id = lake_writes.atomic(store, work, "writing an annotation")
     return Annotation(
         trace_id=trace_id,
         step_seq=step_seq,
         author=author,
         text=text,
         created_at_ns=int(now.timestamp() * 1_000_000) * 1_000,
-        id=int(row[0]),
+        id=new_id,
     )
 
 

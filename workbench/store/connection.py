@@ -33,12 +33,36 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+# Sequence numbers a store may hand out to its own ledger (inclusive): the whole positive range in an
+# embedded file; in a lake, the node's slice (workbench.store.lake.seq_range).
+EMBEDDED_SEQ_RANGE = (1, 2**62)
+
+
 class Store:
     """The one connection to a workbench database, shared by the threads of one process.
 
     Use `cursor()` per thread; `write_lock` serializes writers so that a batch is one transaction and
     ingest sequence numbers are handed out without gaps.
+
+    A lake store (`workbench.store.lake.open_lake`) is the same object over a DuckLake attached as `lake`:
+    `is_lake` is true, `node_id` names this node, and `seq_range` is the slice of sequence numbers this
+    node's ledger owns.
     """
+
+    is_lake: bool = False
+    node_id: str | None = None
+    node_index: int = 0
+    seq_range: tuple[int, int] = EMBEDDED_SEQ_RANGE
+
+    @classmethod
+    def over(cls, conn: duckdb.DuckDBPyConnection, label: str, *, read_only: bool = False) -> Store:
+        """A Store over a connection someone else opened and prepared (the lake); no migrations run."""
+        store = cls.__new__(cls)
+        store.path = Path(label)
+        store.read_only = read_only
+        store.write_lock = threading.RLock()
+        store._conn = conn
+        return store
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -64,7 +88,10 @@ class Store:
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for the calling thread (DuckDB connections are not safe to share across threads)."""
-        return self._conn.cursor()
+        cur = self._conn.cursor()
+        if self.is_lake:
+            cur.execute("USE lake")  # a cursor is a new connection: it starts in the in-memory catalog
+        return cur
 
     def close(self) -> None:
         self._conn.close()

@@ -17,10 +17,14 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from workbench.store import ledger
+
+if TYPE_CHECKING:
+    from workbench.store.connection import Store
 
 FINDING, FINDING_RETIRED, ANNOTATION, PROBE_RESULT = (
     "finding",
@@ -118,25 +122,41 @@ def entry_digest(kind: str, ref: str, body: str) -> bytes:
     return hashlib.sha256(b"\x00".join([kind.encode(), ref.encode(), body.encode()])).digest()
 
 
-def append(cur: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, str]]) -> int:
+def append(
+    cur: duckdb.DuckDBPyConnection, entries: Iterable[tuple[str, str, str]], store: Store | None = None
+) -> int:
     """Append (kind, ref, body) entries to the chain; returns how many.
 
     The caller holds the store's write lock and has a transaction open, so the entries commit (or roll
-    back) together with the rows they seal and the sequence stays gapless.
+    back) together with the rows they seal and the sequence stays gapless. In a lake (`store.is_lake`)
+    the chain is this node's own: its entries carry `node_id` and take seqs from the node's slice (the
+    same `node_index << 40 | local` as its span seqs), so nodes never share a head.
     """
     items = list(entries)
     if not items:
         return 0
-    row = cur.execute("SELECT seq, chain FROM ledger_entries ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, chain = (int(row[0]), bytes(row[1])) if row else (0, ledger.GENESIS)
+    node = store.node_id if store is not None and store.is_lake else None
+    first = store.seq_range[0] if node is not None and store is not None else 1
+    where, params = ("WHERE node_id = ?", [node]) if node is not None else ("", [])
+    row = cur.execute(
+        f"SELECT seq, chain FROM ledger_entries {where} ORDER BY seq DESC LIMIT 1", params
+    ).fetchone()
+    seq, chain = (int(row[0]), bytes(row[1])) if row else (first - 1, ledger.GENESIS)
     now = datetime.now(UTC)
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for kind, ref, body in items:
         seq += 1
         d = entry_digest(kind, ref, body)
         chain = ledger.chain_next(chain, d)
-        rows.append((seq, kind, ref, body, d, chain, now))
-    cur.executemany("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        rows.append((seq, kind, ref, body, d, chain, now, *([node] if node is not None else [])))
+    if node is not None:
+        cur.executemany(
+            "INSERT INTO ledger_entries (seq, kind, ref, body, digest, chain, created_at, node_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    else:
+        cur.executemany("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     return len(items)
 
 
@@ -154,26 +174,32 @@ def bodies(
 
 
 def iter_entries(
-    cur: duckdb.DuckDBPyConnection, chunk: int = 5_000
-) -> Iterator[tuple[int, str, str, str, bytes, bytes]]:
-    """(seq, kind, ref, body, digest, chain) in sequence order, a chunk at a time."""
-    start = 1
+    cur: duckdb.DuckDBPyConnection, chunk: int = 5_000, *, node_id: str | None = None, first: int = 1
+) -> Iterator[tuple[int, str, str, str, bytes, bytes, datetime]]:
+    """(seq, kind, ref, body, digest, chain, created_at) in sequence order, a chunk at a time; in a lake,
+    one node's chain (`node_id`, whose seqs start at `first`)."""
+    start = first
+    node = "AND node_id = ?" if node_id is not None else ""
     while True:
         rows = cur.execute(
-            "SELECT seq, kind, ref, CAST(body AS VARCHAR), digest, chain FROM ledger_entries"
-            " WHERE seq >= ? ORDER BY seq LIMIT ?",
-            [start, chunk],
+            "SELECT seq, kind, ref, CAST(body AS VARCHAR), digest, chain, created_at FROM ledger_entries"
+            f" WHERE seq >= ? {node} ORDER BY seq LIMIT ?",
+            [start, *([node_id] if node_id is not None else []), chunk],
         ).fetchall()
         if not rows:
             return
-        for s, k, r, b, d, c in rows:
-            yield int(s), str(k), str(r), str(b), bytes(d), bytes(c)
+        for s, k, r, b, d, c, t in rows:
+            yield int(s), str(k), str(r), str(b), bytes(d), bytes(c), t
         start = int(rows[-1][0]) + 1
 
 
-def entry_digests(cur: duckdb.DuckDBPyConnection) -> list[bytes]:
-    """Every entry digest in order: the leaves of the entries' Merkle tree."""
-    return [bytes(d) for (d,) in cur.execute("SELECT digest FROM ledger_entries ORDER BY seq").fetchall()]
+def entry_digests(cur: duckdb.DuckDBPyConnection, node_id: str | None = None) -> list[bytes]:
+    """Every entry digest in order: the leaves of the entries' Merkle tree (in a lake, one node's)."""
+    if node_id is not None:
+        rows = cur.execute("SELECT digest FROM ledger_entries WHERE node_id = ? ORDER BY seq", [node_id])
+    else:
+        rows = cur.execute("SELECT digest FROM ledger_entries ORDER BY seq")
+    return [bytes(d) for (d,) in rows.fetchall()]
 
 
 def differing_fields(sealed: str, stored: str) -> list[str]:

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from workbench.model import Finding, Severity
-from workbench.store import entries
+from workbench.store import entries, lake_writes
 from workbench.store.connection import Store
 
 _COLUMNS = (
@@ -85,22 +85,20 @@ def replace_findings(
     """Replace the findings of every trace in `by_trace` (an empty list clears a trace) in one transaction,
     and move the scan watermark there too when given. Returns the number of findings written."""
     rows = [f for findings in by_trace.values() for f in findings]
-    with store.write_lock:
-        cur = store.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            if by_trace:
-                _supersede(cur, list(by_trace), rows)
-            if watermark is not None:
-                _set_watermark(cur, watermark, rules_digest or "")
-            cur.execute("COMMIT")
-        except duckdb.Error:
-            cur.execute("ROLLBACK")
-            raise
+
+    def work(cur: duckdb.DuckDBPyConnection) -> None:
+        if by_trace:
+            _supersede(cur, store, list(by_trace), rows)
+        if watermark is not None:
+            lake_writes.set_scan_watermark(cur, store, watermark, rules_digest or "")
+
+    lake_writes.atomic(store, work, "writing findings")
     return len(rows)
 
 
-def _supersede(cur: duckdb.DuckDBPyConnection, trace_ids: list[str], rows: Sequence[Finding]) -> int:
+def _supersede(
+    cur: duckdb.DuckDBPyConnection, store: Store, trace_ids: list[str], rows: Sequence[Finding]
+) -> int:
     """Make the stored findings of these traces equal `rows`, appending ledger entries for each change;
     returns how many findings were inserted."""
     where = "trace_id IN (SELECT unnest(?::VARCHAR[]))"
@@ -124,11 +122,19 @@ def _supersede(cur: duckdb.DuckDBPyConnection, trace_ids: list[str], rows: Seque
         retire = [int(ref) for refs in unmatched.values() for ref in refs]
         new_ids: list[int] = []
         if insert:
-            cur.register("_findings_insert", table.take(pa.array(insert, pa.int64())))
+            chosen = table.take(pa.array(insert, pa.int64()))
+            if store.is_lake:  # no sequences in DuckLake: ids from this node's slice
+                ids = lake_writes.next_ids(cur, store, ("findings", "findings_retired"), len(insert))
+                chosen = chosen.append_column("id", pa.array(ids, pa.int64()))
+            cur.register("_findings_insert", chosen)
             try:
-                got = cur.execute(
-                    "INSERT INTO findings BY NAME SELECT * FROM _findings_insert RETURNING id"
-                ).fetchall()
+                if store.is_lake:
+                    cur.execute("INSERT INTO findings BY NAME SELECT * FROM _findings_insert")
+                    got = [(i,) for i in ids]
+                else:
+                    got = cur.execute(
+                        "INSERT INTO findings BY NAME SELECT * FROM _findings_insert RETURNING id"
+                    ).fetchall()
             finally:
                 cur.unregister("_findings_insert")
             new_ids = [int(r[0]) for r in got]
@@ -149,30 +155,31 @@ def _supersede(cur: duckdb.DuckDBPyConnection, trace_ids: list[str], rows: Seque
             cur, "findings", entries.FINDING_BODY, "id", "id IN (SELECT unnest(?::BIGINT[]))", [new_ids]
         )
         log += [(entries.FINDING, str(i), sealed[str(i)]) for i in sorted(new_ids)]
-    entries.append(cur, log)
+    entries.append(cur, log, store)
     return len(new_ids)
-
-
-def _set_watermark(cur: duckdb.DuckDBPyConnection, seq: int, digest: str) -> None:
-    cur.execute("INSERT OR REPLACE INTO findings_scan VALUES (1, ?, ?, ?)", [seq, digest, datetime.now(UTC)])
 
 
 def scan_watermark(store: Store) -> tuple[int, str]:
     """(highest step seq covered by a scan, digest of the rule configuration used); (0, '') before any."""
+    key = store.node_index if store.is_lake else 1  # in a lake, this node's own watermark
     row = (
-        store.cursor().execute("SELECT scanned_seq, rules_digest FROM findings_scan WHERE id = 1").fetchone()
+        store.cursor()
+        .execute("SELECT scanned_seq, rules_digest FROM findings_scan WHERE id = ?", [key])
+        .fetchone()
     )
-    return (int(row[0]), str(row[1])) if row else (0, "")
+    return (int(row[0]), str(row[1])) if row else (store.seq_range[0] - 1, "")
 
 
 def max_step_seq(store: Store) -> int:
     """The highest span or log record seq: a conflicting span version has no step, and a GenAI event
     changes its span's step, but both must still bring a rescan."""
+    lo, hi = store.seq_range  # in a lake node, its own slice: each node catches up over what it wrote
     row = (
         store.cursor()
         .execute(
-            "SELECT greatest((SELECT coalesce(max(seq), 0) FROM spans),"
-            " (SELECT coalesce(max(seq), 0) FROM logs))"
+            "SELECT greatest((SELECT coalesce(max(seq), 0) FROM spans WHERE seq BETWEEN ? AND ?),"
+            " (SELECT coalesce(max(seq), 0) FROM logs WHERE seq BETWEEN ? AND ?))",
+            [lo, hi, lo, hi],
         )
         .fetchone()
     )

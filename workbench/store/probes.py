@@ -13,9 +13,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
+
 from workbench.model import ProbeAnalysis, ProbeResult, ProbeRun, ProbeRunStatus, parse_analyses
-from workbench.store import entries
+from workbench.store import entries, lake_writes
 from workbench.store.connection import Store
+from workbench.store.lake_lease import Lease, LeaseTable, probe_lease_name
 
 # The record lives in workbench.model (every floor reads runs); re-exported for existing imports.
 __all__ = ["ANALYSES", "ProbeRun", "ProbeRunStatus"]
@@ -51,27 +54,33 @@ def _run(row: Sequence[Any]) -> ProbeRun:
 def insert_run(
     store: Store, trace_id: str, step_seq: int, analyses: Sequence[str], params: dict[str, Any] | None = None
 ) -> int:
-    """Queue a probe run; returns its id."""
+    """Queue a probe run; returns its id (in a lake, from this node's slice: DuckLake has no sequences)."""
     chosen = parse_analyses(list(analyses))
-    with store.write_lock:
-        row = (
-            store.cursor()
-            .execute(
-                "INSERT INTO probe_runs (trace_id, step_seq, analyses, status, progress, params, provenance,"
-                " created_at) VALUES (?, ?, ?, ?, 0, ?, '{}', ?) RETURNING id",
-                [
-                    trace_id,
-                    step_seq,
-                    json.dumps([str(a) for a in chosen]),
-                    _QUEUED,
-                    json.dumps(params or {}),
-                    datetime.now(UTC),
-                ],
+    values = [
+        trace_id,
+        step_seq,
+        json.dumps([str(a) for a in chosen]),
+        _QUEUED,
+        json.dumps(params or {}),
+        datetime.now(UTC),
+    ]
+    columns = "trace_id, step_seq, analyses, status, progress, params, provenance, created_at"
+
+    def work(cur: duckdb.DuckDBPyConnection) -> int:
+        if store.is_lake:
+            (run_id,) = lake_writes.next_ids(cur, store, ("probe_runs",), 1)
+            cur.execute(
+                f"INSERT INTO probe_runs (id, {columns}) VALUES (?, ?, ?, ?, ?, 0, ?, '{{}}', ?)",
+                [run_id, *values],
             )
-            .fetchone()
-        )
-    assert row is not None
-    return int(row[0])
+            return run_id
+        row = cur.execute(
+            f"INSERT INTO probe_runs ({columns}) VALUES (?, ?, ?, ?, 0, ?, '{{}}', ?) RETURNING id", values
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    return lake_writes.atomic(store, work, "queueing a probe run")
 
 
 def claim_next(store: Store) -> ProbeRun | None:
@@ -96,70 +105,106 @@ def claim_next(store: Store) -> ProbeRun | None:
             return get_run(store, int(row[0]))
 
 
+def claim_next_leased(store: Store, leases: LeaseTable, ttl_s: float) -> tuple[ProbeRun, Lease] | None:
+    """In a lake: the oldest queued run this node could lease, now 'running', with its lease (release
+    it when the run ends). The lease makes exactly one node run a job; the status check inside the
+    claiming transaction makes a run that a lease holder already finished never run twice."""
+    queued = store.cursor().execute(
+        "SELECT id FROM probe_runs WHERE status = ? ORDER BY created_at, id LIMIT 20", [_QUEUED]
+    )
+    for (run_id,) in queued.fetchall():
+        lease = leases.acquire(probe_lease_name(int(run_id)), ttl_s)
+        if lease is None:
+            continue  # another node has it
+        if claim(store, int(run_id)) is not None:
+            run = get_run(store, int(run_id))
+            assert run is not None
+            return run, lease
+        leases.release(lease)
+    return None
+
+
 def claim(store: Store, run_id: int) -> ProbeRun | None:
     """Claim one given queued run (the CLI's in-process path); None if it is not queued."""
-    with store.write_lock:
-        cur = store.cursor()
+
+    def work(cur: duckdb.DuckDBPyConnection) -> bool:
         row = cur.execute("SELECT status FROM probe_runs WHERE id = ?", [run_id]).fetchone()
         if row is None or row[0] != _QUEUED:
-            return None
+            return False
         cur.execute("UPDATE probe_runs SET status = ?, progress = 0 WHERE id = ?", [_RUNNING, run_id])
-    return get_run(store, run_id)
+        return True
+
+    return get_run(store, run_id) if lake_writes.atomic(store, work, "claiming a probe run") else None
+
+
+def _update(store: Store, sql: str, params: Sequence[object]) -> None:
+    """One UPDATE of a run (in a lake, retried when it loses a race with another node's write)."""
+    lake_writes.atomic(store, lambda cur: cur.execute(sql, params), "updating a probe run")
 
 
 def set_progress(store: Store, run_id: int, progress: float) -> None:
-    with store.write_lock:
-        store.cursor().execute(
-            "UPDATE probe_runs SET progress = ? WHERE id = ?", [max(0.0, min(1.0, progress)), run_id]
-        )
+    _update(store, "UPDATE probe_runs SET progress = ? WHERE id = ?", [max(0.0, min(1.0, progress)), run_id])
 
 
 def set_provenance(store: Store, run_id: int, provenance: dict[str, Any]) -> None:
-    with store.write_lock:
-        store.cursor().execute(
-            "UPDATE probe_runs SET provenance = ? WHERE id = ?", [json.dumps(provenance), run_id]
-        )
+    _update(store, "UPDATE probe_runs SET provenance = ? WHERE id = ?", [json.dumps(provenance), run_id])
 
 
 def write_result(store: Store, result: ProbeResult) -> None:
     """Store one analysis' result (replacing an earlier one of the same run and analysis), sealed by a
     'probe-result' ledger entry; a later entry for the same run and analysis supersedes the earlier."""
-    with store.write_lock:
-        cur = store.cursor()
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            cur.execute(
-                "DELETE FROM probe_results WHERE run_id = ? AND analysis = ?",
-                [result.run_id, result.analysis],
-            )
-            cur.execute(
-                "INSERT INTO probe_results VALUES (?, ?, ?, ?)",
-                [result.run_id, result.analysis, json.dumps(result.summary), json.dumps(result.data)],
-            )
-            ref = f"{result.run_id}/{result.analysis}"
-            sealed = entries.bodies(
-                cur, "probe_results", entries.PROBE_BODY, entries.PROBE_REF, f"{entries.PROBE_REF} = ?", [ref]
-            )
-            entries.append(cur, [(entries.PROBE_RESULT, ref, sealed[ref])])
-            cur.execute("COMMIT")
-        except Exception:
-            cur.execute("ROLLBACK")
-            raise
+
+    def work(cur: duckdb.DuckDBPyConnection) -> None:
+        cur.execute(
+            "DELETE FROM probe_results WHERE run_id = ? AND analysis = ?", [result.run_id, result.analysis]
+        )
+        cur.execute(
+            "INSERT INTO probe_results VALUES (?, ?, ?, ?)",
+            [result.run_id, result.analysis, json.dumps(result.summary), json.dumps(result.data)],
+        )
+        ref = f"{result.run_id}/{result.analysis}"
+        sealed = entries.bodies(
+            cur, "probe_results", entries.PROBE_BODY, entries.PROBE_REF, f"{entries.PROBE_REF} = ?", [ref]
+        )
+        entries.append(cur, [(entries.PROBE_RESULT, ref, sealed[ref])], store)
+
+    lake_writes.atomic(store, work, "writing a probe result")
 
 
 def finish_run(store: Store, run_id: int, error: str | None = None) -> None:
     """'done' (progress 1) or 'failed' with the error text."""
-    with store.write_lock:
-        if error is None:
-            sql = "UPDATE probe_runs SET status = ?, progress = 1, error = NULL, finished_at = ? WHERE id = ?"
-            store.cursor().execute(sql, [_DONE, datetime.now(UTC), run_id])
-        else:
-            sql = "UPDATE probe_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?"
-            store.cursor().execute(sql, [_FAILED, error, datetime.now(UTC), run_id])
+    if error is None:
+        sql = "UPDATE probe_runs SET status = ?, progress = 1, error = NULL, finished_at = ? WHERE id = ?"
+        _update(store, sql, [_DONE, datetime.now(UTC), run_id])
+    else:
+        sql = "UPDATE probe_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?"
+        _update(store, sql, [_FAILED, error, datetime.now(UTC), run_id])
 
 
-def requeue_running(store: Store) -> int:
-    """Runs left 'running' by a process that died go back to the queue; returns how many."""
+def requeue_running(store: Store, leases: LeaseTable | None = None) -> int:
+    """Runs left 'running' by a process that died go back to the queue; returns how many. In a lake only
+    runs whose lease nobody else holds (a live node is still running those); without leases, none."""
+    if store.is_lake:
+        if leases is None:
+            return 0
+        running = store.cursor().execute("SELECT id FROM probe_runs WHERE status = ?", [_RUNNING]).fetchall()
+        orphans = [
+            int(i) for (i,) in running if leases.holder_of(probe_lease_name(int(i))) in (None, leases.holder)
+        ]
+
+        def work(cur: duckdb.DuckDBPyConnection) -> int:
+            n = 0
+            for run_id in orphans:
+                if cur.execute(
+                    "SELECT 1 FROM probe_runs WHERE id = ? AND status = ?", [run_id, _RUNNING]
+                ).fetchone():
+                    cur.execute(
+                        "UPDATE probe_runs SET status = ?, progress = 0 WHERE id = ?", [_QUEUED, run_id]
+                    )
+                    n += 1
+            return n
+
+        return lake_writes.atomic(store, work, "requeueing probe runs")
     with store.write_lock:
         rows = (
             store.cursor()

@@ -77,27 +77,37 @@ def verify_ledger(
     normalizer_version: str = "",
     derive_seqs: Sequence[int] | None = None,
     log_check: RowCheck | None = None,
+    seq_range: tuple[int, int] | None = None,
 ) -> VerifyReport:
     """Recompute the ledger from the stored spans; problems are reported in sequence order. With
-    `derive`, every step is re-derived and compared; the second chain is always checked."""
+    `derive`, every step is re-derived and compared; the second chain is always checked.
+
+    With `seq_range`, only that run of seqs is walked, as one chain from the genesis hash (one lake
+    node's ledger, `workbench.store.lake_verify`), and the second chain is left to the caller."""
     report = VerifyReport()
-    report.entries, report.entries_head, report.entry_problems = verify_derived.verify_entries(
-        store, max_problems
-    )
+    lo, hi = seq_range or (1, 2**62)
+    if seq_range is None:
+        report.entries, report.entries_head, report.entry_problems = verify_derived.verify_entries(
+            store, max_problems
+        )
     if derive is not None:
         report.step_problems = verify_derived.verify_steps(
-            store, derive, normalizer_version, max_problems=max_problems, seqs=derive_seqs
+            store, derive, normalizer_version, max_problems=max_problems, seqs=derive_seqs, seq_range=(lo, hi)
         )
     cur = store.cursor()
     row = cur.execute(
-        "SELECT greatest(coalesce((SELECT max(seq) FROM ledger), 0),"
-        " coalesce((SELECT max(seq) FROM spans), 0), coalesce((SELECT max(seq) FROM logs), 0))"
+        "SELECT greatest(coalesce((SELECT max(seq) FROM ledger WHERE seq BETWEEN $1 AND $2), 0),"
+        " coalesce((SELECT max(seq) FROM spans WHERE seq BETWEEN $1 AND $2), 0),"
+        " coalesce((SELECT max(seq) FROM logs WHERE seq BETWEEN $1 AND $2), 0))",
+        [lo, hi],
     ).fetchone()
     top = int(row[0]) if row else 0
     checkpoints = {
         int(size): (bytes(root), bytes(head))
         for size, root, head in cur.execute(
-            "SELECT tree_size, merkle_root, chain_head FROM ledger_checkpoints ORDER BY tree_size"
+            "SELECT tree_size, merkle_root, chain_head FROM ledger_checkpoints"
+            " WHERE tree_size BETWEEN ? AND ? ORDER BY tree_size",
+            [lo, hi],
         ).fetchall()
     }
     extra_cols = ", " + ", ".join(f"s.{c}" for c in ROW_CHECK_COLUMNS) if row_check else ""
@@ -109,7 +119,7 @@ def verify_ledger(
         if len(report.problems) < max_problems:
             report.problems.append((seq, what))
 
-    for start in range(1, top + 1, chunk):
+    for start in range(lo, top + 1, chunk):
         end = min(top, start + chunk - 1)
         rows = cur.execute(
             f"""

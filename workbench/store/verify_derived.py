@@ -55,6 +55,7 @@ def verify_steps(
     chunk: int = 2_000,
     max_problems: int = 20,
     seqs: Sequence[int] | None = None,
+    seq_range: tuple[int, int] = (1, 2**62),
 ) -> Problems:
     """Re-derive every step (or only those of `seqs`, an export's selection: re-deriving a whole store
     to sign one trace would cost as much as `renormalize`); (seq, what differs) for the first
@@ -69,13 +70,16 @@ def verify_steps(
             problems.append((seq, f"trace {trace_id} step {n} (seq {seq}): {what}"))
 
     cols = ", ".join(f"st.{c}" for c in STEP_COLUMNS)
-    row = cur.execute("SELECT coalesce(max(seq), 0) FROM spans").fetchone()
+    first, last = seq_range  # one lake node's run of seqs (workbench.store.lake_verify), or all of them
+    row = cur.execute(
+        "SELECT coalesce(max(seq), 0) FROM spans WHERE seq BETWEEN ? AND ?", [first, last]
+    ).fetchone()
     top = int(row[0]) if row else 0
     wanted = sorted(set(seqs)) if seqs is not None else None
     windows = (
         [(wanted[i], wanted[min(i + chunk, len(wanted)) - 1]) for i in range(0, len(wanted), chunk)]
         if wanted is not None
-        else [(start, start + chunk - 1) for start in range(1, top + 1, chunk)]
+        else [(start, start + chunk - 1) for start in range(first, top + 1, chunk)]
     )
     keep = set(wanted) if wanted is not None else None
     for lo, hi in windows:
@@ -115,7 +119,10 @@ def verify_steps(
                 if _value(column, getattr(derived, column)) != stored:
                     problem(seq, trace_id, f"field {column} differs from the step re-derived from its span")
                     break
-    orphans = cur.execute("SELECT seq, trace_id FROM steps WHERE seq NOT IN (SELECT seq FROM spans)")
+    orphans = cur.execute(
+        "SELECT seq, trace_id FROM steps WHERE seq BETWEEN ? AND ? AND seq NOT IN (SELECT seq FROM spans)",
+        [first, last],
+    )
     for seq, trace_id in orphans.fetchall():
         if keep is not None and seq not in keep:
             continue
@@ -140,48 +147,74 @@ _NOUN = {
 
 
 def verify_entries(store: Store, max_problems: int = 20) -> tuple[int, bytes, Problems]:
-    """Recompute the second chain and check every sealed row; returns (entries, chain head, problems)."""
+    """Recompute the second chain and check every sealed row; returns (entries, chain head, problems).
+
+    In a lake every node keeps its own chain over its own slice of seqs: each is recomputed from the
+    genesis hash on its own and its problems name the node and the node-local entry number ("node n2,
+    entry 3: ..."). The rows are checked against all chains together, because a node may seal a row
+    another created (a rescan on node 2 retires a finding node 1 raised; a probe run queued on one node
+    runs on another)."""
     problems: Problems = []
     cur = store.cursor()
-    sealed: dict[str, dict[str, tuple[int, str]]] = {kind: {} for kind in _TABLES}
-    chain, expected, chain_ok, count = ledger.GENESIS, 1, True, 0
+    # kind -> ref -> (seq, body, sealed at, "node n2, " or "", node-local entry number)
+    sealed: dict[str, dict[str, tuple[int, str, object, str, int]]] = {kind: {} for kind in _TABLES}
+    retired: set[str] = set()
+    count, head = 0, ledger.GENESIS
 
     def problem(seq: int, what: str) -> None:
         if len(problems) < max_problems:
             problems.append((seq, what))
 
-    for seq, kind, ref, body, d, c in entries.iter_entries(cur):
-        count += 1
-        if seq != expected:
-            problem(expected, f"entry {expected}..{seq - 1}: missing (deleted ledger entries)")
-            chain_ok = False
-        expected = seq + 1
-        if entries.entry_digest(kind, ref, body) != d:
-            problem(seq, f"entry {seq} ({kind} {ref}): altered (digest does not match its content)")
-        nxt = ledger.chain_next(chain, d)
-        if chain_ok and nxt != c:
-            problem(seq, f"entry {seq}: chain breaks (entry altered, inserted or reordered)")
-            chain_ok = False
-        chain = nxt if chain_ok else c
-        if kind == entries.FINDING_RETIRED:
-            sealed[entries.FINDING].pop(ref, None)
-        if kind in sealed:
-            sealed[kind][ref] = (seq, body)
-        else:
-            problem(seq, f"entry {seq}: unknown kind {kind!r}")
+    chains: list[tuple[str | None, int, str]] = [(None, 1, "")]  # (node, its first seq, message prefix)
+    if store.is_lake:
+        from workbench.store import lake  # floor 1 too; only a lake needs its node list
+
+        chains = [
+            (n.node_id, lake.seq_range(n.node_index)[0], f"node {n.node_id}, ") for n in lake.nodes(store)
+        ]
+    for node_id, first, label in chains:
+        chain, expected, chain_ok = ledger.GENESIS, first, True
+        for seq, kind, ref, body, d, c, when in entries.iter_entries(cur, node_id=node_id, first=first):
+            count += 1
+            local = seq - first + 1
+            if seq != expected:
+                gap = f"{expected - first + 1}..{local - 1}"
+                problem(expected, f"{label}entry {gap}: missing (deleted ledger entries)")
+                chain_ok = False
+            expected = seq + 1
+            if entries.entry_digest(kind, ref, body) != d:
+                problem(
+                    seq, f"{label}entry {local} ({kind} {ref}): altered (digest does not match its content)"
+                )
+            nxt = ledger.chain_next(chain, d)
+            if chain_ok and nxt != c:
+                problem(seq, f"{label}entry {local}: chain breaks (entry altered, inserted or reordered)")
+                chain_ok = False
+            chain = nxt if chain_ok else c
+            if kind == entries.FINDING_RETIRED:
+                retired.add(ref)
+            if kind not in sealed:
+                problem(seq, f"{label}entry {local}: unknown kind {kind!r}")
+                continue
+            earlier = sealed[kind].get(ref)
+            if earlier is None or str(earlier[2]) <= str(when):  # a later entry supersedes (probe results)
+                sealed[kind][ref] = (seq, body, when, label, local)
+        head = chain
+    for ref in retired:
+        sealed[entries.FINDING].pop(ref, None)
     for kind, (table, body_sql, ref_sql) in _TABLES.items():
         stored = entries.bodies(cur, table, body_sql, ref_sql)
         noun = _NOUN[kind]
-        for ref, (seq, body) in sealed[kind].items():
+        for ref, (seq, body, _when, label, local) in sealed[kind].items():
             if ref not in stored:
-                problem(seq, f"{noun} {ref}: deleted (sealed by entry {seq})")
+                problem(seq, f"{label}{noun} {ref}: deleted (sealed by entry {local})")
             elif stored[ref] != body:
                 fields = ", ".join(entries.differing_fields(body, stored[ref]))
-                problem(seq, f"{noun} {ref}: field(s) {fields} edited (sealed by entry {seq})")
+                problem(seq, f"{label}{noun} {ref}: field(s) {fields} edited (sealed by entry {local})")
         for ref in stored.keys() - sealed[kind].keys():
             problem(count + 1, f"{noun} {ref}: not sealed in the ledger (inserted or restored by hand)")
     problems.sort(key=lambda p: p[0])
-    return count, chain, problems
+    return count, head, problems
 
 
 def truncations_limit(truncations: object) -> int | None:

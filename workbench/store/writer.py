@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from workbench.model import SpanRecord, Step
-from workbench.store import ledger, log_join
+from workbench.store import lake_writes, ledger, log_join
 from workbench.store.batch import Batch
 from workbench.store.connection import Store
 from workbench.store.queries import DELIVERY_COUNTS_SQL
@@ -87,17 +87,25 @@ class SpanWriter:
         self.checkpoint_interval = max(1, checkpoint_interval)
         self._lock = threading.Lock()
         cur = store.cursor()
-        row = cur.execute("SELECT seq, chain FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
-        self.last_seq: int = row[0] if row else 0
+        # This store's own run of seqs: all of them in a file; in a lake, this node's slice, so a node
+        # that restarts recovers its chain head and frontier from its own entries only.
+        lo, hi = self.seq_range = store.seq_range
+        row = cur.execute(
+            "SELECT seq, chain FROM ledger WHERE seq BETWEEN ? AND ? ORDER BY seq DESC LIMIT 1", [lo, hi]
+        ).fetchone()
+        self.last_seq: int = row[0] if row else lo - 1
         self.chain_head: bytes = bytes(row[1]) if row else ledger.GENESIS
         # The frontier is rebuilt from the stored digests: O(n) hashing once per process start.
         self.frontier = ledger.MerkleFrontier()
-        for (d,) in cur.execute("SELECT digest FROM ledger ORDER BY seq").fetchall():
+        for (d,) in cur.execute(
+            "SELECT digest FROM ledger WHERE seq BETWEEN ? AND ? ORDER BY seq", [lo, hi]
+        ).fetchall():
             self.frontier.append(bytes(d))
         (batch,) = cur.execute(
-            "SELECT greatest((SELECT coalesce(max(batch_id), 0) FROM spans),"
-            " (SELECT coalesce(max(batch_id), 0) FROM logs))"
-        ).fetchone() or (0,)
+            "SELECT greatest((SELECT coalesce(max(batch_id), ?) FROM spans WHERE seq BETWEEN ? AND ?),"
+            " (SELECT coalesce(max(batch_id), ?) FROM logs WHERE seq BETWEEN ? AND ?))",
+            [lo - 1, lo, hi, lo - 1, lo, hi],
+        ).fetchone() or (lo - 1,)
         self._batch_id = int(batch)
         # Whether a span committed now may have events stored before it (skips a lookup per commit).
         self._has_logs = bool(
@@ -126,6 +134,10 @@ class SpanWriter:
         with self._lock, self.store.write_lock:
             cur = self.store.cursor()
             try:
+                if self.store.is_lake:
+                    # Another node committed first: redo the whole group (its redelivery lookup too)
+                    # against the newer snapshot. Nothing is acknowledged before a commit succeeds.
+                    return lake_writes.retrying(lambda: self._write(cur, batches, sources), "group commit")
                 return self._write(cur, batches, sources)
             finally:
                 cur.close()
@@ -197,7 +209,7 @@ class SpanWriter:
         checkpoints = []
         for at, (d, c) in enumerate(zip(digests, chains, strict=True), start=first):
             frontier.append(d)
-            if at % self.checkpoint_interval == 0:
+            if (at - self.seq_range[0] + 1) % self.checkpoint_interval == 0:
                 checkpoints.append((at, frontier.root(), c))
         now = datetime.now(UTC)
         batch_id = self._batch_id + 1
@@ -218,6 +230,8 @@ class SpanWriter:
                 "chain": pa.array(chains, pa.binary()),
             }
         )
+        if self.store.is_lake:
+            ledger_tbl = ledger_tbl.append_column("node_id", pa.array([self.store.node_id] * n, pa.string()))
         cur.execute("BEGIN TRANSACTION")
         try:
             # DuckDB reads the Arrow tables named in the SQL from these local variables (a
@@ -231,8 +245,10 @@ class SpanWriter:
             if n:
                 cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _wb_ledger")
             for size, root, head in checkpoints:
-                cur.execute("INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?)", [size, root, head, now])
-            if redelivered:
+                lake_writes.insert_checkpoint(cur, self.store, size, root, head, now)
+            if redelivered and self.store.is_lake:
+                lake_writes.count_redeliveries(cur, redelivered)
+            elif redelivered:
                 cur.executemany(
                     "INSERT INTO delivery_stats VALUES (?, ?) ON CONFLICT (trace_id) DO UPDATE"
                     " SET duplicate_spans = delivery_stats.duplicate_spans + excluded.duplicate_spans",
@@ -252,9 +268,11 @@ class SpanWriter:
                     if sp
                 }
                 log_join.rejoin_steps(cur, sorted(touched), self.rejoin)
+            if self.store.is_lake:
+                lake_writes.touch(cur, self.store, first + n - 1)
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            lake_writes.rollback(cur)
             raise
         self.duplicates_total += sum(redelivered.values())
         self.versions_total += sum(1 for v in version_of if v is not None)
@@ -308,12 +326,15 @@ class SpanWriter:
     def checkpoint(self) -> tuple[int, bytes] | None:
         """Write a checkpoint at the current head (e.g. at shutdown) unless one is already there."""
         with self._lock, self.store.write_lock:
-            if self.last_seq == 0:
+            if self.last_seq < self.seq_range[0]:
                 return None
             cur = self.store.cursor()
             root = self.frontier.root()
-            cur.execute(
-                "INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [self.last_seq, root, self.chain_head, datetime.now(UTC)],
-            )
+            if self.store.is_lake:
+                lake_writes.checkpoint_at_head(cur, self.store, self.last_seq, root, self.chain_head)
+            else:
+                cur.execute(
+                    "INSERT INTO ledger_checkpoints VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [self.last_seq, root, self.chain_head, datetime.now(UTC)],
+                )
             return self.last_seq, root

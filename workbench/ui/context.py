@@ -11,6 +11,7 @@ import threading
 
 from workbench.settings import Settings
 from workbench.store.connection import Store
+from workbench.store.lake import open_store
 
 _lock = threading.Lock()
 _store: Store | None = None
@@ -30,7 +31,7 @@ def get_store() -> Store:
     with _lock:
         if _store is None:
             _settings = _settings or Settings.from_env()
-            _store = Store(_settings.db_path, read_only=True)
+            _store = open_store(_settings, read_only=True)
         return _store
 
 
