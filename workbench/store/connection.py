@@ -91,6 +91,7 @@ class Store:
         cur = self._conn.cursor()
         if self.is_lake:
             cur.execute("USE lake")  # a cursor is a new connection: it starts in the in-memory catalog
+            cur.execute("SET enable_progress_bar = false")  # never drawn into a command's output
         return cur
 
     def close(self) -> None:

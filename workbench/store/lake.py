@@ -101,6 +101,15 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+_ATTACH_ATTEMPTS = 20
+
+
+def _lost_catalog_init_race(exc: BaseException) -> bool:
+    """Whether an ATTACH failed because another node was creating the catalog's tables at that moment."""
+    text = str(exc).lower()
+    return "duplicate key" in text or "already exists" in text
+
+
 def _attach(settings: Settings, read_only: bool) -> duckdb.DuckDBPyConnection:
     if not settings.lake:
         raise WorkbenchError("lake mode needs a catalog: --lake / WORKBENCH_LAKE")
@@ -110,6 +119,9 @@ def _attach(settings: Settings, read_only: bool) -> duckdb.DuckDBPyConnection:
         if settings.data_path and "://" in settings.data_path:
             names.append("httpfs")
         extensions.load(con, *names)
+        # DuckDB draws a progress bar on stdout for queries over 2 s (a lake's first ATTACH is one);
+        # it would land in the middle of a command's output.
+        con.execute("SET enable_progress_bar = false")
         options = [f"DATA_INLINING_ROW_LIMIT {INLINE_ROW_LIMIT}"]
         if settings.data_path:
             if "://" not in settings.data_path:
@@ -117,11 +129,19 @@ def _attach(settings: Settings, read_only: bool) -> duckdb.DuckDBPyConnection:
             options.append(f"DATA_PATH {_quote(settings.data_path)}")
         if read_only:
             options.append("READ_ONLY")
-        try:
-            catalog = _quote("ducklake:postgres:" + settings.lake)
-            con.execute(f"ATTACH {catalog} AS lake ({', '.join(options)})")
-        except duckdb.Error as exc:
-            raise WorkbenchError(f"cannot attach the lake (catalog {settings.lake!r}): {exc}") from exc
+        catalog = _quote("ducklake:postgres:" + settings.lake)
+        for attempt in range(_ATTACH_ATTEMPTS):
+            try:
+                con.execute(f"ATTACH {catalog} AS lake ({', '.join(options)})")
+                break
+            except duckdb.Error as exc:
+                # Two nodes attaching an empty catalog at once both create DuckLake's own tables; the
+                # loser gets PostgreSQL's duplicate-key error. The winner's tables are there a moment
+                # later, so attaching again finds them.
+                if attempt + 1 < _ATTACH_ATTEMPTS and _lost_catalog_init_race(exc):
+                    time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
+                    continue
+                raise WorkbenchError(f"cannot attach the lake (catalog {settings.lake!r}): {exc}") from exc
         con.execute("USE lake")
         return con
     except BaseException:
