@@ -17,6 +17,7 @@ import torch
 from probes.attention import pattern_hook, row_catcher
 from probes.lens import resid_hook
 from probes.models import LoadedModel
+from probes.prefix import cache_kwargs, filled, new_cache
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Captured:
     resid: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [pos, d_model] (resid_post)
     resid_pre: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [pos, d_model] (patching)
     attn_rows: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> [heads, keys]
+    cache: Any = None  # the pass's keys and values (probes/prefix.py) when asked for and supported
 
 
 def _resid_catcher(store: dict[int, torch.Tensor], layer: int) -> Any:
@@ -43,8 +45,12 @@ def forward_capture(
     resid_pre_layers: Iterable[int] = (),
     attn_layers: Iterable[int] = (),
     stop_at_layer: int | None = None,
+    keep_cache: bool = False,
 ) -> Captured:
-    """Run the model on `token_ids` (no BOS added: the chat template already starts the text)."""
+    """Run the model on `token_ids` (no BOS added: the chat template already starts the text).
+
+    `keep_cache` also keeps the pass's keys and values, so that a counterfactual can resume after the
+    prefix it shares with this text (patching); None where the model cannot resume."""
     captured = Captured(logits=None)
     hooks: list[tuple[str, Any]] = [
         (resid_hook(layer), _resid_catcher(captured.resid, layer)) for layer in sorted(set(resid_layers))
@@ -61,8 +67,15 @@ def forward_capture(
     tokens = torch.tensor([token_ids], dtype=torch.long)
     n_layers = model.n_layers
     stop = stop_at_layer if stop_at_layer is not None and stop_at_layer < n_layers else None
+    cache = new_cache() if keep_cache and stop is None else None
     with model.bridge.hooks(fwd_hooks=hooks):
-        out = model.bridge(tokens, stop_at_layer=stop) if stop is not None else model.bridge(tokens)
+        if stop is not None:
+            out = model.bridge(tokens, stop_at_layer=stop)
+        elif cache is not None:
+            out = model.bridge(tokens, **cache_kwargs(cache))
+        else:
+            out = model.bridge(tokens)
     if stop is None:
         captured.logits = out[0].detach().float()
+    captured.cache = filled(cache, len(token_ids))
     return captured
