@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from probes.hooks import Captured, forward_capture
+from probes.hooks import Captured, forward_capture, keep_logits, rows_at
 from probes.models import LoadedModel
 from probes.prefix import cache_kwargs, resume_from, shared_prefix
 from probes.text import StepText
@@ -70,14 +70,15 @@ def aligned_positions(clean: StepText, corrupt: StepText, max_positions: int) ->
     return pairs
 
 
-def _target(clean: StepText, clean_logits: torch.Tensor) -> int:
+def _target(clean: StepText, action_logits: torch.Tensor) -> int:
     if clean.action_token_id is not None:
         return clean.action_token_id
-    return int(clean_logits[clean.action_position].argmax())
+    return int(action_logits.argmax())
 
 
 class _Counterfactual:
-    """The counterfactual's tokens from `start` on, and the keywords that resume a pass there."""
+    """The counterfactual's tokens from `start` on, and the keywords that resume a pass there and
+    unembed only the action position (the metric's)."""
 
     def __init__(self, corrupt: StepText, start: int, cache: Any) -> None:
         self.start = start
@@ -89,7 +90,12 @@ class _Counterfactual:
         return [p - self.start for p in positions]
 
     def kwargs(self, batch: int = 1) -> dict[str, Any]:
-        return cache_kwargs(resume_from(self.cache, self.start, batch)) if self.cache is not None else {}
+        resume = cache_kwargs(resume_from(self.cache, self.start, batch)) if self.cache is not None else {}
+        return {**resume, **keep_logits([self.action])}
+
+    def metric(self, logits: torch.Tensor, target: int) -> torch.Tensor:
+        """The metric per batch row from a pass given `kwargs()`."""
+        return _metric(rows_at(logits, [self.action], self.tokens.shape[1]), 0, target)
 
 
 def patching(
@@ -123,11 +129,17 @@ def patching(
             else sorted({round(i * (n_layers - 1) / 5) for i in range(6)})
         )
     if clean_run is None or clean_run.logits is None or any(lay not in clean_run.resid_pre for lay in layers):
-        clean_run = forward_capture(model, clean.token_ids, resid_pre_layers=layers, keep_cache=reuse_prefix)
-    assert clean_run.logits is not None
+        clean_run = forward_capture(
+            model,
+            clean.token_ids,
+            resid_pre_layers=layers,
+            keep_cache=reuse_prefix,
+            logit_positions=[clean.action_position],
+        )
     clean_acts = {lay: clean_run.resid_pre[lay][clean_pos] for lay in layers}
-    target = _target(clean, clean_run.logits)
-    clean_value = float(_metric(clean_run.logits, clean.action_position, target))
+    action_logits = clean_run.logits_at(clean.action_position)
+    target = _target(clean, action_logits)
+    clean_value = float(_metric(action_logits.unsqueeze(0), 0, target))
     cache = clean_run.cache if reuse_prefix else None
     cf = _Counterfactual(corrupt, min(corrupt_pos) if cache is not None else 0, cache)
 
@@ -195,8 +207,7 @@ def _attribution(
         torch.enable_grad(),
         model.bridge.hooks(fwd_hooks=[(resid_pre_hook(lay), keep(lay)) for lay in layers]),
     ):
-        logits = model.bridge(cf.tokens, **cf.kwargs())
-        value = _metric(logits[0], cf.action, target)
+        value = cf.metric(model.bridge(cf.tokens, **cf.kwargs()), target)[0]
         value.backward()
     model.bridge.zero_grad(set_to_none=True)
     corrupt_value = float(value.detach())
@@ -218,7 +229,7 @@ def _exact(
     target: int,
     clean_value: float,
 ) -> tuple[list[list[float]], float]:
-    corrupt_value = float(_metric(model.bridge(cf.tokens, **cf.kwargs())[0], cf.action, target))
+    corrupt_value = float(cf.metric(model.bridge(cf.tokens, **cf.kwargs()), target)[0])
     norm = _normalizer(clean_value, corrupt_value)
     batch = cf.tokens.repeat(len(positions), 1)
     rows = torch.arange(len(positions))
@@ -232,6 +243,6 @@ def _exact(
             return tensor
 
         with model.bridge.hooks(fwd_hooks=[(resid_pre_hook(layer), patch)]):
-            values = _metric(model.bridge(batch, **cf.kwargs(len(positions))), cf.action, target)
+            values = cf.metric(model.bridge(batch, **cf.kwargs(len(positions))), target)
         effect.append(((values - corrupt_value) / norm).tolist())
     return effect, corrupt_value

@@ -84,6 +84,7 @@ def run_analyses(
         attn_layers=attn_layers,
         resid_pre_layers=range(n) if ProbeAnalysis.PATCHING in analyses else (),
         keep_cache=ProbeAnalysis.PATCHING in analyses,  # the counterfactual resumes after the shared prefix
+        logit_positions=[st.action_position],  # the only logits the analyses read
     )
     assert cap.logits is not None
     results: list[ProbeResult] = []
@@ -99,7 +100,7 @@ def run_analyses(
             model,
             st,
             {layer: cap.resid[layer] for layer in range(n)},
-            cap.logits,
+            cap.logits_at(st.action_position),
             max_positions=int(params.get("lens_positions", LENS_POSITIONS)),
         )
         add(ProbeAnalysis.LOGIT_LENS, lens_data, lens_summary)

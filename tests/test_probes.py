@@ -118,7 +118,7 @@ def test_logit_lens_equals_direct_computation(tiny: Any) -> None:
     n = tiny.n_layers
     cap = forward_capture(tiny, st.token_ids, resid_layers=range(n))
     assert cap.logits is not None
-    data, summary = logit_lens(tiny, st, cap.resid, cap.logits, max_positions=1000)
+    data, summary = logit_lens(tiny, st, cap.resid, cap.logits_at(st.action_position), max_positions=1000)
     logits, cache = tiny.bridge.run_with_cache(
         torch.tensor([st.token_ids]), names_filter=lambda name: name.endswith("hook_resid_post")
     )
