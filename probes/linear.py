@@ -228,9 +228,14 @@ def train_probe(
         raise ProbeError(f"layer must be in 0..{model.n_layers - 1}")
     say = progress or (lambda _m: None)
     say(f"{name}: reading {len(rows)} rows at layers {layers}")
-    feats = row_features(
-        model, rows, layers, cache_dir, lambda i, n: say(f"{name}: {i}/{n} rows") if i % 100 == 0 else None
-    )
+    said = [0]
+
+    def rows_done(i: int, n: int) -> None:  # batches of 4 after an odd number of cached rows: every 100th
+        if i // 100 > said[0] or i == n:
+            said[0] = i // 100
+            say(f"{name}: {i}/{n} rows")
+
+    feats = row_features(model, rows, layers, cache_dir, rows_done)
     y = np.array([int(r["label"]) for r in rows])
     split = np.array([r["split"] for r in rows])
     fam = np.array([r["family"] for r in rows])
