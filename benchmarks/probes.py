@@ -2,9 +2,13 @@
 same text measured in the same run (the peer), with peak memory.
 
 Suite = what `workbench probe` runs: one hooked forward pass (residual stream at every layer, one
-attention row per layer, the probes' layers), the logit lens decoded at up to 48 positions, both linear
-probes, and attribution patching against a counterfactual scratchpad (a forward and a backward pass on
-it plus a clean forward). Target (issue #6): at most 2x the forward pass, under 2 GB.
+attention row per layer, the probes' layers, the keys and values for patching), the logit lens decoded
+at 16 positions, both linear probes, and attribution patching against a counterfactual scratchpad (a
+forward and a backward pass on it, resumed after the prefix it shares with the real text). The edit
+("I will drop" -> "I will archive") sits in the scratchpad's sixth sentence, so the counterfactual
+pass reads the last part of the text; a second row moves the edit into the first sentence, the worst
+case for the resumed pass (it reads nearly the whole scratchpad again). Target (issue #18): at most 2x
+the forward pass, under 2 GB.
 
 The section goes under "Probes" in benchmarks/RESULTS.md (benchmarks/report.py).
 
@@ -81,6 +85,8 @@ def main() -> None:
     st = build_step_text(model.tokenizer, inp)
     tokens = torch.tensor([st.token_ids])
     params = {"counterfactual_reasoning": reasoning.replace("I will drop", "I will archive")}
+    early = {"counterfactual_reasoning": reasoning.replace("says not to DROP", "says to DROP", 1)}
+    assert early["counterfactual_reasoning"] != reasoning != params["counterfactual_reasoning"]
 
     def forward() -> None:
         with torch.no_grad():
@@ -89,14 +95,23 @@ def main() -> None:
     def suite() -> None:
         run_analyses(model, inp, ["logit_lens", "attention", "probes", "patching"], params)
 
+    def suite_early_edit() -> None:
+        run_analyses(model, inp, ["logit_lens", "attention", "probes", "patching"], early)
+
     def no_patching() -> None:
         run_analyses(model, inp, ["logit_lens", "attention", "probes"], params)
 
-    timings: dict[str, list[float]] = {"forward": [], "suite": [], "suite without patching": []}
+    runs = (
+        ("forward", forward),
+        ("suite", suite),
+        ("suite, early edit", suite_early_edit),
+        ("suite without patching", no_patching),
+    )
+    timings: dict[str, list[float]] = {name: [] for name, _ in runs}
     forward()
     suite()  # warm-up: first calls allocate
-    for _ in range(args.repeats):  # interleaved, so load changes on a shared machine hit all three alike
-        for name, fn in (("forward", forward), ("suite", suite), ("suite without patching", no_patching)):
+    for _ in range(args.repeats):  # interleaved, so load changes on a shared machine hit all alike
+        for name, fn in runs:
             t = time.perf_counter()
             fn()
             timings[name].append(time.perf_counter() - t)
@@ -106,6 +121,11 @@ def main() -> None:
     rows = [
         ("plain forward pass (peer)", med["forward"], 1.0),
         ("full suite (lens, attention, 2 probes, attribution patching)", med["suite"], med["suite"] / base),
+        (
+            "full suite, the edit in the scratchpad's first sentence",
+            med["suite, early edit"],
+            med["suite, early edit"] / base,
+        ),
         ("suite without patching", med["suite without patching"], med["suite without patching"] / base),
     ]
     threads = torch.get_num_threads()

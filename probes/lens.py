@@ -47,16 +47,17 @@ def logit_lens(
     model: LoadedModel,
     st: StepText,
     resid: dict[int, torch.Tensor],
-    final_logits: torch.Tensor,
+    action_logits: torch.Tensor,
     max_positions: int = 48,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Top tokens per layer at sampled positions, and the rank/probability of the action's first token
-    at the action position per layer. `resid` maps layer -> [pos, d_model] (hook_resid_post)."""
+    at the action position per layer. `resid` maps layer -> [pos, d_model] (hook_resid_post);
+    `action_logits` [vocab] are the model's own logits at the action position."""
     layers = sorted(resid)
     positions = lens_positions(st, max_positions)
     target = st.action_token_id
     if target is None:  # no action: follow what the model itself would say next
-        target = int(final_logits[st.action_position].argmax())
+        target = int(action_logits.argmax())
     decode = model.tokenizer.decode
     top_tokens: list[list[list[list[Any]]]] = []
     ranks: list[int] = []
@@ -65,20 +66,24 @@ def logit_lens(
     at = positions.index(st.action_position)
     # All layers in one unembedding call: the unembedding matrix (d_model x vocab, 113 MB for SmolLM2)
     # is then read from memory once, not once per layer; per layer it was most of the lens' time.
+    # Probabilities only where read (top k, the target): exp(logit - logsumexp) of those entries, not a
+    # softmax of the whole [layers x positions, vocab] matrix; ranks compare logits (same order).
     stacked = torch.cat([resid[layer][pos_index] for layer in layers])
-    probs_all = torch.softmax(layer_logits(model, stacked).float(), dim=-1)
+    logits_all = layer_logits(model, stacked).float()
+    lse_all = torch.logsumexp(logits_all, dim=-1)
+    top_all, top_ids = logits_all.topk(TOP_K, dim=-1)
+    top_probs = torch.exp(top_all - lse_all.unsqueeze(-1))
     for li in range(len(layers)):
-        p = probs_all[li * len(positions) : (li + 1) * len(positions)]
-        values, indices = p.topk(TOP_K, dim=-1)
+        rows = slice(li * len(positions), (li + 1) * len(positions))
         top_tokens.append(
             [
                 [[decode([int(t)]), round(float(v), 6)] for v, t in zip(vs, ts, strict=True)]
-                for vs, ts in zip(values, indices, strict=True)
+                for vs, ts in zip(top_probs[rows], top_ids[rows], strict=True)
             ]
         )
-        row = p[at]
+        row = logits_all[li * len(positions) + at]
         ranks.append(int((row > row[target]).sum()))
-        probs.append(float(row[target]))
+        probs.append(float(torch.exp(row[target] - lse_all[li * len(positions) + at])))
     first_top1 = next((layer for layer, r in zip(layers, ranks, strict=True) if r == 0), None)
     data = {
         "layers": layers,

@@ -56,6 +56,12 @@ EXTERNAL_SPLITS: dict[str, tuple[str, ...]] = {
     "deception": ("control",),
 }
 CROSSFIT_FOLDS = 2
+# Probes that also train on the external `control` rows as negatives (scored out of fold for the
+# threshold). Deception's template negatives are all instructed-honest template text, so a probe fit on
+# them alone learns "not template-like" as much as "honest": in leave-one-family-out cross-validation on
+# the training families it caught 0 of the left-out family's deceptive rows at a threshold set on real
+# benign agent text (layer 18), and all of them with that text among its negatives.
+TRAIN_ON_CONTROLS = frozenset({"deception"})
 
 
 class ProbeError(WorkbenchError):
@@ -87,7 +93,7 @@ class ProbeArtifact:
     roc: dict[str, list[float]] = field(default_factory=dict)  # held-out ROC curve: fpr, tpr
     external_auroc: float | None = None  # on the held-out AgentDojo suites; None without external labels
     # 95% bootstrap intervals, and the rates at the threshold: heldout_auroc, external_auroc,
-    # heldout_tpr, external_tpr, control_fpr (calibration set), external_fpr (unseen benign rows)
+    # heldout_tpr, heldout_fpr, external_tpr, control_fpr (calibration set), external_fpr (unseen benign)
     intervals: dict[str, list[float]] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
     token_threshold_logit: float = 0.0  # per-token threshold: 99th percentile of benign token logits
@@ -228,14 +234,21 @@ def train_probe(
         raise ProbeError(f"layer must be in 0..{model.n_layers - 1}")
     say = progress or (lambda _m: None)
     say(f"{name}: reading {len(rows)} rows at layers {layers}")
-    feats = row_features(
-        model, rows, layers, cache_dir, lambda i, n: say(f"{name}: {i}/{n} rows") if i % 100 == 0 else None
-    )
+    said = [0]
+
+    def rows_done(i: int, n: int) -> None:  # batches of 4 after an odd number of cached rows: every 100th
+        if i // 100 > said[0] or i == n:
+            said[0] = i // 100
+            say(f"{name}: {i}/{n} rows")
+
+    feats = row_features(model, rows, layers, cache_dir, rows_done)
     y = np.array([int(r["label"]) for r in rows])
     split = np.array([r["split"] for r in rows])
     fam = np.array([r["family"] for r in rows])
     train, held, control, external = (split == k for k in ("train", "heldout", "control", "external"))
     train_families = sorted(set(fam[train].tolist()))
+    agentdojo = np.array([r["source"] for r in rows]) == "agentdojo"
+    fit_rows = train | (control & agentdojo) if name in TRAIN_ON_CONTROLS else train
 
     selection: dict[str, float] = {}
     for candidate in layers:
@@ -245,19 +258,25 @@ def train_probe(
             continue
         scores, labels = [], []
         for f in train_families:  # leave one family out: choose the layer that generalizes across wordings
-            fit_mask, eval_mask = train & (fam != f), train & (fam == f)
+            fit_mask, eval_mask = fit_rows & (fam != f), train & (fam == f)
             w, b = _fit(x[fit_mask], y[fit_mask], method)
             scores.append(x[eval_mask] @ w + b)
             labels.append(y[eval_mask])
         selection[str(candidate)] = ev.auroc(np.concatenate(labels), np.concatenate(scores))
     best = max(layers, key=lambda c: (selection[str(c)] if not math.isnan(selection[str(c)]) else 0, -c))
     x = feats.mean[best]
-    w, b = _fit(x[train], y[train], method)
+    w, b = _fit(x[fit_rows], y[fit_rows], method)
     logits = x @ w + b
 
-    # Controls: the benign rows of the `control` split, plus the benign training rows of the external
-    # suites scored out of fold (fit without their user task), so no control is scored in-sample.
-    oof = _out_of_fold(x, y, train & (np.array([r["source"] for r in rows]) == "agentdojo"), rows, method)
+    # Controls: the benign rows of the `control` split, plus the benign training rows scored out of fold
+    # (external suites: fit without their user task; templates: without their family), so no control
+    # is scored in-sample and the 1% holds on template text as well as on real agent text.
+    oof = _out_of_fold(x, y, fit_rows & agentdojo, rows, method, fit_rows)
+    for f in train_families:
+        left_out = train & ~agentdojo & (fam == f) & (y == 0)
+        if left_out.any():
+            w_f, b_f = _fit(x[fit_rows & (fam != f)], y[fit_rows & (fam != f)], method)
+            oof[left_out] = x[left_out] @ w_f + b_f
     ctl_mask = (control & (y == 0)) | (~np.isnan(oof) & (y == 0))
     ctl_logits = np.where(np.isnan(oof), logits, oof)[ctl_mask]
     thr_logit = ev.threshold_at_fpr(ctl_logits, FPR_TARGET)
@@ -272,6 +291,7 @@ def train_probe(
         intervals["external_auroc"] = ev.auroc_ci(y[external], logits[external])
     for key, mask in (
         ("heldout_tpr", held & (y == 1)),
+        ("heldout_fpr", held & (y == 0)),  # template negatives of unseen families: not calibration data
         ("external_tpr", external & (y == 1)),
         ("external_fpr", external & (y == 0)),
     ):
@@ -322,6 +342,7 @@ def train_probe(
             "heldout": int(held.sum()),
             "external": int(external.sum()),
             "control": int(ctl_mask.sum()),
+            "control_negatives_in_training": int((fit_rows & ~train).sum()),
         },
         provenance=model.provenance.as_dict(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -335,21 +356,25 @@ def train_probe(
 
 
 def _out_of_fold(
-    x: np.ndarray, y: np.ndarray, mask: np.ndarray, rows: Sequence[dict[str, Any]], method: str
+    x: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray,
+    rows: Sequence[dict[str, Any]],
+    method: str,
+    fit_rows: np.ndarray,
 ) -> np.ndarray:
-    """Logits of the rows in `mask`, each from a probe fit on the training rows minus its fold (folds
-    are whole user tasks); NaN elsewhere. Other training rows stay in every fit."""
+    """Logits of the rows in `mask`, each from a probe fit on `fit_rows` minus its fold (folds are whole
+    user tasks); NaN elsewhere. Other training rows stay in every fit."""
     groups = [f"{r['family']}/{str(r.get('task', '')).split('+')[0]}" for r in rows]
     order = {g: i for i, g in enumerate(dict.fromkeys(g for g, m in zip(groups, mask, strict=True) if m))}
     fold = np.array(
         [order.get(g, -1) % CROSSFIT_FOLDS if m else -1 for g, m in zip(groups, mask, strict=True)]
     )
-    train = np.array([r["split"] == "train" for r in rows])
     out = np.full(len(rows), np.nan)
     for k in range(CROSSFIT_FOLDS):
         held = fold == k
         if held.any():
-            w, b = _fit(x[train & ~held], y[train & ~held], method)
+            w, b = _fit(x[fit_rows & ~held], y[fit_rows & ~held], method)
             out[held] = x[held] @ w + b
     return out
 

@@ -2,7 +2,8 @@
 
 Logit lens needs the residual stream at every layer, the probes need it at their own layers, attention
 needs one query row per layer: all come from a single hooked forward pass (probes/hooks.py). Patching
-needs its own passes on the counterfactual text.
+needs its own pass on the counterfactual text, which resumes after the prefix it shares with the real
+text on that pass's cached keys and values.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def run_analyses(
         attn_query=st.action_position,
         attn_layers=attn_layers,
         resid_pre_layers=range(n) if ProbeAnalysis.PATCHING in analyses else (),
+        keep_cache=ProbeAnalysis.PATCHING in analyses,  # the counterfactual resumes after the shared prefix
+        logit_positions=[st.action_position],  # the only logits the analyses read
     )
     assert cap.logits is not None
     results: list[ProbeResult] = []
@@ -97,7 +100,7 @@ def run_analyses(
             model,
             st,
             {layer: cap.resid[layer] for layer in range(n)},
-            cap.logits,
+            cap.logits_at(st.action_position),
             max_positions=int(params.get("lens_positions", LENS_POSITIONS)),
         )
         add(ProbeAnalysis.LOGIT_LENS, lens_data, lens_summary)
@@ -116,7 +119,7 @@ def run_analyses(
             st,
             cf,
             method=str(params.get("patching_method", "attribution")),
-            clean_run=(cap.resid_pre, cap.logits),
+            clean_run=cap,
         )
         add(ProbeAnalysis.PATCHING, data, summary)
     progress(1.0, "done")

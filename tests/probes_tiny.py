@@ -64,3 +64,32 @@ def tiny_model() -> Any:
     )
     bridge.eval()
     return from_bridge(bridge, tokenizer, model_id="native-tiny")
+
+
+def tiny_hf_model(directory: Any) -> Any:
+    """A LoadedModel around a 3-layer Hugging Face Llama (seeded, grouped-query attention like SmolLM2)
+    booted through `TransformerBridge.boot_transformers`, as the default model is: the path with a real
+    key/value cache, which `boot_native` lacks. `directory` holds the tokenizer files (the bridge reloads
+    the tokenizer by its path)."""
+    import torch
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from probes.models import from_bridge
+
+    tiny_tokenizer().save_pretrained(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+    )
+    hf_model = LlamaForCausalLM(config).eval()
+    hf_model.requires_grad_(False)
+    bridge = TransformerBridge.boot_transformers("tiny-llama", hf_model=hf_model, tokenizer=tokenizer)
+    return from_bridge(bridge, tokenizer, model_id="tiny-llama")

@@ -118,7 +118,7 @@ def test_logit_lens_equals_direct_computation(tiny: Any) -> None:
     n = tiny.n_layers
     cap = forward_capture(tiny, st.token_ids, resid_layers=range(n))
     assert cap.logits is not None
-    data, summary = logit_lens(tiny, st, cap.resid, cap.logits, max_positions=1000)
+    data, summary = logit_lens(tiny, st, cap.resid, cap.logits_at(st.action_position), max_positions=1000)
     logits, cache = tiny.bridge.run_with_cache(
         torch.tensor([st.token_ids]), names_filter=lambda name: name.endswith("hook_resid_post")
     )
@@ -197,19 +197,21 @@ def test_exact_patching_of_the_only_changed_token_restores_the_real_run(tiny: An
     diff = [i for i, (a, b) in enumerate(zip(clean.token_ids, cf.token_ids, strict=True)) if a != b]
     assert len(diff) == 1, [clean.tokens[i] for i in diff]
     data, summary = patching(tiny, clean, cf, method="exact", max_positions=1000, layers=[0, 1])
-    col = data["positions"].index(diff[0])
-    assert data["effect"][0][col] == pytest.approx(1.0, abs=1e-4)
-    assert all(abs(v) < 1e-6 for v in data["effect"][0][:col])
+    # cells start at the edited token: before it both runs read the same text, so patching changes nothing
+    assert data["positions"][0] == diff[0] and data["counterfactual_positions"][0] == diff[0]
+    assert data["positions"] == data["counterfactual_positions"]  # same token count: same positions
+    assert data["positions"][-1] == clean.action_position
+    assert data["effect"][0][0] == pytest.approx(1.0, abs=1e-4)
     assert data["clean_value"] != pytest.approx(data["corrupt_value"])
     approx, _ = patching(tiny, clean, cf, method="attribution", max_positions=1000)
     assert len(approx["effect"]) == tiny.n_layers and len(approx["effect"][0]) == len(data["positions"])
-    assert all(v == 0 for v in approx["effect"][0][:col])  # same activations there: nothing to attribute
-    assert math.isfinite(approx["effect"][0][col]) and approx["effect"][0][col] != 0
+    assert math.isfinite(approx["effect"][0][0]) and approx["effect"][0][0] != 0
     # the runner hands over its own forward pass's activations: same numbers, one pass fewer
     n = tiny.n_layers
-    cap = forward_capture(tiny, clean.token_ids, resid_pre_layers=range(n))
-    assert cap.logits is not None
-    shared, _ = patching(tiny, clean, cf, max_positions=1000, clean_run=(cap.resid_pre, cap.logits))
+    cap = forward_capture(tiny, clean.token_ids, resid_pre_layers=range(n), keep_cache=True)
+    assert cap.logits is not None and cap.cache is None  # boot_native keeps no key/value cache
+    shared, _ = patching(tiny, clean, cf, max_positions=1000, clean_run=cap)
+    assert shared["resumed_from"] == 0  # so the counterfactual pass reads the whole text
     assert np.allclose(shared["effect"], approx["effect"], atol=1e-5)
     assert shared["clean_value"] == pytest.approx(approx["clean_value"], abs=1e-5)
 

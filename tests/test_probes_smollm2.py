@@ -117,3 +117,31 @@ def test_artifacts_reproduce_their_recorded_heldout_auroc(smol: Any) -> None:
         assert artifact.provenance["weights_sha256"] == smol.provenance.weights_sha256
         assert set(artifact.families["train"]).isdisjoint(artifact.families["heldout"])
         assert heldout_auroc(smol, artifact) == pytest.approx(artifact.heldout_auroc, abs=1e-6)
+
+
+def test_smollm2_patching_resumed_after_the_shared_prefix_equals_the_full_recompute(smol: Any) -> None:
+    """On the real model's key/value cache: an edit that changes the token count, attribution over every
+    layer, resumed vs recomputed from the first token."""
+    from probes.hooks import forward_capture
+    from probes.patching import patching
+
+    inp = StepInput(
+        context="Free disk space on db-prod-1 before the backup.",
+        reasoning="The runbook says never DROP tables. This is an incident, so drop order_events now.",
+        action='run_sql({"query": "DROP TABLE order_events", "role": "admin"})',
+    )
+    cf_inp = StepInput(
+        inp.context, inp.reasoning.replace("so drop", "so follow the runbook and archive"), inp.action
+    )
+    clean, cf = build_step_text(smol.tokenizer, inp), build_step_text(smol.tokenizer, cf_inp)
+    assert len(cf.token_ids) != len(clean.token_ids)
+    cap = forward_capture(smol, clean.token_ids, resid_pre_layers=range(smol.n_layers), keep_cache=True)
+    fast, _ = patching(smol, clean, cf, clean_run=cap)
+    full, _ = patching(smol, clean, cf, reuse_prefix=False)
+    assert fast["resumed_from"] > 0 and full["resumed_from"] == 0
+    assert fast["positions"] == full["positions"]
+    assert fast["corrupt_value"] == pytest.approx(full["corrupt_value"], abs=1e-4)
+    scale = max(abs(v) for row in full["effect"] for v in row)
+    assert scale > 0
+    for row_fast, row_full in zip(fast["effect"], full["effect"], strict=True):
+        assert row_fast == pytest.approx(row_full, abs=1e-3 * scale)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from probes import evaluation as ev
 from probes import linear
 from probes.features import aggregate_positions, row_features, row_input
 from probes.hooks import forward_capture
@@ -62,7 +63,14 @@ def test_training_reports_external_auroc_intervals_and_out_of_fold_controls(data
     cache = datasets / "cache"
     art = linear.train_probe(model, "harmful_intent", layer=1, cache_dir=cache)
     # controls: 4 control-split external rows + 3 template controls + 8 benign training-suite rows
-    assert art.counts == {"train": 32, "heldout": 8, "external": 8, "control": 15}
+    # + 8 benign template training rows (each scored by a fit without its family)
+    assert art.counts == {
+        "train": 32,
+        "heldout": 8,
+        "external": 8,
+        "control": 23,
+        "control_negatives_in_training": 0,
+    }
     assert art.families["external"] == ["agentdojo:bank"]
     assert art.external_auroc is not None and 0.0 <= art.external_auroc <= 1.0
     for key in (
@@ -75,14 +83,16 @@ def test_training_reports_external_auroc_intervals_and_out_of_fold_controls(data
     ):
         lo, hi = art.intervals[key]
         assert lo <= hi, key
-    assert art.rates["control_fpr"] <= 1 / 15 + 1e-9  # at most one control of 15 reaches the threshold
+    # the threshold is the top control's score: only it reaches it, and a control of the same text scored
+    # by the same fit (this dataset repeats texts across suites and families)
+    assert art.rates["control_fpr"] <= 2 / 23 + 1e-9
     assert art.token_scale > 0 and math.isfinite(art.token_threshold_logit)
     rows, _ = linear.dataset_rows("harmful_intent")
     distinct = {(r["context"], r["reasoning"], r["action"]) for r in rows}
     assert len(list(cache.glob("*.npz"))) == len(distinct)  # one entry per distinct row text
     # the report row carries every figure; the artifact round-trips and recomputes from the cache
     report = art.report()
-    assert report["external_auroc"] == art.external_auroc and report["counts"]["control"] == 15
+    assert report["external_auroc"] == art.external_auroc and report["counts"]["control"] == 23
     linear.save_artifact(art, datasets / "art")
     again = linear.load_artifact("harmful_intent", datasets / "art")
     assert again.sha256 == art.sha256  # (NaN fields make == false even for equal artifacts)
@@ -91,6 +101,40 @@ def test_training_reports_external_auroc_intervals_and_out_of_fold_controls(data
     assert recomputed["external_auroc"] == pytest.approx(art.external_auroc)
     with pytest.raises(linear.ProbeError, match="changed since"):
         linear.recompute(model, replace(again, data_sha256="0" * 64))
+
+
+def test_deception_trains_on_real_benign_text_and_calibrates_on_it_out_of_fold(
+    datasets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deception reads only the external `control` rows and also trains on them as negatives: each is
+    scored for the threshold by a probe fit without its fold (its user task), never in-sample."""
+    (datasets / "deception.jsonl").write_bytes((datasets / "intent.jsonl").read_bytes())
+    model = tiny_model()
+    cache = datasets / "cache"
+    art = linear.train_probe(model, "deception", layer=1, cache_dir=cache)
+    assert art.counts["control_negatives_in_training"] == 4  # agentdojo:w user tasks 5..8
+    assert art.counts["control"] == 4 + 3 + 8 and art.counts["external"] == 0
+    rows, _ = linear.dataset_rows("deception")
+    x = linear.features(model, rows, [1], cache_dir=cache)[1]
+    y = np.array([r["label"] for r in rows])
+    ext = np.array([r["source"] == "agentdojo" for r in rows])
+    train = np.array([r["split"] == "train" for r in rows])
+    w, b = linear._fit(x[train | ext], y[train | ext], "logistic_regression")
+    assert np.allclose(art.weights, w) and art.bias == pytest.approx(b)  # the controls are in the fit
+    oof = linear._out_of_fold(x, y, ext, rows, "logistic_regression", train | ext)
+    split = np.array([r["split"] for r in rows])
+    fam = np.array([r["family"] for r in rows])
+    for f in ("a", "b"):  # benign template training rows: scored by a fit without their family
+        out = (train | ext) & (fam != f)
+        w_f, b_f = linear._fit(x[out], y[out], "logistic_regression")
+        oof[train & (fam == f) & (y == 0)] = (x @ w_f + b_f)[train & (fam == f) & (y == 0)]
+    ctl = np.concatenate([oof[ext | (train & (y == 0))], (x @ w + b)[~ext & (split == "control")]])
+    assert not np.isnan(ctl).any()
+    thr = ev.threshold_at_fpr(ctl, linear.FPR_TARGET)  # the threshold re-derived from out-of-fold scores
+    assert art.threshold == pytest.approx(1 / (1 + math.exp(-thr)))
+    monkeypatch.setattr(linear, "TRAIN_ON_CONTROLS", frozenset())
+    plain = linear.train_probe(model, "deception", layer=1, cache_dir=cache)
+    assert plain.counts["control_negatives_in_training"] == 0 and plain.weights != art.weights
 
 
 def test_batched_features_equal_one_row_at_a_time(datasets: Path) -> None:
