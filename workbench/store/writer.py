@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from workbench.model import SpanRecord, Step
@@ -51,9 +52,49 @@ def _known_logs(cur: duckdb.DuckDBPyConnection, digests: list[bytes]) -> set[byt
     return {bytes(r[0]) for r in rows}
 
 
+class SpanKeys:
+    """A hash of every stored (trace id, span id), in memory: which spans of a batch may be stored.
+
+    Why not an index: DuckDB rewrites ART indexes at every checkpoint, which made ingest slow down as
+    the store grew (migration 0050). Eight bytes a span (80 MB at 10M spans), a sorted array plus the
+    recent keys, merged when the recent part grows past an eighth of the whole (amortized O(1) a key).
+    A hit is only a maybe (hashes collide): `_known` confirms it in the database, so a new span costs
+    no query and only a redelivered one costs a scan of the span_id column.
+    """
+
+    _HASH_SQL = "SELECT hash(trace_id || ':' || span_id) AS h FROM "
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        stored = cur.execute(self._HASH_SQL + "spans").fetchnumpy()["h"]
+        self._sorted = np.sort(np.asarray(stored, dtype=np.uint64))
+        self._recent: list[np.ndarray] = []
+        self._recent_n = 0
+
+    @classmethod
+    def of(cls, cur: duckdb.DuckDBPyConnection, keys: pa.Table) -> np.ndarray:
+        """The hashes of a table with trace_id and span_id columns, in its row order."""
+        _wb_keys = keys  # noqa: F841 - read by DuckDB's replacement scan
+        return np.asarray(cur.execute(cls._HASH_SQL + "_wb_keys").fetchnumpy()["h"], dtype=np.uint64)
+
+    def maybe(self, hashes: np.ndarray) -> np.ndarray:
+        """Per hash, whether a stored span may have it."""
+        at = np.searchsorted(self._sorted, hashes).clip(max=max(len(self._sorted) - 1, 0))
+        hit = self._sorted[at] == hashes if len(self._sorted) else np.zeros(len(hashes), bool)
+        if self._recent:
+            hit |= np.isin(hashes, np.concatenate(self._recent))
+        return hit
+
+    def add(self, hashes: np.ndarray) -> None:
+        self._recent.append(hashes)
+        self._recent_n += len(hashes)
+        if self._recent_n > max(65_536, len(self._sorted) // 8):
+            self._sorted = np.sort(np.concatenate([self._sorted, *self._recent]), kind="stable")
+            self._recent, self._recent_n = [], 0
+
+
 def _known(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> dict[_Key, tuple[int, set[bytes]]]:
-    """{(trace id, span id): (seq of the first stored span, digests stored)} for these span ids: an index
-    lookup (spans_span_id), not a scan."""
+    """{(trace id, span id): (seq of the first stored span, digests stored)} for these span ids: a scan
+    of the span_id column, so only for ids whose key hash SpanKeys already holds."""
     rows = cur.execute(
         "SELECT s.trace_id, s.span_id, s.seq, l.digest FROM spans s JOIN ledger l ON l.seq = s.seq"
         " WHERE s.span_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY s.seq",
@@ -104,6 +145,7 @@ class SpanWriter:
             (cur.execute("SELECT count(*) FROM logs WHERE span_id <> ''").fetchone() or (0,))[0]
         )
         # Store-wide delivery counts, kept current in memory so `/health` answers without a query.
+        self._keys = SpanKeys(cur)
         row = cur.execute(DELIVERY_COUNTS_SQL).fetchone()
         self.duplicates_total, self.versions_total = (int(row[0]), int(row[1])) if row else (0, 0)
 
@@ -139,7 +181,14 @@ class SpanWriter:
         all_digests = [d for b in batches for d in b.digests]
         all_log_digests = [d for b in batches for d in b.log_digests]
         log_trace_ids = [t for b in batches for t in b.logs.column("trace_id").to_pylist()]
-        known = _known(cur, list(set(span_ids))) if span_ids else {}
+        known: dict[_Key, tuple[int, set[bytes]]] = {}
+        hashes = np.zeros(0, np.uint64)
+        if span_ids:
+            keys = pa.table({"trace_id": trace_ids, "span_id": span_ids})
+            hashes = SpanKeys.of(cur, keys)
+            maybe = self._keys.maybe(hashes)
+            if maybe.any():
+                known = _known(cur, sorted({span_ids[i] for i in np.flatnonzero(maybe)}))
         known_logs = _known_logs(cur, list(set(all_log_digests))) if all_log_digests else set()
         # Seqs are handed out batch by batch (a batch's spans, then its log records), so each batch's
         # stored rows are contiguous: the pipeline reports a range per request.
@@ -260,6 +309,8 @@ class SpanWriter:
         self.versions_total += sum(1 for v in version_of if v is not None)
         if keep_logs:
             self._has_logs = True
+        if keep:
+            self._keys.add(hashes[keep])
         if n:
             self.last_seq = first + n - 1
             self.chain_head = chains[-1]
