@@ -42,7 +42,7 @@ class Written:
 
 
 _Key = tuple[str, str]
-CHECKPOINT_THRESHOLD = "1GB"
+CHECKPOINT_THRESHOLD = "256MB"
 
 
 def _known_logs(cur: duckdb.DuckDBPyConnection, digests: list[bytes]) -> set[bytes]:
@@ -57,19 +57,19 @@ class SpanKeys:
     """A hash of every stored (trace id, span id), in memory: which spans of a batch may be stored.
 
     Why not an index: DuckDB rewrites ART indexes at every checkpoint, which made ingest slow down as
-    the store grew (migration 0050). Eight bytes a span (80 MB at 10M spans), a sorted array plus the
-    recent keys, merged when the recent part grows past an eighth of the whole (amortized O(1) a key).
+    the store grew (migration 0050). Eight bytes a span (80 MB at 10M spans): a sorted array, plus a set
+    of the recent keys merged into it every MERGE_AT keys.
     A hit is only a maybe (hashes collide): `_known` confirms it in the database, so a new span costs
     no query and only a redelivered one costs a scan of the span_id column.
     """
 
     _HASH_SQL = "SELECT hash(trace_id || ':' || span_id) AS h FROM "
+    MERGE_AT = 65_536  # recent keys kept in a set before they join the sorted array
 
     def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
         stored = cur.execute(self._HASH_SQL + "spans").fetchnumpy()["h"]
         self._sorted = np.sort(np.asarray(stored, dtype=np.uint64))
-        self._recent: list[np.ndarray] = []
-        self._recent_n = 0
+        self._recent: set[int] = set()
 
     @classmethod
     def of(cls, cur: duckdb.DuckDBPyConnection, keys: pa.Table) -> np.ndarray:
@@ -78,19 +78,25 @@ class SpanKeys:
         return np.asarray(cur.execute(cls._HASH_SQL + "_wb_keys").fetchnumpy()["h"], dtype=np.uint64)
 
     def maybe(self, hashes: np.ndarray) -> np.ndarray:
-        """Per hash, whether a stored span may have it."""
-        at = np.searchsorted(self._sorted, hashes).clip(max=max(len(self._sorted) - 1, 0))
-        hit = self._sorted[at] == hashes if len(self._sorted) else np.zeros(len(hashes), bool)
+        """Per hash, whether a stored span may have it: a binary search in the sorted part, a set
+        lookup in the recent part (np.isin sorted the whole recent part on every call)."""
+        if len(self._sorted):
+            at = np.searchsorted(self._sorted, hashes).clip(max=len(self._sorted) - 1)
+            hit = self._sorted[at] == hashes
+        else:
+            hit = np.zeros(len(hashes), bool)
         if self._recent:
-            hit |= np.isin(hashes, np.concatenate(self._recent))
+            recent = self._recent
+            hit |= np.fromiter((h in recent for h in hashes.tolist()), bool, len(hashes))
         return hit
 
     def add(self, hashes: np.ndarray) -> None:
-        self._recent.append(hashes)
-        self._recent_n += len(hashes)
-        if self._recent_n > max(65_536, len(self._sorted) // 8):
-            self._sorted = np.sort(np.concatenate([self._sorted, *self._recent]), kind="stable")
-            self._recent, self._recent_n = [], 0
+        self._recent.update(hashes.tolist())
+        if len(self._recent) > self.MERGE_AT:
+            new = np.sort(np.fromiter(self._recent, np.uint64, len(self._recent)))
+            # A merge, not a sort of the whole: O(stored + new), about 80 MB moved at 10M spans.
+            self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
+            self._recent = set()
 
 
 def _known(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> dict[_Key, tuple[int, set[bytes]]]:
@@ -132,9 +138,10 @@ class SpanWriter:
         # DuckDB checkpoints when its WAL passes this size (16 MB by default: every few group commits of
         # 3 KB spans), and each checkpoint rewrites the partly filled row groups it appends to, so the
         # CPU per span grew with the fill of the current row group (192 -> 344 ms per 1,000 spans from
-        # 50k to 100k stored; flat at 161 -> 152 with 1 GB). The cost: up to 1 GB of WAL to replay
-        # after a crash, and that much more memory before a checkpoint. Nothing acknowledged depends on
-        # it: a commit is durable in the WAL.
+        # 50k to 100k stored; flat at 161 -> 152 with 1 GB). 256 MB, not 1 GB: the WAL left at a
+        # shutdown is checkpointed then, and a 1 GB one outlasted a graceful stop's 30 s under load.
+        # The cost: that much WAL to replay after a crash, and that much more memory before a
+        # checkpoint. Nothing acknowledged depends on it: a commit is durable in the WAL.
         cur.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         row = cur.execute("SELECT seq, chain FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         self.last_seq: int = row[0] if row else 0
