@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo demo-cluster test lint bench bench-phoenix bench-agentdojo fuzz clean chromium postgres bench-lake
+.PHONY: setup demo demo-cluster test lint bench bench-phoenix bench-growth bench-agentdojo bench-lake fuzz clean chromium postgres
 
 setup: $(STAMP)
 
@@ -66,6 +66,13 @@ bench-lake: setup postgres
 # (installed once from PyPI, then reused), never into .venv.
 bench-phoenix: setup
 	$(PY) benchmarks/vs_phoenix.py
+
+# Ingest and reads as the store grows (100k, 300k, 1M spans; GROWTH_ARGS="--max-spans 10000000" for 10M,
+# "--quick" for 20k/60k/200k), with py-spy profiles of the server at the small and the large size.
+GROWTH_ARGS ?=
+bench-growth: setup
+	$(PY) -m pip install --quiet py-spy==0.4.3
+	$(PY) benchmarks/growth.py $(GROWTH_ARGS)
 
 # 100,000 hostile OTLP bodies (HTTP protobuf, JSON, gzip, gRPC) against a real `workbench serve`:
 # counts by status, any 5xx, RSS before/after; appends to benchmarks/RESULTS.md. FUZZ_BODIES=N to change.

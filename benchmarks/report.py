@@ -34,6 +34,7 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 # Topic key -> its `## ` heading, in the order the file lists them.
 TOPICS: dict[str, str] = {
     "ingest": "Ingest over OTLP/HTTP",
+    "growth": "Growth: ingest and reads as the store grows",
     "phoenix": "Workbench vs Arize Phoenix",
     "findings": "Findings scan",
     "replay": "Replay and the UI",

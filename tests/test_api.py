@@ -83,6 +83,22 @@ def test_pages_of_traces_and_steps_match_the_database(serve_process: ServerProce
     assert first["kind"] == "llm" and first["model"] == "gpt-4o-mini"
 
 
+def test_text_search_through_the_api_is_the_traces_pages_search(serve_process: ServerProcess) -> None:
+    with httpx.Client(timeout=60) as client:
+        _load(serve_process, client)
+        api = f"{serve_process.http_url}/api/v1"
+        found = client.get(f"{api}/traces", params={"q": "chatCOMPLETION", "limit": 10}).json()
+        assert found["total"] is None
+        assert {t["trace_id"]: t["matches"] for t in found["traces"]} == {
+            TRACE_A: 250,
+            TRACE_B: 3,
+            TRACE_C: 40,
+        }
+        for hostile in ['"', "*", "NEAR(", "'; DROP TABLE steps; --", "Ünïcödé"]:
+            resp = client.get(f"{api}/traces", params={"q": hostile})
+            assert resp.status_code == 200 and resp.json()["traces"] == [], hostile
+
+
 def test_bad_requests_get_a_clear_error_and_the_server_stays_up(serve_process: ServerProcess) -> None:
     with httpx.Client(timeout=60) as client:
         _load(serve_process, client)

@@ -138,6 +138,13 @@ class Settings:
             "(e.g. http://127.0.0.1:4318/v1/logs) as a gen_ai.guardrail.security.finding event."
         },
     )
+    search_index: bool = field(
+        default=True,
+        metadata={
+            "doc": "While serving, keep a full-text side index of step text beside the database "
+            "(derived, rebuilt when missing); off, the trace search scans the steps."
+        },
+    )
     max_concurrent_requests: int = field(
         default=64,
         metadata={

@@ -6,9 +6,11 @@ the server, so nothing else can even open the file read-only. Other tools (the C
 app (same port, same bearer token), and its queries run on Starlette's thread pool with their own
 cursor, so a large page never stalls the event loop that acknowledges ingest.
 
-    GET /api/v1/traces?limit=100&offset=0
+    GET /api/v1/traces?limit=100&offset=0[&q=text]
         {"total": int, "limit": int, "offset": int,
          "traces": [TraceSummary fields + findings, max_severity, matches]}
+        with q: the traces whose step text contains q (case-insensitive), as the Traces page's search,
+        and "total": null (counting every match would cost what the page saves)
     GET /api/v1/traces/{trace_id}/steps?limit=20000&offset=0
         {"trace_id": full id, "total": int, "limit": int, "offset": int, "steps": [{seq, Step fields...}]}
 
@@ -42,9 +44,10 @@ from collectors.receiver_http import check_token
 from workbench.errors import BadInput
 from workbench.model import ProbeRunStatus, check_probe_request
 from workbench.settings import Settings
-from workbench.store import api_queries, queries
+from workbench.store import api_queries, explore_traces, queries
 from workbench.store import probes as probe_store
 from workbench.store.connection import Store
+from workbench.store.explore_traces import TraceFilter
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,14 @@ def _resolve(store: Store, given: str) -> str:
     return found[0]
 
 
-def _traces_page(store: Store, limit: int, offset: int) -> dict[str, Any]:
+def _traces_page(store: Store, limit: int, offset: int, text: str = "") -> dict[str, Any]:
+    if text.strip():
+        return {
+            "total": None,
+            "limit": limit,
+            "offset": offset,
+            "traces": explore_traces.search_traces(store, TraceFilter(text=text), limit, offset),
+        }
     return {
         "total": api_queries.count_traces(store),
         "limit": limit,
@@ -214,7 +224,7 @@ def api_mount(store: Store, settings: Settings) -> Mount:
     def traces(request: Request) -> dict[str, Any]:
         limit = _int_param(request, "limit", TRACES_DEFAULT_LIMIT, TRACES_MAX_LIMIT, minimum=1)
         offset = _int_param(request, "offset", 0, 2**62)
-        return _traces_page(store, limit, offset)
+        return _traces_page(store, limit, offset, request.query_params.get("q", ""))
 
     def steps(request: Request) -> dict[str, Any]:
         limit = _int_param(request, "limit", STEPS_DEFAULT_LIMIT, STEPS_MAX_LIMIT, minimum=1)

@@ -91,6 +91,10 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
         scanner.add_scan_listener(exporter.on_scan)
         services.append(exporter)
     services.append(scanner)
+    if settings.search_index:  # the trace search's full-text side index, kept in step after each commit
+        from workbench.store.search_indexer import SearchIndexer
+
+        services.append(SearchIndexer(store, pipeline))
     from workbench.ui.service import UIService  # the Streamlit UI, on settings.ui_port
 
     services.append(UIService(settings, store))

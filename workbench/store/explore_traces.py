@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.model import TraceSummary
+from workbench.store import search_index
 from workbench.store.connection import Store
 from workbench.store.findings import SEVERITY_RANK_SQL
 
@@ -68,9 +69,11 @@ class TraceRow(TraceSummary):
 def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int = 0) -> list[TraceRow]:
     """Traces newest first, narrowed by `flt`. Totals skip agent spans, which repeat their children's sums.
 
-    The text search is a case-insensitive substring match over the step text columns: DuckDB scans a
-    100,000-step trace's text in tens of milliseconds, and substring is what investigators type (ids,
-    hostnames, SQL fragments) where a word index would split them.
+    The text search is a case-insensitive substring match over the step text columns: substring is
+    what investigators type (ids, hostnames, SQL fragments), where a word index alone would split them.
+    When the server keeps the full-text side index (`search_index`), it only narrows the traces the
+    match runs on (those its words allow, plus everything newer than its watermark), so the answer is
+    the scan's; a store without one (a lake, a command on the file) scans.
     """
     where: list[str] = []
     having: list[str] = []
@@ -85,11 +88,18 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
         params_having: list[Any] = [needle] * len(cols)
     else:
         params_having = []
+    params_where: list[Any] = []
+    narrowed = _narrowed(store, flt.text.strip())
+    if narrowed is not None:
+        traces, mark = narrowed
+        where.append(
+            "s.trace_id IN (SELECT unnest(?::VARCHAR[]) UNION ALL SELECT trace_id FROM steps WHERE seq > ?"
+            " UNION ALL SELECT trace_id FROM logs WHERE seq > ? AND span_id <> '')"
+        )
+        params_where += [traces, mark, mark]
     if flt.services:
         where.append("s.trace_id IN (SELECT trace_id FROM steps WHERE list_contains(?, service_name))")
-        params_where: list[Any] = [list(flt.services)]
-    else:
-        params_where = []
+        params_where.append(list(flt.services))
     if flt.agents:
         where.append("s.trace_id IN (SELECT trace_id FROM steps WHERE list_contains(?, actor))")
         params_where.append(list(flt.agents))
@@ -168,6 +178,14 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
         )
         for r in rows
     ]
+
+
+def _narrowed(store: Store, text: str) -> tuple[list[str], int] | None:
+    """The traces the side index allows for `text` and its watermark, or None: scan everything."""
+    if not text:
+        return None
+    index = search_index.attached(store)
+    return index.candidates(text) if index is not None else None
 
 
 def filter_choices(store: Store) -> dict[str, list[str]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from workbench.model import SpanRecord, Step
@@ -41,6 +42,7 @@ class Written:
 
 
 _Key = tuple[str, str]
+CHECKPOINT_THRESHOLD = "256MB"
 
 
 def _known_logs(cur: duckdb.DuckDBPyConnection, digests: list[bytes]) -> set[bytes]:
@@ -51,9 +53,55 @@ def _known_logs(cur: duckdb.DuckDBPyConnection, digests: list[bytes]) -> set[byt
     return {bytes(r[0]) for r in rows}
 
 
+class SpanKeys:
+    """A hash of every stored (trace id, span id), in memory: which spans of a batch may be stored.
+
+    Why not an index: DuckDB rewrites ART indexes at every checkpoint, which made ingest slow down as
+    the store grew (migration 0050). Eight bytes a span (80 MB at 10M spans): a sorted array, plus a set
+    of the recent keys merged into it every MERGE_AT keys.
+    A hit is only a maybe (hashes collide): `_known` confirms it in the database, so a new span costs
+    no query and only a redelivered one costs a scan of the span_id column.
+    """
+
+    _HASH_SQL = "SELECT hash(trace_id || ':' || span_id) AS h FROM "
+    MERGE_AT = 65_536  # recent keys kept in a set before they join the sorted array
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        stored = cur.execute(self._HASH_SQL + "spans").fetchnumpy()["h"]
+        self._sorted = np.sort(np.asarray(stored, dtype=np.uint64))
+        self._recent: set[int] = set()
+
+    @classmethod
+    def of(cls, cur: duckdb.DuckDBPyConnection, keys: pa.Table) -> np.ndarray:
+        """The hashes of a table with trace_id and span_id columns, in its row order."""
+        _wb_keys = keys  # noqa: F841 - read by DuckDB's replacement scan
+        return np.asarray(cur.execute(cls._HASH_SQL + "_wb_keys").fetchnumpy()["h"], dtype=np.uint64)
+
+    def maybe(self, hashes: np.ndarray) -> np.ndarray:
+        """Per hash, whether a stored span may have it: a binary search in the sorted part, a set
+        lookup in the recent part (np.isin sorted the whole recent part on every call)."""
+        if len(self._sorted):
+            at = np.searchsorted(self._sorted, hashes).clip(max=len(self._sorted) - 1)
+            hit = self._sorted[at] == hashes
+        else:
+            hit = np.zeros(len(hashes), bool)
+        if self._recent:
+            recent = self._recent
+            hit |= np.fromiter((h in recent for h in hashes.tolist()), bool, len(hashes))
+        return hit
+
+    def add(self, hashes: np.ndarray) -> None:
+        self._recent.update(hashes.tolist())
+        if len(self._recent) > self.MERGE_AT:
+            new = np.sort(np.fromiter(self._recent, np.uint64, len(self._recent)))
+            # A merge, not a sort of the whole: O(stored + new), about 80 MB moved at 10M spans.
+            self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
+            self._recent = set()
+
+
 def _known(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> dict[_Key, tuple[int, set[bytes]]]:
-    """{(trace id, span id): (seq of the first stored span, digests stored)} for these span ids: an index
-    lookup (spans_span_id), not a scan."""
+    """{(trace id, span id): (seq of the first stored span, digests stored)} for these span ids: a scan
+    of the span_id column, so only for ids whose key hash SpanKeys already holds."""
     rows = cur.execute(
         "SELECT s.trace_id, s.span_id, s.seq, l.digest FROM spans s JOIN ledger l ON l.seq = s.seq"
         " WHERE s.span_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY s.seq",
@@ -87,6 +135,15 @@ class SpanWriter:
         self.checkpoint_interval = max(1, checkpoint_interval)
         self._lock = threading.Lock()
         cur = store.cursor()
+        # DuckDB checkpoints when its WAL passes this size (16 MB by default: every few group commits of
+        # 3 KB spans), and each checkpoint rewrites the partly filled row groups it appends to, so the
+        # CPU per span grew with the fill of the current row group (192 -> 344 ms per 1,000 spans from
+        # 50k to 100k stored; flat at 161 -> 152 with 1 GB). 256 MB, not 1 GB: the WAL left at a
+        # shutdown is checkpointed then, and a 1 GB one outlasted a graceful stop's 30 s under load.
+        # The cost: that much WAL to replay after a crash, and that much more memory before a
+        # checkpoint. Nothing acknowledged depends on it: a commit is durable in the WAL.
+        if not store.is_lake:
+            cur.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
         # This store's own run of seqs: all of them in a file; in a lake, this node's slice, so a node
         # that restarts recovers its chain head and frontier from its own entries only.
         lo, hi = self.seq_range = store.seq_range
@@ -111,6 +168,9 @@ class SpanWriter:
         self._has_logs = bool(
             (cur.execute("SELECT count(*) FROM logs WHERE span_id <> ''").fetchone() or (0,))[0]
         )
+        # In a lake, other nodes store spans this process never sees, so no memory of keys can say
+        # "new": every batch asks the lake (`_write`), whose serialized commits keep the answer true.
+        self._keys: SpanKeys | None = None if store.is_lake else SpanKeys(cur)
         # Store-wide delivery counts, kept current in memory so `/health` answers without a query.
         row = cur.execute(DELIVERY_COUNTS_SQL).fetchone()
         self.duplicates_total, self.versions_total = (int(row[0]), int(row[1])) if row else (0, 0)
@@ -151,7 +211,16 @@ class SpanWriter:
         all_digests = [d for b in batches for d in b.digests]
         all_log_digests = [d for b in batches for d in b.log_digests]
         log_trace_ids = [t for b in batches for t in b.logs.column("trace_id").to_pylist()]
-        known = _known(cur, list(set(span_ids))) if span_ids else {}
+        known: dict[_Key, tuple[int, set[bytes]]] = {}
+        hashes = np.zeros(0, np.uint64)
+        if span_ids and self._keys is None:
+            known = _known(cur, sorted(set(span_ids)))
+        elif span_ids and self._keys is not None:
+            keys = pa.table({"trace_id": trace_ids, "span_id": span_ids})
+            hashes = SpanKeys.of(cur, keys)
+            maybe = self._keys.maybe(hashes)
+            if maybe.any():
+                known = _known(cur, sorted({span_ids[i] for i in np.flatnonzero(maybe)}))
         known_logs = _known_logs(cur, list(set(all_log_digests))) if all_log_digests else set()
         # Seqs are handed out batch by batch (a batch's spans, then its log records), so each batch's
         # stored rows are contiguous: the pipeline reports a range per request.
@@ -278,6 +347,8 @@ class SpanWriter:
         self.versions_total += sum(1 for v in version_of if v is not None)
         if keep_logs:
             self._has_logs = True
+        if keep and self._keys is not None:
+            self._keys.add(hashes[keep])
         if n:
             self.last_seq = first + n - 1
             self.chain_head = chains[-1]

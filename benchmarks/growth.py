@@ -1,0 +1,388 @@
+"""Ingest and reads as the store grows: one real `workbench serve`, checkpoints at 100k, 300k, 1M spans.
+
+Why: a store that holds months of agent traffic holds tens of millions of spans, and its ingest rate
+must not depend on its size (issue #20). One run, one server: 4 client threads POST realistic 50-span
+OpenInference traces (`benchmarks/payloads.py`) over OTLP/HTTP and wait for the durable 200. At each
+checkpoint the clients pause and the benchmark reads through the API as a user would: list 100
+traces, open a 50-span trace, a text search for one trace's ticket number and one for a phrase in every
+trace, and the size of the data directory. Ingest is reported over the whole stretch and over its last
+part (the marginal rate at that size); the goal is the marginal rate at 1M >= 90% of the one at 100k.
+
+The floor, measured in the same run on the same bytes: a bare DuckDB append of the decoded rows, one
+transaction per request as the server commits them. py-spy samples the server for a while in the first
+and the last stretch; the functions whose share of the samples grew most are printed, which names
+where the extra time goes.
+
+Bodies: a few templates are serialized once; each trace is a template with a new trace id, new span
+ids, times moved forward and its own ticket number, patched in place at byte offsets found once (the
+fields keep their lengths), so the load generator costs microseconds a trace and the server sees
+unique, valid, realistic traces.
+
+    python benchmarks/growth.py [--quick] [--max-spans 1000000] [--clients 4] [--no-profile]
+                                [--no-write] [--results FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import duckdb
+import psutil
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+from benchmarks.ingest import floor_duckdb_insert, start_server  # noqa: E402
+from benchmarks.payloads import export_request, kv  # noqa: E402
+
+SPANS_PER_TRACE = 50
+TEMPLATES = 8
+TICKET = b"zqx00000000"  # patched to zqx<8 digits>, one per trace: the selective search's needle
+COMMON = "after a dry run"  # in every step: the unselective search
+FULL = (100_000, 300_000, 1_000_000)
+QUICK = (20_000, 60_000, 200_000)
+BEYOND = (3_000_000, 10_000_000)
+
+
+@dataclass
+class Template:
+    body: bytes
+    trace_at: list[int]
+    span_at: list[list[int]]  # per span: offsets of its id (its own and its child's parent field)
+    times_at: list[int]  # offsets of every fixed64 time
+    ticket_at: int
+
+
+def openinference_messages(req: ExportTraceServiceRequest, ticket: bytes) -> None:
+    """The GenAI message attributes of `payloads` as OpenInference's flattened `llm.*_messages`, which
+    its convention reads into the step's input and output text (the text the search looks through);
+    every system message carries the COMMON phrase, the first span's user message the ticket."""
+    for n, span in enumerate(req.resource_spans[0].scope_spans[0].spans):
+        keep, flat = [], []
+        for a in span.attributes:
+            if a.key in ("gen_ai.input.messages", "gen_ai.output.messages"):
+                side = "input" if "input" in a.key else "output"
+                for i, m in enumerate(json.loads(a.value.string_value)):
+                    content = m.get("content") or " ".join(p["content"] for p in m.get("parts", []))
+                    if side == "input" and i == 0:
+                        content += " Archive old rows only " + COMMON + "."
+                    if n == 0 and side == "input" and i == 1:
+                        content += " ticket " + ticket.decode()
+                    flat += [kv(f"llm.{side}_messages.{i}.message.role", m["role"])]
+                    flat += [kv(f"llm.{side}_messages.{i}.message.content", content)]
+            else:
+                keep.append(a)
+        del span.attributes[:]
+        span.attributes.extend(keep + flat)
+
+
+def template(seed: int) -> Template:
+    req = export_request(seed, SPANS_PER_TRACE)
+    openinference_messages(req, TICKET)
+    spans = req.resource_spans[0].scope_spans[0].spans
+    body = req.SerializeToString()
+
+    def offsets(needle: bytes) -> list[int]:
+        out, at = [], body.find(needle)
+        while at >= 0:
+            out.append(at)
+            at = body.find(needle, at + 1)
+        return out
+
+    times = []
+    for s in spans:
+        for t in (s.start_time_unix_nano, s.end_time_unix_nano):
+            found = offsets(struct.pack("<Q", t))
+            assert len(found) == 1, "a time's bytes must be unique in the template"
+            times += found
+    trace_at = offsets(spans[0].trace_id)
+    assert len(trace_at) == SPANS_PER_TRACE
+    span_at = [offsets(s.span_id) for s in spans]
+    (ticket_at,) = offsets(TICKET)
+    return Template(body, trace_at, span_at, times, ticket_at)
+
+
+def make_body(t: Template, k: int) -> tuple[bytes, str]:
+    """Trace number k from a template: unique ids, times k seconds later, ticket k. Returns (body, id)."""
+    b = bytearray(t.body)
+    ids = os.urandom(16 + 8 * SPANS_PER_TRACE)
+    for at in t.trace_at:
+        b[at : at + 16] = ids[:16]
+    for i, where in enumerate(t.span_at):
+        sid = ids[16 + 8 * i : 24 + 8 * i]
+        for at in where:
+            b[at : at + 8] = sid
+    shift = k * 1_000_000_000
+    for at in t.times_at:
+        (v,) = struct.unpack_from("<Q", b, at)
+        struct.pack_into("<Q", b, at, v + shift)
+    b[t.ticket_at : t.ticket_at + len(TICKET)] = b"zqx%08d" % (k % 10**8)
+    return bytes(b), ids[:16].hex()
+
+
+@dataclass
+class Load:
+    """The clients' shared state: the next trace number, the acknowledged spans over time."""
+
+    templates: list[Template]
+    next_k: int = 0
+    acked: int = 0
+    progress: list[tuple[float, int]] = field(default_factory=list)  # (time, spans acknowledged)
+    sent: list[tuple[int, str]] = field(default_factory=list)  # (k, trace id)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    failures: Counter[str] = field(default_factory=Counter)
+
+
+def send_until(port: int, load: Load, target: int, clients: int) -> None:
+    """Send traces on `clients` keep-alive connections until `target` spans are acknowledged."""
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        while True:
+            with load.lock:
+                if load.next_k * SPANS_PER_TRACE >= target:
+                    break
+                k = load.next_k
+                load.next_k += 1
+            body, trace_id = make_body(load.templates[k % len(load.templates)], k)
+            while True:
+                conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    break
+                load.failures[f"HTTP {resp.status}"] += 1
+                if resp.status != 503:
+                    raise SystemExit(f"the server answered {resp.status}")
+                time.sleep(0.05)
+            with load.lock:
+                load.acked += SPANS_PER_TRACE
+                load.progress.append((time.perf_counter(), load.acked))
+                load.sent.append((k, trace_id))
+        conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def rate_over(progress: list[tuple[float, int]], first: int, last: int) -> float:
+    """Spans/s between the acknowledgements of `first` and `last` spans."""
+    t0 = next(t for t, n in progress if n >= first)
+    t1 = next(t for t, n in progress if n >= last)
+    return (last - first) / max(t1 - t0, 1e-9)
+
+
+def get_ms(port: int, path: str, repeat: int = 5) -> tuple[float, dict[str, object]]:
+    """Median milliseconds of GET path (after one warm-up call), and the last answer."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    times, answer = [], {}
+    for i in range(repeat + 1):
+        t = time.perf_counter()
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"GET {path}: {resp.status} {data[:200]!r}")
+        if i:
+            times.append((time.perf_counter() - t) * 1000)
+        answer = json.loads(data)
+    conn.close()
+    return statistics.median(times), answer
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds of the server and its children (decode workers): a per-span cost that a shared,
+    loaded machine changes far less than it changes the wall-clock rate."""
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the server (all threads, idle ones left out) into collapsed stacks."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("py-spy not found: no profile (pip install py-spy)")
+        return None
+    cmd = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "50"]
+    cmd += ["--format", "raw", "--output", str(out), "--nonblocking"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def self_and_total(path: Path) -> tuple[Counter[str], Counter[str], int]:
+    """Per function: samples where it is on the stack (total) and on top (self); and all samples."""
+    total: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    n = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        c = int(count)
+        frames = [f.split(" (")[0] + " (" + f.split("(")[-1].split(":")[0] + ")" for f in stack.split(";")]
+        n += c
+        for f in set(frames):
+            total[f] += c
+        own[frames[-1]] += c
+    return own, total, n
+
+
+def compare_profiles(small: Path, large: Path, top: int = 12) -> list[str]:
+    """Functions by the growth of their share of the server's samples from the small to the large store."""
+    if not (small.exists() and large.exists()):
+        return ["(no profile)"]
+    _, ts, ns = self_and_total(small)
+    _, tl, nl = self_and_total(large)
+    grown = sorted(set(ts) | set(tl), key=lambda f: tl[f] / max(nl, 1) - ts[f] / max(ns, 1), reverse=True)
+    lines = ["| function (file) | share of samples, small store | large store |", "|---|---|---|"]
+    for f in grown[:top]:
+        lines.append(f"| `{f}` | {100 * ts[f] / max(ns, 1):.1f}% | {100 * tl[f] / max(nl, 1):.1f}% |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="checkpoints at 20k, 60k, 200k spans")
+    ap.add_argument("--max-spans", type=int, default=0, help="go on to 3M and 10M up to this many spans")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--profile-s", type=int, default=0, help="seconds of py-spy per profiled stretch")
+    ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--keep", type=Path, help="keep the data directory here (for a look afterwards)")
+    report.add_output_args(ap)
+    args = ap.parse_args()
+    checkpoints = list(QUICK if args.quick else FULL)
+    checkpoints += [c for c in BEYOND if c <= args.max_spans and c > checkpoints[-1]]
+    profile_s = args.profile_s or (15 if args.quick else 30)
+    run = report.Run()
+
+    templates = [template(seed) for seed in range(TEMPLATES)]
+    span_bytes = sum(len(t.body) for t in templates) / (TEMPLATES * SPANS_PER_TRACE)
+    load = Load(templates)
+    rows: list[str] = []
+    marginal: list[float] = []
+    cpu_per_1k: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = args.keep or Path(tmp) / "data"
+        proc, port = start_server(data)
+        profiles: list[Path] = []
+        try:
+            done = 0
+            for at, target in enumerate(checkpoints):
+                spy = None
+                prof = Path(tmp) / f"profile-{target}.txt"
+                if not args.no_profile and at in (0, len(checkpoints) - 1):
+                    # Start sampling once the stretch is under way, ending before the stretch does.
+                    lead = int(0.3 * (target - done))
+                    send_until(port, load, done + lead, args.clients)
+                    spy = profile(proc.pid, profile_s, prof)
+                    profiles.append(prof)
+                # CPU over the stretch's last fifth (the marginal cost at this size), py-spy aside.
+                tail = max(SPANS_PER_TRACE, (target - done) // 5)
+                send_until(port, load, target - tail, args.clients)
+                if spy is not None:
+                    spy.wait()
+                cpu0 = server_cpu_s(proc.pid)
+                send_until(port, load, target, args.clients)
+                cpu_ms = 1000 * (server_cpu_s(proc.pid) - cpu0) / (tail / 1000)
+                cpu_per_1k.append(cpu_ms)
+                whole = rate_over(load.progress, max(done, SPANS_PER_TRACE), target)
+                last = rate_over(load.progress, target - tail, target)
+                marginal.append(last)
+                time.sleep(2)  # let the findings scanner's debounce pass before timing reads
+                list_ms, page = get_ms(port, "/api/v1/traces?limit=100")
+                assert len(page["traces"]) == 100  # type: ignore[arg-type]
+                rng = random.Random(target)
+                opens = []
+                for _ in range(5):
+                    _, trace_id = rng.choice(load.sent)
+                    ms, steps = get_ms(port, f"/api/v1/traces/{trace_id}/steps?limit=50", repeat=1)
+                    assert len(steps["steps"]) == SPANS_PER_TRACE  # type: ignore[arg-type]
+                    opens.append(ms)
+                k, _ = rng.choice(load.sent)
+                rare_ms, found = get_ms(port, f"/api/v1/traces?limit=100&q=zqx{k:08d}", repeat=3)
+                assert len(found["traces"]) >= 1  # type: ignore[arg-type]
+                common_ms, found = get_ms(port, f"/api/v1/traces?limit=100&q={quote(COMMON)}", repeat=3)
+                assert len(found["traces"]) == 100  # type: ignore[arg-type]
+                size = dir_bytes(data)
+                rows.append(
+                    f"| {target:,} | {whole:,.0f} spans/s | {last:,.0f} spans/s | {cpu_ms:,.0f} ms "
+                    f"| {list_ms:.0f} ms "
+                    f"| {statistics.median(opens):.0f} ms | {rare_ms:.0f} ms | {common_ms:.0f} ms "
+                    f"| {size / 1e9:.2f} GB |"
+                )
+                print(rows[-1], flush=True)
+                done = target
+        finally:
+            proc.terminate()
+            proc.wait(120)
+        # The floor: the same bytes, decoded, appended to a bare table one request per transaction.
+        sample = [make_body(templates[k % TEMPLATES], k)[0] for k in range(400)]
+        floor_s = floor_duckdb_insert(sample, Path(tmp) / "floor.duckdb")
+        floor = len(sample) * SPANS_PER_TRACE / floor_s
+        hot = compare_profiles(profiles[0], profiles[-1]) if len(profiles) == 2 else ["(no profile)"]
+
+    first, final = marginal[0], marginal[-1]
+    lines = [
+        f"One `workbench serve`, {args.clients} OTLP/HTTP clients sending {SPANS_PER_TRACE}-span "
+        f"OpenInference traces ({span_bytes:,.0f} bytes/span protobuf), durable 200s; reads through "
+        "the API with the clients paused (median of 5, search of 3). Marginal: the stretch's last fifth, "
+        "after py-spy has finished (the whole-stretch rate of a profiled stretch includes its overhead).",
+        "",
+        "| stored spans | ingest (stretch) | ingest (marginal) | server CPU per 1,000 spans (marginal) "
+        "| list 100 traces | open a 50-span trace | search: one ticket | search: a phrase in every trace "
+        "| data directory |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Marginal ingest at {checkpoints[-1]:,} spans is **{final / first:.2f}x** the rate at "
+        f"{checkpoints[0]:,} (goal >= 0.90); by server CPU per span, which the machine's load moves "
+        f"less, **{cpu_per_1k[0] / cpu_per_1k[-1]:.2f}x**.",
+        f"Floor: a bare DuckDB append of the same rows, one transaction per request: {floor:,.0f} spans/s; "
+        f"ingest at {checkpoints[-1]:,} spans is **{final / floor:.3f}x** the floor (goal >= 0.5).",
+        "",
+        f"Where the extra time goes (py-spy, {profile_s} s in the first and the last stretch; a function's "
+        "share of the server's non-idle samples, biggest growth first):",
+        "",
+        *hot,
+    ]
+    if load.failures:
+        lines.append(f"\nRetried answers: {dict(load.failures)}")
+    section = run.section(
+        "Growth: ingest and reads from 100k to 1M spans", "\n".join(lines), {"DuckDB": duckdb.__version__}
+    )
+    report.publish(args, "growth", section)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""The full-text side index of step text: SQLite FTS5 in a file beside the DuckDB file.
+
+Why a side index: the Traces page's search is a case-insensitive substring match over every step's
+input, output, reasoning, tool arguments, tool result and name, and a scan of that text grows with the
+store (seconds at a million spans). DuckDB's fts extension builds its index once, by a PRAGMA over a
+whole table, and does not maintain it on insert, so a store that ingests all day would search a stale
+index or rebuild it constantly. SQLite's FTS5 (standard library, no new dependency) appends to its
+index as rows come, in its own file, so it never takes the DuckDB writer's lock or bytes.
+
+What it is: derived data, never evidence. Nothing in the ledger, the export or verify reads it; it can
+be deleted at any time (the server rebuilds it from the steps), and it is rebuilt when missing,
+unreadable, or made for another database (its watermark's chain hash differs from the ledger's).
+
+How it stays exact: the index only narrows. `candidates` turns the search text into word terms that any
+step containing the text must hold (a word the text encloses whole, or a prefix of the word it ends
+on), and returns the traces of the steps that hold them all: a superset of the traces that match. The
+search then runs the same substring match as the scan, in DuckDB, on those traces plus every trace
+with a step or a GenAI event newer than the index's watermark. So the answer is the scan's answer,
+only cheaper; text with no usable term (two letters, only punctuation) is scanned as before.
+
+Terms are built from ASCII letters and digits only, and are always quoted: no byte of the user's text
+is ever read as FTS5 query syntax. Steps whose text changes after indexing (a GenAI event joined
+later) get another document for the same step: stale documents only widen the superset.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from workbench.store.connection import Store
+
+log = logging.getLogger(__name__)
+
+FORMAT = "1"
+SUFFIX = ".search.sqlite"
+TEXT_COLUMNS = ("name", "input_text", "output_text", "reasoning_text", "tool_arguments", "tool_result")
+CHUNK = 5_000  # steps read from DuckDB and inserted per SQLite transaction
+CAP = 20_000  # more candidate documents than this: the index does not narrow enough, scan instead
+
+# What DuckDB's lower() of a step's text looks like to the index: the columns joined by newlines (a
+# separator, so no word spans two columns).
+_DOC_SQL = (
+    "SELECT seq, trace_id, lower(concat_ws(chr(10), "
+    + ", ".join(f"coalesce({c}, '')" for c in TEXT_COLUMNS)
+    + ")) FROM steps"
+)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (doc INTEGER PRIMARY KEY, seq INTEGER NOT NULL, trace_id TEXT NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(body, content='', detail=none, tokenize='ascii');
+CREATE TABLE IF NOT EXISTS words (word TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS word_grams USING fts5(word, tokenize='trigram case_sensitive 1');
+"""
+# FTS5's `ascii` tokenizer: a word is a run of ASCII letters and digits and any non-ASCII character;
+# every other ASCII character separates. Defined on ASCII classes alone, so Python finds exactly its
+# words (unicode61 would need SQLite's own Unicode tables, which differ from Python's at the edges).
+_WORD = re.compile(r"[a-z0-9\x80-\U0010ffff]+")
+WORDS_PER_QUERY = 64  # a text inside more stored words than this: scan instead
+MIN_INFIX = 3  # the trigram index of words finds a text inside a word from three characters on
+
+
+def index_path(store: Store) -> Path:
+    return store.path.with_name(store.path.name + SUFFIX)
+
+
+def terms(text: str) -> tuple[list[str], str]:
+    """FTS5 terms every text containing `text` (lower-cased) must hold, each quoted; and, when there is
+    none, the longest word part of `text`, which only a lookup of the stored words can use.
+
+    A word of `text` is a whole stored word when separators stand on both sides of it inside `text`,
+    and the beginning of one when a separator stands before it. The first word (it may be the end of a
+    longer one) says nothing by itself. Words hold no quote character, so quoting is all the escaping a
+    term needs: no character of the user's text is read as query syntax.
+    """
+    out: list[str] = []
+    longest = ""
+    for m in _WORD.finditer(text):
+        start, end = m.span()
+        longest = max(longest, m.group(), key=len)
+        if start == 0:
+            continue
+        out.append(f'"{m.group()}"' if end < len(text) else f'"{m.group()}"*')
+    return list(dict.fromkeys(out)), longest
+
+
+class SearchIndex:
+    """The side index file: `update` appends what is new in the store, `candidates` narrows a search.
+
+    One writer (the indexer service's thread); any thread may call `candidates`, each call on its own
+    read connection (WAL), so a search never waits on an update.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            return self._init(sqlite3.connect(self.path, check_same_thread=False))
+        except sqlite3.DatabaseError as exc:
+            log.warning("search index %s unreadable (%s): rebuilding it", self.path, exc)
+            self._remove()
+            return self._init(sqlite3.connect(self.path, check_same_thread=False))
+
+    def _init(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")  # derived data: a crash costs a rebuild, never evidence
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('format', ?), ('watermark', '0'), ('chain', '')", [FORMAT])
+            conn.commit()
+        elif row[0] != FORMAT:
+            conn.close()
+            raise sqlite3.DatabaseError(f"index format {row[0]}, this version writes {FORMAT}")
+        return conn
+
+    def _remove(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def _meta(self, conn: sqlite3.Connection, key: str) -> str:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return str(row[0]) if row else ""
+
+    @property
+    def watermark(self) -> int:
+        """Every step with a seq up to here is indexed, and every GenAI event up to here joined."""
+        with self._lock:
+            return int(self._meta(self._conn, "watermark") or 0)
+
+    def reset(self) -> None:
+        """Start again from nothing (after a renormalize, or for another database)."""
+        with self._lock:
+            self._conn.close()
+            self._remove()
+            self._conn = self._init(sqlite3.connect(self.path, check_same_thread=False))
+
+    def matches_store(self, store: Store) -> bool:
+        """Whether the index was built from this database: the ledger's chain at the watermark agrees."""
+        mark = self.watermark
+        if mark == 0:
+            return True
+        with self._lock:
+            chain = self._meta(self._conn, "chain")
+        row = store.cursor().execute("SELECT chain FROM ledger WHERE seq = ?", [mark]).fetchone()
+        return row is not None and bytes(row[0]).hex() == chain
+
+    def update(self, store: Store) -> int:
+        """Index the steps committed since the watermark, and again those whose GenAI events arrived
+        since; returns how many seqs the watermark moved (0: up to date). At most CHUNK seqs a call."""
+        mark = self.watermark
+        cur = store.cursor()
+        top_row = cur.execute("SELECT seq, chain FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        if top_row is None or int(top_row[0]) <= mark:
+            return 0
+        top = min(int(top_row[0]), mark + CHUNK)
+        rows = cur.execute(_DOC_SQL + " WHERE seq > ? AND seq <= ? ORDER BY seq", [mark, top]).fetchall()
+        rows += cur.execute(
+            _DOC_SQL + " WHERE seq <= ? AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM logs"
+            " WHERE seq > ? AND seq <= ? AND span_id <> '')",
+            [mark, mark, top],
+        ).fetchall()
+        chain = cur.execute("SELECT chain FROM ledger WHERE seq = ?", [top]).fetchone()
+        self._append(rows, top, bytes(chain[0]).hex() if chain else "")
+        return top - mark
+
+    def _append(self, rows: Sequence[tuple[int, str, str]], top: int, chain: str) -> None:
+        with self._lock:
+            conn = self._conn
+            first = (conn.execute("SELECT coalesce(max(doc), 0) FROM docs").fetchone() or (0,))[0] + 1
+            docs = [(first + i, seq, trace_id) for i, (seq, trace_id, _) in enumerate(rows)]
+            conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", docs)
+            conn.executemany(
+                "INSERT INTO text (rowid, body) VALUES (?, ?)",
+                [(first + i, body) for i, (_, _, body) in enumerate(rows)],
+            )
+            seen = {w for _, _, body in rows for w in _WORD.findall(body)}
+            old: set[str] = set()
+            listed = sorted(seen)
+            for i in range(0, len(listed), 500):
+                part = listed[i : i + 500]
+                sql = f"SELECT word FROM words WHERE word IN ({', '.join('?' * len(part))})"
+                old.update(r[0] for r in conn.execute(sql, part))
+            new = [(w,) for w in listed if w not in old]
+            conn.executemany("INSERT INTO words VALUES (?)", new)
+            conn.executemany("INSERT INTO word_grams (word) VALUES (?)", new)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'watermark'", [str(top)])
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'chain'", [chain])
+            conn.commit()
+
+    def candidates(self, needle: str) -> tuple[list[str], int] | None:
+        """(trace ids that may contain `needle`, the watermark they are complete up to), or None when
+        the index cannot narrow the search (no usable term, too many documents, an unreadable file)."""
+        found, longest = terms(needle.lower())
+        if not found and len(longest) < MIN_INFIX:
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                mark = int(self._meta(conn, "watermark") or 0)
+                query = " AND ".join(found)
+                if not query:  # one word part: the stored words it lies inside, any of them
+                    words = conn.execute(
+                        "SELECT word FROM word_grams WHERE word_grams MATCH ? LIMIT ?",
+                        [f'"{longest}"', WORDS_PER_QUERY + 1],
+                    ).fetchall()
+                    if not words or len(words) > WORDS_PER_QUERY:
+                        return ([], mark) if not words else None
+                    query = " OR ".join(f'"{w[0]}"' for w in words)
+                rows = conn.execute(
+                    "SELECT d.trace_id FROM text JOIN docs d ON d.doc = text.rowid"
+                    " WHERE text MATCH ? LIMIT ?",
+                    [query, CAP + 1],
+                ).fetchall()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            log.warning("search index %s failed (%s): scanning instead", self.path, exc)
+            return None
+        if len(rows) > CAP:
+            return None
+        return sorted({r[0] for r in rows}), mark
+
+
+def discard(store: Store) -> None:
+    """Delete this store's index file (after `renormalize` rewrote the steps): the server rebuilds it."""
+    path = index_path(store)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+_attached: dict[Path, SearchIndex] = {}
+
+
+def attach(store: Store, index: SearchIndex) -> None:
+    """Make `index` the one searches of this store's file use (the server's indexer does this)."""
+    _attached[store.path.resolve()] = index
+
+
+def detach(store: Store) -> None:
+    _attached.pop(store.path.resolve(), None)
+
+
+def attached(store: Store) -> SearchIndex | None:
+    """The index searches of this store use, if any: optional, so a store without one (a lake, a CLI
+    command on the file) searches by the scan."""
+    return _attached.get(store.path.resolve()) if _attached else None
