@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo test lint bench bench-phoenix bench-agentdojo fuzz clean chromium postgres bench-lake
+.PHONY: setup demo demo-cluster test lint bench bench-phoenix bench-agentdojo fuzz clean chromium postgres bench-lake
 
 setup: $(STAMP)
 
@@ -32,6 +32,12 @@ postgres:
 
 demo: setup
 	$(VENV)/bin/workbench demo
+
+# Lake mode on one machine: PostgreSQL and two `workbench serve --lake` nodes under .workbench/cluster, the
+# samples dealt across them, checked from a third reader; the last line is the verdict. Add
+# CLUSTER_ARGS=--keep-running to stay up until Ctrl-C.
+demo-cluster: setup postgres
+	$(VENV)/bin/workbench demo-cluster $(CLUSTER_ARGS)
 
 test: setup chromium postgres
 	$(PY) -m ruff check .

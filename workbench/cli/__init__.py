@@ -14,6 +14,7 @@ import click
 
 from workbench.cli.common import WorkbenchGroup, check_data_dir, lake_options, setting_option
 from workbench.cli.demo import demo
+from workbench.cli.demo_cluster import demo_cluster
 from workbench.cli.export import export_cmd
 from workbench.cli.findings import findings
 from workbench.cli.ingest import ingest
@@ -57,6 +58,7 @@ def cli(
 for command in (
     serve,
     demo,
+    demo_cluster,
     ingest,
     traces,
     replay,
