@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collectors import decode, decode_logs
+from collectors.conventions.adk import NO_CONTENT_NOTE
 from collectors.conventions.genai import CURRENT_CONTENT_KEYS, MESSAGE_EVENTS, event_message
 from collectors.conventions.messages import Message, messages_from_value
 from workbench.errors import BadInput
@@ -51,7 +52,16 @@ CONTENT_KEYS = frozenset(
 # Attributes of a per-message record that say who sent it, not what it said.
 _NOT_CONTENT = frozenset(("event.name", "gen_ai.system", "gen_ai.provider.name"))
 
+# What a convention writes in place of content its span did not capture (ADK's NO_CONTENT default): a
+# field holding one of these lacks content, so an event may fill it.
+PLACEHOLDERS = frozenset((NO_CONTENT_NOTE,))
+
 Normalizer = Callable[[SpanRecord], Step]
+
+
+def _lacks(step: Step, name: str) -> bool:
+    value = getattr(step, name)
+    return value is None or value in PLACEHOLDERS
 
 
 def is_event(record: LogRecord) -> bool:
@@ -130,6 +140,45 @@ def tool_parts(records: Sequence[LogRecord]) -> tuple[dict[str, str], dict[str, 
     return calls, results
 
 
+@dataclasses.dataclass
+class _Index:
+    """A trace's events by trace and by span, and its tool parts once read: what `join` looks up per span.
+
+    Why: a step is re-derived for each span of a trace against the same records (the writer's rejoin,
+    `ledger verify`, bundle verify); filtering and decoding them again per span made joining a trace of
+    n spans and n records cost n * n (800 of each: minutes)."""
+
+    by_trace: dict[str, list[LogRecord]]
+    by_span: dict[tuple[str, str], list[LogRecord]]
+    parts: dict[str, tuple[dict[str, str], dict[str, str]]]
+
+    def tool_parts(self, trace_id: str) -> tuple[dict[str, str], dict[str, str]]:
+        if trace_id not in self.parts:
+            self.parts[trace_id] = tool_parts(self.by_trace.get(trace_id, []))
+        return self.parts[trace_id]
+
+
+# The last records indexed and the last stored records decoded, each with the very object it came from
+# (held, so its id cannot be reused): callers pass the same sequence for every span of a trace. One entry
+# each, replaced whole, so threads sharing it at worst index twice.
+_last_index: tuple[Sequence[LogRecord], _Index] | None = None
+_last_decoded: tuple[Sequence[tuple[bytes, object]], list[LogRecord]] | None = None
+
+
+def _indexed(records: Sequence[LogRecord]) -> _Index:
+    global _last_index
+    last = _last_index
+    if last is not None and last[0] is records:
+        return last[1]
+    index = _Index({}, {}, {})
+    for record in records:
+        if is_event(record):
+            index.by_trace.setdefault(record.trace_id, []).append(record)
+            index.by_span.setdefault((record.trace_id, record.span_id), []).append(record)
+    _last_index = (records, index)
+    return index
+
+
 def join(span: SpanRecord, records: Sequence[LogRecord], normalize: Normalizer) -> Step:
     """The span's step, with the content fields it lacks filled from its events (see the module doc).
 
@@ -138,26 +187,27 @@ def join(span: SpanRecord, records: Sequence[LogRecord], normalize: Normalizer) 
     call and tool result of the same call id in the trace's model-call events.
     """
     base = _safe(normalize, span)
-    events = [r for r in records if is_event(r) and r.trace_id == span.trace_id]
-    own = [r for r in events if r.span_id == span.span_id]
+    index = _indexed(records)
+    events = index.by_trace.get(span.trace_id, [])
+    own = index.by_span.get((span.trace_id, span.span_id), [])
     fills: dict[str, Any] = {}
     if own:
         full = _safe(normalize, with_events(span, own))
         fills = {
             name: getattr(full, name)
             for name in CONTENT_FIELDS
-            if getattr(base, name) is None and getattr(full, name) is not None
+            if _lacks(base, name) and not _lacks(full, name)
         }
     call_id = base.tool_call_id or fills.get("tool_call_id")
     if base.kind is StepKind.TOOL and call_id and events:
-        calls, results = tool_parts(events)
+        calls, results = index.tool_parts(span.trace_id)
         for name, found, text in (
             ("tool_arguments", calls, "input_text"),
             ("tool_result", results, "output_text"),
         ):
             if getattr(base, name) is None and name not in fills and call_id in found:
                 fills[name] = found[call_id]
-                if getattr(base, text) is None:
+                if _lacks(base, text):
                     fills.setdefault(text, found[call_id])
     if not fills:
         return base
@@ -187,7 +237,12 @@ def _undecodable(exc: Exception) -> Step:
 
 def decode_events(logs: Sequence[tuple[bytes, object]]) -> list[LogRecord]:
     """Stored log records back from their canonical bytes, each with the attribute limit of its own
-    ingest (read from its truncation record); one that does not decode is left out, as verify does."""
+    ingest (read from its truncation record); one that does not decode is left out, as verify does.
+    The same sequence given again (the next span of the trace) gives the same list without decoding."""
+    global _last_decoded
+    last = _last_decoded
+    if last is not None and last[0] is logs:
+        return last[1]
     out = []
     for canonical, truncations in logs:
         try:
@@ -196,6 +251,7 @@ def decode_events(logs: Sequence[tuple[bytes, object]]) -> list[LogRecord]:
             )
         except BadInput:
             log.warning("a stored log record does not decode; left out of its step")
+    _last_decoded = (logs, out)
     return out
 
 

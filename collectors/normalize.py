@@ -17,7 +17,7 @@ Which family reads a span, first match wins (the order matters where families ov
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from collectors.conventions import adk, genai, guardrail, openinference, pydantic_ai, sdk, traceloop
@@ -30,7 +30,7 @@ Mapper = Callable[[SpanRecord, Mapping[str, Any], Draft], None]
 # Recorded on every step and in every bundle. Bump it with any change to what a span maps to: `workbench
 # ledger verify` reports steps of another version as needing `workbench renormalize`, and `workbench verify`
 # re-derives a bundle's steps only with the version that exported them.
-NORMALIZER_VERSION = "3"
+NORMALIZER_VERSION = "4"
 
 
 def _map_genai(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) -> None:
@@ -65,12 +65,24 @@ def normalize(span: SpanRecord) -> Step:
         return _fallback(span)
 
 
-def step_from_canonical(canonical: bytes, max_attribute_length: int) -> Step:
+def step_from_canonical(
+    canonical: bytes,
+    max_attribute_length: int,
+    events: Mapping[str, Sequence[tuple[bytes, object]]] | None = None,
+) -> Step:
     """The step of one span's canonical bytes, exactly as ingest derives it (decode with the attribute
-    limit, then normalize): how `workbench verify` re-derives a bundle's steps."""
+    limit, then normalize): how `workbench verify` re-derives a bundle's steps. `events` are the bundle's
+    sealed log records by trace id ((canonical bytes, truncation record), in seq order): a span of a
+    trace that has some is joined with them as ingest joined it (collectors.events)."""
     from collectors.decode import record_from_canonical
 
-    return normalize(record_from_canonical(canonical, max_attribute_length))
+    record = record_from_canonical(canonical, max_attribute_length)
+    own = events.get(record.trace_id) if events else None
+    if own:
+        from collectors.events import decode_events, join
+
+        return join(record, decode_events(own), normalize)
+    return normalize(record)
 
 
 def _normalize(span: SpanRecord) -> Step:

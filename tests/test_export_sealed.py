@@ -91,7 +91,7 @@ def test_an_honest_bundle_proves_its_span_bytes_and_derived_rows(settings: Setti
     )
     assert result.trusted, [str(p) for p in result.problems]
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["schema_version"] == 2
+    assert manifest["schema_version"] == 3
     assert (
         result.checked["entries"]
         == manifest["counts"]["findings"]

@@ -5,14 +5,16 @@ tool call shows its arguments."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from collectors.conventions.adk import NO_CONTENT_NOTE
+from collectors.conventions.crewai import unquoted_name
 from collectors.events import join
 from collectors.normalize import normalize
 from tests.conventions_fixture import fixture_spans, load_fixture, span_record
-from tests.fake_openai import USER_PROMPT
+from tests.fake_openai import FINAL_ANSWER, SYSTEM_PROMPT, USER_PROMPT
 from workbench.model import LogRecord, Severity, Step, StepKind, StoredStep
 from workbench.policies.engine import build_engine
 
@@ -23,6 +25,8 @@ DESTRUCTIVE_SPAN_MODE = {
     "openai_agents_span.json": "openinference-instrumentation-openai-agents",
     "llama_index_span.json": "openinference-instrumentation-llama-index",
     "traceloop_span.json": "traceloop-sdk",
+    "crewai_wrapper.json": "openinference-instrumentation-crewai",
+    "crewai_listener.json": "openinference-instrumentation-crewai",
 }
 BENIGN = {
     "adk_legacy_span_benign.json": "google-adk",
@@ -30,6 +34,8 @@ BENIGN = {
     "openai_agents_span_benign.json": "openinference-instrumentation-openai-agents",
     "llama_index_span_benign.json": "openinference-instrumentation-llama-index",
     "traceloop_span_benign.json": "traceloop-sdk",
+    "crewai_wrapper_benign.json": "openinference-instrumentation-crewai",
+    "crewai_listener_benign.json": "openinference-instrumentation-crewai",
 }
 TOKENS_OF_THE_TWO_TURNS = 57 + 91  # tests/fake_openai.py
 
@@ -179,3 +185,99 @@ def test_adk_in_event_only_mode_is_flagged_once_its_events_join_the_spans() -> N
     assert destructive, _high(joined)
     excerpt, step = destructive[0]
     assert excerpt == "DROP TABLE users" and "tool_arguments" in (step.event_fields or "")
+    # The span's "no content captured" note is a placeholder, not content: the events replace it.
+    assert step.input_text == '{"query": "DROP TABLE users"}'
+    llm = [s for s in joined if s.kind is StepKind.LLM]
+    assert all(s.input_text and USER_PROMPT in s.input_text for s in llm)
+    assert all(json.loads(s.event_fields or "[]") == ["input_text", "output_text"] for s in llm)
+
+
+# --- OpenLLMetry in event mode: traceloop-sdk 0.62 with use_attributes=False ----------------------------
+
+
+def test_traceloop_event_mode_joins_one_record_per_message_to_the_model_calls() -> None:
+    """The chat spans carry no content; each message is a record (gen_ai.<role>.message, gen_ai.choice) with
+    the content in its body, and OpenLLMetry's choice carries the tool calls beside the message."""
+    name = "traceloop_event.json"
+    assert load_fixture(name)["captured_with"]["opentelemetry-instrumentation-openai"]
+    spans, records = fixture_spans(name), _fixture_logs(name)
+    assert {r.event_name for r in records} >= {
+        "gen_ai.system.message",
+        "gen_ai.user.message",
+        "gen_ai.choice",
+    }
+    alone = [normalize(s) for s in spans if s.name == "openai.chat"]
+    assert all(s.input_text is None and s.output_text is None for s in alone)  # content only in events
+    first, second = [join(s, records, normalize) for s in spans if s.name == "openai.chat"]
+    assert first.input_text == f"system: {SYSTEM_PROMPT}\nuser: {USER_PROMPT}"
+    assert first.output_text and '[tool call] run_sql (id call_sql_1) {"query": "DROP TABLE users"}' in (
+        first.output_text
+    )
+    assert "[tool result]" in (second.input_text or "") and "table users dropped" in (second.input_text or "")
+    assert second.output_text == f"assistant: {FINAL_ANSWER}"
+    assert all(json.loads(s.event_fields or "[]") == ["input_text", "output_text"] for s in (first, second))
+
+
+def test_traceloop_event_mode_destructive_run_is_flagged_and_the_benign_one_is_not() -> None:
+    joined = {
+        name: [join(s, _fixture_logs(name), normalize) for s in fixture_spans(name)]
+        for name in ("traceloop_event.json", "traceloop_event_benign.json")
+    }
+    destructive = [
+        (ex, st) for rule, ex, st in _high(joined["traceloop_event.json"]) if rule == "destructive-action"
+    ]
+    assert destructive and destructive[0][0] == "DROP TABLE users"
+    assert _high(joined["traceloop_event_benign.json"]) == []
+    benign_call = next(s for s in joined["traceloop_event_benign.json"] if s.name == "openai.chat")
+    assert "get_weather" in (benign_call.output_text or "") and "Paris" in (benign_call.output_text or "")
+
+
+# --- CrewAI 1.15 through openinference-instrumentation-crewai 1.1: wrappers and the event listener ------
+
+
+@pytest.mark.parametrize("mode", ["wrapper", "listener"])
+def test_crewai_shows_the_tool_call_its_arguments_and_result_in_both_modes(mode: str) -> None:
+    steps = _steps(f"crewai_{mode}.json")
+    assert [s.kind for s in steps] == [
+        StepKind.AGENT,
+        StepKind.AGENT,
+        StepKind.LLM,
+        StepKind.TOOL,
+        StepKind.LLM,
+    ]
+    first, second = (s for s in steps if s.kind is StepKind.LLM)
+    (tool,) = (s for s in steps if s.kind is StepKind.TOOL)
+    assert tool.tool_name == "run_sql" and tool.tool_arguments == '{"query": "DROP TABLE users"}'
+    assert tool.tool_result == '{"ok": true, "message": "table users dropped"}'
+    # The listener's first call has no output messages, only a JSON list of tool calls in output.value.
+    assert first.output_text == 'assistant: [tool call] run_sql (id call_sql_1) {"query": "DROP TABLE users"}'
+    # ...and it records the call's name in the next request as a Python repr ('run_sql').
+    assert '[tool call] run_sql (id call_sql_1) {"query": "DROP TABLE users"}' in (second.input_text or "")
+    assert '(id call_sql_1)] {"ok": true, "message": "table users dropped"}' in (second.input_text or "")
+    assert second.output_text == f"assistant: {FINAL_ANSWER}"
+    assert [s.model for s in (first, second)] == ["gpt-4o-mini", "gpt-4o-mini"]
+
+
+def test_crewai_wrapper_mode_reads_reasoning_from_the_openai_instrumentation_below_it() -> None:
+    first, second = (s for s in _steps("crewai_wrapper.json") if s.kind is StepKind.LLM)
+    assert first.reasoning_text and "destructive" in first.reasoning_text
+    assert (first.tokens_reasoning, second.tokens_reasoning) == (11, 4)
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("'run_sql'", "run_sql"),
+        ('"run_sql"', "run_sql"),
+        ("run_sql", "run_sql"),
+        ("'x' + 'y'", "'x' + 'y'"),
+        ("''", "''"),
+        ("'", "'"),
+        ("'__import__(\"os\")'", '__import__("os")'),
+        (None, None),
+    ],
+)
+def test_a_repr_quoted_tool_name_is_read_as_a_literal_never_evaluated(
+    raw: str | None, name: str | None
+) -> None:
+    assert unquoted_name(raw) == name

@@ -48,6 +48,13 @@ EXPECTED_CONVENTIONS = {
     # OpenLLMetry: traceloop-sdk 0.62 + opentelemetry-instrumentation-openai 0.62 (capture_frameworks.py)
     "traceloop_span.json": {"traceloop"},
     "traceloop_span_benign.json": {"traceloop"},
+    "traceloop_event.json": {"traceloop"},
+    "traceloop_event_benign.json": {"traceloop"},
+    # CrewAI 1.15 + openinference-instrumentation-crewai 1.1, wrapper and event-listener modes
+    "crewai_wrapper.json": {"openinference"},
+    "crewai_wrapper_benign.json": {"openinference"},
+    "crewai_listener.json": {"openinference"},
+    "crewai_listener_benign.json": {"openinference"},
 }
 
 

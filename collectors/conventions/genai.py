@@ -251,7 +251,9 @@ def event_message(name: str, eattrs: Mapping[str, Any]) -> tuple[bool, Message |
         raw = eattrs.get("message")
         parsed = parse_json(raw)
         if isinstance(parsed, MAPPING):
-            message = message_from_obj({"role": "assistant", **parsed})
+            # OpenLLMetry's event mode puts the tool calls beside the message, not inside it.
+            beside = {"tool_calls": eattrs["tool_calls"]} if "tool_calls" in eattrs else {}
+            message = message_from_obj({"role": "assistant", **beside, **parsed})
         elif raw is not None:
             message = Message("assistant", [Part(TEXT, as_str(raw))])
         else:

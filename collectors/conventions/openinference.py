@@ -18,6 +18,7 @@ openinference-instrumentation-openai-agents 2.6.0 (openai-agents 0.24.0):
 - with OPENINFERENCE_ENABLE_GENAI_SEMCONV=true the span also carries gen_ai.*, but
   `gen_ai.tool.call.arguments` holds the tool's JSON *schema* and `gen_ai.request.model` the response
   model, so GenAI attributes are only a last resort here.
+- CrewAI (openinference-instrumentation-crewai): see crewai.py.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from collectors.conventions.common import (
     unflatten,
     unwrap_call_args,
 )
+from collectors.conventions.crewai import tool_calls_output, unquoted_name
 from collectors.conventions.genai import TOKENS_CACHED, TOKENS_IN, TOKENS_OUT, render_documents
 from collectors.conventions.messages import (
     REASONING,
@@ -121,7 +123,7 @@ def map_openinference(span: SpanRecord, attrs: Mapping[str, Any], draft: Draft) 
         _tool(attrs, input_value, output_value, draft)
     elif draft.kind is StepKind.LLM:
         inputs = _messages(attrs, "llm.input_messages.")
-        outputs = _messages(attrs, "llm.output_messages.")
+        outputs = _messages(attrs, "llm.output_messages.") or tool_calls_output(output_value)
         draft.fill(
             input_text=render(inputs),
             output_text=render(outputs, reasoning=False),
@@ -235,7 +237,7 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
                 Part(
                     TOOL_CALL,
                     json_text(leaf(call, "tool_call", "function", "arguments")),
-                    name=as_name(leaf(call, "tool_call", "function", "name")),
+                    name=unquoted_name(as_name(leaf(call, "tool_call", "function", "name"))),
                     call_id=as_name(leaf(call, "tool_call", "id")),
                 )
             )

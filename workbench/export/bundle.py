@@ -6,6 +6,8 @@ Layout (every file listed in manifest.json with its SHA-256 and size; manifest.s
     manifest.sig         Ed25519 signature (base64) over the exact bytes of manifest.json
     public_key.pem       the signer's public key (pin it: `workbench verify --pubkey`)
     spans.jsonl          one OTLP/JSON TracesData per line, one span each, in ingest order
+    logs.pb, logs.jsonl  the GenAI log records joined to the exported steps, with their proofs
+                         (bundle_logs.py)
     spans.pb             record i: the canonical protobuf bytes of line i's span (the bytes the ledger
                          digest is over), length-delimited (varint length, then the bytes: protobuf's
                          writeDelimitedTo); an empty record for a redacted span (its original bytes would
@@ -52,6 +54,7 @@ from workbench.export.bundle_files import (
     _zip_dir,
     file_entry,
 )
+from workbench.export.bundle_logs import write_logs
 from workbench.export.bundle_options import (
     CHUNK,
     SCHEMA,
@@ -277,6 +280,9 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
         files["proofs.jsonl"] = proofs_w.close()
         files["spans.pb"] = pb_w.close()
 
+        log_files, log_facts = write_logs(store, staging, sorted(traces), levels_n, digests, redactor)
+        files.update(log_files)
+
         steps, step_totals, steps_written = _write_steps(
             store, staging / "steps.parquet", selection, redactor
         )
@@ -370,6 +376,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
             },
             "counts": counts,
             "normalizer": {"version": options.normalizer_version},
+            "logs": log_facts,
             "ledger": {
                 "hash": "sha256",
                 "tree": "RFC 6962 (leaf H(0x00||digest), node H(0x01||l||r)); digest = SHA-256(canonical "

@@ -13,7 +13,7 @@ from workbench.store.verify import RowCheck
 from workbench.store.verify_derived import StepDeriver
 
 SCHEMA = "agent-audit-workbench/bundle"
-SCHEMA_VERSION = 2  # 2: spans.pb, entries.jsonl, the external checkpoint
+SCHEMA_VERSION = 3  # 2: spans.pb, entries.jsonl, the external checkpoint; 3: logs.pb, logs.jsonl
 CHUNK = 5_000
 
 

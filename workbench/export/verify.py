@@ -6,8 +6,9 @@ digest in proofs.jsonl (unredacted spans), the chain link, the RFC 6962 audit pa
 the chain across a contiguous range; the consistency of the covered tree with the signed checkpoint
 and of the ledger's stored checkpoints; every redaction's mask at its recorded place; with the owner's
 reveal file, every salted hash and the original digest of every redacted span; every step re-derived
-from its span and every finding's evidence against its step (verify_steps.py). Each problem names the
-file, the line (or row) and the span id.
+from its span (joined with the bundle's sealed GenAI log records where ingest joined it: verify_logs.py)
+and every finding's evidence against its step (verify_steps.py). Each problem names the file, the line
+(or row) and the span id.
 
 Trust: everything above proves the bundle agrees with itself and with whoever signed it. Who signed it
 is only known against a key from outside the bundle (`pubkey`: PEM, raw hex or a `sha256:` fingerprint);
@@ -18,11 +19,13 @@ with itself, because a forger re-signs with their own key and ships it in public
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import inspect
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -37,6 +40,7 @@ from workbench.export.verify_base import (
     _Damaged,
 )
 from workbench.export.verify_entries import verify_entries, verify_external_checkpoint
+from workbench.export.verify_logs import EventsByTrace, verify_logs
 from workbench.export.verify_redactions import _load_redactions
 from workbench.export.verify_spans import _verify_spans, has_sealed_bytes
 from workbench.export.verify_steps import StepDeriver, verify_steps
@@ -174,6 +178,15 @@ def _verify(
     result.seconds["crypto"] = time.perf_counter() - started
     result.cpu_seconds["crypto"] = time.process_time() - cpu
 
+    events: EventsByTrace = {}
+    withheld: set[str] = set()
+    try:
+        events, withheld = verify_logs(bundle, manifest, names, result)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        result.add("manifest.json", f"malformed log or checkpoint facts: {type(exc).__name__}: {exc}")
+    if events and derive is not None:
+        derive = _joining(derive, events, result)
+
     sealed = has_sealed_bytes(bundle, manifest) and "spans.pb" in streamed
     if (derive is not None and normalizer_version is not None) or sealed:
         started, cpu = time.perf_counter(), time.process_time()
@@ -189,6 +202,7 @@ def _verify(
                 normalizer_version,
                 jobs,
                 sealed,
+                unjoinable=withheld,
             )
         except (KeyError, TypeError, ValueError, AttributeError, OSError) as exc:
             result.add("steps.parquet", f"cannot be read as steps: {type(exc).__name__}: {exc}")
@@ -196,6 +210,21 @@ def _verify(
         result.cpu_seconds["derive"] = time.process_time() - cpu
     if derive is None or normalizer_version is None:
         result.notes.append("steps were not re-derived (no normalizer given)")
+
+
+def _joining(derive: StepDeriver, events: EventsByTrace, result: VerifyResult) -> StepDeriver:
+    """The deriver with the bundle's log records, so a step filled from GenAI events re-derives as ingest
+    joined it. The contract: a deriver that joins takes them as `events=` (collectors.normalize's
+    step_from_canonical does); one that does not is used as it is, and the joined steps will differ."""
+    try:
+        joins = "events" in inspect.signature(derive).parameters
+    except (TypeError, ValueError):
+        joins = False
+    if not joins:
+        result.notes.append("the bundle's log records were not joined: this deriver takes no events")
+        return derive
+    joined: StepDeriver = functools.partial(cast(Any, derive), events=events)  # picklable, for workers
+    return joined
 
 
 def _compare_file(

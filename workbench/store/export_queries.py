@@ -97,6 +97,35 @@ def iter_spans(store: Store, seqs: Sequence[int], chunk: int) -> Iterator[list[E
         ]
 
 
+class ExportLog(NamedTuple):
+    """One stored log record of a span, as a bundle carries it: its place in the ledger, canonical bytes
+    and truncation record (the attribute limit of its ingest, which the join decodes it with)."""
+
+    seq: int
+    trace_id: str
+    span_id: str
+    canonical: bytes
+    truncations: str | None
+
+
+def trace_events(store: Store, trace_ids: Sequence[str]) -> list[ExportLog]:
+    """The log records in a span of these traces, in seq order: what ingest joined the traces' steps with
+    (workbench.store.log_join.events_of), for a bundle to re-derive them."""
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT seq, trace_id, span_id, canonical, truncations FROM logs"
+            " WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) AND span_id <> '' ORDER BY seq",
+            [list(trace_ids)],
+        )
+        .fetchall()
+    )
+    return [
+        ExportLog(int(seq), trace_id, span_id, bytes(canonical), None if cuts is None else str(cuts))
+        for seq, trace_id, span_id, canonical, cuts in rows
+    ]
+
+
 def iter_steps(store: Store, selection: SpanSelection, chunk: int) -> Iterator[list[dict[str, Any]]]:
     """The selected spans' steps in seq order, `chunk` rows at a time, each a dict of `seq` and the step
     columns (dicts because the writer masks text in place before it writes them)."""
