@@ -252,7 +252,9 @@ def main() -> None:
         [
             f"{args.requests} requests x {args.spans} spans (one trace and one group commit each), "
             f"{total:,} spans, split round-robin over the nodes; PostgreSQL "
-            f"{pg.bin_dir.parent.name} with fsync on, Parquet on the local disk.",
+            f"{pg.bin_dir.parent.name} with fsync on, Parquet on the local disk. Size chosen with "
+            f"`--requests {args.requests} --spans {args.spans} --commit-seconds {args.commit_seconds:g}` "
+            "(defaults 60, 100, 5; a smaller run when the machine is too loaded to finish the default).",
             "",
             *table,
             "",
