@@ -1,0 +1,98 @@
+"""A bundle's proofs from a lake: each record proven against the tree of the node that sealed it.
+
+Why: a lake keeps one hash chain and one Merkle tree per node (`workbench.store.export_nodes`), so an
+exported span, log record or ledger entry carries `node` and its node-local `index`, and its audit path
+leads to that node's tree head, which `manifest.ledger.nodes[]` signs with the node's chain head and
+entries tree. The latest signed global root of the lake (`lake_roots`) rides along as its note, so an
+auditor can also hold the nodes' heads against what the lake itself signed. An embedded store's bundle
+keeps its single-ledger layout (bundle.py); verify picks the tree per line (verify_nodes.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workbench.store import lake_checkpoint, ledger
+from workbench.store.connection import Store
+from workbench.store.export_nodes import NodeLedger, node_ledgers
+
+
+class LakeTrees:
+    """Every node's span and entry trees, built once per export, and the proof fields of a seq."""
+
+    def __init__(self, store: Store) -> None:
+        self.nodes: list[NodeLedger] = node_ledgers(store)
+        self._levels = [ledger.merkle_levels(n.digests) if n.digests else [] for n in self.nodes]
+        self._entry_levels = [
+            ledger.merkle_levels(n.entry_digests) if n.entry_digests else [] for n in self.nodes
+        ]
+        self._span_at = {seq: (k, i) for k, n in enumerate(self.nodes) for i, seq in enumerate(n.seqs)}
+        self._entry_at = {seq: (k, i) for k, n in enumerate(self.nodes) for i, seq in enumerate(n.entry_seqs)}
+        stored = lake_checkpoint.latest(store)
+        self.roots_note = stored.note if stored is not None else None
+
+    def span(self, seq: int) -> dict[str, Any]:
+        """node, node-local index, digest, chain link and audit path of the span (or log record) at seq."""
+        k, i = self._span_at[seq]
+        node = self.nodes[k]
+        return {
+            "node": node.node_id,
+            "index": i,
+            "digest": node.digests[i].hex(),
+            "chain_prev": (node.chains[i - 1] if i else ledger.GENESIS).hex(),
+            "chain": node.chains[i].hex(),
+            "proof": [p.hex() for p in ledger.inclusion_path(self._levels[k], i)],
+        }
+
+    def digest(self, seq: int) -> bytes:
+        """The ledger digest of the span or log record at seq."""
+        k, i = self._span_at[seq]
+        return self.nodes[k].digests[i]
+
+    def entry(self, seq: int) -> dict[str, Any]:
+        """node, node-local index, digest and audit path of the ledger entry at seq."""
+        k, i = self._entry_at[seq]
+        node = self.nodes[k]
+        return {
+            "node": node.node_id,
+            "index": i,
+            "digest": node.entry_digests[i].hex(),
+            "proof": [p.hex() for p in ledger.inclusion_path(self._entry_levels[k], i)],
+        }
+
+    def manifest_nodes(self) -> list[dict[str, Any]]:
+        """manifest.ledger.nodes[]: each node's span tree head, chain head and entries tree."""
+        out = []
+        for k, node in enumerate(self.nodes):
+            levels, entry_levels = self._levels[k], self._entry_levels[k]
+            out.append(
+                {
+                    "node": node.node_id,
+                    "node_index": node.node_index,
+                    "tree_size": len(node.digests),
+                    "merkle_root": (ledger.levels_root(levels) if levels else ledger.merkle_root([])).hex(),
+                    "chain_head": (node.chains[-1] if node.chains else ledger.GENESIS).hex(),
+                    "entries": {
+                        "tree_size": len(node.entry_digests),
+                        "merkle_root": (
+                            ledger.levels_root(entry_levels) if entry_levels else ledger.merkle_root([])
+                        ).hex(),
+                    },
+                }
+            )
+        return out
+
+
+def lake_ledger(trees: LakeTrees) -> dict[str, Any]:
+    """manifest.ledger of a lake bundle: no single covered tree or checkpoint, a head per node instead."""
+    return {
+        "hash": "sha256",
+        "tree": "RFC 6962 (leaf H(0x00||digest), node H(0x01||l||r)) per node; digest = SHA-256(canonical "
+        "span); each line's `node` names the tree and `index` its leaf",
+        "nodes": trees.manifest_nodes(),
+        "lake_roots": trees.roots_note,
+        "entries": {
+            "tree": "RFC 6962 over each node's entry digests (nodes[].entries); digest = SHA-256(kind 0x00 "
+            "ref 0x00 body) (workbench/store/entries.py)",
+        },
+    }
