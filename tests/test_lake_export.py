@@ -12,25 +12,34 @@ from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collectors.pipeline import IngestPipeline
 from tests.otlp_payloads import agent_batch
 from tests.test_lake import _part, _records, _settings
 from workbench.cli import cli
-from workbench.store import lake
+from workbench.store import lake, lake_checkpoint
 
 
 def _split_trace_bundle(tmp_path: Path, dsn: str) -> tuple[Path, dict[str, str]]:
-    """Spans 0-2 of one trace ingested on node n1, spans 3-5 on n2; exported as a directory."""
+    """Spans 0-2 of one trace ingested on node n1, spans 3-5 on n2, with a lake root signed when n1 had
+    only two of its spans (so the bundle proves n1's tree grew from it); exported as a directory."""
     batch = agent_batch("lake-export", 1, 6)
-    for node, part in (("n1", range(0, 3)), ("n2", range(3, 6))):
+    key = Ed25519PrivateKey.generate()
+    for node, part, sign in (
+        ("n1", range(0, 2), False),
+        ("n2", range(3, 6), True),
+        ("n1", range(2, 3), False),
+    ):
         store = lake.open_lake(_settings(tmp_path, dsn, node))
         try:
             pipe = IngestPipeline(store)
             message = ExportTraceServiceRequest.FromString(_part(batch, part))
             pipe.ingest(_records(message), "test")
             pipe.close()
+            if sign:
+                lake_checkpoint.commit_root(store, key, node)
         finally:
             store.close()
     env = {
@@ -57,11 +66,14 @@ def test_a_trace_split_across_nodes_exports_and_verifies_offline(tmp_path: Path,
         ("n2", 2),
     ]
     assert proofs[-1]["chain"] == heads["n2"]["chain_head"]
+    assert heads["n1"]["lake_root"]["tree_size"] == 2 and heads["n1"]["lake_root"]["consistency"]
+    assert manifest["ledger"]["lake_roots"]["signer_node"] == "n2"
 
     checked = CliRunner().invoke(cli, ["verify", "--trust-bundle-key", "--json", str(out)])
     assert checked.exit_code == 0, checked.output
     report = json.loads(checked.output)
     assert report["problems"] == []
+    assert report["checked"]["lake_root_nodes"] == 2  # both nodes' trees extend their signed heads
 
 
 def test_a_tampered_span_in_a_lake_bundle_names_node_file_and_line(tmp_path: Path, postgres_dsn: str) -> None:

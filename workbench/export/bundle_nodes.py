@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workbench.export.bundle_options import LedgerBroken
 from workbench.store import lake_checkpoint, ledger
 from workbench.store.connection import Store
 from workbench.store.export_nodes import NodeLedger, node_ledgers
@@ -28,8 +29,7 @@ class LakeTrees:
         ]
         self._span_at = {seq: (k, i) for k, n in enumerate(self.nodes) for i, seq in enumerate(n.seqs)}
         self._entry_at = {seq: (k, i) for k, n in enumerate(self.nodes) for i, seq in enumerate(n.entry_seqs)}
-        stored = lake_checkpoint.latest(store)
-        self.roots_note = stored.note if stored is not None else None
+        self.roots = lake_checkpoint.latest(store)
 
     def span(self, seq: int) -> dict[str, Any]:
         """node, node-local index, digest, chain link and audit path of the span (or log record) at seq."""
@@ -65,6 +65,7 @@ class LakeTrees:
         out = []
         for k, node in enumerate(self.nodes):
             levels, entry_levels = self._levels[k], self._entry_levels[k]
+            signed = self.roots.root.head(node.node_id) if self.roots is not None else None
             out.append(
                 {
                     "node": node.node_id,
@@ -78,9 +79,42 @@ class LakeTrees:
                             ledger.levels_root(entry_levels) if entry_levels else ledger.merkle_root([])
                         ).hex(),
                     },
+                    "lake_root": _since_root(node.node_id, signed, levels, entry_levels),
                 }
             )
         return out
+
+
+def _since_root(
+    node_id: str,
+    signed: lake_checkpoint.NodeHead | None,
+    levels: list[list[bytes]],
+    entry_levels: list[list[bytes]],
+) -> dict[str, Any] | None:
+    """The node's head in the lake's latest signed root, and RFC 6962 consistency proofs from it to the
+    node's trees today (None when no root names the node). Refuses a node whose tree today is smaller
+    than what the lake signed: its tail was cut."""
+    if signed is None:
+        return None
+    n, m = (len(levels[0]) if levels else 0), (len(entry_levels[0]) if entry_levels else 0)
+    if signed.size > n or signed.entries_size > m:
+        raise LedgerBroken(
+            f"node {node_id}: its ledger is shorter than its head in the lake's signed root "
+            f"({n} < {signed.size} spans or {m} < {signed.entries_size} entries). Run `workbench ledger "
+            "verify`; nothing was exported"
+        )
+    return {
+        "tree_size": signed.size,
+        "merkle_root": signed.root.hex(),
+        "consistency": [p.hex() for p in ledger.consistency_proof(signed.size, levels)]
+        if 0 < signed.size < n
+        else [],
+        "entries_size": signed.entries_size,
+        "entries_root": signed.entries_root.hex(),
+        "entries_consistency": [p.hex() for p in ledger.consistency_proof(signed.entries_size, entry_levels)]
+        if 0 < signed.entries_size < m
+        else [],
+    }
 
 
 def lake_ledger(trees: LakeTrees) -> dict[str, Any]:
@@ -90,7 +124,13 @@ def lake_ledger(trees: LakeTrees) -> dict[str, Any]:
         "tree": "RFC 6962 (leaf H(0x00||digest), node H(0x01||l||r)) per node; digest = SHA-256(canonical "
         "span); each line's `node` names the tree and `index` its leaf",
         "nodes": trees.manifest_nodes(),
-        "lake_roots": trees.roots_note,
+        "lake_roots": {
+            "note": trees.roots.note,
+            "signer_node": trees.roots.signer_node,
+            "public_key": trees.roots.public_key.hex(),
+        }
+        if trees.roots is not None
+        else None,
         "entries": {
             "tree": "RFC 6962 over each node's entry digests (nodes[].entries); digest = SHA-256(kind 0x00 "
             "ref 0x00 body) (workbench/store/entries.py)",

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from workbench.errors import WorkbenchError
 from workbench.export.verify_base import VerifyResult
-from workbench.store import ledger
+from workbench.store import lake_checkpoint, ledger
 
 
 def is_lake_bundle(manifest: dict[str, Any]) -> bool:
@@ -72,3 +75,66 @@ def check_node_chains(entries: list[dict[str, Any]], led: dict[str, Any], result
             result.add("proofs.jsonl", f"{where}: the node's last link is not its signed chain head", line_no)
         last[node] = (index, e)
     result.checked["nodes"] = len(heads)
+
+
+def check_lake_roots(led: dict[str, Any], result: VerifyResult) -> None:
+    """The lake's latest signed root the bundle carries: its signature (by the key stored with it in the
+    lake), each node's head in it equal to what the manifest restates, and each node's tree today an
+    extension of that head (RFC 6962 consistency), so a node whose history was rewritten after the lake
+    signed it fails here."""
+    roots = led.get("lake_roots")
+    if not roots:
+        result.notes.append("no signed lake root in the bundle (none was committed before the export)")
+        return
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(str(roots["public_key"])))
+        signed = lake_checkpoint.parse(str(roots["note"]), key, "the lake's signed root (manifest)")
+    except (KeyError, ValueError, WorkbenchError) as exc:
+        result.add("manifest.json", f"lake root: {exc}")
+        return
+    heads = {h.get("node"): h for h in led.get("nodes", [])}
+    for node_head in signed.heads:
+        head = heads.get(node_head.node_id)
+        where = f"node {node_head.node_id}"
+        since = head.get("lake_root") if head is not None else None
+        if head is None or since is None:
+            result.add(
+                "manifest.json", f"{where}: in the lake's signed root but its head is not in the bundle"
+            )
+            continue
+        if (
+            since.get("tree_size"),
+            since.get("merkle_root"),
+            since.get("entries_size"),
+            since.get("entries_root"),
+        ) != (
+            node_head.size,
+            node_head.root.hex(),
+            node_head.entries_size,
+            node_head.entries_root.hex(),
+        ):
+            result.add(
+                "manifest.json", f"{where}: its head in the manifest is not the one the lake's root signs"
+            )
+            continue
+        spans_ok = ledger.verify_consistency(
+            node_head.size,
+            int(head["tree_size"]),
+            node_head.root,
+            bytes.fromhex(head["merkle_root"]),
+            [bytes.fromhex(p) for p in since.get("consistency", [])],
+        )
+        entries_ok = ledger.verify_consistency(
+            node_head.entries_size,
+            int(head["entries"]["tree_size"]),
+            node_head.entries_root,
+            bytes.fromhex(head["entries"]["merkle_root"]),
+            [bytes.fromhex(p) for p in since.get("entries_consistency", [])],
+        )
+        if not (spans_ok and entries_ok):
+            result.add(
+                "manifest.json",
+                f"{where}: its {'span' if not spans_ok else 'entries'} tree does not extend its head in the "
+                "lake's signed root (history rewritten or cut)",
+            )
+    result.checked["lake_root_nodes"] = len(signed.heads)

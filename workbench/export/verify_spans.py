@@ -16,7 +16,7 @@ import workbench.export.otlp_json as otlp_json
 from workbench.errors import WorkbenchError
 from workbench.export.redact import apply_originals, salted_hash
 from workbench.export.verify_base import Framing, VerifyResult, _Bundle, _get, _set, records
-from workbench.export.verify_nodes import check_node_chains, is_lake_bundle, tree_of
+from workbench.export.verify_nodes import check_lake_roots, check_node_chains, is_lake_bundle, tree_of
 from workbench.export.verify_redactions import _check_masks
 from workbench.export.verify_workers import _BATCH, _check_plain, _quick_span_id, _Workers
 from workbench.store import ledger
@@ -238,6 +238,7 @@ def _verify_spans(
             result.add("proofs.jsonl", "the last span's chain is not the covered chain head", len(entries))
     if lake:
         check_node_chains(entries, led, result)
+        check_lake_roots(led, result)
         return
     cons = led.get("consistency", {})
     if not ledger.verify_consistency(
