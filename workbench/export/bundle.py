@@ -23,7 +23,9 @@ Layout (every file listed in manifest.json with its SHA-256 and size; manifest.s
 Ledger facts: the covered range is seq lo..hi of the exported spans. Audit paths lead to the RFC 6962
 root of the tree of size hi (the covered root); a consistency proof shows that tree is a prefix of a
 fresh checkpoint of the whole ledger (size N, computed at export, signed in the manifest), and the
-ledger's stored checkpoints get consistency proofs to it as well.
+ledger's stored checkpoints get consistency proofs to it as well. From a lake (one ledger per node) there
+is no single tree: every proof line names its `node` and node-local `index`, and manifest.ledger.nodes[]
+signs each node's heads instead of covered/checkpoint (bundle_nodes.py).
 """
 
 from __future__ import annotations
