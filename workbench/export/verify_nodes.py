@@ -52,8 +52,8 @@ def check_node_chains(entries: list[dict[str, Any]], led: dict[str, Any], result
     signed chain head. (A selection need not be contiguous per node; gaps are simply not chained.)"""
     heads = {h.get("node"): h for h in led.get("nodes", [])}
     last: dict[str, tuple[int, dict[str, Any]]] = {}
-    for line_no, e in enumerate(entries, 1):
-        node, index = e.get("node"), e.get("index")
+    for e in entries:
+        line_no, node, index = e.get("line_no"), e.get("node"), e.get("index")
         if node is None or index is None:
             result.add("proofs.jsonl", "a line of a lake bundle names no node or index", line_no)
             continue

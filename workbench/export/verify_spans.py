@@ -163,6 +163,7 @@ def _verify_spans(
                         "chain": entry["chain"],
                         "node": entry.get("node"),
                         "index": entry.get("index"),
+                        "line_no": line_no,
                     }
                 )
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
