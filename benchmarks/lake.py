@@ -274,7 +274,7 @@ def main() -> None:
             f"- *Catalog commit rate.* Every group commit is one PostgreSQL transaction, and group commits "
             f"of different nodes serialize on the catalog (`lake_nodes` guard). Here the catalog took "
             f"{c1:,.0f} commits/s from one writer and {c3:,.0f} from three; one lake node made "
-            f"{lake_commits:,.0f} commits/s of {per_commit:,.0f} spans. 10 machines each committing "
+            f"{lake_commits:,.1f} commits/s of {per_commit:,.0f} spans. 10 machines each committing "
             f"every 100 ms need 100 commits/s: "
             f"{'within' if c3 >= 100 else 'beyond'} what this catalog took. 100 machines need 1,000 "
             f"commits/s: {'within' if c3 >= 1000 else 'beyond'} it; past that, nodes must commit less often "
