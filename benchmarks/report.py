@@ -40,8 +40,8 @@ TOPICS: dict[str, str] = {
     "export": "Export and verify",
     "probes": "Probes: full suite vs a forward pass",
     "probe-worker": "Probe worker: serve during a probe job, stop mid-job",
-    "lake": "Lake mode: nodes over one DuckLake, and where it stops scaling",
     "event-join": "GenAI event join",
+    "lake": "Lake mode: nodes over one DuckLake, and where it stops scaling",
 }
 
 
