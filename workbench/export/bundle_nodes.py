@@ -103,17 +103,34 @@ def _since_root(
             f"({n} < {signed.size} spans or {m} < {signed.entries_size} entries). Run `workbench ledger "
             "verify`; nothing was exported"
         )
+    spans = ledger.consistency_proof(signed.size, levels) if 0 < signed.size < n else []
+    others = (
+        ledger.consistency_proof(signed.entries_size, entry_levels) if 0 < signed.entries_size < m else []
+    )
+    empty = ledger.merkle_root([])
+    if not (
+        ledger.verify_consistency(
+            signed.size, n, signed.root, ledger.levels_root(levels) if levels else empty, spans
+        )
+        and ledger.verify_consistency(
+            signed.entries_size,
+            m,
+            signed.entries_root,
+            ledger.levels_root(entry_levels) if entry_levels else empty,
+            others,
+        )
+    ):
+        raise LedgerBroken(
+            f"node {node_id}: its ledger today does not extend its head in the lake's signed root "
+            "(history rewritten). Run `workbench ledger verify`; nothing was exported"
+        )
     return {
         "tree_size": signed.size,
         "merkle_root": signed.root.hex(),
-        "consistency": [p.hex() for p in ledger.consistency_proof(signed.size, levels)]
-        if 0 < signed.size < n
-        else [],
+        "consistency": [p.hex() for p in spans],
         "entries_size": signed.entries_size,
         "entries_root": signed.entries_root.hex(),
-        "entries_consistency": [p.hex() for p in ledger.consistency_proof(signed.entries_size, entry_levels)]
-        if 0 < signed.entries_size < m
-        else [],
+        "entries_consistency": [p.hex() for p in others],
     }
 
 
