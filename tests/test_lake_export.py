@@ -17,12 +17,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collectors.pipeline import IngestPipeline
 from tests.otlp_payloads import agent_batch
-from tests.test_lake import _part, _records, _settings
+from tests.test_lake import _part, _records, _settings, _tamper
 from workbench.cli import cli
 from workbench.store import lake, lake_checkpoint
 
 
-def _split_trace_bundle(tmp_path: Path, dsn: str) -> tuple[Path, dict[str, str]]:
+def _split_trace_bundle(tmp_path: Path, dsn: str, export: bool = True) -> tuple[Path, dict[str, str]]:
     """Spans 0-2 of one trace ingested on node n1, spans 3-5 on n2, with a lake root signed when n1 had
     only two of its spans (so the bundle proves n1's tree grew from it); exported as a directory."""
     batch = agent_batch("lake-export", 1, 6)
@@ -48,8 +48,9 @@ def _split_trace_bundle(tmp_path: Path, dsn: str) -> tuple[Path, dict[str, str]]
         "WORKBENCH_DATA_DIR": str(tmp_path / "reader"),
     }
     out = tmp_path / "bundle"
-    exported = CliRunner().invoke(cli, ["export", "--no-redact", "--out", str(out)], env=env)
-    assert exported.exit_code == 0, exported.output
+    if export:
+        exported = CliRunner().invoke(cli, ["export", "--no-redact", "--out", str(out)], env=env)
+        assert exported.exit_code == 0, exported.output
     return out, env
 
 
@@ -90,3 +91,21 @@ def test_a_tampered_span_in_a_lake_bundle_names_node_file_and_line(tmp_path: Pat
     assert checked.exit_code == 1, checked.output
     assert f"spans.jsonl line {line_no}" in checked.output, checked.output
     assert f"spans.jsonl line {line_no} (span {proofs[line_no - 1]['span_id']}): node n2, " in checked.output
+
+
+def test_a_node_cut_after_the_lake_signed_its_head_is_not_exported(tmp_path: Path, postgres_dsn: str) -> None:
+    out, env = _split_trace_bundle(tmp_path, postgres_dsn, export=False)
+    # Cut node n2's last span, its ledger row and its own checkpoints, as an attacker with catalog access
+    # would: the chain of what is left still verifies, only the lake's signed root knows n2 had one more.
+    last = "(SELECT max(seq) FROM ledger WHERE node_id = 'n2')"
+    _tamper(
+        postgres_dsn,
+        f"DELETE FROM steps WHERE seq = {last}; DELETE FROM spans WHERE seq = {last};"
+        f" DELETE FROM ledger WHERE seq = {last}; DELETE FROM ledger_checkpoints WHERE node_id = 'n2'",
+    )
+    exported = CliRunner().invoke(cli, ["export", "--no-redact", "--out", str(out)], env=env)
+    assert exported.exit_code != 0
+    assert "node n2: its ledger is shorter than its head in the lake's signed root" in exported.output, (
+        exported.output
+    )
+    assert not out.exists()
