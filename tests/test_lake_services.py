@@ -117,11 +117,16 @@ def test_findings_and_probe_runs_on_a_lake_run_once(tmp_path: Path, postgres_dsn
 
         verified = runner.invoke(cli, ["ledger", "verify"], env=reader)
         assert verified.exit_code == 0, verified.output
-        # Bundles from a lake are refused plainly (per-node bundles are not written yet), never
-        # reported as a broken ledger.
-        exported = runner.invoke(cli, ["export", "--out", str(tmp_path / "bundle.zip")], env=reader)
-        assert exported.exit_code != 0 and "export from a lake is not supported yet" in exported.output
-        assert not (tmp_path / "bundle.zip").exists()
+        # A bundle from the lake carries the findings and probe results with their per-node entries,
+        # and verifies offline against each node's signed heads.
+        exported = runner.invoke(
+            cli, ["export", "--no-redact", "--out", str(tmp_path / "bundle.zip")], env=reader
+        )
+        assert exported.exit_code == 0, exported.output
+        checked = runner.invoke(cli, ["verify", "--trust-bundle-key", "--json", str(tmp_path / "bundle.zip")])
+        assert checked.exit_code == 0, checked.output
+        # every finding and the probe result, each against the entry of the node that sealed it
+        assert json.loads(checked.output)["checked"]["entries"] == len(expected) + 1
 
         # An edit of a finding behind the workbench's back is named with the node that sealed it.
         _tamper(postgres_dsn, f"UPDATE findings SET severity = 'low' WHERE id = {finding_id}")

@@ -23,7 +23,9 @@ Layout (every file listed in manifest.json with its SHA-256 and size; manifest.s
 Ledger facts: the covered range is seq lo..hi of the exported spans. Audit paths lead to the RFC 6962
 root of the tree of size hi (the covered root); a consistency proof shows that tree is a prefix of a
 fresh checkpoint of the whole ledger (size N, computed at export, signed in the manifest), and the
-ledger's stored checkpoints get consistency proofs to it as well.
+ledger's stored checkpoints get consistency proofs to it as well. From a lake (one ledger per node) there
+is no single tree: every proof line names its `node` and node-local `index`, and manifest.ledger.nodes[]
+signs each node's heads instead of covered/checkpoint (bundle_nodes.py).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from workbench.export.bundle_files import (
     file_entry,
 )
 from workbench.export.bundle_logs import write_logs
+from workbench.export.bundle_nodes import LakeTrees, lake_ledger
 from workbench.export.bundle_options import (
     CHUNK,
     SCHEMA,
@@ -70,6 +73,7 @@ from workbench.export.redact import Redactor
 from workbench.store import entries, ledger, treehead
 from workbench.store import export_queries as q
 from workbench.store.connection import Store
+from workbench.store.lake_verify import verify_lake
 from workbench.store.verify import verify_ledger
 
 
@@ -77,11 +81,13 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
 
 
-def _write_entries(store: Store, path: Path, tables: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _write_entries(
+    store: Store, path: Path, tables: dict[str, list[dict[str, Any]]], trees: LakeTrees | None
+) -> dict[str, Any]:
     """entries.jsonl: for each exported finding, annotation and probe result, the ledger entry that seals
     it (kind, ref, body) and its RFC 6962 audit path in the entries tree, whose size and root are
     signed in the manifest (returned, with the file's hash under "file")."""
-    digests = entries.entry_digests(store.cursor())
+    digests = entries.entry_digests(store.cursor()) if trees is None else []
     levels = ledger.merkle_levels(digests) if digests else []
     w = _HashingWriter(path)
     for name, kind in SEALED_TABLES:
@@ -103,8 +109,14 @@ def _write_entries(store: Store, path: Path, tables: dict[str, list[dict[str, An
                         "kind": kind,
                         "ref": ref,
                         "body": body,
-                        "digest": digests[seq - 1].hex(),
-                        "proof": [p.hex() for p in ledger.inclusion_path(levels, seq - 1)],
+                        **(
+                            trees.entry(seq)
+                            if trees is not None
+                            else {
+                                "digest": digests[seq - 1].hex(),
+                                "proof": [p.hex() for p in ledger.inclusion_path(levels, seq - 1)],
+                            }
+                        ),
                     }
                 )
             )
@@ -165,25 +177,32 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     own ledger check: a bundle must never certify records that were altered after ingest."""
     from tqdm import tqdm
 
-    if store.is_lake:
-        # A bundle proves each span against one ledger; a lake has one per node, and the per-node
-        # manifest and proofs (issue #19) are not written yet. Refuse plainly rather than fail the
-        # single-ledger check, which would read as tampering.
+    if store.is_lake and options.checkpoint is not None:
         raise WorkbenchError(
-            "export from a lake is not supported yet: a bundle's proofs cover one ledger and a lake keeps "
-            "one per node (issue #19); `workbench ledger verify --lake ...` checks every node's ledger"
+            "--checkpoint is for an embedded store's checkpoint log; a lake's signed global root "
+            "(lake_roots) goes into the bundle by itself"
         )
     trace_ids = list(options.trace_ids)
     selection = q.SpanSelection(tuple(trace_ids), options.since_ns, options.until_ns)
     seqs = q.selected_seqs(store, selection)
     if not seqs:
         raise WorkbenchError("nothing to export: no span matches the selection")
-    check = verify_ledger(
-        store,
-        options.row_check,
-        derive=options.derive,
-        normalizer_version=options.normalizer_version or "",
-        derive_seqs=seqs,
+    check = (
+        verify_lake(
+            store,
+            options.row_check,
+            derive=options.derive,
+            normalizer_version=options.normalizer_version or "",
+            derive_seqs=seqs,
+        )[0]
+        if store.is_lake
+        else verify_ledger(
+            store,
+            options.row_check,
+            derive=options.derive,
+            normalizer_version=options.normalizer_version or "",
+            derive_seqs=seqs,
+        )
     )
     if not check.ok:
         problems = check.all_problems
@@ -194,14 +213,15 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
     lo, hi = seqs[0], seqs[-1]
     contiguous = hi - lo + 1 == len(seqs)
 
-    # The whole ledger: fresh checkpoint (size N) and the covered tree (size hi).
-    digests, chains = q.ledger_links(store)
+    # The whole ledger: fresh checkpoint (size N) and the covered tree (size hi); in a lake, per node.
+    trees = LakeTrees(store) if store.is_lake else None
+    digests, chains = q.ledger_links(store) if trees is None else ([], [])
     n = len(digests)
-    levels_n = ledger.merkle_levels(digests)
+    levels_n = ledger.merkle_levels(digests) if digests else []
     levels_hi = levels_n if hi == n else ledger.merkle_levels(digests[:hi])
-    root_n = ledger.levels_root(levels_n)
-    root_hi = ledger.levels_root(levels_hi)
-    stored = q.stored_checkpoints(store)
+    root_n = ledger.levels_root(levels_n) if digests else b""
+    root_hi = ledger.levels_root(levels_hi) if digests else b""
+    stored = q.stored_checkpoints(store) if trees is None else []
     stored_consistency = [
         {
             "tree_size": size,
@@ -249,6 +269,16 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                     i = seq - 1
                     redacted = len(redactor.records) > before
                     pb_w.record(b"" if redacted else canonical)
+                    link = (
+                        trees.span(seq)
+                        if trees is not None
+                        else {
+                            "digest": digests[i].hex(),
+                            "chain_prev": (chains[i - 1] if i else ledger.GENESIS).hex(),
+                            "chain": chains[i].hex(),
+                            "proof": [p.hex() for p in ledger.inclusion_path(levels_hi, i)],
+                        }
+                    )
                     proofs_w.line(
                         orjson.dumps(
                             {
@@ -256,10 +286,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                                 "seq": seq,
                                 "trace_id": trace_id,
                                 "span_id": span_id,
-                                "digest": digests[i].hex(),
-                                "chain_prev": (chains[i - 1] if i else ledger.GENESIS).hex(),
-                                "chain": chains[i].hex(),
-                                "proof": [p.hex() for p in ledger.inclusion_path(levels_hi, i)],
+                                **link,
                                 "redacted": redacted,
                                 # a redacted line cannot be checked against the ledger digest without the
                                 # reveal file; this names it when its bytes change all the same
@@ -280,7 +307,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
         files["proofs.jsonl"] = proofs_w.close()
         files["spans.pb"] = pb_w.close()
 
-        log_files, log_facts = write_logs(store, staging, sorted(traces), levels_n, digests, redactor)
+        log_files, log_facts = write_logs(store, staging, sorted(traces), levels_n, digests, redactor, trees)
         files.update(log_files)
 
         steps, step_totals, steps_written = _write_steps(
@@ -315,7 +342,7 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
                 w.line(_dumps(record))
             files[name] = w.close()
 
-        entries_facts = _write_entries(store, staging / "entries.jsonl", tables)
+        entries_facts = _write_entries(store, staging / "entries.jsonl", tables, trees)
         files["entries.jsonl"] = entries_facts.pop("file")
         entry_digests = entries_facts.pop("_digests")
 
@@ -377,7 +404,9 @@ def export_bundle(store: Store, data_dir: Path, options: ExportOptions) -> Expor
             "counts": counts,
             "normalizer": {"version": options.normalizer_version},
             "logs": log_facts,
-            "ledger": {
+            "ledger": lake_ledger(trees)
+            if trees is not None
+            else {
                 "hash": "sha256",
                 "tree": "RFC 6962 (leaf H(0x00||digest), node H(0x01||l||r)); digest = SHA-256(canonical "
                 "span)",

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from workbench.export.bundle_files import _HashingWriter
+from workbench.export.bundle_nodes import LakeTrees
 from workbench.export.redact import Redactor
 from workbench.store import export_queries as q
 from workbench.store import ledger
@@ -42,6 +43,7 @@ def write_logs(
     levels_n: list[list[bytes]],
     digests: list[bytes],
     redactor: Redactor,
+    trees: LakeTrees | None = None,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Write logs.pb and logs.jsonl for these traces; returns (their file entries, the manifest's "logs"
     facts). Nothing is written when the traces have no log records in a span."""
@@ -57,7 +59,8 @@ def write_logs(
     lines_w = _HashingWriter(staging / LOGS_JSONL)
     for line_no, rec in enumerate(found, 1):
         i = rec.seq - 1
-        if ledger.digest(rec.canonical) != digests[i]:
+        sealed = trees.digest(rec.seq) if trees is not None else digests[i]
+        if ledger.digest(rec.canonical) != sealed:
             # export_bundle ran the ledger check first; a mismatch here means a write in between
             raise ValueError(f"log record at seq {rec.seq} no longer matches its ledger digest")
         withheld = redactor.enabled and any(redactor.matches(text) for text in _strings(rec.canonical))
@@ -71,13 +74,24 @@ def write_logs(
                     "seq": rec.seq,
                     "trace_id": rec.trace_id,
                     "span_id": rec.span_id,
-                    "digest": digests[i].hex(),
                     "truncations": rec.truncations,
-                    "proof": [p.hex() for p in ledger.inclusion_path(levels_n, i)],
+                    **(
+                        _node_link(trees.span(rec.seq))
+                        if trees is not None
+                        else {
+                            "digest": digests[i].hex(),
+                            "proof": [p.hex() for p in ledger.inclusion_path(levels_n, i)],
+                        }
+                    ),
                 }
             )
         )
     return {LOGS_PB: pb_w.close(), LOGS_JSONL: lines_w.close()}, facts
+
+
+def _node_link(link: dict[str, Any]) -> dict[str, Any]:
+    """A lake record's node, node-local index, digest and audit path (its chain link is not shipped)."""
+    return {k: link[k] for k in ("node", "index", "digest", "proof")}
 
 
 def _strings(canonical: bytes) -> Iterator[str]:

@@ -30,6 +30,20 @@ _KIND_COLORS = {
 }
 
 
+def _heads(led: dict[str, Any]) -> str:
+    """The signed tree head(s) a reader compares: the checkpoint, or (a lake bundle) one per node."""
+    heads = (
+        [(f"Node {h['node']}", h) for h in led["nodes"]]
+        if led.get("nodes")
+        else [("Checkpoint", led["checkpoint"])]
+    )
+    return " ".join(
+        f"{_e(name)}: tree size {_e(h['tree_size'])}, Merkle root <code>{_e(h['merkle_root'])}</code>, "
+        f"chain head <code>{_e(h['chain_head'])}</code>."
+        for name, h in heads
+    )
+
+
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
@@ -272,10 +286,7 @@ def render_report(
         f"({_e(', '.join(f'{k}: {v}' for k, v in sorted(redaction_counts.items())) or 'none')}).</p>",
         "<h2>How to verify</h2>",
         f"<p>Signing key id (SHA-256 of the raw Ed25519 public key): "
-        f"<code>{_e(manifest['signing']['key_id'])}</code>. "
-        f"Checkpoint: tree size {_e(led['checkpoint']['tree_size'])}, Merkle root "
-        f"<code>{_e(led['checkpoint']['merkle_root'])}</code>, "
-        f"chain head <code>{_e(led['checkpoint']['chain_head'])}</code>.</p>",
+        f"<code>{_e(manifest['signing']['key_id'])}</code>. " + _heads(led) + "</p>",
         "<pre>workbench verify BUNDLE --pubkey KEY.pem        # exit 0 only when everything below holds\n"
         "workbench verify BUNDLE --reveal REVEAL.json    # the owner's reveal file: also checks each "
         "redaction</pre>",

@@ -72,6 +72,7 @@ def verify_bundle(
         _verify(_Bundle(path), result, pin, reveal, jobs, derive, normalizer_version)
     except _Damaged as exc:
         result.add(exc.name, f"damaged zip member (CRC or deflate error: altered bytes): {exc}")
+    result.name_nodes()
     return result
 
 

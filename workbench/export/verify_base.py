@@ -50,6 +50,16 @@ class VerifyResult:
     seconds: dict[str, float] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what could not be checked, and why (not problems)
+    # a lake bundle: the node that sealed each line of spans.jsonl (named in that line's problems)
+    line_nodes: dict[int, str] = field(default_factory=dict)
+
+    def name_nodes(self) -> None:
+        """Put the sealing node in front of each problem on a span line of a lake bundle."""
+        span_files = ("spans.jsonl", "proofs.jsonl", "spans.pb")
+        for i, p in enumerate(self.problems):
+            node = self.line_nodes.get(p.line or 0) if p.file in span_files else None
+            if node is not None and not p.what.startswith("node "):
+                self.problems[i] = Problem(p.file, f"node {node}, {p.what}", p.line, p.span_id)
 
     @property
     def ok(self) -> bool:

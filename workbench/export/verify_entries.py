@@ -20,6 +20,7 @@ import orjson
 
 from workbench.export.bundle_options import SEALED_TABLES, entry_ref
 from workbench.export.verify_base import VerifyResult, _Bundle
+from workbench.export.verify_nodes import tree_of
 from workbench.export.verify_steps import Records, _restore
 from workbench.store import entries, ledger
 
@@ -39,22 +40,23 @@ def verify_entries(
         return
     if "entries.jsonl" not in names:
         return  # named as a deleted file
-    size = int(facts["tree_size"])
-    root = bytes.fromhex(facts["merkle_root"])
+    size = int(facts.get("tree_size", 0))
+    root = bytes.fromhex(facts.get("merkle_root", ""))
     sealed: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
     for line_no, raw in enumerate(bundle.lines("entries.jsonl"), 1):
         try:
             rec = orjson.loads(raw)
             kind, ref, body, seq = str(rec["kind"]), str(rec["ref"]), str(rec["body"]), int(rec["seq"])
             proof = [bytes.fromhex(p) for p in rec["proof"]]
+            index, tree_size, tree_root, node = tree_of(manifest, rec, "entries", (size, root))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             result.add("entries.jsonl", f"not an entry record: {exc}", line_no)
             continue
         digest = entries.entry_digest(kind, ref, body)
-        what = f"ledger entry {seq} ({kind} {ref})"
+        what = f"{node}ledger entry {seq} ({kind} {ref})"
         if digest.hex() != rec.get("digest"):
             result.add("entries.jsonl", f"{what}: its kind, ref and body do not hash to its digest", line_no)
-        if not ledger.verify_inclusion(seq - 1, size, digest, proof, root):
+        if not ledger.verify_inclusion(index, tree_size, digest, proof, tree_root):
             result.add(
                 "entries.jsonl",
                 f"{what}: inclusion proof does not lead to the signed entries root (entry or proof altered)",

@@ -16,6 +16,7 @@ import orjson
 
 from workbench.export.bundle_logs import LOGS_JSONL, LOGS_PB
 from workbench.export.verify_base import Framing, VerifyResult, _Bundle, records
+from workbench.export.verify_nodes import tree_of
 from workbench.store import ledger
 
 # {trace id: [(canonical bytes, truncation record)] in seq order}: what the deriver joins with.
@@ -35,8 +36,8 @@ def verify_logs(
         missing = LOGS_JSONL if present == [LOGS_PB] else LOGS_PB
         result.add(missing, f"missing: {present[0]} comes with it")
         return {}, set()
-    checkpoint = manifest["ledger"]["checkpoint"]
-    size, root = int(checkpoint["tree_size"]), bytes.fromhex(checkpoint["merkle_root"])
+    checkpoint = manifest["ledger"].get("checkpoint", {})  # none in a lake bundle: a tree per node
+    size, root = int(checkpoint.get("tree_size", 0)), bytes.fromhex(checkpoint.get("merkle_root", ""))
     out: EventsByTrace = {}
     withheld: set[str] = set()
     lines = previous = good = 0
@@ -57,6 +58,7 @@ def verify_logs(
                 seq = int(entry["seq"])
                 digest = bytes.fromhex(entry["digest"])
                 proof = [bytes.fromhex(p) for p in entry["proof"]]
+                index, tree_size, tree_root, node = tree_of(manifest, entry, "spans", (size, root))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 result.add(LOGS_JSONL, f"not a log record's proof line: {type(exc).__name__}: {exc}", line_no)
                 continue
@@ -68,25 +70,28 @@ def verify_logs(
                 continue
             previous = seq
             if entry.get("withheld") is True and rec == b"":
-                if not ledger.verify_inclusion(seq - 1, size, digest, proof, root):
+                if not ledger.verify_inclusion(index, tree_size, digest, proof, tree_root):
                     result.add(
-                        LOGS_JSONL, f"seq {seq}: the audit path does not lead to the checkpoint root", line_no
+                        LOGS_JSONL,
+                        f"{node}seq {seq}: the audit path does not lead to the checkpoint root",
+                        line_no,
                     )
                 withheld.add(str(entry.get("trace_id")))
                 continue
             if ledger.digest(rec) != digest:
                 result.add(
                     LOGS_PB,
-                    f"record {line_no} (seq {seq}) does not hash to its ledger digest: log record altered",
+                    f"{node}record {line_no} (seq {seq}) does not hash to its ledger digest: "
+                    "log record altered",
                     line_no,
                     span_id,
                 )
                 continue
-            if not ledger.verify_inclusion(seq - 1, size, digest, proof, root):
+            if not ledger.verify_inclusion(index, tree_size, digest, proof, tree_root):
                 result.add(
                     LOGS_JSONL,
-                    f"seq {seq}: the audit path does not lead to the checkpoint root (a record not in the "
-                    "ledger, or an altered proof)",
+                    f"{node}seq {seq}: the audit path does not lead to the checkpoint root (a record not in "
+                    "the ledger, or an altered proof)",
                     line_no,
                     span_id,
                 )

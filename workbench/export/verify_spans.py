@@ -16,6 +16,7 @@ import workbench.export.otlp_json as otlp_json
 from workbench.errors import WorkbenchError
 from workbench.export.redact import apply_originals, salted_hash
 from workbench.export.verify_base import Framing, VerifyResult, _Bundle, _get, _set, records
+from workbench.export.verify_nodes import check_lake_roots, check_node_chains, is_lake_bundle, tree_of
 from workbench.export.verify_redactions import _check_masks
 from workbench.export.verify_workers import _BATCH, _check_plain, _quick_span_id, _Workers
 from workbench.store import ledger
@@ -117,14 +118,15 @@ def _verify_spans(
         digest = bytes.fromhex(entry["digest"])
         if ledger.chain_next(bytes.fromhex(entry["chain_prev"]), digest) != bytes.fromhex(entry["chain"]):
             result.add("proofs.jsonl", f"seq {entry['seq']}: chain link does not recompute", line_no, span_id)
-        index = entry["seq"] - 1
+        index, tree_size, root, node = tree_of(manifest, entry, "spans", (size, covered_root))
         if fast is not None and fast.holds(index, entry["digest"], entry["proof"]):
             return
         proof = [bytes.fromhex(p) for p in entry["proof"]]
-        if not ledger.verify_inclusion(index, size, digest, proof, covered_root):
+        if not ledger.verify_inclusion(index, tree_size, digest, proof, root):
             result.add(
                 "proofs.jsonl",
-                f"seq {entry['seq']}: inclusion proof does not lead to the covered root",
+                f"{node}seq {entry['seq']}: inclusion proof does not lead to the "
+                + ("node's signed tree head" if node else "covered root"),
                 line_no,
                 span_id,
             )
@@ -150,6 +152,8 @@ def _verify_spans(
                 entry = orjson.loads(praw)
                 key = entry["span_id"]
                 entry_ids.append(key)
+                if "node" in entry:
+                    result.line_nodes[line_no] = str(entry["node"])
                 check_entry(line_no, entry)
                 entries.append(
                     {
@@ -157,6 +161,9 @@ def _verify_spans(
                         "digest": entry["digest"],
                         "chain_prev": entry["chain_prev"],
                         "chain": entry["chain"],
+                        "node": entry.get("node"),
+                        "index": entry.get("index"),
+                        "line_no": line_no,
                     }
                 )
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -217,7 +224,8 @@ def _verify_spans(
     seqs = [e["seq"] for e in entries]
     if any(b <= a for a, b in zip(seqs, seqs[1:], strict=False)):
         result.add("proofs.jsonl", "sequence numbers are not increasing (records reordered)")
-    if covered.get("contiguous") and entries:
+    lake = is_lake_bundle(manifest)
+    if covered.get("contiguous") and entries and not lake:
         if entries[0]["chain_prev"] != led.get("chain_before"):
             result.add("proofs.jsonl", "the first span's chain_prev is not ledger.chain_before", 1, None)
         for i in range(1, len(entries)):
@@ -229,6 +237,10 @@ def _verify_spans(
                 )
         if entries[-1]["chain"] != covered.get("chain_head"):
             result.add("proofs.jsonl", "the last span's chain is not the covered chain head", len(entries))
+    if lake:
+        check_node_chains(entries, led, result)
+        check_lake_roots(led, result)
+        return
     cons = led.get("consistency", {})
     if not ledger.verify_consistency(
         size,
