@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -171,24 +170,8 @@ def parse(note: str, public: Ed25519PublicKey, where: str, name: str = treehead.
     """The root a signed note holds; raises if the signature does not hold or the form is wrong."""
     text, _, sigs = note.replace("\r\n", "\n").partition("\n\n")
     text += "\n"
-    want = treehead.key_id(public, name)
-    for line in sigs.splitlines():
-        if not line.startswith(f"\u2014 {name} "):
-            continue
-        try:
-            blob = base64.b64decode(line.split(" ")[-1], validate=True)
-        except ValueError:
-            continue
-        if blob[:4] != want:
-            continue
-        try:
-            public.verify(blob[4:], text.encode())
-        except InvalidSignature as exc:
-            raise WorkbenchError(
-                f"{where}: the signature does not hold (edited or signed by another key)"
-            ) from exc
-        return _parse_text(text, where)
-    raise WorkbenchError(f"{where}: no signature by the key stored with it")
+    treehead.check_signature(text, sigs, public, name, where, missing="the key stored with it")
+    return _parse_text(text, where)
 
 
 def _parse_text(text: str, where: str) -> GlobalRoot:

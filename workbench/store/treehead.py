@@ -102,7 +102,12 @@ def parse_log(data: str, public: Ed25519PublicKey, where: str, name: str = KEY_N
     return heads
 
 
-def _verify(text: str, sigs: str, public: Ed25519PublicKey, name: str, where: str) -> TreeHead:
+def check_signature(
+    text: str, sigs: str, public: Ed25519PublicKey, name: str, where: str, *, missing: str
+) -> None:
+    """Raise unless one of a signed note's signature lines is a valid signature of `text` by `public`
+    under key name `name` (C2SP signed-note: key id = first 4 bytes of the blob). `missing` says whose
+    signature was looked for; lines by other keys are skipped, as the format allows co-signers."""
     want = key_id(public, name)
     for line in sigs.splitlines():
         if not line.startswith(_SIG_PREFIX + name + " "):
@@ -119,8 +124,13 @@ def _verify(text: str, sigs: str, public: Ed25519PublicKey, name: str, where: st
             raise WorkbenchError(
                 f"{where}: the signature does not hold (edited or signed by another key)"
             ) from exc
-        return _parse(text, where)
-    raise WorkbenchError(f"{where}: no signature by this data directory's key")
+        return
+    raise WorkbenchError(f"{where}: no signature by {missing}")
+
+
+def _verify(text: str, sigs: str, public: Ed25519PublicKey, name: str, where: str) -> TreeHead:
+    check_signature(text, sigs, public, name, where, missing="this data directory's key")
+    return _parse(text, where)
 
 
 def _parse(text: str, where: str) -> TreeHead:
