@@ -171,6 +171,9 @@ def test_served_nodes_share_one_lake(tmp_path: Path, postgres_dsn: str) -> None:
     finally:
         for n in nodes:
             n.stop()
+    # A lake keeps no full-text side index: no node wrote one beside a "file" named after the catalog.
+    dbname = dict(part.split("=", 1) for part in postgres_dsn.split())["dbname"]
+    assert not list(Path.cwd().glob(f"*{dbname}*"))
 
 
 def test_kill_9_of_a_node_under_load_loses_no_acknowledged_span(tmp_path: Path, postgres_dsn: str) -> None:

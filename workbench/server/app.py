@@ -91,7 +91,10 @@ def build_services(settings: Settings, store: Store, pipeline: IngestPipeline) -
         scanner.add_scan_listener(exporter.on_scan)
         services.append(exporter)
     services.append(scanner)
-    if settings.search_index:  # the trace search's full-text side index, kept in step after each commit
+    # The trace search's full-text side index, kept in step after each commit. It is a file beside the
+    # DuckDB file; a lake has no such file and other nodes' spans never pass this process, so lake
+    # nodes search by the exact scan (the index is optional by design).
+    if settings.search_index and not store.is_lake:
         from workbench.store.search_indexer import SearchIndexer
 
         services.append(SearchIndexer(store, pipeline))

@@ -231,6 +231,8 @@ class SearchIndex:
 
 def discard(store: Store) -> None:
     """Delete this store's index file (after `renormalize` rewrote the steps): the server rebuilds it."""
+    if store.is_lake:
+        return  # a lake keeps no side index (workbench/server/app.py)
     path = index_path(store)
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
