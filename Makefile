@@ -39,9 +39,12 @@ demo: setup
 demo-cluster: setup postgres
 	$(VENV)/bin/workbench demo-cluster $(CLUSTER_ARGS)
 
+# Test workers (pytest-xdist); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 3
+
 test: setup chromium postgres
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra -n $(TEST_WORKERS)
 
 lint: setup
 	$(PY) -m ruff check .
