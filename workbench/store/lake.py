@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -97,6 +98,17 @@ def rollback(cur: duckdb.DuckDBPyConnection) -> None:
             raise
 
 
+_PASSWORD_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_PASSWORD_URI = re.compile(r"(\w[\w+.-]*://[^/@\s:]*:)[^@\s]*@")
+
+
+def redact_dsn(text: str | None) -> str:
+    """`text` with every libpq password masked: `password=...` (quoted or not) and the `user:pass@` of a
+    URI. Why: the catalog DSN may carry the password, and it ends up in error messages and store names
+    that reach terminals, logs and the UI; DuckDB's own errors may quote the connection string too."""
+    return _PASSWORD_URI.sub(r"\1***@", _PASSWORD_KV.sub(r"\1***", text or ""))
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -141,7 +153,9 @@ def _attach(settings: Settings, read_only: bool) -> duckdb.DuckDBPyConnection:
                 if attempt + 1 < _ATTACH_ATTEMPTS and _lost_catalog_init_race(exc):
                     time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
                     continue
-                raise WorkbenchError(f"cannot attach the lake (catalog {settings.lake!r}): {exc}") from exc
+                raise WorkbenchError(
+                    f"cannot attach the lake (catalog {redact_dsn(settings.lake)!r}): {redact_dsn(str(exc))}"
+                ) from exc
         con.execute("USE lake")
         return con
     except BaseException:
@@ -230,12 +244,12 @@ def open_lake(settings: Settings, *, read_only: bool = False) -> Store:
         if read_only:
             if not _has_schema(_cursor(con)):
                 raise WorkbenchError(
-                    f"no workbench lake in catalog {settings.lake!r}"
+                    f"no workbench lake in catalog {redact_dsn(settings.lake)!r}"
                     " (start a `workbench serve --lake` node first)"
                 )
         else:
             _create_schema(con)
-        store = Store.over(con, f"lake:{settings.lake}", read_only=read_only)
+        store = Store.over(con, f"lake:{redact_dsn(settings.lake)}", read_only=read_only)
         store.is_lake = True
         store.node_id = settings.node_id or default_node_id(settings)
         if not read_only:

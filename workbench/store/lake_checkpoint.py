@@ -40,7 +40,7 @@ from workbench.settings import Settings
 from workbench.store import ledger, treehead
 from workbench.store.checkpoint_log import parse_every
 from workbench.store.connection import Store
-from workbench.store.lake import retrying, rollback
+from workbench.store.lake import redact_dsn, retrying, rollback
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def open_for_roots(settings: Settings) -> Store:
     that only signs what the nodes wrote is not one of them)."""
     from workbench.store import lake
 
-    store = Store.over(lake._attach(settings, read_only=False), f"lake:{settings.lake}")
+    store = Store.over(lake._attach(settings, read_only=False), f"lake:{redact_dsn(settings.lake)}")
     store.is_lake = True
     store.node_id = settings.node_id or lake.default_node_id(settings)
     return store

@@ -28,6 +28,7 @@ import duckdb
 
 from workbench.errors import WorkbenchError
 from workbench.store import extensions
+from workbench.store.lake import redact_dsn
 
 TABLE = "workbench_leases"
 DEFAULT_TTL_S = 60.0
@@ -84,7 +85,8 @@ class LeaseTable:
         except duckdb.Error as exc:
             self._con.close()
             raise WorkbenchError(
-                f"cannot reach the lake's catalog for leases ({catalog_dsn!r}): {exc}"
+                f"cannot reach the lake's catalog for leases ({redact_dsn(catalog_dsn)!r}):"
+                f" {redact_dsn(str(exc))}"
             ) from exc
         except BaseException:
             self._con.close()
