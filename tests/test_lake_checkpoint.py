@@ -118,3 +118,23 @@ def test_ledger_checkpoint_command_commits_a_root_in_lake_mode(
     stored = lake_checkpoint.latest(a)
     assert stored is not None and stored.note == result.output
     assert {h.node_id: h.size for h in stored.root.heads} == {"node-a": spans, "node-b": 0}
+
+
+def test_a_node_rewritten_at_the_same_length_after_signing_is_named(two_nodes: tuple[Store, Store]) -> None:
+    """The harder case than a cut tail: one leaf of node b replaced after the root was signed, so every
+    count still agrees and only the tree's root at the signed size differs."""
+    a, b = two_nodes
+    _ingest(a, "db_deletion")
+    spans_b = _ingest(b, "prompt_injection")
+    lake_checkpoint.commit_root(a, Ed25519PrivateKey.generate(), "node-a")
+    assert lake_checkpoint.check(b)[1] == []
+    b.cursor().execute(
+        "UPDATE ledger SET digest = unhex(sha256('forged span')) WHERE node_id = 'node-b'"
+        " AND seq = (SELECT min(seq) FROM ledger WHERE node_id = 'node-b') + ?",
+        [spans_b // 2],
+    )
+    sizes = b.cursor().execute("SELECT count(*) FROM ledger WHERE node_id = 'node-b'").fetchone()
+    assert sizes is not None and sizes[0] == spans_b  # same length: only the content changed
+    _, problems = lake_checkpoint.check(a)
+    assert problems, "a rewritten leaf must not verify against the signed root"
+    assert all(p.startswith("node node-b: span ledger seq") for p in problems), problems
