@@ -1,0 +1,262 @@
+"""The trace list at scale: newest traces from `trace_commits`, totals from only their steps' seq ranges.
+
+Why: the list used to be one GROUP BY over every step, so a page of 100 traces cost a read of the whole
+store (about 1.2 s at 10M spans). Steps carry no index (migration 0050) but are appended in seq order,
+so DuckDB skips every row group outside a `seq BETWEEN` range by its zone maps. `trace_commits` (one
+row per trace and group commit: its earliest step start and the seq range of its steps) is small, so:
+
+- **A page without step filters** (no text, service, agent, error or cost condition): the page's traces
+  come straight from `trace_commits` in the list's order (start newest first, then trace id), with the
+  time window, `has_findings` and the side index's narrowing applied there; the totals are then summed
+  over those traces' steps only, reading their seq ranges.
+- **A page with step filters** is a walk: candidate traces newest first in batches (twice the traces
+  the page needs, doubling), each batch's totals and conditions computed exactly over its seq ranges,
+  until `offset + limit` traces passed. A condition that matches rarely would walk the whole store in
+  many small reads, so once the walk has covered a quarter of the candidates the rest is one exact
+  scan of all steps (`_rest`), restricted to traces after the last one walked: at worst about 1.75
+  times the old scan, never unbounded.
+
+Every answer equals the exact scan's (`explore_scan.scan_traces`): the conditions are the same HAVING
+terms on the same per-trace aggregates, and each batch reads all steps of its traces. The whole search
+runs in one transaction, so a commit landing mid-walk cannot move a trace between batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from workbench.store.findings import SEVERITY_RANK_SQL
+
+MAX_RANGES = 8  # seq ranges per batch read (each is one scan of steps: more cost more than they save)
+RANGE_GAP = 122_880  # ranges closer than a row group are read as one (the zone maps skip no less)
+FIRST_BATCH = 512  # at least this many candidate traces per batch of a walk
+REST_FRACTION = 4  # a walk past 1/REST_FRACTION of the candidates scans the rest at once
+
+Condition = tuple[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """A trace search as SQL terms over one trace's aggregate (HAVING), each with its parameters.
+
+    `trace` terms can be judged on `trace_commits` as well as on `steps`: they are written with
+    `{last_seq}` for the column holding the newest seq (`max(seq)` on steps, `max(last_seq)` on
+    trace_commits) and use only `trace_id` and `min(start_time_ns)` otherwise. `steps` terms need the
+    steps (text, services, agents, errors, cost). `match_expr` counts the steps matching the text.
+    """
+
+    trace: tuple[Condition, ...] = ()
+    steps: tuple[Condition, ...] = ()
+    match_expr: Condition = ("0", ())
+
+
+@dataclass(slots=True)
+class _Candidate:
+    trace_id: str
+    start_ns: int
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+
+
+_AGGREGATES = """
+    trace_id,
+    coalesce(arg_min(service_name, start_time_ns) FILTER (WHERE parent_span_id = ''),
+             arg_min(service_name, start_time_ns)) AS service_name,
+    coalesce(arg_min(name, start_time_ns) FILTER (WHERE parent_span_id = ''),
+             arg_min(name, start_time_ns)) AS root_name,
+    min(start_time_ns) AS start_ns, max(end_time_ns) AS end_ns, count(*) AS steps,
+    count(*) FILTER (WHERE is_error) AS errors,
+    count(*) FILTER (WHERE kind = 'tool') AS tool_calls,
+    coalesce(sum(tokens_in) FILTER (WHERE kind <> 'agent'), 0) AS tin,
+    coalesce(sum(tokens_out) FILTER (WHERE kind <> 'agent'), 0) AS tout,
+    coalesce(sum(tokens_reasoning) FILTER (WHERE kind <> 'agent'), 0) AS treason,
+    coalesce(sum(cost_usd) FILTER (WHERE kind <> 'agent'), 0.0) AS cost,
+    list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL) AS agents"""
+
+
+def search(
+    cur: duckdb.DuckDBPyConnection, conditions: Conditions, limit: int, offset: int
+) -> list[tuple[Any, ...]]:
+    """The rows of one page, as `explore_scan.scan_traces` selects them (same columns, same order)."""
+    if limit <= 0:
+        return []
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        if conditions.steps:
+            page = _walk(cur, conditions, limit + offset)[offset:]
+        else:
+            page = _candidates(cur, conditions, limit, offset)
+        return _rows(cur, conditions, page)
+    finally:
+        cur.execute("ROLLBACK")
+
+
+def _candidates(
+    cur: duckdb.DuckDBPyConnection,
+    conditions: Conditions,
+    limit: int,
+    offset: int = 0,
+    after: tuple[int, str] | None = None,
+) -> list[_Candidate]:
+    """Traces in list order (start newest first, then id) passing the `trace` conditions, with the seq
+    ranges of their steps; `after` continues from a trace (keyset: robust where OFFSET is not)."""
+    having, params = _terms(conditions.trace, "max(last_seq)")
+    if after is not None:
+        having.append("(min(start_time_ns) < ? OR (min(start_time_ns) = ? AND trace_id > ?))")
+        params += [after[0], after[0], after[1]]
+    rows = cur.execute(
+        "SELECT trace_id, min(start_time_ns) AS start_ns, list(first_seq), list(last_seq)"
+        " FROM trace_commits GROUP BY trace_id"
+        + (" HAVING " + " AND ".join(having) if having else "")
+        + " ORDER BY start_ns DESC, trace_id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    return [_Candidate(str(t), int(s), list(zip(lo, hi, strict=True))) for t, s, lo, hi in rows]
+
+
+def _count_candidates(cur: duckdb.DuckDBPyConnection, conditions: Conditions) -> int:
+    having, params = _terms(conditions.trace, "max(last_seq)")
+    sql = "SELECT trace_id FROM trace_commits GROUP BY trace_id"
+    if having:
+        sql += " HAVING " + " AND ".join(having)
+    row = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _walk(cur: duckdb.DuckDBPyConnection, conditions: Conditions, need: int) -> list[_Candidate]:
+    """The first `need` traces passing every condition, in list order: batches of candidates, each
+    judged over its own steps, then (past a quarter of the candidates) one scan for the rest."""
+    found: list[_Candidate] = []
+    size = max(2 * need, FIRST_BATCH)
+    walked = 0
+    total = _count_candidates(cur, conditions)
+    after: tuple[int, str] | None = None
+    while len(found) < need:
+        if walked and walked + size > total // REST_FRACTION:
+            assert after is not None
+            found += _rest(cur, conditions, after, need - len(found))
+            break
+        batch = _candidates(cur, conditions, size, after=after)
+        if not batch:
+            break
+        by_id = {c.trace_id: c for c in batch}
+        passed = _judge(cur, conditions, batch)
+        found += [by_id[t] for t in passed]
+        walked += len(batch)
+        after = (batch[-1].start_ns, batch[-1].trace_id)
+        size *= 2
+    return found[:need]
+
+
+def _judge(cur: duckdb.DuckDBPyConnection, conditions: Conditions, batch: Sequence[_Candidate]) -> list[str]:
+    """The ids of the batch's traces that pass the `steps` conditions, in list order."""
+    source, source_params = _source(batch)
+    having, params = _terms(conditions.steps, "max(seq)")
+    rows = cur.execute(
+        f"SELECT trace_id, min(start_time_ns) AS start_ns FROM {source} GROUP BY trace_id"
+        f" HAVING {' AND '.join(having)} ORDER BY start_ns DESC, trace_id",
+        [*source_params, *params],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _rest(
+    cur: duckdb.DuckDBPyConnection, conditions: Conditions, after: tuple[int, str], need: int
+) -> list[_Candidate]:
+    """The first `need` traces after `after` passing every condition, by one scan of all steps."""
+    having, params = _terms(conditions.trace + conditions.steps, "max(seq)")
+    having.append("(min(start_time_ns) < ? OR (min(start_time_ns) = ? AND trace_id > ?))")
+    params += [after[0], after[0], after[1]]
+    rows = cur.execute(
+        "SELECT trace_id, min(start_time_ns) AS start_ns FROM steps GROUP BY trace_id"
+        f" HAVING {' AND '.join(having)} ORDER BY start_ns DESC, trace_id LIMIT ?",
+        [*params, need],
+    ).fetchall()
+    if not rows:
+        return []
+    ids = [str(r[0]) for r in rows]
+    ranges = cur.execute(
+        "SELECT trace_id, list(first_seq), list(last_seq) FROM trace_commits"
+        " WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY trace_id",
+        [ids],
+    ).fetchall()
+    spans = {str(t): list(zip(lo, hi, strict=True)) for t, lo, hi in ranges}
+    return [_Candidate(str(t), int(s), spans.get(str(t), [])) for t, s in rows]
+
+
+def _rows(
+    cur: duckdb.DuckDBPyConnection, conditions: Conditions, page: Sequence[_Candidate]
+) -> list[tuple[Any, ...]]:
+    """The page's rows with their totals, findings, redeliveries and conflicting versions."""
+    if not page:
+        return []
+    source, source_params = _source(page)
+    match_sql, match_params = conditions.match_expr
+    sql = f"""
+    WITH t AS (
+        SELECT {_AGGREGATES}, {match_sql} AS matches
+        FROM {source}
+        GROUP BY trace_id
+    ),
+    f AS (
+        SELECT trace_id, count(*) AS n, arg_max(severity, {SEVERITY_RANK_SQL}) AS worst
+        FROM findings WHERE trace_id IN (SELECT trace_id FROM t) GROUP BY trace_id
+    )
+    SELECT t.*, coalesce(f.n, 0), f.worst, coalesce(d.duplicate_spans, 0),
+           (SELECT count(*) FROM spans v WHERE v.trace_id = t.trace_id AND v.version_of IS NOT NULL)
+    FROM t LEFT JOIN f USING (trace_id) LEFT JOIN delivery_stats d USING (trace_id)
+    ORDER BY t.start_ns DESC, t.trace_id
+    """
+    return cur.execute(sql, [*match_params, *source_params]).fetchall()
+
+
+def _source(traces: Sequence[_Candidate]) -> tuple[str, list[Any]]:
+    """FROM text for these traces' steps: the union of their seq ranges (each a zone-map-pruned scan),
+    narrowed to the traces themselves (a range also holds other traces' steps)."""
+    ranges = merge_ranges([r for c in traces for r in c.ranges])
+    if not ranges:
+        ranges = [(0, -1)]  # a candidate without rows cannot happen (same transaction); read nothing
+    scans = " UNION ALL ".join("SELECT * FROM steps WHERE seq BETWEEN ? AND ?" for _ in ranges)
+    params: list[Any] = [v for r in ranges for v in r]
+    params.append([c.trace_id for c in traces])
+    return f"({scans}) s SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS trace_id) b USING (trace_id)", params
+
+
+def merge_ranges(
+    ranges: Sequence[tuple[int, int]], gap: int = RANGE_GAP, most: int = MAX_RANGES
+) -> list[tuple[int, int]]:
+    """Disjoint seq ranges covering `ranges`, sorted, at most `most` of them.
+
+    Ranges closer than `gap` are joined (reading the seqs between costs no more row groups than a
+    second scan would); beyond `most`, the smallest gaps are closed first. Covering more seqs is
+    always correct: the reader keeps only its traces' steps.
+    """
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + gap:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    if len(merged) <= most:
+        return merged
+    # Keep the most-1 widest gaps as the only splits.
+    gaps = sorted(range(1, len(merged)), key=lambda i: merged[i][0] - merged[i - 1][1], reverse=True)
+    splits = sorted(gaps[: most - 1])
+    out: list[tuple[int, int]] = []
+    start = 0
+    for split in [*splits, len(merged)]:
+        out.append((merged[start][0], max(hi for _, hi in merged[start:split])))
+        start = split
+    return out
+
+
+def _terms(conditions: Sequence[Condition], last_seq: str) -> tuple[list[str], list[Any]]:
+    sql: list[str] = []
+    params: list[Any] = []
+    for text, values in conditions:
+        sql.append(text.replace("{last_seq}", last_seq))
+        params += values
+    return sql, params
