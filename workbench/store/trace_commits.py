@@ -14,6 +14,7 @@ steps); it can be rebuilt from the steps at any time.
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
 from workbench.store.connection import Store
 
@@ -23,7 +24,7 @@ APPEND_SQL = (
     "INSERT INTO trace_commits SELECT trace_id, min(start_time_ns), min(seq), max(seq) FROM {steps}"
     " GROUP BY trace_id ORDER BY min(seq)"
 )
-"""Rows for steps just inserted; `{steps}` names the table or Arrow replacement scan that holds them."""
+"""Rows for steps just inserted; `{steps}` names the table or Arrow replacement scan holding them."""
 
 REBUILD_SQL = (
     "INSERT INTO trace_commits SELECT trace_id, min(start_time_ns), min(seq), max(seq) FROM steps"
@@ -32,9 +33,11 @@ REBUILD_SQL = (
 """Rows for every stored step, one per trace and row group of seqs (as migration 0051 fills them)."""
 
 
-def append(cur: duckdb.DuckDBPyConnection, steps: str) -> None:
-    """Add the rows of the steps in `steps` (a name DuckDB resolves), inside the caller's transaction."""
-    cur.execute(APPEND_SQL.format(steps=steps))
+def append(cur: duckdb.DuckDBPyConnection, steps: pa.Table) -> None:
+    """Add the rows of these just inserted steps (seq, trace_id, start_time_ns columns), inside the
+    caller's transaction."""
+    _wb_new_steps = steps  # noqa: F841 - read by DuckDB's replacement scan
+    cur.execute(APPEND_SQL.format(steps="_wb_new_steps"))
 
 
 def refill(cur: duckdb.DuckDBPyConnection) -> None:

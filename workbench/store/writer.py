@@ -311,7 +311,7 @@ class SpanWriter:
                 cur.execute("INSERT INTO steps BY NAME SELECT * FROM _wb_steps")
             if with_step:
                 # Where these steps lie, for the trace list (derived; see workbench.store.trace_commits).
-                trace_commits.append(cur, "_wb_steps")
+                trace_commits.append(cur, steps_tbl)
             if keep_logs:
                 cur.execute("INSERT INTO logs BY NAME SELECT * FROM _wb_logs")
             if n:
