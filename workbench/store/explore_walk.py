@@ -88,7 +88,7 @@ def search(
         if conditions.steps:
             page = _walk(cur, conditions, limit + offset)[offset:]
         else:
-            page = _candidates(cur, conditions, limit, offset)
+            page, _total = _candidates(cur, conditions, limit, offset)
         return _rows(cur, conditions, page)
     finally:
         cur.execute("ROLLBACK")
@@ -100,54 +100,59 @@ def _candidates(
     limit: int,
     offset: int = 0,
     after: tuple[int, str] | None = None,
-) -> list[_Candidate]:
+) -> tuple[list[_Candidate], int]:
     """Traces in list order (start newest first, then id) passing the `trace` conditions, with the seq
-    ranges of their steps; `after` continues from a trace (keyset: robust where OFFSET is not)."""
+    ranges of their steps, and how many pass in all; `after` continues from a trace (keyset: robust
+    where OFFSET is not)."""
     having, params = _terms(conditions.trace, "max(last_seq)")
-    if after is not None:
-        having.append("(min(start_time_ns) < ? OR (min(start_time_ns) = ? AND trace_id > ?))")
-        params += [after[0], after[0], after[1]]
+    having += _after(after, params)
     rows = cur.execute(
-        "SELECT trace_id, min(start_time_ns) AS start_ns, list(first_seq), list(last_seq)"
+        "SELECT trace_id, min(start_time_ns) AS start_ns, list(first_seq), list(last_seq), count(*) OVER ()"
         " FROM trace_commits GROUP BY trace_id"
         + (" HAVING " + " AND ".join(having) if having else "")
         + " ORDER BY start_ns DESC, trace_id LIMIT ? OFFSET ?",
         [*params, limit, offset],
     ).fetchall()
-    return [_Candidate(str(t), int(s), list(zip(lo, hi, strict=True))) for t, s, lo, hi in rows]
+    out = [_Candidate(str(t), int(s), list(zip(lo, hi, strict=True))) for t, s, lo, hi, _n in rows]
+    return out, int(rows[0][4]) if rows else 0
 
 
-def _count_candidates(cur: duckdb.DuckDBPyConnection, conditions: Conditions) -> int:
-    having, params = _terms(conditions.trace, "max(last_seq)")
-    sql = "SELECT trace_id FROM trace_commits GROUP BY trace_id"
-    if having:
-        sql += " HAVING " + " AND ".join(having)
-    row = cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
-    return int(row[0]) if row else 0
+def _after(after: tuple[int, str] | None, params: list[Any]) -> list[str]:
+    """The HAVING term "after this trace in list order" (none for None), its parameters added."""
+    if after is None:
+        return []
+    params += [after[0], after[0], after[1]]
+    return ["(min(start_time_ns) < ? OR (min(start_time_ns) = ? AND trace_id > ?))"]
 
 
 def _walk(cur: duckdb.DuckDBPyConnection, conditions: Conditions, need: int) -> list[_Candidate]:
     """The first `need` traces passing every condition, in list order: batches of candidates, each
-    judged over its own steps, then (past a quarter of the candidates) one scan for the rest."""
+    judged over its own steps, then (past a quarter of the candidates) one scan for the rest.
+
+    A batch is twice the last, or what the pass rate seen so far says the page still needs (with a
+    margin), whichever is larger."""
     found: list[_Candidate] = []
     size = max(2 * need, FIRST_BATCH)
-    walked = 0
-    total = _count_candidates(cur, conditions)
+    walked = total = 0
     after: tuple[int, str] | None = None
     while len(found) < need:
         if walked and walked + size > total // REST_FRACTION:
             assert after is not None
             found += _rest(cur, conditions, after, need - len(found))
             break
-        batch = _candidates(cur, conditions, size, after=after)
+        batch, remaining = _candidates(cur, conditions, size, after=after)
         if not batch:
             break
+        total = total or remaining
         by_id = {c.trace_id: c for c in batch}
-        passed = _judge(cur, conditions, batch)
-        found += [by_id[t] for t in passed]
+        found += [by_id[t] for t in _judge(cur, conditions, batch)]
         walked += len(batch)
         after = (batch[-1].start_ns, batch[-1].trace_id)
-        size *= 2
+        if found:
+            wanted = (need - len(found)) * walked // len(found)
+            size = max(2 * size, wanted + wanted // 2)
+        else:
+            size *= 2
     return found[:need]
 
 
@@ -166,14 +171,28 @@ def _judge(cur: duckdb.DuckDBPyConnection, conditions: Conditions, batch: Sequen
 def _rest(
     cur: duckdb.DuckDBPyConnection, conditions: Conditions, after: tuple[int, str], need: int
 ) -> list[_Candidate]:
-    """The first `need` traces after `after` passing every condition, by one scan of all steps."""
+    """The first `need` traces after `after` passing every condition, by one scan of the steps.
+
+    The scan reads only the seqs from the first to the last step of the traces left, so every trace
+    left is read whole. Steps of walked traces inside that range are grouped too, but partially; a
+    partial trace's earliest start is no earlier than its true one, so it still sorts at or before
+    `after` and the "after" term drops it.
+    """
+    having, params = _terms(conditions.trace, "max(last_seq)")
+    having += _after(after, params)
+    bounds = cur.execute(
+        "SELECT min(lo), max(hi) FROM (SELECT min(first_seq) AS lo, max(last_seq) AS hi FROM trace_commits"
+        " GROUP BY trace_id HAVING " + " AND ".join(having) + ")",
+        params,
+    ).fetchone()
+    if not bounds or bounds[0] is None:
+        return []
     having, params = _terms(conditions.trace + conditions.steps, "max(seq)")
-    having.append("(min(start_time_ns) < ? OR (min(start_time_ns) = ? AND trace_id > ?))")
-    params += [after[0], after[0], after[1]]
+    having += _after(after, params)
     rows = cur.execute(
-        "SELECT trace_id, min(start_time_ns) AS start_ns FROM steps GROUP BY trace_id"
-        f" HAVING {' AND '.join(having)} ORDER BY start_ns DESC, trace_id LIMIT ?",
-        [*params, need],
+        "SELECT trace_id, min(start_time_ns) AS start_ns FROM steps WHERE seq BETWEEN ? AND ?"
+        f" GROUP BY trace_id HAVING {' AND '.join(having)} ORDER BY start_ns DESC, trace_id LIMIT ?",
+        [bounds[0], bounds[1], *params, need],
     ).fetchall()
     if not rows:
         return []
