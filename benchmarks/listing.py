@@ -198,6 +198,7 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=16, help="traces being written at once")
     ap.add_argument("--commit", type=int, default=512, help="spans per group commit")
     ap.add_argument("--work", type=Path, default=None, help="where the stores go (default: a temp dir)")
+    ap.add_argument("--keep", action="store_true", help="keep the stores; a store already there is reused")
     report.add_output_args(ap)
     args = ap.parse_args()
     run = report.Run()
@@ -214,7 +215,8 @@ def main() -> None:
             (commit_rows,) = store.cursor().execute("SELECT count(*) FROM trace_commits").fetchone() or (0,)
         print(f"  trace_commits rows: {commit_rows:,}", flush=True)
         results.append((spans, measure(path, spans, args.tries)))
-        path.unlink()
+        if not args.keep:
+            path.unlink()
 
     import duckdb
 

@@ -314,6 +314,9 @@ def _rows(
 
 
 # Per trace of a page: findings and the worst severity, redelivered spans, conflicting versions.
+# `version_of > 0`, not IS NOT NULL: the same rows (it holds a seq, and seqs start at 1, in a lake too),
+# but a range the zone maps answer, so row groups without a version are skipped (5 ms, not 100 ms, at
+# 10M spans).
 _EXTRA_SQL = f"""
 WITH p AS (SELECT unnest(?::VARCHAR[]) AS trace_id),
 f AS (
@@ -322,7 +325,7 @@ f AS (
 ),
 v AS (
     SELECT trace_id, count(*) AS n FROM spans
-    WHERE version_of IS NOT NULL AND trace_id IN (SELECT trace_id FROM p) GROUP BY trace_id
+    WHERE version_of > 0 AND trace_id IN (SELECT trace_id FROM p) GROUP BY trace_id
 )
 SELECT p.trace_id, coalesce(f.n, 0), f.worst, coalesce(d.duplicate_spans, 0), coalesce(v.n, 0)
 FROM p LEFT JOIN f USING (trace_id) LEFT JOIN delivery_stats d USING (trace_id) LEFT JOIN v USING (trace_id)
