@@ -226,7 +226,7 @@ def main() -> None:
         cells = []
         for _, rows in results:
             _w, new_ms, old_ms, n = rows[i]
-            cells.append(f"{new_ms:,.0f} / {old_ms:,.0f} ms ({old_ms / new_ms:,.1f}x faster, {n} rows)")
+            cells.append(f"{new_ms:,.0f} / {old_ms:,.0f} ms (old/new {old_ms / new_ms:,.1f}x, {n} rows)")
         lines.append(f"| {what} | " + " | ".join(cells) + " |")
     body = (
         f"Stores generated in DuckDB SQL into the real schema: traces of {STEPS} steps, {args.concurrent} "
