@@ -7,8 +7,9 @@ row per trace and group commit: its earliest step start and the seq range of its
 
 - **A page without step filters** (no text, service, agent, error or cost condition): the page's traces
   come straight from `trace_commits` in the list's order (start newest first, then trace id), with the
-  time window, `has_findings` and the side index's narrowing applied there; the totals are then summed
-  over those traces' steps only, reading their seq ranges.
+  time window, `has_findings` and the side index's narrowing applied there (a GROUP BY of the table);
+  with no condition at all, only the table's newest rows are read (`_newest`). The totals are then
+  summed over those traces' steps only, reading their seq ranges.
 - **A page with step filters** is a walk: candidate traces newest first in batches (twice the traces
   the page needs, doubling), each batch's totals and conditions computed exactly over its seq ranges,
   until `offset + limit` traces passed. A condition that matches rarely would walk the whole store in
