@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import statistics
 import sys
@@ -178,8 +179,8 @@ def measure(path: Path, spans: int, tries: int) -> list[tuple[str, float, float,
     out = []
     with Store(path, read_only=True) as store:
         for what, flt, offset in cases(spans):
-            new_ms, new_rows = _timed(lambda f=flt, o=offset: search_traces(store, f, 100, o), tries)
-            old_ms, old_rows = _timed(lambda f=flt, o=offset: scan_traces(store, f, 100, o), tries)
+            new_ms, new_rows = _timed(functools.partial(search_traces, store, flt, 100, offset), tries)
+            old_ms, old_rows = _timed(functools.partial(scan_traces, store, flt, 100, offset), tries)
             if _exact(new_rows) != _exact(old_rows):
                 raise SystemExit(f"{what}: search_traces differs from the scan at {spans:,} spans")
             print(f"  {what:28s} {new_ms:9.1f} ms  scan {old_ms:9.1f} ms  rows {len(new_rows)}", flush=True)

@@ -234,6 +234,8 @@ def _walk(cur: duckdb.DuckDBPyConnection, conditions: Conditions, need: int) -> 
         by_id = {c.trace_id: c for c in batch}
         found += [by_id[t] for t in _judge(cur, conditions, batch)]
         walked += len(batch)
+        if len(batch) < size:  # that was the last of the candidates
+            break
         after = (batch[-1].start_ns, batch[-1].trace_id)
         if found:
             wanted = (need - len(found)) * walked // len(found)
