@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch 2.13.0 lies on the project's machines; pip takes it from there.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: setup demo demo-cluster test lint bench bench-phoenix bench-growth bench-agentdojo bench-lake fuzz clean chromium postgres
+.PHONY: setup demo demo-cluster test lint bench bench-phoenix bench-growth bench-agentdojo bench-lake bench-listing fuzz clean chromium postgres
 
 setup: $(STAMP)
 
@@ -76,6 +76,12 @@ GROWTH_ARGS ?=
 bench-growth: setup
 	$(PY) -m pip install --quiet py-spy==0.4.3
 	$(PY) benchmarks/growth.py $(GROWTH_ARGS)
+
+# The trace list and its search on generated 1M-span stores (LISTING_ARGS="--max-spans 10000000" adds 10M,
+# a few GB in a temp dir, minutes to build), each against the old scan of all steps in the same run.
+LISTING_ARGS ?=
+bench-listing: setup
+	$(PY) benchmarks/listing.py $(LISTING_ARGS)
 
 # 100,000 hostile OTLP bodies (HTTP protobuf, JSON, gzip, gRPC) against a real `workbench serve`:
 # counts by status, any 5xx, RSS before/after; appends to benchmarks/RESULTS.md. FUZZ_BODIES=N to change.

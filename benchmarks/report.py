@@ -43,6 +43,7 @@ TOPICS: dict[str, str] = {
     "probe-worker": "Probe worker: serve during a probe job, stop mid-job",
     "event-join": "GenAI event join",
     "lake": "Lake mode: nodes over one DuckLake, and where it stops scaling",
+    "listing": "Listing and search at scale",
 }
 
 

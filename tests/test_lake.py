@@ -7,6 +7,7 @@ the fixture fails with the install command rather than skipping, so CI never sil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import urllib.request
@@ -23,6 +24,8 @@ from tests.otlp_payloads import Batch, agent_batch, tiny_batch
 from workbench.cli import cli
 from workbench.settings import Settings
 from workbench.store import extensions, lake, queries
+from workbench.store.explore_scan import scan_traces
+from workbench.store.explore_traces import TraceFilter, TraceRow, search_traces
 from workbench.store.lake_verify import verify_lake
 
 
@@ -221,3 +224,46 @@ def test_kill_9_of_a_node_under_load_loses_no_acknowledged_span(tmp_path: Path, 
             assert per_node[0][1].checked == len(stored)
     finally:
         node.stop()
+
+
+def test_the_trace_list_reads_trace_commits_and_an_older_lake_gets_it_filled(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Both nodes' commits append `trace_commits` rows in their own transactions, so the list read through
+    it answers what the scan of every step answers; a lake made before the table (schema version 1) has
+    it filled from the steps when a node opens it."""
+
+    def _exact(rows: list[TraceRow]) -> list[TraceRow]:  # a sum of doubles depends on the order added
+        return [dataclasses.replace(r, cost_usd=round(r.cost_usd, 12)) for r in rows]
+
+    stores = [lake.open_lake(_settings(tmp_path, postgres_dsn, f"n{i}")) for i in (1, 2)]
+    try:
+        split = agent_batch("split", 0, 6)
+        for i, store in enumerate(stores):
+            pipe = IngestPipeline(store)
+            pipe.ingest(_records(tiny_batch(f"node{i}", 1, 4).message), "t")
+            pipe.ingest(_records(agent_batch(f"agents{i}", i, 3).message), "t")
+            pipe.ingest(
+                decode.to_records(
+                    ExportTraceServiceRequest.FromString(_part(split, range(i, 6, 2))), 1 << 20
+                ).records,
+                "t",
+            )
+            pipe.close()
+        listed = search_traces(stores[0], TraceFilter(), 100)
+        assert len(listed) >= 5 and _exact(listed) == _exact(scan_traces(stores[0], TraceFilter(), 100))
+        flt = TraceFilter(has_errors=False)
+        assert _exact(search_traces(stores[1], flt, 3, 1)) == _exact(scan_traces(stores[1], flt, 3, 1))
+    finally:
+        for s in stores:
+            s.close()
+    _tamper(postgres_dsn, "DELETE FROM trace_commits; UPDATE lake_meta SET schema_version = 1")
+    again = lake.open_lake(_settings(tmp_path, postgres_dsn, "n1"))
+    try:
+        (rows,) = again.cursor().execute("SELECT count(DISTINCT trace_id) FROM trace_commits").fetchone() or (
+            0,
+        )
+        assert rows == len(listed)
+        assert _exact(search_traces(again, TraceFilter(), 100)) == _exact(listed)
+    finally:
+        again.close()

@@ -1,8 +1,8 @@
 """`workbench renormalize`: re-derive every step from the stored raw spans, after a mapping fix.
 
 Raw spans are never thrown away, so normalization can be run again; it rewrites the steps table and
-needs the database for writing. The search side index is deleted with the old steps, and rebuilt by the
-next `serve`.
+needs the database for writing. The trace list's `trace_commits` is rebuilt from the new steps; the search
+side index is deleted with the old steps, and rebuilt by the next `serve`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def renormalize(ctx: click.Context) -> None:
     from collectors.decode import record_from_canonical
     from collectors.normalize import NORMALIZER_VERSION
     from collectors.pipeline import default_normalizer
-    from workbench.store import log_join, queries, search_index
+    from workbench.store import log_join, queries, search_index, trace_commits
 
     settings = settings_of(ctx)
     normalize = default_normalizer()
@@ -44,6 +44,8 @@ def renormalize(ctx: click.Context) -> None:
                 queries.replace_steps(store, seqs, steps, NORMALIZER_VERSION)
                 done += len(chunk)
                 bar.update(len(chunk))
+        # The trace list's derived table, from the rewritten steps (workbench.store.trace_commits).
+        trace_commits.rebuild(store)
         # The search side index holds the old steps' words: the next `serve` rebuilds it from these.
         search_index.discard(store)
     click.echo(f"renormalized {done} steps")

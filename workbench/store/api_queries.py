@@ -23,8 +23,10 @@ _STEP_PAGE_SQL = (
 
 
 def count_traces(store: Store) -> int:
-    """How many traces have at least one step (the total behind a page of `queries.list_traces`)."""
-    row = store.cursor().execute("SELECT count(DISTINCT trace_id) FROM steps").fetchone()
+    """How many traces have at least one step (the total behind a page of `queries.list_traces`).
+
+    Counted on `trace_commits` (a row per trace and commit that stored steps), not on every step."""
+    row = store.cursor().execute("SELECT count(DISTINCT trace_id) FROM trace_commits").fetchone()
     return int(row[0]) if row else 0
 
 

@@ -1,4 +1,7 @@
-"""Trace search for the UI's trace list: filters, one row per trace, the filter choices."""
+"""Trace search for the UI's trace list: filters, one row per trace, the filter choices.
+
+The search itself runs in `explore_walk` (fast at scale); `explore_scan` keeps the one-scan reference.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.model import TraceSummary
-from workbench.store import search_index
+from workbench.store import explore_walk, search_index
 from workbench.store.connection import Store
-from workbench.store.findings import SEVERITY_RANK_SQL
 
 # ---------------------------------------------------------------------------------------------- traces
 
@@ -74,113 +76,93 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
     When the server keeps the full-text side index (`search_index`), it only narrows the traces the
     match runs on (those its words allow, plus everything newer than its watermark), so the answer is
     the scan's; a store without one (a lake, a command on the file) scans.
+
+    How it stays fast as the store grows (`explore_walk`): the time window, `has_findings` and the side
+    index's narrowing are judged on the small `trace_commits` table, so a page with only those reads
+    just its own traces' steps. Text, services, agents, `has_errors` and `min_cost` need the steps: the
+    search walks the candidate traces newest first in growing batches, each judged over its own seq
+    ranges, and stops once `offset + limit` traces passed; a condition so rare that the walk passes a
+    quarter of the traces falls back to one exact scan of the rest. The answer is always the exact
+    scan's (`explore_scan.scan_traces`, the reference the tests compare against).
     """
-    where: list[str] = []
-    having: list[str] = []
-    params: list[Any] = []
-    match_expr = "0"
-    if flt.text.strip():
-        needle = flt.text.strip().lower()
-        cols = ("input_text", "output_text", "reasoning_text", "tool_arguments", "tool_result", "name")
-        match_expr = "count(*) FILTER (WHERE " + " OR ".join(f"contains(lower({c}), ?)" for c in cols) + ")"
-        params += [needle] * len(cols)
-        having.append(match_expr + " > 0")
-        params_having: list[Any] = [needle] * len(cols)
-    else:
-        params_having = []
-    params_where: list[Any] = []
-    narrowed = _narrowed(store, flt.text.strip())
+    cur = store.cursor()
+    try:
+        rows = explore_walk.search(cur, conditions(store, flt), limit, offset)
+    finally:
+        cur.close()
+    return [to_row(r) for r in rows]
+
+
+TEXT_COLUMNS = ("input_text", "output_text", "reasoning_text", "tool_arguments", "tool_result", "name")
+
+
+def conditions(store: Store, flt: TraceFilter) -> explore_walk.Conditions:
+    """`flt` as HAVING terms over a trace's aggregate, split by whether `trace_commits` can judge them."""
+    trace: list[explore_walk.Condition] = []
+    steps: list[explore_walk.Condition] = []
+    match: explore_walk.Condition = ("0", ())
+    text = flt.text.strip()
+    if text:
+        needle = text.lower()
+        match_sql = (
+            "count(*) FILTER (WHERE " + " OR ".join(f"contains(lower({c}), ?)" for c in TEXT_COLUMNS) + ")"
+        )
+        match = (match_sql, (needle,) * len(TEXT_COLUMNS))
+        steps.append((match_sql + " > 0", match[1]))
+    narrowed = narrowed_by_index(store, text)
     if narrowed is not None:
         traces, mark = narrowed
-        where.append(
-            "s.trace_id IN (SELECT unnest(?::VARCHAR[]) UNION ALL SELECT trace_id FROM steps WHERE seq > ?"
-            " UNION ALL SELECT trace_id FROM logs WHERE seq > ? AND span_id <> '')"
+        trace.append(
+            (
+                "(trace_id IN (SELECT unnest(?::VARCHAR[])) OR {last_seq} > ?"
+                " OR trace_id IN (SELECT trace_id FROM logs WHERE seq > ? AND span_id <> ''))",
+                (traces, mark, mark),
+            )
         )
-        params_where += [traces, mark, mark]
     if flt.services:
-        where.append("s.trace_id IN (SELECT trace_id FROM steps WHERE list_contains(?, service_name))")
-        params_where.append(list(flt.services))
+        steps.append(("bool_or(list_contains(?, service_name))", (list(flt.services),)))
     if flt.agents:
-        where.append("s.trace_id IN (SELECT trace_id FROM steps WHERE list_contains(?, actor))")
-        params_where.append(list(flt.agents))
+        steps.append(("bool_or(list_contains(?, actor))", (list(flt.agents),)))
     if flt.has_findings is not None:
-        where.append(("" if flt.has_findings else "NOT ") + "s.trace_id IN (SELECT trace_id FROM findings)")
+        trace.append(
+            (("" if flt.has_findings else "NOT ") + "trace_id IN (SELECT trace_id FROM findings)", ())
+        )
     window, window_params = selection_clauses(
         start_ns=flt.start_ns, end_ns=flt.end_ns, time_expr="min(start_time_ns)"
     )
-    having += window
-    params_having += window_params
+    trace += [(clause, (value,)) for clause, value in zip(window, window_params, strict=True)]
     if flt.has_errors is not None:
-        having.append("count(*) FILTER (WHERE is_error) " + ("> 0" if flt.has_errors else "= 0"))
+        steps.append(("count(*) FILTER (WHERE is_error) " + ("> 0" if flt.has_errors else "= 0"), ()))
     if flt.min_cost is not None:
-        having.append("coalesce(sum(cost_usd) FILTER (WHERE kind <> 'agent'), 0.0) >= ?")
-        params_having.append(flt.min_cost)
-    sql = f"""
-    WITH t AS (
-        SELECT
-            trace_id,
-            coalesce(arg_min(service_name, start_time_ns) FILTER (WHERE parent_span_id = ''),
-                     arg_min(service_name, start_time_ns)) AS service_name,
-            coalesce(arg_min(name, start_time_ns) FILTER (WHERE parent_span_id = ''),
-                     arg_min(name, start_time_ns)) AS root_name,
-            min(start_time_ns) AS start_ns, max(end_time_ns) AS end_ns, count(*) AS steps,
-            count(*) FILTER (WHERE is_error) AS errors,
-            count(*) FILTER (WHERE kind = 'tool') AS tool_calls,
-            coalesce(sum(tokens_in) FILTER (WHERE kind <> 'agent'), 0) AS tin,
-            coalesce(sum(tokens_out) FILTER (WHERE kind <> 'agent'), 0) AS tout,
-            coalesce(sum(tokens_reasoning) FILTER (WHERE kind <> 'agent'), 0) AS treason,
-            coalesce(sum(cost_usd) FILTER (WHERE kind <> 'agent'), 0.0) AS cost,
-            list(DISTINCT actor ORDER BY actor) FILTER (WHERE actor IS NOT NULL) AS agents,
-            {match_expr} AS matches
-        FROM steps s
-        {"WHERE " + " AND ".join(where) if where else ""}
-        GROUP BY trace_id
-        {"HAVING " + " AND ".join(having) if having else ""}
-    ),
-    f AS (
-        SELECT trace_id, count(*) AS n,
-               arg_max(severity, {SEVERITY_RANK_SQL}) AS worst
-        FROM findings GROUP BY trace_id
-    ),
-    page AS (
-        SELECT t.*, coalesce(f.n, 0) AS n_findings, f.worst FROM t LEFT JOIN f USING (trace_id)
-        ORDER BY t.start_ns DESC, t.trace_id
-        LIMIT ? OFFSET ?
+        steps.append(("coalesce(sum(cost_usd) FILTER (WHERE kind <> 'agent'), 0.0) >= ?", (flt.min_cost,)))
+    return explore_walk.Conditions(trace=tuple(trace), steps=tuple(steps), match_expr=match)
+
+
+def to_row(r: Sequence[Any]) -> TraceRow:
+    """One result row (the column order of `explore_walk._rows` and `explore_scan`) as a TraceRow."""
+    return TraceRow(
+        trace_id=r[0],
+        service_name=r[1] or "",
+        root_name=r[2] or "",
+        start_time_ns=int(r[3]),
+        end_time_ns=int(r[4]),
+        span_count=int(r[5]),
+        error_count=int(r[6]),
+        tool_calls=int(r[7]),
+        tokens_in=int(r[8]),
+        tokens_out=int(r[9]),
+        tokens_reasoning=int(r[10]),
+        cost_usd=float(r[11]),
+        agents=tuple(r[12] or ()),
+        matches=int(r[13]),
+        findings=int(r[14]),
+        max_severity=r[15],
+        duplicates=int(r[16]),
+        versions=int(r[17]),
     )
-    SELECT page.*, coalesce(d.duplicate_spans, 0),
-           (SELECT count(*) FROM spans v WHERE v.trace_id = page.trace_id AND v.version_of IS NOT NULL)
-    FROM page LEFT JOIN delivery_stats d USING (trace_id)
-    ORDER BY page.start_ns DESC, page.trace_id
-    """
-    # Parameters in the order their placeholders appear: SELECT list, WHERE, HAVING, LIMIT.
-    args = (params if flt.text.strip() else []) + params_where + params_having + [limit, offset]
-    rows = store.cursor().execute(sql, args).fetchall()
-    return [
-        TraceRow(
-            trace_id=r[0],
-            service_name=r[1] or "",
-            root_name=r[2] or "",
-            start_time_ns=int(r[3]),
-            end_time_ns=int(r[4]),
-            span_count=int(r[5]),
-            error_count=int(r[6]),
-            tool_calls=int(r[7]),
-            tokens_in=int(r[8]),
-            tokens_out=int(r[9]),
-            tokens_reasoning=int(r[10]),
-            cost_usd=float(r[11]),
-            agents=tuple(r[12] or ()),
-            matches=int(r[13]),
-            findings=int(r[14]),
-            max_severity=r[15],
-            duplicates=int(r[16]),
-            versions=int(r[17]),
-        )
-        for r in rows
-    ]
 
 
-def _narrowed(store: Store, text: str) -> tuple[list[str], int] | None:
+def narrowed_by_index(store: Store, text: str) -> tuple[list[str], int] | None:
     """The traces the side index allows for `text` and its watermark, or None: scan everything."""
     if not text:
         return None

@@ -36,7 +36,7 @@ import duckdb
 
 from workbench.errors import WorkbenchError
 from workbench.settings import Settings
-from workbench.store import extensions, lake_schema
+from workbench.store import extensions, lake_schema, trace_commits
 from workbench.store.connection import Store
 
 SEQ_BITS = 40  # a node may seal 2**40 - 1 records; 2**22 nodes fit in a positive BIGINT
@@ -195,6 +195,12 @@ def _create_schema(con: duckdb.DuckDBPyConnection) -> None:
             (rows,) = cur.execute("SELECT count(*) FROM lake_meta").fetchone() or (0,)
             if not rows:
                 cur.execute("INSERT INTO lake_meta VALUES (?, 1)", [lake_schema.LAKE_SCHEMA_VERSION])
+            else:
+                # A lake made by an older release: version 2 added trace_commits, which its steps need
+                # (CREATE TABLE IF NOT EXISTS made it empty above). Concurrent upgrades conflict on
+                # lake_meta and the loser finds it done.
+                trace_commits.refill(cur)
+                cur.execute("UPDATE lake_meta SET schema_version = ?", [lake_schema.LAKE_SCHEMA_VERSION])
             cur.execute("COMMIT")
         except BaseException:
             rollback(cur)

@@ -19,7 +19,7 @@ import duckdb
 NODE_TABLES = ("ledger", "ledger_checkpoints", "ledger_entries")
 
 # Bump when the lake's tables change; recorded in lake_meta.schema_version.
-LAKE_SCHEMA_VERSION = 1
+LAKE_SCHEMA_VERSION = 2  # 2: trace_commits (migration 0051)
 
 _LAKE_ONLY = """
 CREATE TABLE IF NOT EXISTS lake_nodes (

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from workbench.model import SpanRecord, Step
-from workbench.store import lake_writes, ledger, log_join
+from workbench.store import lake_writes, ledger, log_join, trace_commits
 from workbench.store.batch import Batch
 from workbench.store.connection import Store
 from workbench.store.queries import DELIVERY_COUNTS_SQL
@@ -309,6 +309,9 @@ class SpanWriter:
             if keep:
                 cur.execute("INSERT INTO spans BY NAME SELECT * FROM _wb_spans")
                 cur.execute("INSERT INTO steps BY NAME SELECT * FROM _wb_steps")
+            if with_step:
+                # Where these steps lie, for the trace list (derived; see workbench.store.trace_commits).
+                trace_commits.append(cur, steps_tbl)
             if keep_logs:
                 cur.execute("INSERT INTO logs BY NAME SELECT * FROM _wb_logs")
             if n:
