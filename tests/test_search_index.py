@@ -32,6 +32,7 @@ TEXTS = [
     "mixed-CASE HostName.Example.COM:8443/path",
     "",
     "tab\tseparated\nnew line text with 123abc456 and abc_def",
+    "nul\x00inside\x00 the text, \x01control\x7fchars and emoji 🙂smile🙂 zero\u200bwidth",
 ]
 
 QUERIES = [
@@ -69,6 +70,11 @@ QUERIES = [
     "nothing matches this at all",
     "text with",
     "separated\nnew",
+    "nul\x00inside",
+    "inside",
+    "🙂smile",
+    "zero\u200bwidth",
+    "control",
 ]
 
 
@@ -136,6 +142,23 @@ def test_indexed_search_answers_what_the_scan_answers(store: Store) -> None:
         assert len(search_traces(store, TraceFilter(text="db-prod"))) == len(scanned["db-prod"]) + 1
     finally:
         search_index.detach(store)
+
+
+def test_the_stored_words_are_the_query_sides_words(store: Store) -> None:
+    """The words come from SQLite's tokenizer (fts5vocab), the query's terms from Python's regex: on
+    hostile text (non-ASCII, quotes, FTS5 operators, NUL, control characters) both find the same words,
+    so a term the query builds is a word the index holds."""
+    index = search_index.SearchIndex(search_index.index_path(store))
+    while index.update(store):
+        pass
+    bodies = [body for _, _, body in store.cursor().execute(search_index._DOC_SQL).fetchall()]
+    assert any("\x00" in b for b in bodies) and any("ü" in b for b in bodies)  # the hostile text is there
+    expected = {w for body in bodies for w in search_index._WORD.findall(body)}
+    with sqlite3.connect(search_index.index_path(store)) as conn:
+        stored = {r[0] for r in conn.execute("SELECT word FROM words")}
+        grams = {r[0] for r in conn.execute("SELECT word FROM word_grams")}
+    assert stored == expected == grams
+    assert {"nul", "inside", "🙂smile🙂", "zero\u200bwidth", "ünïcödé", "near"} <= stored
 
 
 def test_an_unreadable_index_is_rebuilt_and_another_databases_index_is_reset(
