@@ -14,8 +14,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from benchmarks.payloads import kv
-from collectors import decode
+from collectors import decode, events
 from collectors.normalize import normalize
+from collectors.workers import LOGS, TRACES, Limits, Prepared, prepare_body
+from tests.fixture_otlp import logs_request, trace_id, traces_request
 from workbench.store import search_index
 from workbench.store.connection import Store
 from workbench.store.explore_traces import TraceFilter, search_traces
@@ -192,3 +194,33 @@ def test_the_servers_indexer_catches_up_and_searches_use_it(store: Store) -> Non
     finally:
         indexer.stop()
     assert search_index.attached(store) is None
+
+
+def test_a_step_whose_events_arrive_later_is_indexed_again_with_their_text(tmp_path: Path) -> None:
+    """OpenLLMetry's event mode, spans first: the step's text comes with the log records, after the
+    step was indexed; the index's next update adds a document with that text, so the search narrows
+    to the trace instead of missing it."""
+    store = Store(tmp_path / "e.duckdb")
+    store.migrate()
+    writer = SpanWriter(store, rejoin=events.rejoiner(normalize))
+    limits = Limits(1 << 24, 10_000, 1 << 20)
+    name = "traceloop_event.json"
+    for body, signal in ((traces_request(name), TRACES), (logs_request(name), LOGS)):
+        prepared = prepare_body(body, "application/json", None, limits, normalize, signal)
+        assert isinstance(prepared, Prepared) and prepared.batch is not None
+        writer.write_batches([prepared.batch], ["test"])
+        if signal == TRACES:
+            index = search_index.SearchIndex(search_index.index_path(store))
+            while index.update(store):
+                pass
+            spans_only = index.watermark
+    while index.update(store):
+        pass
+    sql = "SELECT input_text FROM steps WHERE event_fields LIKE '%input_text%' LIMIT 1"
+    row = store.cursor().execute(sql).fetchone()
+    assert row is not None
+    event_text = str(row[0])
+    needle = " ".join(search_index._WORD.findall(event_text.lower())[1:4])
+    assert len(needle) > 8
+    found = index.candidates(needle)
+    assert found is not None and found[0] == [trace_id(name)] and found[1] > spans_only
