@@ -163,6 +163,32 @@ def test_the_stored_words_are_the_query_sides_words(store: Store) -> None:
     assert {"nul", "inside", "🙂smile🙂", "zero\u200bwidth", "ünïcödé", "near"} <= stored
 
 
+def test_a_failed_update_leaves_nothing_behind_and_the_next_one_indexes_the_chunk(store: Store) -> None:
+    """A chunk is one transaction, its in-memory vocabulary included: an update that fails half way (a
+    trigger refusing the words insert, standing in for a full disk) moves nothing, and the next update
+    indexes the chunk once, with its words."""
+    path = search_index.index_path(store)
+    index = search_index.SearchIndex(path)
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TRIGGER refuse BEFORE INSERT ON words BEGIN SELECT RAISE(ABORT, 'full'); END")
+    with pytest.raises(sqlite3.DatabaseError, match="full"):
+        index.update(store)
+    assert index.watermark == 0
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT count(*) FROM docs").fetchone() == (0,)
+        other.execute("DROP TRIGGER refuse")
+    while index.update(store):
+        pass
+    bodies = [body for _, _, body in store.cursor().execute(search_index._DOC_SQL).fetchall()]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM docs").fetchone() == (3 * len(TEXTS),)
+        stored = {r[0] for r in conn.execute("SELECT word FROM words")}
+    assert stored == {w for body in bodies for w in search_index._WORD.findall(body)}
+    found = index.candidates("zqx0001")  # through the words' trigrams
+    assert found is not None
+    assert found[0] == sorted({r.trace_id for r in search_traces(store, TraceFilter(text="zqx0001"))})
+
+
 def test_an_unreadable_index_is_rebuilt_and_another_databases_index_is_reset(
     store: Store, tmp_path: Path
 ) -> None:
