@@ -44,7 +44,9 @@ LONG_TRACE_TARGET_S = 30.0  # what tests/test_long_trace.py asserted before it b
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    # Every port picked free (the UI's too): a benchmark must not collide with a server already running.
     env.update({"WORKBENCH_DATA_DIR": str(data_dir), "WORKBENCH_HTTP_PORT": "0", "WORKBENCH_GRPC_PORT": "0"})
+    env["WORKBENCH_UI_PORT"] = "0"
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "serve"],
         env=env,

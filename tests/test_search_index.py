@@ -14,8 +14,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from benchmarks.payloads import kv
-from collectors import decode
+from collectors import decode, events
 from collectors.normalize import normalize
+from collectors.workers import LOGS, TRACES, Limits, Prepared, prepare_body
+from tests.fixture_otlp import logs_request, trace_id, traces_request
 from workbench.store import search_index
 from workbench.store.connection import Store
 from workbench.store.explore_traces import TraceFilter, search_traces
@@ -32,6 +34,7 @@ TEXTS = [
     "mixed-CASE HostName.Example.COM:8443/path",
     "",
     "tab\tseparated\nnew line text with 123abc456 and abc_def",
+    "nul\x00inside\x00 the text, \x01control\x7fchars and emoji 🙂smile🙂 zero\u200bwidth",
 ]
 
 QUERIES = [
@@ -69,6 +72,11 @@ QUERIES = [
     "nothing matches this at all",
     "text with",
     "separated\nnew",
+    "nul\x00inside",
+    "inside",
+    "🙂smile",
+    "zero\u200bwidth",
+    "control",
 ]
 
 
@@ -138,6 +146,49 @@ def test_indexed_search_answers_what_the_scan_answers(store: Store) -> None:
         search_index.detach(store)
 
 
+def test_the_stored_words_are_the_query_sides_words(store: Store) -> None:
+    """The words come from SQLite's tokenizer (fts5vocab), the query's terms from Python's regex: on
+    hostile text (non-ASCII, quotes, FTS5 operators, NUL, control characters) both find the same words,
+    so a term the query builds is a word the index holds."""
+    index = search_index.SearchIndex(search_index.index_path(store))
+    while index.update(store):
+        pass
+    bodies = [body for _, _, body in store.cursor().execute(search_index._DOC_SQL).fetchall()]
+    assert any("\x00" in b for b in bodies) and any("ü" in b for b in bodies)  # the hostile text is there
+    expected = {w for body in bodies for w in search_index._WORD.findall(body)}
+    with sqlite3.connect(search_index.index_path(store)) as conn:
+        stored = {r[0] for r in conn.execute("SELECT word FROM words")}
+        grams = {r[0] for r in conn.execute("SELECT word FROM word_grams")}
+    assert stored == expected == grams
+    assert {"nul", "inside", "🙂smile🙂", "zero\u200bwidth", "ünïcödé", "near"} <= stored
+
+
+def test_a_failed_update_leaves_nothing_behind_and_the_next_one_indexes_the_chunk(store: Store) -> None:
+    """A chunk is one transaction, its in-memory vocabulary included: an update that fails half way (a
+    trigger refusing the words insert, standing in for a full disk) moves nothing, and the next update
+    indexes the chunk once, with its words."""
+    path = search_index.index_path(store)
+    index = search_index.SearchIndex(path)
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TRIGGER refuse BEFORE INSERT ON words BEGIN SELECT RAISE(ABORT, 'full'); END")
+    with pytest.raises(sqlite3.DatabaseError, match="full"):
+        index.update(store)
+    assert index.watermark == 0
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT count(*) FROM docs").fetchone() == (0,)
+        other.execute("DROP TRIGGER refuse")
+    while index.update(store):
+        pass
+    bodies = [body for _, _, body in store.cursor().execute(search_index._DOC_SQL).fetchall()]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM docs").fetchone() == (3 * len(TEXTS),)
+        stored = {r[0] for r in conn.execute("SELECT word FROM words")}
+    assert stored == {w for body in bodies for w in search_index._WORD.findall(body)}
+    found = index.candidates("zqx0001")  # through the words' trigrams
+    assert found is not None
+    assert found[0] == sorted({r.trace_id for r in search_traces(store, TraceFilter(text="zqx0001"))})
+
+
 def test_an_unreadable_index_is_rebuilt_and_another_databases_index_is_reset(
     store: Store, tmp_path: Path
 ) -> None:
@@ -169,3 +220,33 @@ def test_the_servers_indexer_catches_up_and_searches_use_it(store: Store) -> Non
     finally:
         indexer.stop()
     assert search_index.attached(store) is None
+
+
+def test_a_step_whose_events_arrive_later_is_indexed_again_with_their_text(tmp_path: Path) -> None:
+    """OpenLLMetry's event mode, spans first: the step's text comes with the log records, after the
+    step was indexed; the index's next update adds a document with that text, so the search narrows
+    to the trace instead of missing it."""
+    store = Store(tmp_path / "e.duckdb")
+    store.migrate()
+    writer = SpanWriter(store, rejoin=events.rejoiner(normalize))
+    limits = Limits(1 << 24, 10_000, 1 << 20)
+    name = "traceloop_event.json"
+    for body, signal in ((traces_request(name), TRACES), (logs_request(name), LOGS)):
+        prepared = prepare_body(body, "application/json", None, limits, normalize, signal)
+        assert isinstance(prepared, Prepared) and prepared.batch is not None
+        writer.write_batches([prepared.batch], ["test"])
+        if signal == TRACES:
+            index = search_index.SearchIndex(search_index.index_path(store))
+            while index.update(store):
+                pass
+            spans_only = index.watermark
+    while index.update(store):
+        pass
+    sql = "SELECT input_text FROM steps WHERE event_fields LIKE '%input_text%' LIMIT 1"
+    row = store.cursor().execute(sql).fetchone()
+    assert row is not None
+    event_text = str(row[0])
+    needle = " ".join(search_index._WORD.findall(event_text.lower())[1:4])
+    assert len(needle) > 8
+    found = index.candidates(needle)
+    assert found is not None and found[0] == [trace_id(name)] and found[1] > spans_only

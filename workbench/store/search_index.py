@@ -56,6 +56,14 @@ CREATE VIRTUAL TABLE IF NOT EXISTS text USING fts5(body, content='', detail=none
 CREATE TABLE IF NOT EXISTS words (word TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS word_grams USING fts5(word, tokenize='trigram case_sensitive 1');
 """
+# Per connection, in memory: one chunk's bodies, and its words as FTS5's tokenizer finds them.
+_CHUNK_SCHEMA = """
+PRAGMA temp_store = MEMORY;
+CREATE TEMP TABLE chunk (doc INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE VIRTUAL TABLE temp.chunk_text USING fts5(body, content='', detail=none, tokenize='ascii');
+CREATE VIRTUAL TABLE temp.chunk_words USING fts5vocab(temp, chunk_text, row);
+CREATE TEMP TABLE new_words (word TEXT NOT NULL);
+"""
 # FTS5's `ascii` tokenizer: a word is a run of ASCII letters and digits and any non-ASCII character;
 # every other ASCII character separates. Defined on ASCII classes alone, so Python finds exactly its
 # words (unicode61 would need SQLite's own Unicode tables, which differ from Python's at the edges).
@@ -111,7 +119,7 @@ class SearchIndex:
     def _init(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")  # derived data: a crash costs a rebuild, never evidence
-        conn.executescript(_SCHEMA)
+        conn.executescript(_SCHEMA + _CHUNK_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('format', ?), ('watermark', '0'), ('chain', '')", [FORMAT])
@@ -157,43 +165,66 @@ class SearchIndex:
         since; returns how many seqs the watermark moved (0: up to date). At most CHUNK seqs a call."""
         mark = self.watermark
         cur = store.cursor()
-        top_row = cur.execute("SELECT seq, chain FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
-        if top_row is None or int(top_row[0]) <= mark:
+        # One statement for the newest seq (up to a chunk), its chain and whether any GenAI event came
+        # with it: each DuckDB statement costs milliseconds, paid per update. max() past the watermark,
+        # not ORDER BY seq DESC: DuckDB skips the row groups below the watermark by their min/max, so
+        # this stays cheap as the store grows (a top-1 sort read the whole seq column: 13 ms at 1M rows).
+        # (A file's seqs have no gaps, so the next chunk's range always holds the next seq.)
+        row = cur.execute(
+            "SELECT max(seq), arg_max(chain, seq), (SELECT count(*) FROM logs WHERE seq > $mark"
+            " AND seq <= $end AND span_id <> '') FROM ledger WHERE seq > $mark AND seq <= $end",
+            {"mark": mark, "end": mark + CHUNK},
+        ).fetchone()
+        if row is None or row[0] is None:
             return 0
-        top = min(int(top_row[0]), mark + CHUNK)
+        top, chain, events = int(row[0]), row[1], int(row[2])
         rows = cur.execute(_DOC_SQL + " WHERE seq > ? AND seq <= ? ORDER BY seq", [mark, top]).fetchall()
-        rows += cur.execute(
-            _DOC_SQL + " WHERE seq <= ? AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM logs"
-            " WHERE seq > ? AND seq <= ? AND span_id <> '')",
-            [mark, mark, top],
-        ).fetchall()
-        chain = cur.execute("SELECT chain FROM ledger WHERE seq = ?", [top]).fetchone()
-        self._append(rows, top, bytes(chain[0]).hex() if chain else "")
+        if events:  # steps stored earlier whose events arrived now: indexed again with the events' text
+            rows += cur.execute(
+                _DOC_SQL + " WHERE seq <= ? AND (trace_id, span_id) IN (SELECT trace_id, span_id FROM logs"
+                " WHERE seq > ? AND seq <= ? AND span_id <> '')",
+                [mark, mark, top],
+            ).fetchall()
+        self._append(rows, top, bytes(chain).hex())
         return top - mark
 
     def _append(self, rows: Sequence[tuple[int, str, str]], top: int, chain: str) -> None:
+        """One SQLite transaction: the documents, and the words new to the index with their trigrams.
+
+        The chunk's words come from SQLite, not Python: its bodies also go into an in-memory FTS5
+        table with the same tokenizer, whose fts5vocab lists the chunk's distinct words (C, where a
+        Python regex over every body was most of the indexer's CPU). So the stored words are exactly
+        the tokens FTS5 indexed, by construction; only words never seen before get trigrams.
+        """
         with self._lock:
             conn = self._conn
-            first = (conn.execute("SELECT coalesce(max(doc), 0) FROM docs").fetchone() or (0,))[0] + 1
-            docs = [(first + i, seq, trace_id) for i, (seq, trace_id, _) in enumerate(rows)]
-            conn.executemany("INSERT INTO docs VALUES (?, ?, ?)", docs)
-            conn.executemany(
-                "INSERT INTO text (rowid, body) VALUES (?, ?)",
-                [(first + i, body) for i, (_, _, body) in enumerate(rows)],
-            )
-            seen = {w for _, _, body in rows for w in _WORD.findall(body)}
-            old: set[str] = set()
-            listed = sorted(seen)
-            for i in range(0, len(listed), 500):
-                part = listed[i : i + 500]
-                sql = f"SELECT word FROM words WHERE word IN ({', '.join('?' * len(part))})"
-                old.update(r[0] for r in conn.execute(sql, part))
-            new = [(w,) for w in listed if w not in old]
-            conn.executemany("INSERT INTO words VALUES (?)", new)
-            conn.executemany("INSERT INTO word_grams (word) VALUES (?)", new)
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'watermark'", [str(top)])
-            conn.execute("UPDATE meta SET value = ? WHERE key = 'chain'", [chain])
-            conn.commit()
+            try:
+                first = (conn.execute("SELECT coalesce(max(doc), 0) FROM docs").fetchone() or (0,))[0] + 1
+                conn.executemany(
+                    "INSERT INTO docs VALUES (?, ?, ?)", [(first + i, r[0], r[1]) for i, r in enumerate(rows)]
+                )
+                conn.executemany(
+                    "INSERT INTO temp.chunk VALUES (?, ?)", [(first + i, r[2]) for i, r in enumerate(rows)]
+                )
+                conn.execute("INSERT INTO text (rowid, body) SELECT doc, body FROM temp.chunk")
+                conn.execute("INSERT INTO temp.chunk_text (rowid, body) SELECT doc, body FROM temp.chunk")
+                conn.execute(
+                    "INSERT INTO temp.new_words SELECT term FROM temp.chunk_words"
+                    " WHERE term NOT IN (SELECT word FROM words)"
+                )
+                conn.execute("INSERT INTO words SELECT word FROM temp.new_words")
+                conn.execute("INSERT INTO word_grams (word) SELECT word FROM temp.new_words")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'watermark'", [str(top)])
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'chain'", [chain])
+                # Empty the chunk in the same transaction, so that a failure anywhere above rolls the
+                # temp tables back with the rest and the next call starts from an empty chunk.
+                conn.execute("DELETE FROM temp.chunk")
+                conn.execute("DELETE FROM temp.new_words")
+                conn.execute("INSERT INTO temp.chunk_text (chunk_text) VALUES ('delete-all')")
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
 
     def candidates(self, needle: str) -> tuple[list[str], int] | None:
         """(trace ids that may contain `needle`, the watermark they are complete up to), or None when

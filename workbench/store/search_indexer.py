@@ -1,11 +1,15 @@
 """`SearchIndexer`: the service inside `workbench serve` that keeps the search side index in step.
 
-Why a thread of its own: indexing a step's text costs about a tenth of a millisecond of CPU, which
-must not sit between a commit and its acknowledgement. The pipeline's commit listener only wakes this
-thread; it catches up from the index's watermark in bounded chunks (so a store indexed from nothing,
-after a renormalize or a lost file, is indexed in the background while searches scan the rest). The
-index is attached to the store only once it is known to belong to this database, and searches stay
-exact whatever its lag (see `search_index`).
+Why a thread of its own: indexing a step's text costs tens of microseconds of CPU, which must not
+sit between a commit and its acknowledgement. The pipeline's commit listener only wakes this thread;
+it catches up from the index's watermark in bounded chunks (so a store indexed from nothing, after a
+renormalize or a lost file, is indexed in the background while searches scan the rest).
+
+It waits `debounce_s` (1 s) between updates: an update has a fixed cost of a few DuckDB statements
+and an SQLite transaction (about 11 ms here), so 50-step updates cost 4x the CPU per step of
+1,000-step ones (2.9 vs 0.72 s per 10,000 steps, measured). A second's lag is a second more of steps
+that a search scans past the watermark; searches stay exact whatever the lag (see `search_index`).
+The index is attached to the store only once it is known to belong to this database.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class SearchIndexer:
 
     name = "search-index"
 
-    def __init__(self, store: Store, pipeline: CommitSource | None, debounce_s: float = 0.2) -> None:
+    def __init__(self, store: Store, pipeline: CommitSource | None, debounce_s: float = 1.0) -> None:
         self.store = store
         self.pipeline = pipeline
         self.debounce_s = debounce_s
