@@ -216,7 +216,7 @@ def train_probe(
 
     heads: list[list[int]] = [[c] for c in layers]
     selection = {_head_name(h): left_out_auroc(h) if len(layers) > 1 else float("nan") for h in heads}
-    if len(layers) > COMBINED_LAYERS:
+    if 1 < COMBINED_LAYERS <= len(layers):
         ranked = sorted(layers, key=lambda c: -_or0(selection[_head_name([c])]))
         heads.append(sorted(ranked[:COMBINED_LAYERS]))
         selection[_head_name(heads[-1])] = left_out_auroc(heads[-1])
