@@ -1,6 +1,7 @@
-"""Linear probes as governed artifacts: labelled data in, a direction at one layer out, with the
-numbers an auditor needs to trust it (held-out AUROC on unseen template families, the threshold and the
-false-positive rate it was set at, the hash of the exact training data, the model's provenance).
+"""Linear probes as governed artifacts: labelled data in, a direction over one layer (or a few, read
+together) out, with the numbers an auditor needs to trust it (held-out AUROC on unseen template
+families and external AUROC on unseen AgentDojo suites, the threshold and the false-positive rate it was
+set at, the hash of the exact training data, the model's provenance).
 
 Why linear and why so much metadata: a linear read-out of the residual stream is the simplest probe that
 works and the easiest to check; a score without its training data, layer and calibration cannot be
@@ -78,8 +79,8 @@ CROSSFIT_FOLDS = 2
 # them alone learns "not template-like" as much as "honest": in leave-one-family-out cross-validation on
 # the training families it caught 0 of the left-out family's deceptive rows at a threshold set on real
 # benign agent text (layer 18), and all of them with that text among its negatives. For intent, the
-# controls as negatives raised the leave-one-family-out AUROC of the chosen head (layers 9+12+18) from
-# 0.878 to 0.896, pooled over the training families (probes/README.md, "How the heads were chosen").
+# controls as negatives raised the leave-one-family-out AUROC of the chosen head (layers 9+15+18) from
+# 0.879 to 0.900, pooled over the training families (probes/README.md, "Held-out AUROC and the goals").
 TRAIN_ON_CONTROLS = frozenset({"deception", "harmful_intent"})
 # Besides each single candidate layer, the head that reads the best few of them together (residuals
 # concatenated): different depths carry different parts of the signal (template wording reads best in
