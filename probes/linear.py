@@ -343,12 +343,19 @@ def _out_of_fold(
 
 
 def heldout_auroc(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | None = None) -> float:
-    """Recompute the held-out AUROC from the dataset the artifact names; refuses a changed dataset."""
-    return recompute(model, artifact, cache_dir)["heldout_auroc"]
+    """Recompute the held-out AUROC from the dataset the artifact names; refuses a changed dataset.
+    Reads the held-out split alone (72 rows, not the 713 external ones: seconds, not minutes)."""
+    return recompute(model, artifact, cache_dir, splits=("heldout",))["heldout_auroc"]
 
 
-def recompute(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | None = None) -> dict[str, float]:
-    """Held-out and external AUROC recomputed with the model; refuses a changed dataset."""
+def recompute(
+    model: LoadedModel,
+    artifact: ProbeArtifact,
+    cache_dir: Path | None = None,
+    splits: Sequence[str] = ("heldout", "external"),
+) -> dict[str, float]:
+    """Held-out and external AUROC (`<split>_auroc`) recomputed with the model; refuses a changed
+    dataset. A split without both labels (deception's external rows are all benign) is skipped."""
     rows, digest = dataset_rows(artifact.name, external=artifact.version >= 2)
     if digest != artifact.data_sha256:
         raise ProbeError(
@@ -356,14 +363,13 @@ def recompute(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | Non
             f"(sha256 {digest[:12]} vs recorded {artifact.data_sha256[:12]})"
         )
     out: dict[str, float] = {}
-    for key, split in (("heldout_auroc", "heldout"), ("external_auroc", "external")):
+    for split in splits:
         part = [r for r in rows if r["split"] == split]
-        if not part:
+        y = np.array([int(r["label"]) for r in part])
+        if len(set(y.tolist())) < 2:
             continue
         x = head_input(features(model, part, artifact.read_layers, cache_dir=cache_dir), artifact.read_layers)
-        out[key] = ev.auroc(
-            np.array([int(r["label"]) for r in part]), x @ np.array(artifact.weights) + artifact.bias
-        )
+        out[f"{split}_auroc"] = ev.auroc(y, x @ np.array(artifact.weights) + artifact.bias)
     return out
 
 
