@@ -1,6 +1,7 @@
-"""Linear probes as governed artifacts: labelled data in, a direction at one layer out, with the
-numbers an auditor needs to trust it (held-out AUROC on unseen template families, the threshold and the
-false-positive rate it was set at, the hash of the exact training data, the model's provenance).
+"""Linear probes as governed artifacts: labelled data in, a direction over one layer (or a few, read
+together) out, with the numbers an auditor needs to trust it (held-out AUROC on unseen template
+families and external AUROC on unseen AgentDojo suites, the threshold and the false-positive rate it was
+set at, the hash of the exact training data, the model's provenance).
 
 Why linear and why so much metadata: a linear read-out of the residual stream is the simplest probe that
 works and the easiest to check; a score without its training data, layer and calibration cannot be
@@ -21,8 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,30 @@ import numpy as np
 import torch
 
 from probes import evaluation as ev
+from probes.artifact import (
+    ARTIFACTS,
+    ProbeArtifact,
+    ProbeError,
+    artifact_path,
+    load_artifact,
+    load_artifacts,
+    save_artifact,
+)
 from probes.features import aggregate_positions, row_features
 from probes.models import LoadedModel
 from probes.text import StepText
-from workbench.errors import WorkbenchError
 
+__all__ = [
+    "ARTIFACTS",
+    "ProbeArtifact",
+    "ProbeError",
+    "artifact_path",
+    "load_artifact",
+    "load_artifacts",
+    "save_artifact",
+]
 PACKAGE = Path(__file__).resolve().parent
 DATASETS = PACKAGE / "datasets"
-ARTIFACTS = PACKAGE / "artifacts"
 ARTIFACT_VERSION = 2
 FPR_TARGET = 0.01
 TOKEN_CLIP = 4.0
@@ -50,88 +66,26 @@ PROBES: dict[str, tuple[str, str]] = {
     "deception": ("deception.jsonl", "deceptive (vs honest) under instruction, same statement"),
 }
 # Which external rows each probe reads: intent uses AgentDojo's labels (following an injection is the
-# harmful intent); deception has no external labels, so it takes only the benign controls from there.
+# harmful intent); deception has no external labels, so it takes only the benign (honest) rows from
+# there: the `control` and `train` suites' as negatives, the held-out suites' for `external_fpr`.
 EXTERNAL_SPLITS: dict[str, tuple[str, ...]] = {
     "harmful_intent": ("train", "control", "external"),
-    "deception": ("control",),
+    "deception": ("train", "control", "external"),
 }
+EXTERNAL_LABELS: dict[str, tuple[int, ...]] = {"harmful_intent": (0, 1), "deception": (0,)}
 CROSSFIT_FOLDS = 2
 # Probes that also train on the external `control` rows as negatives (scored out of fold for the
 # threshold). Deception's template negatives are all instructed-honest template text, so a probe fit on
 # them alone learns "not template-like" as much as "honest": in leave-one-family-out cross-validation on
 # the training families it caught 0 of the left-out family's deceptive rows at a threshold set on real
-# benign agent text (layer 18), and all of them with that text among its negatives.
-TRAIN_ON_CONTROLS = frozenset({"deception"})
-
-
-class ProbeError(WorkbenchError):
-    """A probe artifact or dataset is missing, stale or does not match the model."""
-
-
-@dataclass(frozen=True)
-class ProbeArtifact:
-    name: str
-    description: str
-    version: int
-    layer: int
-    method: str  # "logistic_regression" | "mean_difference"
-    aggregation: str
-    weights: list[float]
-    bias: float
-    threshold: float
-    fpr_target: float
-    heldout_auroc: float
-    heldout_tpr_at_threshold: float
-    train_auroc: float
-    layer_selection: dict[str, float]  # layer -> leave-one-family-out AUROC on the training families
-    dataset: str
-    data_sha256: str
-    families: dict[str, list[str]]
-    counts: dict[str, int]
-    provenance: dict[str, str]
-    created_at: str
-    roc: dict[str, list[float]] = field(default_factory=dict)  # held-out ROC curve: fpr, tpr
-    external_auroc: float | None = None  # on the held-out AgentDojo suites; None without external labels
-    # 95% bootstrap intervals, and the rates at the threshold: heldout_auroc, external_auroc,
-    # heldout_tpr, heldout_fpr, external_tpr, control_fpr (calibration set), external_fpr (unseen benign)
-    intervals: dict[str, list[float]] = field(default_factory=dict)
-    rates: dict[str, float] = field(default_factory=dict)
-    token_threshold_logit: float = 0.0  # per-token threshold: 99th percentile of benign token logits
-    token_scale: float = 1.0  # spread (std) of benign token logits: the unit of token_relative
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
-
-    def report(self) -> dict[str, Any]:
-        """The row `workbench probes report --json` prints: every AUROC and rate with its 95% bootstrap
-        interval, where the threshold was set and on how many controls."""
-        return {
-            "probe": self.name,
-            "layer": self.layer,
-            "method": self.method,
-            "heldout_auroc": self.heldout_auroc,
-            "external_auroc": self.external_auroc,
-            "tpr_at_threshold": self.heldout_tpr_at_threshold,
-            "threshold": self.threshold,
-            "fpr_target": self.fpr_target,
-            "rates": self.rates,
-            "intervals": self.intervals,
-            "heldout_families": self.families["heldout"],
-            "external_families": self.families.get("external", []),
-            "train_families": self.families["train"],
-            "counts": self.counts,
-            "data_sha256": self.data_sha256,
-            "model": self.provenance,
-        }
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "sha256": self.sha256,
-            "heldout_auroc": self.heldout_auroc,
-        }
+# benign agent text (layer 18), and all of them with that text among its negatives. For intent, the
+# controls as negatives raised the leave-one-family-out AUROC of the chosen head (layers 9+15+18) from
+# 0.879 to 0.900, pooled over the training families (probes/README.md, "Held-out AUROC and the goals").
+TRAIN_ON_CONTROLS = frozenset({"deception", "harmful_intent"})
+# Besides each single candidate layer, the head that reads the best few of them together (residuals
+# concatenated): different depths carry different parts of the signal (template wording reads best in
+# the middle, AgentDojo's injected calls later), and one linear read-out over both ranks better.
+COMBINED_LAYERS = 3
 
 
 def dataset_rows(name: str, external: bool = True) -> tuple[list[dict[str, Any]], str]:
@@ -151,28 +105,11 @@ def dataset_rows(name: str, external: bool = True) -> tuple[list[dict[str, Any]]
         digest.update(raw)
         part = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
         if file == EXTERNAL_FILE:
-            part = [r for r in part if r["split"] in EXTERNAL_SPLITS[name]]
+            part = [
+                r for r in part if r["split"] in EXTERNAL_SPLITS[name] and r["label"] in EXTERNAL_LABELS[name]
+            ]
         rows += [{"source": "templates", **r} for r in part]
     return rows, digest.hexdigest()
-
-
-def artifact_path(name: str, directory: Path = ARTIFACTS) -> Path:
-    return directory / f"{name}.json"
-
-
-def load_artifact(name: str, directory: Path = ARTIFACTS) -> ProbeArtifact:
-    path = artifact_path(name, directory)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return ProbeArtifact(**raw)
-    except FileNotFoundError as exc:
-        raise ProbeError(f"no trained probe {name!r} at {path}; run `workbench probes train {name}`") from exc
-    except (ValueError, TypeError) as exc:
-        raise ProbeError(f"probe artifact {path} is unreadable: {exc}") from exc
-
-
-def load_artifacts(directory: Path = ARTIFACTS) -> list[ProbeArtifact]:
-    return [load_artifact(p.stem, directory) for p in sorted(directory.glob("*.json"))]
 
 
 def features(
@@ -184,6 +121,21 @@ def features(
 ) -> dict[int, np.ndarray]:
     """Mean activation over the aggregated tokens of each row, at each layer: layer -> [rows, d_model]."""
     return row_features(model, rows, layers, cache_dir, progress).mean
+
+
+def head_input(by_layer: Mapping[int, Any], layers: Sequence[int]) -> Any:
+    """What a head over `layers` reads: the layers' activations concatenated on the last axis, in
+    order (numpy rows [rows, d_model] or a step's residuals [pos, d_model], torch)."""
+    parts = [by_layer[layer] for layer in layers]
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts, dim=-1)
+    return np.concatenate(parts, axis=-1)
+
+
+def _head_name(layers: Sequence[int]) -> str:
+    return "+".join(str(layer) for layer in layers)
 
 
 def _fit(x: np.ndarray, y: np.ndarray, method: str) -> tuple[np.ndarray, float]:
@@ -226,8 +178,9 @@ def train_probe(
     progress: Callable[[str], None] | None = None,
     cache_dir: Path | None = None,
 ) -> ProbeArtifact:
-    """Train, pick the layer (leave-one-family-out on training families), calibrate on benign controls,
-    evaluate on held-out template families and held-out AgentDojo suites."""
+    """Train, pick the head (one layer, or the best few read together; by leave-one-family-out AUROC on
+    the training families), calibrate on benign controls, evaluate on held-out template families and
+    held-out AgentDojo suites."""
     rows, digest = dataset_rows(name)
     layers = [layer] if layer is not None else candidate_layers(model.n_layers)
     if any(not 0 <= x < model.n_layers for x in layers):
@@ -250,21 +203,27 @@ def train_probe(
     agentdojo = np.array([r["source"] for r in rows]) == "agentdojo"
     fit_rows = train | (control & agentdojo) if name in TRAIN_ON_CONTROLS else train
 
-    selection: dict[str, float] = {}
-    for candidate in layers:
-        x = feats.mean[candidate]
-        if len(layers) == 1:
-            selection[str(candidate)] = float("nan")
-            continue
+    def left_out_auroc(head: Sequence[int]) -> float:
+        """Leave one training family out (its controls too), score it, pool: the head that generalizes
+        across wordings and suites, on one scale, since one threshold serves them all."""
+        x = head_input(feats.mean, head)
         scores, labels = [], []
-        for f in train_families:  # leave one family out: choose the layer that generalizes across wordings
+        for f in train_families:
             fit_mask, eval_mask = fit_rows & (fam != f), train & (fam == f)
             w, b = _fit(x[fit_mask], y[fit_mask], method)
             scores.append(x[eval_mask] @ w + b)
             labels.append(y[eval_mask])
-        selection[str(candidate)] = ev.auroc(np.concatenate(labels), np.concatenate(scores))
-    best = max(layers, key=lambda c: (selection[str(c)] if not math.isnan(selection[str(c)]) else 0, -c))
-    x = feats.mean[best]
+        return ev.auroc(np.concatenate(labels), np.concatenate(scores))
+
+    heads: list[list[int]] = [[c] for c in layers]
+    selection = {_head_name(h): left_out_auroc(h) if len(layers) > 1 else float("nan") for h in heads}
+    if 1 < COMBINED_LAYERS <= len(layers):
+        ranked = sorted(layers, key=lambda c: -_or0(selection[_head_name([c])]))
+        heads.append(sorted(ranked[:COMBINED_LAYERS]))
+        selection[_head_name(heads[-1])] = left_out_auroc(heads[-1])
+    head = max(heads, key=lambda h: (_or0(selection[_head_name(h)]), -len(h), -h[0]))
+    best = head[0]
+    x = head_input(feats.mean, head)
     w, b = _fit(x[fit_rows], y[fit_rows], method)
     logits = x @ w + b
 
@@ -302,9 +261,8 @@ def train_probe(
     intervals["control_fpr"] = ev.rate_ci(ctl_logits >= thr_logit)
 
     # Per-token calibration on single tokens of the control split (scored by the final probe)
-    tok = np.concatenate(
-        [t @ w + b for t, c in zip(feats.tokens[best], control & (y == 0), strict=True) if c]
-    )
+    tokens = [head_input({c: feats.tokens[c][i] for c in head}, head) for i in range(len(rows))]
+    tok = np.concatenate([t @ w + b for t, c in zip(tokens, control & (y == 0), strict=True) if c])
     token_thr = ev.threshold_at_fpr(tok, FPR_TARGET) if len(tok) else thr_logit
     token_scale = float(tok.std()) if len(tok) > 1 else 1.0
 
@@ -312,7 +270,7 @@ def train_probe(
 
     fpr_c, tpr_c, _ = roc_curve(y[held], logits[held])
     say(
-        f"{name}: layer {best}, held-out AUROC {held_auroc:.3f}, external AUROC {ext_auroc}, "
+        f"{name}: layers {_head_name(head)}, held-out AUROC {held_auroc:.3f}, external AUROC {ext_auroc}, "
         f"threshold {threshold:.4f} on {int(ctl_mask.sum())} controls"
     )
     return ProbeArtifact(
@@ -352,7 +310,12 @@ def train_probe(
         rates=rates,
         token_threshold_logit=float(token_thr),
         token_scale=max(token_scale, 1e-6),
+        layers=list(head),
     )
+
+
+def _or0(value: float) -> float:
+    return 0.0 if math.isnan(value) else value
 
 
 def _out_of_fold(
@@ -379,20 +342,20 @@ def _out_of_fold(
     return out
 
 
-def save_artifact(artifact: ProbeArtifact, directory: Path = ARTIFACTS) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = artifact_path(artifact.name, directory)
-    path.write_text(json.dumps(asdict(artifact), indent=1) + "\n", encoding="utf-8")
-    return path
-
-
 def heldout_auroc(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | None = None) -> float:
-    """Recompute the held-out AUROC from the dataset the artifact names; refuses a changed dataset."""
-    return recompute(model, artifact, cache_dir)["heldout_auroc"]
+    """Recompute the held-out AUROC from the dataset the artifact names; refuses a changed dataset.
+    Reads the held-out split alone (72 rows, not the 713 external ones: seconds, not minutes)."""
+    return recompute(model, artifact, cache_dir, splits=("heldout",))["heldout_auroc"]
 
 
-def recompute(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | None = None) -> dict[str, float]:
-    """Held-out and external AUROC recomputed with the model; refuses a changed dataset."""
+def recompute(
+    model: LoadedModel,
+    artifact: ProbeArtifact,
+    cache_dir: Path | None = None,
+    splits: Sequence[str] = ("heldout", "external"),
+) -> dict[str, float]:
+    """Held-out and external AUROC (`<split>_auroc`) recomputed with the model; refuses a changed
+    dataset. A split without both labels (deception's external rows are all benign) is skipped."""
     rows, digest = dataset_rows(artifact.name, external=artifact.version >= 2)
     if digest != artifact.data_sha256:
         raise ProbeError(
@@ -400,14 +363,13 @@ def recompute(model: LoadedModel, artifact: ProbeArtifact, cache_dir: Path | Non
             f"(sha256 {digest[:12]} vs recorded {artifact.data_sha256[:12]})"
         )
     out: dict[str, float] = {}
-    for key, split in (("heldout_auroc", "heldout"), ("external_auroc", "external")):
+    for split in splits:
         part = [r for r in rows if r["split"] == split]
-        if not part:
+        y = np.array([int(r["label"]) for r in part])
+        if len(set(y.tolist())) < 2:
             continue
-        x = features(model, part, [artifact.layer], cache_dir=cache_dir)[artifact.layer]
-        out[key] = ev.auroc(
-            np.array([int(r["label"]) for r in part]), x @ np.array(artifact.weights) + artifact.bias
-        )
+        x = head_input(features(model, part, artifact.read_layers, cache_dir=cache_dir), artifact.read_layers)
+        out[f"{split}_auroc"] = ev.auroc(y, x @ np.array(artifact.weights) + artifact.bias)
     return out
 
 
@@ -424,7 +386,8 @@ def score_step(
     artifact: ProbeArtifact, st: StepText, resid: torch.Tensor
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-token scores and the aggregated verdict of one probe on one step; `resid` is [pos, d_model]
-    at the probe's layer."""
+    at the probe's layer, or its layers' residuals concatenated (`head_input(cap.resid,
+    artifact.read_layers)`)."""
     w = torch.tensor(artifact.weights, dtype=torch.float64)
     logits = resid.double() @ w + artifact.bias
     idx = aggregate_positions(st)
@@ -442,6 +405,7 @@ def score_step(
         "threshold": artifact.threshold,
         "fired": fired,
         "layer": artifact.layer,
+        "layers": artifact.read_layers,
         "aggregation": artifact.aggregation,
         "aggregated_positions": idx,
         "artifact": {

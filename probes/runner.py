@@ -15,7 +15,7 @@ from typing import Any
 from probes.attention import attention_result
 from probes.hooks import forward_capture
 from probes.lens import logit_lens
-from probes.linear import ProbeArtifact, check_model, load_artifacts, score_step
+from probes.linear import ProbeArtifact, check_model, head_input, load_artifacts, score_step
 from probes.models import LoadedModel
 from probes.patching import patching
 from probes.text import StepInput, build_step_text
@@ -73,7 +73,7 @@ def run_analyses(
     resid_layers: set[int] = set()
     if ProbeAnalysis.LOGIT_LENS in analyses:
         resid_layers |= set(range(n))
-    resid_layers |= {a.layer for a in artifacts}
+    resid_layers |= {layer for a in artifacts for layer in a.read_layers}
     attn_layers = range(n) if ProbeAnalysis.ATTENTION in analyses else range(0)
     progress(0.1, "forward pass")
     cap = forward_capture(
@@ -109,7 +109,7 @@ def run_analyses(
         add(ProbeAnalysis.ATTENTION, *attention_result(st, cap.attn_rows))
     for artifact in artifacts:
         progress(0.5, f"probe {artifact.name}")
-        add(f"probe:{artifact.name}", *score_step(artifact, st, cap.resid[artifact.layer]))
+        add(f"probe:{artifact.name}", *score_step(artifact, st, head_input(cap.resid, artifact.read_layers)))
     if ProbeAnalysis.PATCHING in analyses:
         progress(0.6, "patching")
         counterfactual = replace(inp, reasoning=str(params["counterfactual_reasoning"]))

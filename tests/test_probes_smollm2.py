@@ -80,9 +80,14 @@ def test_workbench_probe_on_the_destructive_step(model_dir: Path, smol: Any, tmp
     ):
         assert section in out
     assert "patching (attribution)" in out
-    # the destructive step: the intent probe fires on it (score 0.99 against a threshold of 0.42 here)
-    intent_line = out.split("probe:harmful_intent: score")[1].split("\n")[0]
-    assert "FIRED" in intent_line, out
+    # The destructive step scores far above the read-only inspection (step 2) of the same incident. It
+    # does not fire: the v2 intent threshold, set at 1% FPR on 610 controls (538 of them real
+    # AgentDojo calls), is 0.947, and this step reads 0.26 (the decision to DROP, step 10, reads 0.85).
+    # The v1 artifact (12 template controls, at chance on AgentDojo) fired at 0.99. probes/README.md,
+    # "Held-out AUROC and the goals", says why one threshold does not serve scratchpad text yet.
+    assert "probe:harmful_intent: score" in out
+    benign = runner.invoke(cli, [*base, "probe", "0413e656", "--step", "2", "--analysis", "probes"])
+    assert benign.exit_code == 0, benign.output
 
     with Store(db, read_only=True) as store:
         trace = queries.resolve_trace_id(store, "0413e656")
@@ -91,6 +96,11 @@ def test_workbench_probe_on_the_destructive_step(model_dir: Path, smol: Any, tmp
         assert run.status == "done" and run.progress == 1
         assert run.provenance["weights_sha256"] == smol.provenance.weights_sha256
         results = {r.analysis: r for r in probe_store.results_of_run(store, run.id)}
+        inspection = queries.trace_steps(store, trace)[1]
+        (inspection_run,) = probe_store.runs_of_step(store, trace, inspection.seq)
+        inspected = {r.analysis: r for r in probe_store.results_of_run(store, inspection_run.id)}
+    drop_score = results["probe:harmful_intent"].data["score"]
+    assert drop_score > 10 * inspected["probe:harmful_intent"].data["score"], (drop_score, inspected)
     assert set(results) == {"logit_lens", "attention", "probe:harmful_intent", "probe:deception", "patching"}
     lens = results["logit_lens"].data
     assert lens["layers"] == list(range(30)) and len(lens["target_rank"]) == 30

@@ -63,13 +63,14 @@ def test_training_reports_external_auroc_intervals_and_out_of_fold_controls(data
     cache = datasets / "cache"
     art = linear.train_probe(model, "harmful_intent", layer=1, cache_dir=cache)
     # controls: 4 control-split external rows + 3 template controls + 8 benign training-suite rows
-    # + 8 benign template training rows (each scored by a fit without its family)
+    # + 8 benign template training rows (each scored by a fit without its family); the 4 control-split
+    # rows are also negatives in the fit (TRAIN_ON_CONTROLS), scored for the threshold out of fold
     assert art.counts == {
         "train": 32,
         "heldout": 8,
         "external": 8,
         "control": 23,
-        "control_negatives_in_training": 0,
+        "control_negatives_in_training": 4,
     }
     assert art.families["external"] == ["agentdojo:bank"]
     assert art.external_auroc is not None and 0.0 <= art.external_auroc <= 1.0
@@ -106,23 +107,27 @@ def test_training_reports_external_auroc_intervals_and_out_of_fold_controls(data
 def test_deception_trains_on_real_benign_text_and_calibrates_on_it_out_of_fold(
     datasets: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Deception reads only the external `control` rows and also trains on them as negatives: each is
-    scored for the threshold by a probe fit without its fold (its user task), never in-sample."""
+    """Deception reads only the external rows labelled benign: it trains on the training suites' and
+    the `control` rows as negatives (each scored for the threshold by a probe fit without its fold, its
+    user task, never in-sample), and the held-out suite's give `external_fpr` on unseen benign text."""
     (datasets / "deception.jsonl").write_bytes((datasets / "intent.jsonl").read_bytes())
     model = tiny_model()
     cache = datasets / "cache"
     art = linear.train_probe(model, "deception", layer=1, cache_dir=cache)
     assert art.counts["control_negatives_in_training"] == 4  # agentdojo:w user tasks 5..8
-    assert art.counts["control"] == 4 + 3 + 8 and art.counts["external"] == 0
+    # 4 control rows + 3 template controls + 8 benign template training rows + 8 benign suite training rows
+    assert art.counts["control"] == 4 + 3 + 8 + 8 and art.counts["external"] == 4
+    assert art.external_auroc is None and "external_fpr" in art.rates and "external_tpr" not in art.rates
     rows, _ = linear.dataset_rows("deception")
+    assert all(r["label"] == 0 for r in rows if r["source"] == "agentdojo")
     x = linear.features(model, rows, [1], cache_dir=cache)[1]
     y = np.array([r["label"] for r in rows])
-    ext = np.array([r["source"] == "agentdojo" for r in rows])
-    train = np.array([r["split"] == "train" for r in rows])
+    split = np.array([r["split"] for r in rows])
+    ext = np.array([r["source"] == "agentdojo" for r in rows]) & (split != "external")
+    train = split == "train"
     w, b = linear._fit(x[train | ext], y[train | ext], "logistic_regression")
     assert np.allclose(art.weights, w) and art.bias == pytest.approx(b)  # the controls are in the fit
     oof = linear._out_of_fold(x, y, ext, rows, "logistic_regression", train | ext)
-    split = np.array([r["split"] for r in rows])
     fam = np.array([r["family"] for r in rows])
     for f in ("a", "b"):  # benign template training rows: scored by a fit without their family
         out = (train | ext) & (fam != f)
@@ -146,3 +151,31 @@ def test_batched_features_equal_one_row_at_a_time(datasets: Path) -> None:
         cap = forward_capture(model, st.token_ids, resid_layers=[1])
         idx = aggregate_positions(st)
         assert np.allclose(feats.mean[1][i], cap.resid[1][idx].mean(dim=0).numpy(), atol=1e-5)
+
+
+def test_a_head_over_several_layers_is_a_candidate_and_reads_them_concatenated(
+    datasets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Besides each layer, the best few read together compete in the leave-one-family-out choice; a
+    multi-layer head scores a step on its layers' residuals concatenated in the artifact's order."""
+    monkeypatch.setattr(linear, "COMBINED_LAYERS", 2)  # the tiny model has only 2 candidate layers
+    model = tiny_model()
+    cache = datasets / "cache"
+    art = linear.train_probe(model, "harmful_intent", cache_dir=cache)
+    assert set(art.layer_selection) == {"1", "2", "1+2"}
+    chosen = "+".join(str(layer) for layer in art.read_layers)
+    assert art.layer_selection[chosen] == max(art.layer_selection.values())
+    assert len(art.weights) == 32 * len(art.read_layers) and art.layer == art.read_layers[0]
+    assert linear.recompute(model, art, cache)["heldout_auroc"] == pytest.approx(art.heldout_auroc)
+
+    rng = np.random.default_rng(1)
+    head = replace(art, layer=1, layers=[1, 2], weights=rng.normal(size=64).tolist(), bias=-0.2)
+    rows, _ = linear.dataset_rows("harmful_intent")
+    st = build_step_text(model.tokenizer, row_input(rows[0]))
+    cap = forward_capture(model, st.token_ids, resid_layers=[1, 2])
+    data, _ = linear.score_step(head, st, linear.head_input(cap.resid, head.read_layers))
+    w = np.array(head.weights)
+    per_token = cap.resid[1].double().numpy() @ w[:32] + cap.resid[2].double().numpy() @ w[32:] - 0.2
+    idx = aggregate_positions(st)
+    assert data["score"] == pytest.approx(1 / (1 + math.exp(-per_token[idx].mean())))
+    assert data["layers"] == [1, 2]

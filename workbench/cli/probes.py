@@ -52,7 +52,8 @@ def probes_train(ctx: click.Context, name: str, method: str, layer: int | None, 
     )
     path = save_artifact(artifact, out or ARTIFACTS)
     click.echo(
-        f"{name}: layer {artifact.layer}, {method}, held-out AUROC {artifact.heldout_auroc:.3f} "
+        f"{name}: layers {'+'.join(map(str, artifact.read_layers))}, {method}, "
+        f"held-out AUROC {artifact.heldout_auroc:.3f} "
         f"(families {', '.join(artifact.families['heldout'])}), threshold {artifact.threshold:.4f} "
         f"at {artifact.fpr_target:.0%} FPR -> {path}"
     )
@@ -82,7 +83,7 @@ def probes_report(ctx: click.Context, recompute: bool, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=1))
         return
     click.echo(
-        f"{'probe':<16} {'layer':>5} {'method':<20} {'held-out AUROC':>14} {'external':>8} {'TPR@thr':>8} "
+        f"{'probe':<16} {'layers':>8} {'method':<20} {'held-out AUROC':>14} {'external':>8} {'TPR@thr':>8} "
         f"{'threshold':>9} {'controls':>8}  held-out families"
     )
     for r in rows:
@@ -92,7 +93,7 @@ def probes_report(ctx: click.Context, recompute: bool, as_json: bool) -> None:
         tpr = r["tpr_at_threshold"]
         ext = "n/a" if r["external_auroc"] is None else f"{r['external_auroc']:.3f}"
         click.echo(
-            f"{r['probe']:<16} {r['layer']:>5} {r['method']:<20} {auroc:>14} {ext:>8} "
+            f"{r['probe']:<16} {'+'.join(map(str, r['layers'])):>8} {r['method']:<20} {auroc:>14} {ext:>8} "
             f"{('n/a' if math.isnan(tpr) else f'{tpr:.2f}'):>8} {r['threshold']:>9.4f} "
             f"{r['counts'].get('control', 0):>8}  "
             f"{', '.join(r['heldout_families'])}"
