@@ -5,7 +5,10 @@ must not depend on its size (issue #20). One run, one server: 4 client threads P
 OpenInference traces (`benchmarks/payloads.py`) over OTLP/HTTP and wait for the durable 200. At each
 checkpoint the clients pause and the benchmark reads through the API as a user would: list 100
 traces, open a 50-span trace, a text search for one trace's ticket number and one for a phrase in every
-trace, and the size of the data directory. Ingest is reported over the whole stretch and over its last
+trace, and the size of the data directory; then as a user sees it in Chromium (Debian's, headless): the
+Traces page until its first trace rows show, and the Traces page opened with a search for a ticket
+number until that trace's row shows (each the median of 3 loads; the browser runs only while the
+clients are paused). Ingest is reported over the whole stretch and over its last
 part (the marginal rate at that size); the goal is the marginal rate at 1M >= 90% of the one at 100k.
 
 The floor, measured in the same run on the same bytes: a bare DuckDB append of the decoded rows, one
@@ -18,13 +21,14 @@ ids, times moved forward and its own ticket number, patched in place at byte off
 fields keep their lengths), so the load generator costs microseconds a trace and the server sees
 unique, valid, realistic traces.
 
-    python benchmarks/growth.py [--quick] [--max-spans 1000000] [--clients 4] [--no-profile]
-                                [--no-write] [--results FILE]
+    python benchmarks/growth.py [--quick | --checkpoints 5000,10000] [--max-spans 1000000] [--clients 4]
+                                [--no-profile] [--no-browser] [--no-write] [--results FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import json
 import os
@@ -50,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
+from benchmarks.browser import chromium, seconds_until  # noqa: E402
 from benchmarks.ingest import floor_duckdb_insert, start_server  # noqa: E402
 from benchmarks.payloads import export_request, kv  # noqa: E402
 
@@ -60,6 +65,14 @@ COMMON = "after a dry run"  # in every step: the unselective search
 FULL = (100_000, 300_000, 1_000_000)
 QUICK = (20_000, 60_000, 200_000)
 BEYOND = (3_000_000, 10_000_000)
+PAGE_TRIES = 3
+# The Traces page's table (a canvas grid) keeps the text of its visible rows in an accessibility table
+# in the DOM; a row's "open" cell is `/replay?trace=<id>`. So [row text, caption text] both present
+# means the page shows rows, not only its header or a previous run's caption.
+ROWS_SHOWN = """([row, caption]) => {
+  const grid = document.querySelector('[data-testid="stDataFrame"]');
+  return !!grid && grid.textContent.includes(row) && document.body.textContent.includes(caption);
+}"""
 
 
 @dataclass
@@ -186,11 +199,12 @@ def send_until(port: int, load: Load, target: int, clients: int) -> None:
         t.join()
 
 
-def rate_over(progress: list[tuple[float, int]], first: int, last: int) -> float:
-    """Spans/s between the acknowledgements of `first` and `last` spans."""
+def rate_over(progress: list[tuple[float, int]], first: int, last: int, paused_s: float = 0.0) -> float:
+    """Spans/s between the acknowledgements of `first` and `last` spans, less `paused_s` seconds in
+    between when no client sent."""
     t0 = next(t for t, n in progress if n >= first)
     t1 = next(t for t, n in progress if n >= last)
-    return (last - first) / max(t1 - t0, 1e-9)
+    return (last - first) / max(t1 - t0 - paused_s, 1e-9)
 
 
 def get_ms(port: int, path: str, repeat: int = 5) -> tuple[float, dict[str, object]]:
@@ -271,17 +285,49 @@ def compare_profiles(small: Path, large: Path, top: int = 12) -> list[str]:
     return lines
 
 
+def drain(proc: subprocess.Popen[bytes]) -> collections.deque[bytes]:
+    """Read the server's output on a thread from now on (the last 200 lines kept): a pipe nobody reads
+    fills up and blocks the server on its next log line, and a browser makes the UI log."""
+    tail: collections.deque[bytes] = collections.deque(maxlen=200)
+    assert proc.stdout is not None
+    out = proc.stdout
+    threading.Thread(target=lambda: tail.extend(out), daemon=True).start()
+    return tail
+
+
+def pages_s(ui_url: str, tickets: list[tuple[int, str]], profile_dir: Path) -> tuple[float, float]:
+    """Median seconds until the Traces page shows its first rows, and until the Traces page opened with
+    a search (`?q=`, what its search box sets) for a ticket shows that trace's row: one load of the
+    Traces page first, untimed, so the figures are a returning user's (the JavaScript bundle cached),
+    then PAGE_TRIES of each, a different ticket each time (a search the server has not just answered).
+    Each load is a new Streamlit session that runs the page's queries."""
+    lists, searches = [], []
+    with chromium(profile_dir) as ctx:
+        page = ctx.new_page()
+        seconds_until(page, ui_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"])
+        for k, trace_id in tickets[:PAGE_TRIES]:
+            lists.append(seconds_until(page, ui_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"]))
+            url = f"{ui_url}?q=zqx{k % 10**8:08d}"
+            searches.append(seconds_until(page, url, ROWS_SHOWN, [f"/replay?trace={trace_id}", "matching"]))
+    shutil.rmtree(profile_dir, ignore_errors=True)
+    return statistics.median(lists), statistics.median(searches)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="checkpoints at 20k, 60k, 200k spans")
+    ap.add_argument("--checkpoints", help="comma-separated span counts instead (>= 5000: 100 traces)")
     ap.add_argument("--max-spans", type=int, default=0, help="go on to 3M and 10M up to this many spans")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--profile-s", type=int, default=0, help="seconds of py-spy per profiled stretch")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--no-browser", action="store_true", help="no page timings in Chromium")
     ap.add_argument("--keep", type=Path, help="keep the data directory here (for a look afterwards)")
     report.add_output_args(ap)
     args = ap.parse_args()
     checkpoints = list(QUICK if args.quick else FULL)
+    if args.checkpoints:
+        checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     checkpoints += [c for c in BEYOND if c <= args.max_spans and c > checkpoints[-1]]
     profile_s = args.profile_s or (15 if args.quick else 30)
     run = report.Run()
@@ -295,9 +341,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.keep or Path(tmp) / "data"
         proc, port = start_server(data)
+        server_log = drain(proc)
+        ui_url = json.loads((data / "server.json").read_text())["ui_url"]
         profiles: list[Path] = []
         try:
             done = 0
+            browser_s = 0.0  # the last checkpoint's page timings: not part of the next stretch's ingest
             for at, target in enumerate(checkpoints):
                 spy = None
                 prof = Path(tmp) / f"profile-{target}.txt"
@@ -316,7 +365,7 @@ def main() -> None:
                 send_until(port, load, target, args.clients)
                 cpu_ms = 1000 * (server_cpu_s(proc.pid) - cpu0) / (tail / 1000)
                 cpu_per_1k.append(cpu_ms)
-                whole = rate_over(load.progress, max(done, SPANS_PER_TRACE), target)
+                whole = rate_over(load.progress, max(done, SPANS_PER_TRACE), target, browser_s)
                 last = rate_over(load.progress, target - tail, target)
                 marginal.append(last)
                 time.sleep(2)  # let the findings scanner's debounce pass before timing reads
@@ -334,15 +383,25 @@ def main() -> None:
                 assert len(found["traces"]) >= 1  # type: ignore[arg-type]
                 common_ms, found = get_ms(port, f"/api/v1/traces?limit=100&q={quote(COMMON)}", repeat=3)
                 assert len(found["traces"]) == 100  # type: ignore[arg-type]
+                pages = "| – | – "
+                browser_s = time.perf_counter()
+                if not args.no_browser:
+                    tickets = random.Random(-target).sample(load.sent, PAGE_TRIES)
+                    list_s, search_s = pages_s(ui_url, tickets, Path(tmp) / "chromium-profile")
+                    pages = f"| {list_s:.2f} s | {search_s:.2f} s "
+                browser_s = time.perf_counter() - browser_s
                 size = dir_bytes(data)
                 rows.append(
                     f"| {target:,} | {whole:,.0f} spans/s | {last:,.0f} spans/s | {cpu_ms:,.0f} ms "
                     f"| {list_ms:.0f} ms "
                     f"| {statistics.median(opens):.0f} ms | {rare_ms:.0f} ms | {common_ms:.0f} ms "
-                    f"| {size / 1e9:.2f} GB |"
+                    f"{pages}| {size / 1e9:.2f} GB |"
                 )
                 print(rows[-1], flush=True)
                 done = target
+        except BaseException:
+            print(b"".join(server_log).decode(errors="replace")[-4000:], file=sys.stderr)
+            raise
         finally:
             proc.terminate()
             proc.wait(120)
@@ -356,13 +415,15 @@ def main() -> None:
     lines = [
         f"One `workbench serve`, {args.clients} OTLP/HTTP clients sending {SPANS_PER_TRACE}-span "
         f"OpenInference traces ({span_bytes:,.0f} bytes/span protobuf), durable 200s; reads through "
-        "the API with the clients paused (median of 5, search of 3). Marginal: the stretch's last fifth, "
+        "the API with the clients paused (median of 5, search of 3); the Traces page, and the Traces page "
+        "with a search for one ticket, in headless Chromium: seconds until its first rows show (median of 3 "
+        "after one untimed load, a new ticket each time). Marginal: the stretch's last fifth, "
         "after py-spy has finished (the whole-stretch rate of a profiled stretch includes its overhead).",
         "",
         "| stored spans | ingest (stretch) | ingest (marginal) | server CPU per 1,000 spans (marginal) "
         "| list 100 traces | open a 50-span trace | search: one ticket | search: a phrase in every trace "
-        "| data directory |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Traces page | text search page | data directory |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Marginal ingest at {checkpoints[-1]:,} spans is **{final / first:.2f}x** the rate at "

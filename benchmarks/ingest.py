@@ -45,6 +45,7 @@ LONG_TRACE_TARGET_S = 30.0  # what tests/test_long_trace.py asserted before it b
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
     env.update({"WORKBENCH_DATA_DIR": str(data_dir), "WORKBENCH_HTTP_PORT": "0", "WORKBENCH_GRPC_PORT": "0"})
+    env["WORKBENCH_UI_PORT"] = "0"  # its UI on a free port too (server.json's ui_url says which)
     proc = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "serve"],
         env=env,

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
+from benchmarks.browser import SHOWN, chromium, wait_until  # noqa: E402
 from sample_traces import long_trace  # noqa: E402
 from workbench.cli.loading import ingest_files  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
@@ -46,20 +47,7 @@ from workbench.store import explore, probe_reads, queries  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
 
 NEXT_CLICK = "() => [...document.querySelectorAll('button')].find(b => b.innerText.includes('Next')).click()"
-# Checked on every animation frame: Playwright's expect() polls at 100, 250, 500 then 1000 ms, which
-# rounded every measure up by up to a second. textContent (not innerText) forces no layout.
-SHOWN = "t => document.body && document.body.textContent.includes(t)"
 WORK = ROOT / "benchmarks" / "work" / "replay"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def prepare(steps: int) -> Path:
@@ -179,8 +167,6 @@ def _browse(
 ) -> tuple[float, float, float]:
     """Medians in ms: first paint (navigation until "Step N of M" shows), a step change clicked right at
     first paint, and a step change on a settled page (Next until "Step N+1 of M" shows, 3 per load)."""
-    from playwright.sync_api import sync_playwright
-
     firsts, eager, settled = [], [], []
 
     def step(n: int) -> float:
@@ -188,7 +174,7 @@ def _browse(
         # A script click: Playwright's own click waits for the page to settle, which is not what an
         # investigator waits for.
         page.evaluate(NEXT_CLICK)
-        page.wait_for_function(SHOWN, arg=f"Step {n + 1:,} of {total:,}", polling="raf", timeout=120_000)
+        wait_until(page, SHOWN, f"Step {n + 1:,} of {total:,}")
         return time.perf_counter() - t0
 
     def settle() -> None:
@@ -197,20 +183,13 @@ def _browse(
         page.wait_for_selector("[data-test-script-state='notRunning']", state="attached", timeout=120_000)
         page.evaluate("() => new Promise(r => requestIdleCallback(() => r(), {timeout: 5000}))")
 
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1440, "height": 1000},
-        )
+    with chromium(profile) as ctx:
         page = ctx.new_page()
         for i in range(tries + 1):
             n = first_step + 5 * i
             t0 = time.perf_counter()
             page.goto(url(n))
-            page.wait_for_function(SHOWN, arg=f"Step {n:,} of {total:,}", polling="raf", timeout=120_000)
+            wait_until(page, SHOWN, f"Step {n:,} of {total:,}")
             first = time.perf_counter() - t0
             page.wait_for_selector("button:has-text('Next')")
             right_away = step(n)  # clicked the moment the step shows, the page still drawing
@@ -222,7 +201,6 @@ def _browse(
                 firsts.append(first)
                 eager.append(right_away)
                 settled.extend(changes)
-        ctx.close()
     return tuple(statistics.median(x) * 1000 for x in (firsts, eager, settled))  # type: ignore[return-value]
 
 
