@@ -73,7 +73,7 @@ bench-phoenix: setup
 # Ingest and reads as the store grows (100k, 300k, 1M spans; GROWTH_ARGS="--max-spans 10000000" for 10M,
 # "--quick" for 20k/60k/200k), with py-spy profiles of the server at the small and the large size.
 GROWTH_ARGS ?=
-bench-growth: setup
+bench-growth: setup chromium
 	$(PY) -m pip install --quiet py-spy==0.4.3
 	$(PY) benchmarks/growth.py $(GROWTH_ARGS)
 

@@ -12,6 +12,8 @@ measure up by up to a second; `polling="raf"` does not.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # Playwright is imported only when a browser is opened
     from playwright.sync_api import BrowserContext, Page
 
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -72,3 +75,44 @@ def seconds_until(page: Page, url: str, predicate: str, arg: object = None) -> f
     page.goto(url)
     wait_until(page, predicate, arg)
     return time.perf_counter() - t0
+
+
+# A floor page (a Streamlit app file, argv[1]) served the way `workbench serve` serves the UI: st.App on
+# Uvicorn with the same Streamlit options, so what the browser needs for it is what Streamlit itself
+# costs on this machine, and a workbench page's time is reported against it.
+FLOOR_SERVER = """
+import socket, sys, threading
+import streamlit as st, uvicorn
+from streamlit import config
+from streamlit.web import bootstrap
+from workbench.ui.service import STREAMLIT_OPTIONS
+sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
+bootstrap.load_config_options(STREAMLIT_OPTIONS)
+for key, value in STREAMLIT_OPTIONS.items():
+    config.set_option(key, value)
+server = uvicorn.Server(uvicorn.Config(st.App(sys.argv[1]), log_level="warning", lifespan="on"))
+print(f"UI              http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+print("ready", flush=True)
+server.run(sockets=[sock])
+"""
+
+
+def floor_command(app: str | Path) -> list[str]:
+    """The command that serves the Streamlit app file `app` as a floor page (see FLOOR_SERVER)."""
+    return [sys.executable, "-c", FLOOR_SERVER, str(app)]
+
+
+def start_until_ready(cmd: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `cmd` (`workbench serve` or a floor server) with its output in `log`; return it and the UI
+    port from its "UI  http://...:PORT/" line once it has printed "ready"."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if "\nready" in text:
+            ui = next(line for line in text.splitlines() if line.startswith("UI "))
+            return proc, int(ui.rsplit(":", 1)[1].strip("/ "))
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{cmd} did not start:\n{log.read_text(errors='replace')}")

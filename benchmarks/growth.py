@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
-from benchmarks.browser import chromium, seconds_until  # noqa: E402
+from benchmarks.browser import chromium, floor_command, seconds_until, start_until_ready  # noqa: E402
 from benchmarks.ingest import floor_duckdb_insert, start_server  # noqa: E402
 from benchmarks.payloads import export_request, kv  # noqa: E402
 
@@ -295,22 +295,36 @@ def drain(proc: subprocess.Popen[bytes]) -> collections.deque[bytes]:
     return tail
 
 
-def pages_s(ui_url: str, tickets: list[tuple[int, str]], profile_dir: Path) -> tuple[float, float]:
-    """Median seconds until the Traces page shows its first rows, and until the Traces page opened with
-    a search (`?q=`, what its search box sets) for a ticket shows that trace's row: one load of the
-    Traces page first, untimed, so the figures are a returning user's (the JavaScript bundle cached),
-    then PAGE_TRIES of each, a different ticket each time (a search the server has not just answered).
-    Each load is a new Streamlit session that runs the page's queries."""
-    lists, searches = [], []
+def pages_s(base_url: str, searches: list[tuple[str, str]], profile_dir: Path) -> tuple[float, float]:
+    """Median seconds until the Traces page at `base_url` shows its first rows, and until it shows a
+    search's row when opened with `?q=` (what its search box sets): `searches` holds (text, the found
+    row's text). One load of the page first, untimed, so the figures are a returning user's (the
+    JavaScript bundle cached), then one of each per search: a different ticket each time (a search the
+    server has not just answered). Each load is a new Streamlit session that runs the page's queries."""
+    lists, found = [], []
     with chromium(profile_dir) as ctx:
         page = ctx.new_page()
-        seconds_until(page, ui_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"])
-        for k, trace_id in tickets[:PAGE_TRIES]:
-            lists.append(seconds_until(page, ui_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"]))
-            url = f"{ui_url}?q=zqx{k % 10**8:08d}"
-            searches.append(seconds_until(page, url, ROWS_SHOWN, [f"/replay?trace={trace_id}", "matching"]))
+        seconds_until(page, base_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"])
+        for q, row in searches:
+            lists.append(seconds_until(page, base_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"]))
+            found.append(seconds_until(page, f"{base_url}?q={quote(q)}", ROWS_SHOWN, [row, "matching"]))
     shutil.rmtree(profile_dir, ignore_errors=True)
-    return statistics.median(lists), statistics.median(searches)
+    return statistics.median(lists), statistics.median(found)
+
+
+def floor_pages_s(tmp: Path) -> tuple[float, float]:
+    """pages_s on the floor: the Traces page's table over rows made up in memory, no store behind it
+    (benchmarks/traces_floor_app.py), served the same way, in the same browser."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    proc, port = start_until_ready(
+        floor_command(ROOT / "benchmarks" / "traces_floor_app.py"), env, tmp / "floor.log"
+    )
+    try:
+        searches = [(f"zqx{k:08d}", "/replay?trace=") for k in range(PAGE_TRIES)]
+        return pages_s(f"http://127.0.0.1:{port}/", searches, tmp / "chromium-profile-floor")
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def main() -> None:
@@ -338,6 +352,7 @@ def main() -> None:
     rows: list[str] = []
     marginal: list[float] = []
     cpu_per_1k: list[float] = []
+    page_s: list[tuple[float, float]] = []  # (Traces page, text search page) per checkpoint
     with tempfile.TemporaryDirectory() as tmp:
         data = args.keep or Path(tmp) / "data"
         proc, port = start_server(data)
@@ -387,7 +402,9 @@ def main() -> None:
                 browser_s = time.perf_counter()
                 if not args.no_browser:
                     tickets = random.Random(-target).sample(load.sent, PAGE_TRIES)
-                    list_s, search_s = pages_s(ui_url, tickets, Path(tmp) / "chromium-profile")
+                    searches = [(f"zqx{k % 10**8:08d}", f"/replay?trace={t}") for k, t in tickets]
+                    list_s, search_s = pages_s(ui_url, searches, Path(tmp) / "chromium-profile")
+                    page_s.append((list_s, search_s))
                     pages = f"| {list_s:.2f} s | {search_s:.2f} s "
                 browser_s = time.perf_counter() - browser_s
                 size = dir_bytes(data)
@@ -409,6 +426,7 @@ def main() -> None:
         sample = [make_body(templates[k % TEMPLATES], k)[0] for k in range(400)]
         floor_s = floor_duckdb_insert(sample, Path(tmp) / "floor.duckdb")
         floor = len(sample) * SPANS_PER_TRACE / floor_s
+        page_floor = floor_pages_s(Path(tmp)) if page_s else (0.0, 0.0)
         hot = compare_profiles(profiles[0], profiles[-1]) if len(profiles) == 2 else ["(no profile)"]
 
     first, final = marginal[0], marginal[-1]
@@ -431,6 +449,17 @@ def main() -> None:
         f"less, **{cpu_per_1k[0] / cpu_per_1k[-1]:.2f}x**.",
         f"Floor: a bare DuckDB append of the same rows, one transaction per request: {floor:,.0f} spans/s; "
         f"ingest at {checkpoints[-1]:,} spans is **{final / floor:.3f}x** the floor (goal >= 0.5).",
+        *(
+            [
+                "Pages' floor: the Traces page's table over rows made up in memory, no store behind it "
+                "(`benchmarks/traces_floor_app.py`), served the same way, same browser: "
+                f"{page_floor[0]:.2f} s, with a search {page_floor[1]:.2f} s. At {checkpoints[-1]:,} spans "
+                f"the Traces page is **{page_s[-1][0] / page_floor[0]:.1f}x** that floor, the text search "
+                f"page **{page_s[-1][1] / page_floor[1]:.1f}x** (goal: the search page < 1.5 s at 1M spans)."
+            ]
+            if page_s
+            else []
+        ),
         "",
         f"Where the extra time goes (py-spy, {profile_s} s in the first and the last stretch; a function's "
         "share of the server's non-idle samples, biggest growth first):",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
-from benchmarks.browser import SHOWN, chromium, wait_until  # noqa: E402
+from benchmarks.browser import SHOWN, chromium, floor_command, start_until_ready, wait_until  # noqa: E402
 from sample_traces import long_trace  # noqa: E402
 from workbench.cli.loading import ingest_files  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
@@ -131,37 +130,6 @@ def measure_apptest(store: Store, steps: int) -> dict[str, float]:
     return {"AppTest first run": first * 1000, "AppTest step change": statistics.median(changes) * 1000}
 
 
-FLOOR_SERVER = """
-import socket, sys, threading
-import streamlit as st, uvicorn
-from streamlit import config
-from streamlit.web import bootstrap
-from workbench.ui.service import STREAMLIT_OPTIONS
-sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
-bootstrap.load_config_options(STREAMLIT_OPTIONS)
-for key, value in STREAMLIT_OPTIONS.items():
-    config.set_option(key, value)
-server = uvicorn.Server(uvicorn.Config(st.App(sys.argv[1]), log_level="warning", lifespan="on"))
-print(f"UI              http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
-print("ready", flush=True)
-server.run(sockets=[sock])
-"""
-
-
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if "\nready" in text:
-            ui = next(line for line in text.splitlines() if line.startswith("UI "))
-            return proc, int(ui.rsplit(":", 1)[1].strip("/ "))
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{cmd} did not start:\n{log.read_text(errors='replace')}")
-
-
 def _browse(
     profile: Path, url: Callable[[int], str], first_step: int, total: int, tries: int
 ) -> tuple[float, float, float]:
@@ -213,7 +181,7 @@ def measure_browser(data: Path, steps: int, tries: int) -> dict[str, float]:
     )
     trace = (data / "trace-id").read_text().strip()  # written by main() before the server took the file
     out: dict[str, float] = {}
-    proc, port = _start([sys.executable, "-m", "workbench.cli", "serve"], env, data / "serve.log")
+    proc, port = start_until_ready([sys.executable, "-m", "workbench.cli", "serve"], env, data / "serve.log")
     try:
         first, eager, change = _browse(
             data / "chromium-profile",
@@ -228,7 +196,7 @@ def measure_browser(data: Path, steps: int, tries: int) -> dict[str, float]:
         proc.terminate()
         proc.wait(30)
     floor_app = str(ROOT / "benchmarks" / "replay_floor_app.py")
-    proc, port = _start([sys.executable, "-c", FLOOR_SERVER, floor_app], floor_env, data / "floor.log")
+    proc, port = start_until_ready(floor_command(floor_app), floor_env, data / "floor.log")
     try:
         first, eager, change = _browse(
             data / "chromium-profile-floor",
