@@ -8,11 +8,14 @@ traces, open a 50-span trace, a text search for one trace's ticket number and on
 trace, and the size of the data directory; then as a user sees it in Chromium (Debian's, headless): the
 Traces page until its first trace rows show, and the Traces page opened with a search for a ticket
 number until that trace's row shows (each the median of 3 loads; the browser runs only while the
-clients are paused). Ingest is reported over the whole stretch and over its last
-part (the marginal rate at that size); the goal is the marginal rate at 1M >= 90% of the one at 100k.
+clients are paused, and its time is left out of the next stretch's rate). Ingest is reported over the
+whole stretch and over its last part (the marginal rate at that size); the goal is the marginal rate
+at 1M >= 90% of the one at 100k.
 
-The floor, measured in the same run on the same bytes: a bare DuckDB append of the decoded rows, one
-transaction per request as the server commits them. py-spy samples the server for a while in the first
+The floors, measured in the same run: for ingest, a bare DuckDB append of the same bytes' decoded rows,
+one transaction per request as the server commits them; for the pages, the Traces page's table over
+rows made up in memory with no store behind it (`benchmarks/traces_floor_app.py`), what Streamlit and
+its grid alone cost in the same browser. py-spy samples the server for a while in the first
 and the last stretch; the functions whose share of the samples grew most are printed, which names
 where the extra time goes.
 
