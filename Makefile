@@ -74,7 +74,7 @@ bench-phoenix: setup
 # "--quick" for 20k/60k/200k), with py-spy profiles of the server at the small and the large size; then
 # the search side index's write cost per 1,000 steps against a bare FTS5 insert (benchmarks/search_write.py).
 GROWTH_ARGS ?=
-bench-growth: setup
+bench-growth: setup chromium
 	$(PY) -m pip install --quiet py-spy==0.4.3
 	$(PY) benchmarks/growth.py $(GROWTH_ARGS)
 	$(PY) benchmarks/search_write.py

@@ -5,11 +5,17 @@ must not depend on its size (issue #20). One run, one server: 4 client threads P
 OpenInference traces (`benchmarks/payloads.py`) over OTLP/HTTP and wait for the durable 200. At each
 checkpoint the clients pause and the benchmark reads through the API as a user would: list 100
 traces, open a 50-span trace, a text search for one trace's ticket number and one for a phrase in every
-trace, and the size of the data directory. Ingest is reported over the whole stretch and over its last
-part (the marginal rate at that size); the goal is the marginal rate at 1M >= 90% of the one at 100k.
+trace, and the size of the data directory; then as a user sees it in Chromium (Debian's, headless): the
+Traces page until its first trace rows show, and the Traces page opened with a search for a ticket
+number until that trace's row shows (each the median of 3 loads; the browser runs only while the
+clients are paused, and its time is left out of the next stretch's rate). Ingest is reported over the
+whole stretch and over its last part (the marginal rate at that size); the goal is the marginal rate
+at 1M >= 90% of the one at 100k.
 
-The floor, measured in the same run on the same bytes: a bare DuckDB append of the decoded rows, one
-transaction per request as the server commits them. py-spy samples the server for a while in the first
+The floors, measured in the same run: for ingest, a bare DuckDB append of the same bytes' decoded rows,
+one transaction per request as the server commits them; for the pages, the Traces page's table over
+rows made up in memory with no store behind it (`benchmarks/traces_floor_app.py`), what Streamlit and
+its grid alone cost in the same browser. py-spy samples the server for a while in the first
 and the last stretch; the functions whose share of the samples grew most are printed, which names
 where the extra time goes.
 
@@ -18,13 +24,14 @@ ids, times moved forward and its own ticket number, patched in place at byte off
 fields keep their lengths), so the load generator costs microseconds a trace and the server sees
 unique, valid, realistic traces.
 
-    python benchmarks/growth.py [--quick] [--max-spans 1000000] [--clients 4] [--no-profile]
-                                [--no-write] [--results FILE]
+    python benchmarks/growth.py [--quick | --checkpoints 5000,10000] [--max-spans 1000000] [--clients 4]
+                                [--no-profile] [--no-browser] [--no-write] [--results FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import http.client
 import json
 import os
@@ -50,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
+from benchmarks.browser import chromium, floor_command, seconds_until, start_until_ready  # noqa: E402
 from benchmarks.ingest import floor_duckdb_insert, start_server  # noqa: E402
 from benchmarks.payloads import export_request, kv  # noqa: E402
 
@@ -60,6 +68,14 @@ COMMON = "after a dry run"  # in every step: the unselective search
 FULL = (100_000, 300_000, 1_000_000)
 QUICK = (20_000, 60_000, 200_000)
 BEYOND = (3_000_000, 10_000_000)
+PAGE_TRIES = 3
+# The Traces page's table (a canvas grid) keeps the text of its visible rows in an accessibility table
+# in the DOM; a row's "open" cell is `/replay?trace=<id>`. So [row text, caption text] both present
+# means the page shows rows, not only its header or a previous run's caption.
+ROWS_SHOWN = """([row, caption]) => {
+  const grid = document.querySelector('[data-testid="stDataFrame"]');
+  return !!grid && grid.textContent.includes(row) && document.body.textContent.includes(caption);
+}"""
 
 
 @dataclass
@@ -186,11 +202,12 @@ def send_until(port: int, load: Load, target: int, clients: int) -> None:
         t.join()
 
 
-def rate_over(progress: list[tuple[float, int]], first: int, last: int) -> float:
-    """Spans/s between the acknowledgements of `first` and `last` spans."""
+def rate_over(progress: list[tuple[float, int]], first: int, last: int, paused_s: float = 0.0) -> float:
+    """Spans/s between the acknowledgements of `first` and `last` spans, less `paused_s` seconds in
+    between when no client sent."""
     t0 = next(t for t, n in progress if n >= first)
     t1 = next(t for t, n in progress if n >= last)
-    return (last - first) / max(t1 - t0, 1e-9)
+    return (last - first) / max(t1 - t0 - paused_s, 1e-9)
 
 
 def get_ms(port: int, path: str, repeat: int = 5) -> tuple[float, dict[str, object]]:
@@ -271,17 +288,65 @@ def compare_profiles(small: Path, large: Path, top: int = 12) -> list[str]:
     return lines
 
 
+def drain(proc: subprocess.Popen[bytes]) -> collections.deque[bytes]:
+    """Read the server's output on a thread from now on (the last 200 lines kept): a pipe nobody reads
+    fills up and blocks the server on its next log line, and a browser makes the UI log."""
+    tail: collections.deque[bytes] = collections.deque(maxlen=200)
+    assert proc.stdout is not None
+    out = proc.stdout
+    threading.Thread(target=lambda: tail.extend(out), daemon=True).start()
+    return tail
+
+
+def pages_s(base_url: str, searches: list[tuple[str, str]], profile_dir: Path) -> tuple[float, float, float]:
+    """Median seconds until the Traces page at `base_url` shows its first rows, and until it shows a
+    search's row when opened with `?q=` (what its search box sets): `searches` holds (text, the found
+    row's text). One load of the page first, so the medians are a returning user's (the JavaScript
+    bundle cached, and the page's per-trace task cache filled for the traces it lists), then one of
+    each per search: a different ticket each time (a search the server has not just answered). Each
+    load is a new Streamlit session that runs the page's queries. Returns (Traces page, search page,
+    that first load)."""
+    lists, found = [], []
+    with chromium(profile_dir) as ctx:
+        page = ctx.new_page()
+        first = seconds_until(page, base_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"])
+        for q, row in searches:
+            lists.append(seconds_until(page, base_url, ROWS_SHOWN, ["/replay?trace=", "trace(s)"]))
+            found.append(seconds_until(page, f"{base_url}?q={quote(q)}", ROWS_SHOWN, [row, "matching"]))
+    shutil.rmtree(profile_dir, ignore_errors=True)
+    return statistics.median(lists), statistics.median(found), first
+
+
+def floor_pages_s(tmp: Path) -> tuple[float, float, float]:
+    """pages_s on the floor: the Traces page's table over rows made up in memory, no store behind it
+    (benchmarks/traces_floor_app.py), served the same way, in the same browser."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}
+    proc, port = start_until_ready(
+        floor_command(ROOT / "benchmarks" / "traces_floor_app.py"), env, tmp / "floor.log"
+    )
+    try:
+        searches = [(f"zqx{k:08d}", "/replay?trace=") for k in range(PAGE_TRIES)]
+        return pages_s(f"http://127.0.0.1:{port}/", searches, tmp / "chromium-profile-floor")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="checkpoints at 20k, 60k, 200k spans")
+    ap.add_argument("--checkpoints", help="comma-separated span counts instead (>= 5000: 100 traces)")
     ap.add_argument("--max-spans", type=int, default=0, help="go on to 3M and 10M up to this many spans")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--profile-s", type=int, default=0, help="seconds of py-spy per profiled stretch")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--no-browser", action="store_true", help="no page timings in Chromium")
     ap.add_argument("--keep", type=Path, help="keep the data directory here (for a look afterwards)")
     report.add_output_args(ap)
     args = ap.parse_args()
     checkpoints = list(QUICK if args.quick else FULL)
+    if args.checkpoints:
+        checkpoints = sorted(int(c) for c in args.checkpoints.split(","))
     checkpoints += [c for c in BEYOND if c <= args.max_spans and c > checkpoints[-1]]
     profile_s = args.profile_s or (15 if args.quick else 30)
     run = report.Run()
@@ -292,12 +357,16 @@ def main() -> None:
     rows: list[str] = []
     marginal: list[float] = []
     cpu_per_1k: list[float] = []
+    page_s: list[tuple[float, float]] = []  # (Traces page, text search page) per checkpoint
     with tempfile.TemporaryDirectory() as tmp:
         data = args.keep or Path(tmp) / "data"
         proc, port = start_server(data)
+        server_log = drain(proc)
+        ui_url = json.loads((data / "server.json").read_text())["ui_url"]
         profiles: list[Path] = []
         try:
             done = 0
+            browser_s = 0.0  # the last checkpoint's page timings: not part of the next stretch's ingest
             for at, target in enumerate(checkpoints):
                 spy = None
                 prof = Path(tmp) / f"profile-{target}.txt"
@@ -316,7 +385,7 @@ def main() -> None:
                 send_until(port, load, target, args.clients)
                 cpu_ms = 1000 * (server_cpu_s(proc.pid) - cpu0) / (tail / 1000)
                 cpu_per_1k.append(cpu_ms)
-                whole = rate_over(load.progress, max(done, SPANS_PER_TRACE), target)
+                whole = rate_over(load.progress, max(done, SPANS_PER_TRACE), target, browser_s)
                 last = rate_over(load.progress, target - tail, target)
                 marginal.append(last)
                 time.sleep(2)  # let the findings scanner's debounce pass before timing reads
@@ -334,15 +403,27 @@ def main() -> None:
                 assert len(found["traces"]) >= 1  # type: ignore[arg-type]
                 common_ms, found = get_ms(port, f"/api/v1/traces?limit=100&q={quote(COMMON)}", repeat=3)
                 assert len(found["traces"]) == 100  # type: ignore[arg-type]
+                pages = "| – | – "
+                browser_s = time.perf_counter()
+                if not args.no_browser:
+                    tickets = random.Random(-target).sample(load.sent, PAGE_TRIES)
+                    searches = [(f"zqx{k % 10**8:08d}", f"/replay?trace={t}") for k, t in tickets]
+                    list_s, search_s, first_s = pages_s(ui_url, searches, Path(tmp) / "chromium-profile")
+                    page_s.append((list_s, search_s))
+                    pages = f"| {list_s:.2f} s (first {first_s:.1f} s) | {search_s:.2f} s "
+                browser_s = time.perf_counter() - browser_s
                 size = dir_bytes(data)
                 rows.append(
                     f"| {target:,} | {whole:,.0f} spans/s | {last:,.0f} spans/s | {cpu_ms:,.0f} ms "
                     f"| {list_ms:.0f} ms "
                     f"| {statistics.median(opens):.0f} ms | {rare_ms:.0f} ms | {common_ms:.0f} ms "
-                    f"| {size / 1e9:.2f} GB |"
+                    f"{pages}| {size / 1e9:.2f} GB |"
                 )
                 print(rows[-1], flush=True)
                 done = target
+        except BaseException:
+            print(b"".join(server_log).decode(errors="replace")[-4000:], file=sys.stderr)
+            raise
         finally:
             proc.terminate()
             proc.wait(120)
@@ -350,19 +431,23 @@ def main() -> None:
         sample = [make_body(templates[k % TEMPLATES], k)[0] for k in range(400)]
         floor_s = floor_duckdb_insert(sample, Path(tmp) / "floor.duckdb")
         floor = len(sample) * SPANS_PER_TRACE / floor_s
+        page_floor = floor_pages_s(Path(tmp)) if page_s else (0.0, 0.0, 0.0)
         hot = compare_profiles(profiles[0], profiles[-1]) if len(profiles) == 2 else ["(no profile)"]
 
     first, final = marginal[0], marginal[-1]
     lines = [
         f"One `workbench serve`, {args.clients} OTLP/HTTP clients sending {SPANS_PER_TRACE}-span "
         f"OpenInference traces ({span_bytes:,.0f} bytes/span protobuf), durable 200s; reads through "
-        "the API with the clients paused (median of 5, search of 3). Marginal: the stretch's last fifth, "
+        "the API with the clients paused (median of 5, search of 3); the Traces page, and the Traces page "
+        "with a search for one ticket, in headless Chromium: seconds until its first rows show (median of 3 "
+        "after one load, a new ticket each time; first: that load, the browser's cache and the page's "
+        "per-trace task cache cold). Marginal: the stretch's last fifth, "
         "after py-spy has finished (the whole-stretch rate of a profiled stretch includes its overhead).",
         "",
         "| stored spans | ingest (stretch) | ingest (marginal) | server CPU per 1,000 spans (marginal) "
         "| list 100 traces | open a 50-span trace | search: one ticket | search: a phrase in every trace "
-        "| data directory |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Traces page | text search page | data directory |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Marginal ingest at {checkpoints[-1]:,} spans is **{final / first:.2f}x** the rate at "
@@ -370,6 +455,18 @@ def main() -> None:
         f"less, **{cpu_per_1k[0] / cpu_per_1k[-1]:.2f}x**.",
         f"Floor: a bare DuckDB append of the same rows, one transaction per request: {floor:,.0f} spans/s; "
         f"ingest at {checkpoints[-1]:,} spans is **{final / floor:.3f}x** the floor (goal >= 0.5).",
+        *(
+            [
+                "Pages' floor: the Traces page's table over rows made up in memory, no store behind it "
+                "(`benchmarks/traces_floor_app.py`), served the same way, same browser: "
+                f"{page_floor[0]:.2f} s (first {page_floor[2]:.1f} s), with a search {page_floor[1]:.2f} s. "
+                f"At {checkpoints[-1]:,} spans "
+                f"the Traces page is **{page_s[-1][0] / page_floor[0]:.1f}x** that floor, the text search "
+                f"page **{page_s[-1][1] / page_floor[1]:.1f}x** (goal: the search page < 1.5 s at 1M spans)."
+            ]
+            if page_s
+            else []
+        ),
         "",
         f"Where the extra time goes (py-spy, {profile_s} s in the first and the last stretch; a function's "
         "share of the server's non-idle samples, biggest growth first):",

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
+from benchmarks.browser import SHOWN, chromium, floor_command, start_until_ready, wait_until  # noqa: E402
 from sample_traces import long_trace  # noqa: E402
 from workbench.cli.loading import ingest_files  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
@@ -46,20 +46,7 @@ from workbench.store import explore, probe_reads, queries  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
 
 NEXT_CLICK = "() => [...document.querySelectorAll('button')].find(b => b.innerText.includes('Next')).click()"
-# Checked on every animation frame: Playwright's expect() polls at 100, 250, 500 then 1000 ms, which
-# rounded every measure up by up to a second. textContent (not innerText) forces no layout.
-SHOWN = "t => document.body && document.body.textContent.includes(t)"
 WORK = ROOT / "benchmarks" / "work" / "replay"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def prepare(steps: int) -> Path:
@@ -143,44 +130,11 @@ def measure_apptest(store: Store, steps: int) -> dict[str, float]:
     return {"AppTest first run": first * 1000, "AppTest step change": statistics.median(changes) * 1000}
 
 
-FLOOR_SERVER = """
-import socket, sys, threading
-import streamlit as st, uvicorn
-from streamlit import config
-from streamlit.web import bootstrap
-from workbench.ui.service import STREAMLIT_OPTIONS
-sock = socket.socket(); sock.bind(("127.0.0.1", 0)); sock.listen(128)
-bootstrap.load_config_options(STREAMLIT_OPTIONS)
-for key, value in STREAMLIT_OPTIONS.items():
-    config.set_option(key, value)
-server = uvicorn.Server(uvicorn.Config(st.App(sys.argv[1]), log_level="warning", lifespan="on"))
-print(f"UI              http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
-print("ready", flush=True)
-server.run(sockets=[sock])
-"""
-
-
-def _start(cmd: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace")
-        if "\nready" in text:
-            ui = next(line for line in text.splitlines() if line.startswith("UI "))
-            return proc, int(ui.rsplit(":", 1)[1].strip("/ "))
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{cmd} did not start:\n{log.read_text(errors='replace')}")
-
-
 def _browse(
     profile: Path, url: Callable[[int], str], first_step: int, total: int, tries: int
 ) -> tuple[float, float, float]:
     """Medians in ms: first paint (navigation until "Step N of M" shows), a step change clicked right at
     first paint, and a step change on a settled page (Next until "Step N+1 of M" shows, 3 per load)."""
-    from playwright.sync_api import sync_playwright
-
     firsts, eager, settled = [], [], []
 
     def step(n: int) -> float:
@@ -188,7 +142,7 @@ def _browse(
         # A script click: Playwright's own click waits for the page to settle, which is not what an
         # investigator waits for.
         page.evaluate(NEXT_CLICK)
-        page.wait_for_function(SHOWN, arg=f"Step {n + 1:,} of {total:,}", polling="raf", timeout=120_000)
+        wait_until(page, SHOWN, f"Step {n + 1:,} of {total:,}")
         return time.perf_counter() - t0
 
     def settle() -> None:
@@ -197,20 +151,13 @@ def _browse(
         page.wait_for_selector("[data-test-script-state='notRunning']", state="attached", timeout=120_000)
         page.evaluate("() => new Promise(r => requestIdleCallback(() => r(), {timeout: 5000}))")
 
-    with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1440, "height": 1000},
-        )
+    with chromium(profile) as ctx:
         page = ctx.new_page()
         for i in range(tries + 1):
             n = first_step + 5 * i
             t0 = time.perf_counter()
             page.goto(url(n))
-            page.wait_for_function(SHOWN, arg=f"Step {n:,} of {total:,}", polling="raf", timeout=120_000)
+            wait_until(page, SHOWN, f"Step {n:,} of {total:,}")
             first = time.perf_counter() - t0
             page.wait_for_selector("button:has-text('Next')")
             right_away = step(n)  # clicked the moment the step shows, the page still drawing
@@ -222,7 +169,6 @@ def _browse(
                 firsts.append(first)
                 eager.append(right_away)
                 settled.extend(changes)
-        ctx.close()
     return tuple(statistics.median(x) * 1000 for x in (firsts, eager, settled))  # type: ignore[return-value]
 
 
@@ -235,7 +181,7 @@ def measure_browser(data: Path, steps: int, tries: int) -> dict[str, float]:
     )
     trace = (data / "trace-id").read_text().strip()  # written by main() before the server took the file
     out: dict[str, float] = {}
-    proc, port = _start([sys.executable, "-m", "workbench.cli", "serve"], env, data / "serve.log")
+    proc, port = start_until_ready([sys.executable, "-m", "workbench.cli", "serve"], env, data / "serve.log")
     try:
         first, eager, change = _browse(
             data / "chromium-profile",
@@ -250,7 +196,7 @@ def measure_browser(data: Path, steps: int, tries: int) -> dict[str, float]:
         proc.terminate()
         proc.wait(30)
     floor_app = str(ROOT / "benchmarks" / "replay_floor_app.py")
-    proc, port = _start([sys.executable, "-c", FLOOR_SERVER, floor_app], floor_env, data / "floor.log")
+    proc, port = start_until_ready(floor_command(floor_app), floor_env, data / "floor.log")
     try:
         first, eager, change = _browse(
             data / "chromium-profile-floor",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.browser import CHROMIUM, chromium
 from tests.polling import wait_for
 
 # PostgreSQL (Debian's package, installed by `make postgres`): the lake's catalog in the lake tests.
@@ -144,37 +145,15 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-# Debian's chromium, driven by Playwright (which never downloads a browser here): the UI's browser tests.
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
+# Debian's chromium, driven by Playwright (which never downloads a browser here): the UI's browser tests,
+# opened by the helper the benchmarks use too, so both drive the same browser with the same flags.
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Iterator[object]:
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)"
         )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh user data dir per test
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            # Streamlit scrolls inside its own container, so a tall window is what makes a full screenshot.
-            viewport={"width": 1440, "height": 2400},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    # A fresh user data dir per test; Streamlit scrolls inside its own container, so a tall window is
+    # what makes a full screenshot.
+    with chromium(tmp_path / "chromium-profile", height=2400) as context:
+        yield context.new_page()
