@@ -55,6 +55,8 @@ def test_pages_of_traces_and_steps_match_the_database(serve_process: ServerProce
         assert {t["trace_id"] for t in listed["traces"]} == {TRACE_A, TRACE_B, TRACE_C}
         by_id = {t["trace_id"]: t for t in listed["traces"]}
         assert by_id[TRACE_A]["span_count"] == 250 and by_id[TRACE_C]["service_name"] == "bench-agent"
+        # the unfiltered page has the search page's row shape: findings and the worst severity too
+        assert all({"findings", "max_severity", "matches"} <= t.keys() for t in listed["traces"])
         second = client.get(f"{api}/traces", params={"limit": 1, "offset": 1}).json()
         assert second["total"] == 3 and [t["trace_id"] for t in second["traces"]] == [
             listed["traces"][1]["trace_id"]

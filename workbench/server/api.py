@@ -114,7 +114,9 @@ def _traces_page(store: Store, limit: int, offset: int, text: str = "") -> dict[
         "total": api_queries.count_traces(store),
         "limit": limit,
         "offset": offset,
-        "traces": queries.list_traces(store, limit=limit, offset=offset),
+        # The same rows as a search (findings, worst severity; matches 0), so both pages carry what the
+        # module docstring promises.
+        "traces": explore_traces.search_traces(store, TraceFilter(), limit, offset),
     }
 
 
