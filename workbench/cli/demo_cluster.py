@@ -362,11 +362,14 @@ def run_cluster(
         if problem:
             echo(f"ledger verify: {problem}")
         if keep_running:
-            echo("Stop with Ctrl-C.")
-        echo(verdict(len(cluster.nodes), len(sent), found, verified))
-        if keep_running:
+            # From here on Ctrl-C is the normal way out, even one that lands before the wait begins
+            # (a reader that stops the cluster as soon as it sees the verdict).
             with contextlib.suppress(KeyboardInterrupt):
+                echo("Stop with Ctrl-C.")
+                echo(verdict(len(cluster.nodes), len(sent), found, verified))
                 _wait_for_ctrl_c(cluster, err)
+        else:
+            echo(verdict(len(cluster.nodes), len(sent), found, verified))
         return found == len(sent) and verified
     finally:
         cluster.stop(err)
