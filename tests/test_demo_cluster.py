@@ -44,9 +44,8 @@ def _sample_spans() -> int:
     return sum(decode.count_spans(req) for s in SAMPLES for _, req, _ in read_requests(s.path))
 
 
-# Start, check and stop take about 30 s alone, but minutes beside two other test workers on 2 cores
-# (a node's graceful stop commits its queue and a last global root through the catalog); the watchdog
-# below, at 540 s, is the limit that matters, so pytest's default of 300 s must not cut it short.
+# The watchdog below (540 s) is the limit for a slow start beside other test workers; pytest's default
+# of 300 s must not cut it short and hide its message.
 @pytest.mark.timeout(600)
 def test_demo_cluster_reports_what_the_lake_holds_and_stops_on_ctrl_c(cluster_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKBENCH_")}

@@ -390,6 +390,10 @@ def demo_cluster(ctx: click.Context, root: Path | None, nodes: int, keep_running
     settings = settings_of(ctx)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
+        # "Stop with Ctrl-C" must hold even where SIGINT came in ignored: a non-interactive shell starts
+        # `cmd &` with SIGINT set to SIG_IGN, and Python then never raises KeyboardInterrupt, so the
+        # cluster would run until killed (seen under a backgrounded `make test`).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     ok = run_cluster(
         settings,
         root or settings.data_dir / "cluster",
