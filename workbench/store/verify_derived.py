@@ -15,6 +15,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import duckdb
+
 from workbench.model import Step
 from workbench.store import entries, ledger
 from workbench.store.batch import STEP_COLUMNS
@@ -154,8 +156,21 @@ def verify_entries(store: Store, max_problems: int = 20) -> tuple[int, bytes, Pr
     entry 3: ..."). The rows are checked against all chains together, because a node may seal a row
     another created (a rescan on node 2 retires a finding node 1 raised; a probe run queued on one node
     runs on another)."""
-    problems: Problems = []
     cur = store.cursor()
+    # One snapshot for the entries and the rows they seal: read in two statements without it, a finding
+    # and its entry committed in between (a node's scanner, while a reader verifies a lake) showed the
+    # finding as "not sealed".
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        return _verify_entries(store, cur, max_problems)
+    finally:
+        cur.execute("ROLLBACK")
+
+
+def _verify_entries(
+    store: Store, cur: duckdb.DuckDBPyConnection, max_problems: int
+) -> tuple[int, bytes, Problems]:
+    problems: Problems = []
     # kind -> ref -> (seq, body, sealed at, "node n2, " or "", node-local entry number)
     sealed: dict[str, dict[str, tuple[int, str, object, str, int]]] = {kind: {} for kind in _TABLES}
     retired: set[str] = set()
