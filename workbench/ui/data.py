@@ -102,17 +102,33 @@ def brief(trace_id: str, count: int) -> Brief | None:
     return _brief(str(get_store().path), trace_id, count)
 
 
-@st.cache_data(max_entries=4096, show_spinner=False)
-def _task(db: str, trace_id: str, count: int) -> str | None:
-    steps = queries.trace_steps(get_store(), trace_id, limit=TASK_SCAN_STEPS)
-    found = task_of([s.step for s in steps])
-    return excerpt(found[0], 160) if found else None
-
-
 TASK_SCAN_STEPS = 12  # the user's first input is among a trace's first steps
+TASK_CACHE_ENTRIES = 20_000
+
+
+@st.cache_resource(show_spinner=False)
+def _task_cache() -> dict[tuple[str, str, int], str | None]:
+    """(database, trace, step count) -> task, shared by every session (a trace that grows gets a new key)."""
+    return {}
 
 
 def trace_tasks(traces: list[tuple[str, int]]) -> dict[str, str | None]:
-    """Each trace's task (the user's first input, on one line), cached per trace and step count."""
-    db = str(get_store().path)
-    return {trace_id: _task(db, trace_id, count) for trace_id, count in traces}
+    """Each trace's task (the user's first input, on one line), cached per trace and step count.
+
+    The traces not cached yet are read together (`queries.first_steps_by_trace`): one read per page
+    instead of one scan of the steps per listed trace, which made the first Traces page of a large
+    store take minutes.
+    """
+    store = get_store()
+    db = str(store.path)
+    cache = _task_cache()
+    missing = [trace_id for trace_id, count in traces if (db, trace_id, count) not in cache]
+    if missing:
+        if len(cache) + len(missing) > TASK_CACHE_ENTRIES:
+            cache.clear()
+        first = queries.first_steps_by_trace(store, missing, TASK_SCAN_STEPS)
+        counts = dict(traces)
+        for trace_id in missing:
+            found = task_of([s.step for s in first[trace_id]])
+            cache[(db, trace_id, counts[trace_id])] = excerpt(found[0], 160) if found else None
+    return {trace_id: cache.get((db, trace_id, count)) for trace_id, count in traces}

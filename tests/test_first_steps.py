@@ -1,0 +1,36 @@
+"""The Traces page's task column reads each listed trace's first steps in one pass over their seq ranges.
+
+The reference is `queries.trace_steps(limit=...)`, one scan per trace, on the same store: traces whose
+steps were written in several group commits (interleaved with other traces in seq order), redelivered
+spans, conflicting versions and GenAI events joined late (the store `test_explore_walk` builds).
+"""
+
+from __future__ import annotations
+
+from tests.test_explore_walk import settings  # noqa: F401 - the module's store, reused as a fixture
+from workbench.settings import Settings
+from workbench.store import queries
+from workbench.store.connection import Store
+
+
+def _all_traces(store: Store) -> list[str]:
+    return [r[0] for r in store.cursor().execute("SELECT DISTINCT trace_id FROM steps ORDER BY 1").fetchall()]
+
+
+def test_first_steps_equal_one_scan_per_trace(settings: Settings) -> None:  # noqa: F811
+    with Store(settings.db_path, read_only=True) as store:
+        traces = _all_traces(store)
+        split = (
+            store.cursor()
+            .execute(
+                "SELECT count(*) FROM (SELECT trace_id FROM trace_commits GROUP BY 1 HAVING count(*) > 1)"
+            )
+            .fetchone()
+        )
+        assert split and split[0] > 0  # some traces' steps lie in more than one seq range
+        for limit in (1, 3, 12, 1000):
+            got = queries.first_steps_by_trace(store, [*traces, "0" * 32], limit)
+            assert got.pop("0" * 32) == []  # an unknown trace reads nothing and is no error
+            assert got == {t: queries.trace_steps(store, t, limit=limit) for t in traces}, limit
+        assert queries.first_steps_by_trace(store, [], 12) == {}
+        assert queries.first_steps_by_trace(store, traces[:3], 0) == {t: [] for t in traces[:3]}
