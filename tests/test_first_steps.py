@@ -7,7 +7,9 @@ spans, conflicting versions and GenAI events joined late (the store `test_explor
 
 from __future__ import annotations
 
+from tests import test_ui
 from tests.test_explore_walk import settings  # noqa: F401 - the module's store, reused as a fixture
+from workbench.export.brief import task_of, task_of_inputs
 from workbench.settings import Settings
 from workbench.store import queries
 from workbench.store.connection import Store
@@ -29,8 +31,27 @@ def test_first_steps_equal_one_scan_per_trace(settings: Settings) -> None:  # no
         )
         assert split and split[0] > 0  # some traces' steps lie in more than one seq range
         for limit in (1, 3, 12, 1000):
-            got = queries.first_steps_by_trace(store, [*traces, "0" * 32], limit)
+            got = queries.first_inputs_by_trace(store, [*traces, "0" * 32], limit)
             assert got.pop("0" * 32) == []  # an unknown trace reads nothing and is no error
-            assert got == {t: queries.trace_steps(store, t, limit=limit) for t in traces}, limit
-        assert queries.first_steps_by_trace(store, [], 12) == {}
-        assert queries.first_steps_by_trace(store, traces[:3], 0) == {t: [] for t in traces[:3]}
+            want = {
+                t: [(s.step.kind, s.step.input_text) for s in queries.trace_steps(store, t, limit=limit)]
+                for t in traces
+            }
+            assert got == want, limit
+            assert any(got.values())
+        assert queries.first_inputs_by_trace(store, [], 12) == {}
+        assert queries.first_inputs_by_trace(store, traces[:3], 0) == {t: [] for t in traces[:3]}
+
+
+# test_ui's store of the five sample incidents, whose traces have tasks.
+samples_store = test_ui.samples_store
+
+
+def test_the_list_finds_the_task_the_brief_finds(samples_store: Store) -> None:
+    traces = _all_traces(samples_store)
+    inputs = queries.first_inputs_by_trace(samples_store, traces, 12)
+    tasks = {t: task_of_inputs(inputs[t]) for t in traces}
+    assert tasks == {
+        t: task_of([s.step for s in queries.trace_steps(samples_store, t, limit=12)]) for t in traces
+    }
+    assert sum(task is not None for task in tasks.values()) >= 4

@@ -108,8 +108,13 @@ def answer_text(text: str) -> str:
 def task_of(steps: Sequence[Step]) -> tuple[str, int] | None:
     """The task: the first user input in time order (tool results, which quote pages and files, are not
     the user's), with its position."""
-    for i, s in enumerate(steps, 1):
-        said = user_input(s.input_text) if s.kind != StepKind.TOOL else None
+    return task_of_inputs([(s.kind, s.input_text) for s in steps])
+
+
+def task_of_inputs(inputs: Sequence[tuple[StepKind, str | None]]) -> tuple[str, int] | None:
+    """`task_of` from each step's kind and input text alone: what the trace list reads for its rows."""
+    for i, (kind, text) in enumerate(inputs, 1):
+        said = user_input(text) if kind != StepKind.TOOL else None
         if said:
             return said, i
     return None

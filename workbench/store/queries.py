@@ -125,17 +125,19 @@ def steps_by_trace(store: Store, trace_ids: Sequence[str]) -> dict[str, list[Sto
     return out
 
 
-def first_steps_by_trace(store: Store, trace_ids: Sequence[str], limit: int) -> dict[str, list[StoredStep]]:
-    """The first `limit` steps of each trace (in `trace_steps` order), from one read of their seq ranges.
+def first_inputs_by_trace(
+    store: Store, trace_ids: Sequence[str], limit: int
+) -> dict[str, list[tuple[StepKind, str | None]]]:
+    """(kind, input text) of the first `limit` steps of each trace, in `trace_steps` order, in one read.
 
-    Why: the Traces page shows each listed trace's task, found among its first steps. One
-    `trace_steps` call per trace scans the whole trace_id column each time (no index, migration 0050):
-    500 rows took 39 s on a 300k-span store. `trace_commits` says where each trace's steps lie, so one
-    read of those seq ranges (zone-map pruned) serves the whole page. The ranges only narrow what is
-    read: the steps kept are still chosen by trace id, so a trace missing from `trace_commits` shows
-    no steps here rather than another trace's.
+    Why: the Traces page shows each listed trace's task, the user's first input among its first steps.
+    One `trace_steps` call per trace scans the whole trace_id column each time (no index, migration
+    0050): 500 rows took 39 s on a 300k-span store. `trace_commits` says where each trace's steps lie,
+    so one read of those seq ranges (zone-map pruned) serves the page, and only the two columns the
+    task needs leave DuckDB (whole rows cost five times more). The ranges only narrow what is read: the
+    steps kept are still chosen by trace id, so a trace missing from `trace_commits` shows none.
     """
-    out: dict[str, list[StoredStep]] = {t: [] for t in trace_ids}
+    out: dict[str, list[tuple[StepKind, str | None]]] = {t: [] for t in trace_ids}
     if not out or limit <= 0:
         return out
     cur = store.cursor()
@@ -147,17 +149,19 @@ def first_steps_by_trace(store: Store, trace_ids: Sequence[str], limit: int) -> 
     ranges = merge_ranges([(int(lo), int(hi)) for lo, hi in spans])
     if not ranges:
         return out
-    scans = " UNION ALL ".join("SELECT * FROM steps WHERE seq BETWEEN ? AND ?" for _ in ranges)
-    cols = ", ".join(STEP_COLUMNS)
+    scans = " UNION ALL ".join(
+        "SELECT trace_id, start_time_ns, seq, kind, input_text FROM steps WHERE seq BETWEEN ? AND ?"
+        for _ in ranges
+    )
     sql = (
-        f"SELECT seq, {cols} FROM ({scans}) s SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS trace_id) b"
-        " USING (trace_id)"
+        f"SELECT trace_id, kind, input_text FROM ({scans}) s"
+        " SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS trace_id) b USING (trace_id)"
         " QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY start_time_ns, seq) <= ?"
         " ORDER BY trace_id, start_time_ns, seq"
     )
     params: list[object] = [v for r in ranges for v in r]
-    for r in cur.execute(sql, [*params, ids, limit]).fetchall():
-        out[r[1]].append(_to_stored(r))
+    for trace_id, kind, text in cur.execute(sql, [*params, ids, limit]).fetchall():
+        out[trace_id].append((StepKind(kind), text))
     return out
 
 

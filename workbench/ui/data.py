@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from workbench.export.brief import Brief, build_brief, excerpt, task_of
+from workbench.export.brief import Brief, build_brief, excerpt, task_of_inputs
 from workbench.model import StepKind
 from workbench.store import explore, queries
 from workbench.store.connection import Store
@@ -115,7 +115,7 @@ def _task_cache() -> dict[tuple[str, str, int], str | None]:
 def trace_tasks(traces: list[tuple[str, int]]) -> dict[str, str | None]:
     """Each trace's task (the user's first input, on one line), cached per trace and step count.
 
-    The traces not cached yet are read together (`queries.first_steps_by_trace`): one read per page
+    The traces not cached yet are read together (`queries.first_inputs_by_trace`): one read per page
     instead of one scan of the steps per listed trace, which made the first Traces page of a large
     store take minutes.
     """
@@ -126,9 +126,9 @@ def trace_tasks(traces: list[tuple[str, int]]) -> dict[str, str | None]:
     if missing:
         if len(cache) + len(missing) > TASK_CACHE_ENTRIES:
             cache.clear()
-        first = queries.first_steps_by_trace(store, missing, TASK_SCAN_STEPS)
+        first = queries.first_inputs_by_trace(store, missing, TASK_SCAN_STEPS)
         counts = dict(traces)
         for trace_id in missing:
-            found = task_of([s.step for s in first[trace_id]])
+            found = task_of_inputs(first[trace_id])
             cache[(db, trace_id, counts[trace_id])] = excerpt(found[0], 160) if found else None
     return {trace_id: cache.get((db, trace_id, count)) for trace_id, count in traces}
