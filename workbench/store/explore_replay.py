@@ -42,6 +42,19 @@ def step_count(store: Store, trace_id: str) -> int:
     return int(row[0]) if row else 0
 
 
+def step_counts(store: Store, trace_ids: Sequence[str]) -> dict[str, int]:
+    """`step_count` of several traces from one scan (a page that lists findings of 100 traces would
+    otherwise scan the steps' trace ids 100 times: 2.4 s at 1M spans)."""
+    out = dict.fromkeys(trace_ids, 0)
+    if out:
+        rows = store.cursor().execute(
+            "SELECT trace_id, count(*) FROM steps WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1",
+            [list(out)],
+        )
+        out.update({str(t): int(n) for t, n in rows.fetchall()})
+    return out
+
+
 def step_order(store: Store, trace_id: str) -> np.ndarray:
     """The seqs of a trace's steps in replay order (start time, ties by ingest order).
 

@@ -36,11 +36,13 @@ found.sort(key=lambda f: (-f.severity.rank, f.trace_id, f.step_seq))
 shown = found[:SHOWN]
 # Each finding names its incident: the trace's task (the user's first input), as the brief and the
 # traces list title it.
-tasks = data.trace_tasks([(tid, data.step_count(tid)) for tid in dict.fromkeys(f.trace_id for f in shown)])
+# Step counts key the caches below: counted for all shown traces in one scan, once per page run.
+counts = explore.step_counts(store, list(dict.fromkeys(f.trace_id for f in shown)))
+tasks = data.trace_tasks(list(counts.items()))
 more = f"; the first {SHOWN} are shown, filter to narrow" if len(found) > SHOWN else ""
 st.caption(f"{len(found)} finding(s), most severe first{more}")
 for f in shown:
-    pos = data.positions(f.trace_id, [f.step_seq]).get(f.step_seq)
+    pos = data.positions(f.trace_id, [f.step_seq], counts[f.trace_id]).get(f.step_seq)
     incident = tasks.get(f.trace_id) or f"trace {f.trace_id[:12]}"
     with st.container(border=True):
         # Titles, explanations and evidence quote trace text: escaped, or in widgets that never interpret.
@@ -55,7 +57,7 @@ for f in shown:
             # Exactly as stored, never a live link: st.code shows every character and offers a copy button.
             st.code(f.evidence_excerpt, language=None, wrap_lines=True)
         if f.taint_chain:
-            chain = data.positions(f.trace_id, list(f.taint_chain))
+            chain = data.positions(f.trace_id, list(f.taint_chain), counts[f.trace_id])
             st.caption("taint chain: " + " → ".join(f"#{chain.get(s, '?')}" for s in f.taint_chain))
         if pos:
             link = html.escape(f"/replay?{urlencode({'trace': f.trace_id, 'step': pos})}")

@@ -1,4 +1,4 @@
-"""The Traces page's task column reads each listed trace's first steps in one pass over their seq ranges.
+"""Reads the list pages make for many traces at once equal the per-trace reads they replace.
 
 The reference is `queries.trace_steps(limit=...)`, one scan per trace, on the same store: traces whose
 steps were written in several group commits (interleaved with other traces in seq order), redelivered
@@ -11,7 +11,7 @@ from tests import test_ui
 from tests.test_explore_walk import settings  # noqa: F401 - the module's store, reused as a fixture
 from workbench.export.brief import task_of, task_of_inputs
 from workbench.settings import Settings
-from workbench.store import queries
+from workbench.store import explore, queries
 from workbench.store.connection import Store
 
 
@@ -55,3 +55,11 @@ def test_the_list_finds_the_task_the_brief_finds(samples_store: Store) -> None:
         t: task_of([s.step for s in queries.trace_steps(samples_store, t, limit=12)]) for t in traces
     }
     assert sum(task is not None for task in tasks.values()) >= 4
+
+
+def test_step_counts_of_several_traces_equal_each_count(samples_store: Store) -> None:
+    traces = [*_all_traces(samples_store), "f" * 32]
+    counts = explore.step_counts(samples_store, traces)
+    assert counts == {t: explore.step_count(samples_store, t) for t in traces}
+    assert counts["f" * 32] == 0 and sum(counts.values()) > 0
+    assert explore.step_counts(samples_store, []) == {}
