@@ -165,13 +165,20 @@ def cases(spans: int) -> list[tuple[str, TraceFilter, int]]:
     traces = spans // STEPS
     middle = BASE_NS + (traces // 2) * TRACE_GAP_NS
     ticket = f"ticket-{traces // 2:09d}"
+    window = {"start_ns": middle, "end_ns": middle + 500 * TRACE_GAP_NS}
     return [
         ("list 100", TraceFilter(), 0),
         ("page 3 (offset 200)", TraceFilter(), 200),
-        ("time window, mid-store", TraceFilter(start_ns=middle, end_ns=middle + 500 * TRACE_GAP_NS), 0),
+        ("time window, mid-store", TraceFilter(**window), 0),
         ("has_errors", TraceFilter(has_errors=True), 0),
+        ("has_findings", TraceFilter(has_findings=True), 0),
+        ("no findings, page 3", TraceFilter(has_findings=False), 200),
+        ("has_errors in the window", TraceFilter(has_errors=True, **window), 0),
+        ("window, service and agent", TraceFilter(services=("service-2",), agents=("agent-3",), **window), 0),
+        ("min_cost", TraceFilter(min_cost=0.0049), 0),
         ("text: common phrase", TraceFilter(text=PHRASE), 0),
         ("text: one trace's ticket", TraceFilter(text=ticket), 0),
+        ("text: no such word", TraceFilter(text="zebra"), 0),
     ]
 
 

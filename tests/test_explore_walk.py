@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +23,7 @@ from workbench.cli import cli
 from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store import (
+    explore_candidates,
     explore_walk,
     export_nodes,
     export_queries,
@@ -35,7 +37,7 @@ from workbench.store import (
 from workbench.store.api_queries import count_traces
 from workbench.store.connection import Store
 from workbench.store.explore_scan import scan_traces
-from workbench.store.explore_traces import TraceFilter, TraceRow, search_traces
+from workbench.store.explore_traces import TEXT_COLUMNS, TraceFilter, TraceRow, search_traces, text_predicate
 from workbench.store.queries import list_traces
 
 BASE = 1_764_000_000_000_000_000
@@ -183,6 +185,15 @@ def _filters() -> list[TraceFilter]:
         TraceFilter(text="drop table"),
         TraceFilter(text="no such text anywhere"),
         TraceFilter(text="plan", has_errors=False, start_ns=some_start, services=("search",)),
+        TraceFilter(has_errors=True, start_ns=BASE + 2 * 10**9, end_ns=BASE + 11 * 10**9),
+        TraceFilter(has_findings=True, has_errors=False, end_ns=some_start),
+        TraceFilter(has_findings=False, has_errors=True),
+        TraceFilter(has_findings=True, text="ticket-0"),
+        TraceFilter(text="-0000", agents=("agent-1", "agent-2")),
+        TraceFilter(text="(", min_cost=0.0),
+        TraceFilter(text="ticket-00010 drop", start_ns=BASE),
+        TraceFilter(start_ns=BASE + 13 * 10**9, end_ns=BASE + 12 * 10**9),
+        TraceFilter(min_cost=0.001, has_errors=False, start_ns=BASE + 10**9),
     ]
 
 
@@ -229,9 +240,10 @@ def test_every_filter_and_page_answers_what_the_scan_answers(
     # Tiny batches make the walk take several of them, then scan the rest (past 1/rest_fraction).
     monkeypatch.setattr(explore_walk, "FIRST_BATCH", first_batch)
     monkeypatch.setattr(explore_walk, "REST_FRACTION", rest_fraction)
-    # A small first tail makes `_newest` grow it, and meet traces seen again after an older commit.
-    monkeypatch.setattr(explore_walk, "MIN_TAIL_ROWS", first_batch)
-    monkeypatch.setattr(explore_walk, "TAIL_ROWS_PER_TRACE", 1)
+    # A small first tail (or first threshold) makes `newest` (`threshold`) grow it, and meet traces
+    # seen again after an older commit (traces with a row before the threshold).
+    monkeypatch.setattr(explore_candidates, "MIN_TAIL_ROWS", first_batch)
+    monkeypatch.setattr(explore_candidates, "TAIL_ROWS_PER_TRACE", 1)
     with Store(settings.db_path, read_only=True) as store:
         assert len(scan_traces(store, TraceFilter(text=PHRASE))) > 10
         for flt in _filters():
@@ -289,6 +301,55 @@ def test_merge_ranges_covers_every_range_in_at_most_the_asked_number() -> None:
         merged = explore_walk.merge_ranges(ranges, gap=rng.choice((0, 10, 500)), most=rng.randrange(1, 6))
         assert all(a[1] < b[0] for a, b in zip(merged, merged[1:], strict=False))  # sorted, disjoint
         assert all(any(lo <= a and b <= hi for lo, hi in merged) for a, b in ranges)
+
+
+def test_lower_makes_no_ascii_digit_or_punctuation_from_another_code_point() -> None:
+    # The premise of the text guard (`explore_traces.text_predicate`), checked on the pinned DuckDB:
+    # lower() maps every code point to one code point, and only an ASCII character that is not a
+    # letter lowers to one (U+0130 and U+212A lower to ASCII, but to letters: 'i' and 'k').
+    row = (
+        duckdb.connect()
+        .execute(
+            "SELECT count(*) FILTER (WHERE length(lower(chr(cp::INT))) <> 1),"
+            " list(lower(chr(cp::INT))) FILTER (WHERE cp >= 128 AND ascii(lower(chr(cp::INT))) < 128),"
+            " count(*) FILTER (WHERE cp < 128 AND NOT (cp BETWEEN 65 AND 90 OR cp BETWEEN 97 AND 122)"
+            "  AND lower(chr(cp::INT)) <> chr(cp::INT))"
+            " FROM range(0, 1114112) t(cp) WHERE cp NOT BETWEEN 55296 AND 57343"
+        )
+        .fetchone()
+    )
+    assert row is not None and row[0] == 0 and row[2] == 0
+    assert all(len(c) == 1 and c.isascii() and c.isalpha() for c in row[1]), row[1]
+
+
+def test_the_text_guard_never_changes_a_match() -> None:
+    # The guarded predicate against the plain one on hostile text: case pairs that leave ASCII, NUL,
+    # quotes, LIKE wildcards, long runs of punctuation.
+    rng = random.Random(7)
+    alphabet = (
+        "aAkK\u212a\u0130i\u0131Ss\u017f\u00df-_%'\\\"0123 9:/.()[]{}\n\u00e9\u00c9\u03a3\u03c3\u03c2\x00"
+    )
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(400)]
+    needles = ["-0", "12 ", "k-1", "\u0130-", "ss:9", "'%", "\\0", "a\x00b", "_ _", "() ", "--"]
+    needles += [
+        t[i : i + rng.randrange(1, 8)].lower() for t in texts[:150] for i in [rng.randrange(len(t) + 1)]
+    ]
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE steps AS SELECT "
+        + ", ".join(f"t AS {c}" for c in TEXT_COLUMNS)
+        + " FROM unnest(?) u(t)",
+        [texts],
+    )
+    plain = " OR ".join(f"contains(lower({c}), ?)" for c in TEXT_COLUMNS)
+    guarded = 0
+    for needle in {n for n in needles if n}:
+        sql, params = text_predicate(needle)
+        guarded += sql != plain
+        got = con.execute(f"SELECT count(*) FILTER (WHERE {sql}) FROM steps", list(params)).fetchone()
+        want = con.execute(f"SELECT count(*) FILTER (WHERE {plain}) FROM steps", [needle] * 6).fetchone()
+        assert got == want, needle
+    assert guarded > 10
 
 
 def test_evidence_never_reads_the_derived_table() -> None:
