@@ -20,6 +20,7 @@ loses nothing. Both return `Candidate`s: a trace, its start, and the seq ranges 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,19 +100,26 @@ _THRESHOLD_SQL = (
     " (SELECT start_time_ns FROM trace_commits WHERE {where} ORDER BY start_time_ns DESC LIMIT $rows)"
 )
 
+# The traces with a row from X on that passes the filter, judged on all their rows: those that start at
+# or after X (no row before it) pass; their start and seq ranges come from the same read.
 _PAGE_SQL = """
-WITH g AS (
-    SELECT trace_id, min(start_time_ns) AS s FROM trace_commits
-    WHERE {where} AND start_time_ns >= $x GROUP BY trace_id
-), d AS (
-    SELECT trace_id FROM trace_commits WHERE start_time_ns < $x AND trace_id IN (SELECT trace_id FROM g)
-), page AS (
-    SELECT trace_id, s FROM g WHERE trace_id NOT IN (SELECT trace_id FROM d) {after}
-    ORDER BY s DESC, trace_id LIMIT $need
-)
-SELECT p.trace_id, p.s, list(c.first_seq ORDER BY c.first_seq), list(c.last_seq ORDER BY c.first_seq)
-FROM page p JOIN trace_commits c USING (trace_id) GROUP BY p.trace_id, p.s ORDER BY p.s DESC, p.trace_id
+WITH g AS (SELECT DISTINCT trace_id FROM trace_commits WHERE {where} AND start_time_ns >= $x)
+SELECT trace_id, min(start_time_ns) AS s,
+       list(first_seq ORDER BY first_seq), list(last_seq ORDER BY first_seq)
+FROM trace_commits WHERE trace_id IN (SELECT trace_id FROM g)
+GROUP BY trace_id HAVING min(start_time_ns) >= $x {after}
+ORDER BY s DESC, trace_id LIMIT $need
 """
+
+# A small set of traces to keep: all their rows, grouped (no threshold needed).
+_DIRECT_SQL = """
+SELECT trace_id, min(start_time_ns) AS s,
+       list(first_seq ORDER BY first_seq), list(last_seq ORDER BY first_seq)
+FROM trace_commits WHERE trace_id IN (SELECT unnest($w_in::VARCHAR[]))
+GROUP BY trace_id HAVING {having}
+ORDER BY s DESC, trace_id LIMIT $need
+"""
+DIRECT_TRACES = 20_000  # a set to keep up to this size is read whole: one read of trace_commits
 
 
 def threshold(
@@ -121,33 +129,44 @@ def threshold(
     offset: int = 0,
     after: tuple[int, str] | None = None,
 ) -> list[Candidate]:
-    """`candidates` with a filter, reading the newest rows by start time (see the module docstring)."""
+    """`candidates` with a filter, reading the newest rows by start time (see the module docstring).
+
+    X is taken over the rows the window and a set to keep allow, not over a set to drop: any X is
+    correct (it only decides how many traces a round finds), and a set to drop is usually small, so
+    its membership test, a read of every row's trace id, would cost more than it saves."""
     need = offset + limit
-    where, params = row_filter(narrowing, after)
     after_sql = ""
+    params: dict[str, Any] = {"need": need}
     if after is not None:
-        after_sql = "AND (s < $after_s OR (s = $after_s AND trace_id > $after_t))"
+        after_sql = (
+            "AND (min(start_time_ns) < $after_s OR (min(start_time_ns) = $after_s AND trace_id > $after_t))"
+        )
         params |= {"after_s": after[0], "after_t": after[1]}
-    rows_needed = max(TAIL_ROWS_PER_TRACE * need, MIN_TAIL_ROWS)
-    floor = narrowing.start_ns if narrowing.start_ns is not None else NEVER
-    while True:
-        row = cur.execute(
-            _THRESHOLD_SQL.format(where=where), {**_used(where, params), "rows": rows_needed}
-        ).fetchone()
-        complete = row is None or row[0] is None or int(row[1]) < rows_needed
-        x = floor if complete or row is None else int(row[0])
-        found = cur.execute(
-            _PAGE_SQL.format(where=where, after=after_sql), params | {"x": x, "need": need}
-        ).fetchall()
-        if complete or len(found) >= need:
-            break
-        rows_needed *= 4
+    if narrowing.inside is not None and len(narrowing.inside) <= DIRECT_TRACES:
+        having = ["true"]
+        if narrowing.start_ns is not None:
+            having.append("min(start_time_ns) >= $w_start")
+            params["w_start"] = narrowing.start_ns
+        if narrowing.end_ns is not None:
+            having.append("min(start_time_ns) < $w_end")
+            params["w_end"] = narrowing.end_ns
+        sql = _DIRECT_SQL.format(having=" AND ".join(having) + " " + after_sql)
+        found = cur.execute(sql, params | {"w_in": narrowing.inside}).fetchall()
+    else:
+        where, where_params = row_filter(narrowing, after)
+        params |= where_params
+        top, top_params = row_filter(dataclasses.replace(narrowing, outside=[]), after)
+        rows_needed = max(TAIL_ROWS_PER_TRACE * need, MIN_TAIL_ROWS)
+        floor = narrowing.start_ns if narrowing.start_ns is not None else NEVER
+        while True:
+            row = cur.execute(_THRESHOLD_SQL.format(where=top), top_params | {"rows": rows_needed}).fetchone()
+            complete = row is None or row[0] is None or int(row[1]) < rows_needed
+            x = floor if complete or row is None else int(row[0])
+            found = cur.execute(_PAGE_SQL.format(where=where, after=after_sql), params | {"x": x}).fetchall()
+            if complete or len(found) >= need:
+                break
+            rows_needed *= 4
     return [Candidate(str(t), int(s), list(zip(lo, hi, strict=True))) for t, s, lo, hi in found[offset:]]
-
-
-def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The named parameters `sql` refers to (DuckDB refuses a parameter a statement does not use)."""
-    return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
 _NEWEST_SQL = """

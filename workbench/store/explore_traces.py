@@ -78,12 +78,14 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
     match runs on (those its words allow, plus everything newer than its watermark), so the answer is
     the scan's; a store without one (a lake, a command on the file) scans.
 
-    How it stays fast as the store grows (`explore_walk`): the time window, `has_findings` and the side
-    index's narrowing are judged on the small `trace_commits` table, so a page with only those reads
-    just its own traces' steps. Text, services, agents, `has_errors` and `min_cost` need the steps: the
-    search walks the candidate traces newest first in growing batches, each judged over its own seq
+    How it stays fast as the store grows (`explore_walk`): the time window, `has_findings`, `has_errors`
+    and the side index's narrowing are judged on the small `trace_commits` table (all but the window as
+    sets of trace ids, read once per search), reading only its newest rows by start time, so a page with
+    only those reads just its own traces' steps. Text, services, agents and `min_cost` need the steps:
+    the search walks the candidate traces newest first in growing batches, each judged over its own seq
     ranges, and stops once `offset + limit` traces passed; a condition so rare that the walk passes a
-    quarter of the traces falls back to one exact scan of the rest. The answer is always the exact
+    quarter of the traces falls back to one scan of the rest, of only the steps that can meet it when
+    it asks for some step with a text, service or agent. The answer is always the exact
     scan's (`explore_scan.scan_traces`, the reference the tests compare against).
     """
     cur = store.cursor()

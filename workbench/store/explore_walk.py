@@ -25,6 +25,7 @@ one transaction, so a commit landing mid-walk cannot move a trace between batche
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ MAX_RANGES = 8  # seq ranges per batch read (each is one scan of steps: more cos
 RANGE_GAP = 122_880  # ranges closer than a row group are read as one (the zone maps skip no less)
 FIRST_BATCH = 512  # at least this many candidate traces per batch of a walk
 REST_FRACTION = 4  # a walk past 1/REST_FRACTION of the candidates scans the rest at once
+SAMPLE_ROWS = 4096  # the newest trace_commits rows that estimate traces per row
 
 Condition = tuple[str, tuple[Any, ...]]
 
@@ -134,13 +136,18 @@ def resolve(cur: duckdb.DuckDBPyConnection, conditions: Conditions) -> Narrowing
 
 
 def _total(cur: duckdb.DuckDBPyConnection, narrowing: Narrowing) -> int:
-    """About how many traces pass `narrowing` (HyperLogLog over the rows that can: no hash table of
-    every trace): the walk uses it only to judge when to scan the rest at once."""
-    where, params = row_filter(narrowing)
+    """About how many traces pass `narrowing`: the walk uses it only to judge when to scan the rest
+    at once. The rows the window allows times the traces per row among the newest rows: two reads of
+    integer columns, where counting distinct trace ids reads every id (about 100 ms at 10M spans)."""
+    if narrowing.inside is not None:
+        return len(narrowing.inside)
+    where, params = row_filter(dataclasses.replace(narrowing, outside=[]))
     row = cur.execute(
-        f"SELECT approx_count_distinct(trace_id) FROM trace_commits WHERE {where}", params
+        f"SELECT count(*), (SELECT count(DISTINCT trace_id) / count(*) FROM (SELECT trace_id FROM"
+        f" trace_commits ORDER BY last_seq DESC LIMIT {SAMPLE_ROWS})) FROM trace_commits WHERE {where}",
+        params,
     ).fetchone()
-    return int(row[0]) if row else 0
+    return int(row[0] * (row[1] or 0)) if row else 0
 
 
 def _walk(
