@@ -40,6 +40,7 @@ RANGE_GAP = 122_880  # ranges closer than a row group are read as one (the zone 
 FIRST_BATCH = 512  # at least this many candidate traces per batch of a walk
 REST_FRACTION = 4  # a walk past 1/REST_FRACTION of the candidates scans the rest at once
 SAMPLE_ROWS = 4096  # the newest trace_commits rows that estimate traces per row
+LISTED_IDS = 1024  # up to this many traces, a read of their steps names them in an IN list
 
 Condition = tuple[str, tuple[Any, ...]]
 
@@ -295,13 +296,26 @@ FROM p LEFT JOIN f USING (trace_id) LEFT JOIN delivery_stats d USING (trace_id) 
 
 def _source(traces: Sequence[Candidate]) -> tuple[str, list[Any]]:
     """FROM text for these traces' steps: the union of their seq ranges (each a zone-map-pruned scan),
-    narrowed to the traces themselves (a range also holds other traces' steps)."""
+    narrowed to the traces themselves (a range also holds other traces' steps).
+
+    Up to `LISTED_IDS` traces, the ids are an IN list of parameters, which DuckDB applies inside the
+    scan, so only the rows of those traces are read past `trace_id`; a page of sparse traces (those
+    with findings) spans row groups where most rows belong to other traces (252 vs 118 ms for 100
+    traces with findings at 10M spans). More ids go as one list joined to the scan: a long IN list
+    costs more to plan than it saves."""
     ranges = merge_ranges([r for c in traces for r in c.ranges])
     if not ranges:
         ranges = [(0, -1)]  # a candidate without rows cannot happen (same transaction); read nothing
+    ids = [c.trace_id for c in traces]
+    if len(ids) <= LISTED_IDS:
+        listed = ", ".join("?" for _ in ids)
+        scans = " UNION ALL ".join(
+            f"SELECT * FROM steps WHERE seq BETWEEN ? AND ? AND trace_id IN ({listed})" for _ in ranges
+        )
+        return f"({scans}) s", [v for lo, hi in ranges for v in (lo, hi, *ids)]
     scans = " UNION ALL ".join("SELECT * FROM steps WHERE seq BETWEEN ? AND ?" for _ in ranges)
     params: list[Any] = [v for r in ranges for v in r]
-    params.append([c.trace_id for c in traces])
+    params.append(ids)
     return f"({scans}) s SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS trace_id) b USING (trace_id)", params
 
 
