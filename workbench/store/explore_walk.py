@@ -155,7 +155,8 @@ def _walk(
     cur: duckdb.DuckDBPyConnection, conditions: Conditions, narrowing: Narrowing, need: int
 ) -> list[Candidate]:
     """The first `need` traces passing every condition, in list order: batches of candidates, each
-    judged over its own steps, then (past a quarter of the candidates) one scan for the rest.
+    judged over its own steps, then one scan for the rest once the walk would pass a quarter of the
+    candidates (a rare text: after the first batch, not after a quarter of the store in batches).
 
     A batch is twice the last, or what the pass rate seen so far says the page still needs (with a
     margin), whichever is larger."""
@@ -165,7 +166,10 @@ def _walk(
     total = _total(cur, narrowing)
     after: tuple[int, str] | None = None
     while len(found) < need:
-        if walked and walked + size > total // REST_FRACTION:
+        # The traces the walk would still read at the pass rate seen so far (one more match assumed,
+        # so no match yet is not "never"): past a quarter of the candidates, one scan is cheaper.
+        ahead = max(size, (need - len(found)) * walked // (len(found) + 1))
+        if walked and walked + ahead > total // REST_FRACTION:
             assert after is not None
             found += _rest(cur, conditions, narrowing, after, need - len(found))
             break
@@ -246,9 +250,13 @@ def _rest(
     ).fetchall()
     if not hits:
         return []
+    # The hits' rows only, grouped: the same traces left, without grouping every trace again.
+    hit_rows = _LEFT_SQL.format(
+        where=f"{where} AND trace_id IN (SELECT unnest($hits::VARCHAR[]))",
+        window="".join(w + " AND " for w in window),
+    )
     rows = cur.execute(
-        f"SELECT trace_id, s, fs, ls FROM ({left}) WHERE trace_id IN (SELECT unnest($hits::VARCHAR[]))"
-        " ORDER BY s DESC, trace_id LIMIT $need",
+        f"SELECT trace_id, s, fs, ls FROM ({hit_rows}) ORDER BY s DESC, trace_id LIMIT $need",
         params | {"hits": [str(h[0]) for h in hits], "need": need},
     ).fetchall()
     return [Candidate(str(t), int(s), list(zip(lo, hi, strict=True))) for t, s, lo, hi in rows]
