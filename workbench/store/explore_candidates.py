@@ -9,10 +9,10 @@ in here read only the rows near the page:
 - `threshold` (a time window, sets of traces to keep or drop: findings, errors, the side index's
   narrowing): the newest rows by start time. X, the start of the m-th newest row that passes the row
   filter, splits the traces: every trace starting at or after X has its earliest row at or after X,
-  so grouping only the rows from X on, minus the traces that also have a row before X (they start
-  earlier), gives exactly the traces starting at or after X, and they come first in the list. When
-  they fill the page it is theirs; else m grows fourfold, and once every row passes the filter this
-  is the plain GROUP BY.
+  so the traces with a passing row from X on, grouped over all their rows and kept when they start
+  at or after X, are exactly the traces starting at or after X, and they come first in the list.
+  When they fill the page it is theirs; else m grows fourfold, and once every row passes the filter
+  this is the plain GROUP BY. A small set of traces to keep (findings, errors) is simply read whole.
 
 Sets are trace-level facts (every row of a trace is in or out together), so applying them to rows
 loses nothing. Both return `Candidate`s: a trace, its start, and the seq ranges of its steps.
