@@ -358,3 +358,47 @@ def test_evidence_never_reads_the_derived_table() -> None:
     # Derived data, never evidence: the ledger, verify and exports read spans, steps and sealed rows only.
     for module in (ledger, verify, verify_derived, export_queries, export_nodes, lake_verify):
         assert "trace_commits" not in inspect.getsource(module), module.__name__
+
+
+def test_a_trace_begun_before_the_window_is_not_judged_on_its_later_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OLD starts before the window; its later step (inside the window's times, holding the text) is
+    # stored among the window's traces, so the scan of the rest reads that step without OLD's root.
+    # Judged on that part alone OLD would seem to start in the window and match: it must not.
+    second = 10**9
+    window_start = BASE + 100 * second
+
+    def trace(n: int) -> str:
+        return f"{n + 1:08x}" + "ab" * 12
+
+    def chain(text: str) -> dict[str, object]:
+        return {"openinference.span.kind": "CHAIN", "input.value": text}
+
+    old, new, last = trace(0), trace(7), trace(8)
+    newer = [trace(n) for n in range(1, 7)]
+    files = {
+        "a": [_doc("billing", [_span(old, 0, "", BASE, chain("root"))])],
+        "b": [
+            _doc("billing", [_span(t, 0, "", window_start + (60 - i) * second, chain("x"))])
+            for i, t in enumerate(newer)
+        ]
+        + [
+            _doc("billing", [_span(new, 0, "", window_start + 20 * second, chain("needle-77"))]),
+            _doc("billing", [_span(last, 0, "", window_start + 10 * second, chain("y"))]),
+        ],
+        "c": [_doc("billing", [_span(old, 1, "", window_start + 30 * second, chain("needle-77 again"))])],
+        "d": [_doc("billing", [_span(last, 1, "", window_start + 11 * second, chain("z"))])],
+    }
+    settings = Settings(data_dir=tmp_path / "data")
+    for name, docs in files.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(docs) + "\n")
+        assert ingest_files(settings, [path]).rejected == 0
+    monkeypatch.setattr(explore_walk, "FIRST_BATCH", 1)  # walk two traces, then scan the rest
+    flt = TraceFilter(text="needle-77", start_ns=window_start)
+    with Store(settings.db_path, read_only=True) as store:
+        got = search_traces(store, flt, 1)
+        assert [r.trace_id for r in got] == [new]
+        assert _exact(got) == _exact(scan_traces(store, flt, 1))
+        assert [r.trace_id for r in search_traces(store, flt, 5)] == [new]
