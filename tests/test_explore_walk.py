@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -22,6 +23,7 @@ from workbench.cli import cli
 from workbench.cli.loading import ingest_files
 from workbench.settings import Settings
 from workbench.store import (
+    explore_candidates,
     explore_walk,
     export_nodes,
     export_queries,
@@ -35,7 +37,7 @@ from workbench.store import (
 from workbench.store.api_queries import count_traces
 from workbench.store.connection import Store
 from workbench.store.explore_scan import scan_traces
-from workbench.store.explore_traces import TraceFilter, TraceRow, search_traces
+from workbench.store.explore_traces import TEXT_COLUMNS, TraceFilter, TraceRow, search_traces, text_predicate
 from workbench.store.queries import list_traces
 
 BASE = 1_764_000_000_000_000_000
@@ -183,6 +185,15 @@ def _filters() -> list[TraceFilter]:
         TraceFilter(text="drop table"),
         TraceFilter(text="no such text anywhere"),
         TraceFilter(text="plan", has_errors=False, start_ns=some_start, services=("search",)),
+        TraceFilter(has_errors=True, start_ns=BASE + 2 * 10**9, end_ns=BASE + 11 * 10**9),
+        TraceFilter(has_findings=True, has_errors=False, end_ns=some_start),
+        TraceFilter(has_findings=False, has_errors=True),
+        TraceFilter(has_findings=True, text="ticket-0"),
+        TraceFilter(text="-0000", agents=("agent-1", "agent-2")),
+        TraceFilter(text="(", min_cost=0.0),
+        TraceFilter(text="ticket-00010 drop", start_ns=BASE),
+        TraceFilter(start_ns=BASE + 13 * 10**9, end_ns=BASE + 12 * 10**9),
+        TraceFilter(min_cost=0.001, has_errors=False, start_ns=BASE + 10**9),
     ]
 
 
@@ -229,9 +240,12 @@ def test_every_filter_and_page_answers_what_the_scan_answers(
     # Tiny batches make the walk take several of them, then scan the rest (past 1/rest_fraction).
     monkeypatch.setattr(explore_walk, "FIRST_BATCH", first_batch)
     monkeypatch.setattr(explore_walk, "REST_FRACTION", rest_fraction)
-    # A small first tail makes `_newest` grow it, and meet traces seen again after an older commit.
-    monkeypatch.setattr(explore_walk, "MIN_TAIL_ROWS", first_batch)
-    monkeypatch.setattr(explore_walk, "TAIL_ROWS_PER_TRACE", 1)
+    # A small first tail (or first threshold) makes `newest` (`threshold`) grow it, and meet traces
+    # seen again after an older commit (traces with a row before the threshold).
+    monkeypatch.setattr(explore_candidates, "MIN_TAIL_ROWS", first_batch)
+    monkeypatch.setattr(explore_candidates, "TAIL_ROWS_PER_TRACE", 1)
+    # With the smallest batches, sets to keep go by the threshold too (not read whole).
+    monkeypatch.setattr(explore_candidates, "DIRECT_TRACES", 0 if first_batch == 1 else 20_000)
     with Store(settings.db_path, read_only=True) as store:
         assert len(scan_traces(store, TraceFilter(text=PHRASE))) > 10
         for flt in _filters():
@@ -291,7 +305,100 @@ def test_merge_ranges_covers_every_range_in_at_most_the_asked_number() -> None:
         assert all(any(lo <= a and b <= hi for lo, hi in merged) for a, b in ranges)
 
 
+def test_lower_makes_no_ascii_digit_or_punctuation_from_another_code_point() -> None:
+    # The premise of the text guard (`explore_traces.text_predicate`), checked on the pinned DuckDB:
+    # lower() maps every code point to one code point, and only an ASCII character that is not a
+    # letter lowers to one (U+0130 and U+212A lower to ASCII, but to letters: 'i' and 'k').
+    row = (
+        duckdb.connect()
+        .execute(
+            "SELECT count(*) FILTER (WHERE length(lower(chr(cp::INT))) <> 1),"
+            " list(lower(chr(cp::INT))) FILTER (WHERE cp >= 128 AND ascii(lower(chr(cp::INT))) < 128),"
+            " count(*) FILTER (WHERE cp < 128 AND NOT (cp BETWEEN 65 AND 90 OR cp BETWEEN 97 AND 122)"
+            "  AND lower(chr(cp::INT)) <> chr(cp::INT))"
+            " FROM range(0, 1114112) t(cp) WHERE cp NOT BETWEEN 55296 AND 57343"
+        )
+        .fetchone()
+    )
+    assert row is not None and row[0] == 0 and row[2] == 0
+    assert all(len(c) == 1 and c.isascii() and c.isalpha() for c in row[1]), row[1]
+
+
+def test_the_text_guard_never_changes_a_match() -> None:
+    # The guarded predicate against the plain one on hostile text: case pairs that leave ASCII, NUL,
+    # quotes, LIKE wildcards, long runs of punctuation.
+    rng = random.Random(7)
+    alphabet = (
+        "aAkK\u212a\u0130i\u0131Ss\u017f\u00df-_%'\\\"0123 9:/.()[]{}\n\u00e9\u00c9\u03a3\u03c3\u03c2\x00"
+    )
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40))) for _ in range(400)]
+    needles = ["-0", "12 ", "k-1", "\u0130-", "ss:9", "'%", "\\0", "a\x00b", "_ _", "() ", "--"]
+    needles += [
+        t[i : i + rng.randrange(1, 8)].lower() for t in texts[:150] for i in [rng.randrange(len(t) + 1)]
+    ]
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE steps AS SELECT "
+        + ", ".join(f"t AS {c}" for c in TEXT_COLUMNS)
+        + " FROM unnest(?) u(t)",
+        [texts],
+    )
+    plain = " OR ".join(f"contains(lower({c}), ?)" for c in TEXT_COLUMNS)
+    guarded = 0
+    for needle in {n for n in needles if n}:
+        sql, params = text_predicate(needle)
+        guarded += sql != plain
+        got = con.execute(f"SELECT count(*) FILTER (WHERE {sql}) FROM steps", list(params)).fetchone()
+        want = con.execute(f"SELECT count(*) FILTER (WHERE {plain}) FROM steps", [needle] * 6).fetchone()
+        assert got == want, needle
+    assert guarded > 10
+
+
 def test_evidence_never_reads_the_derived_table() -> None:
     # Derived data, never evidence: the ledger, verify and exports read spans, steps and sealed rows only.
     for module in (ledger, verify, verify_derived, export_queries, export_nodes, lake_verify):
         assert "trace_commits" not in inspect.getsource(module), module.__name__
+
+
+def test_a_trace_begun_before_the_window_is_not_judged_on_its_later_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OLD starts before the window; its later step (inside the window's times, holding the text) is
+    # stored among the window's traces, so the scan of the rest reads that step without OLD's root.
+    # Judged on that part alone OLD would seem to start in the window and match: it must not.
+    second = 10**9
+    window_start = BASE + 100 * second
+
+    def trace(n: int) -> str:
+        return f"{n + 1:08x}" + "ab" * 12
+
+    def chain(text: str) -> dict[str, object]:
+        return {"openinference.span.kind": "CHAIN", "input.value": text}
+
+    old, new, last = trace(0), trace(7), trace(8)
+    newer = [trace(n) for n in range(1, 7)]
+    files = {
+        "a": [_doc("billing", [_span(old, 0, "", BASE, chain("root"))])],
+        "b": [
+            _doc("billing", [_span(t, 0, "", window_start + (60 - i) * second, chain("x"))])
+            for i, t in enumerate(newer)
+        ]
+        + [
+            _doc("billing", [_span(new, 0, "", window_start + 20 * second, chain("needle-77"))]),
+            _doc("billing", [_span(last, 0, "", window_start + 10 * second, chain("y"))]),
+        ],
+        "c": [_doc("billing", [_span(old, 1, "", window_start + 30 * second, chain("needle-77 again"))])],
+        "d": [_doc("billing", [_span(last, 1, "", window_start + 11 * second, chain("z"))])],
+    }
+    settings = Settings(data_dir=tmp_path / "data")
+    for name, docs in files.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(docs) + "\n")
+        assert ingest_files(settings, [path]).rejected == 0
+    monkeypatch.setattr(explore_walk, "FIRST_BATCH", 1)  # walk two traces, then scan the rest
+    flt = TraceFilter(text="needle-77", start_ns=window_start)
+    with Store(settings.db_path, read_only=True) as store:
+        got = search_traces(store, flt, 1)
+        assert [r.trace_id for r in got] == [new]
+        assert _exact(got) == _exact(scan_traces(store, flt, 1))
+        assert [r.trace_id for r in search_traces(store, flt, 5)] == [new]

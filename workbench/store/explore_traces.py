@@ -5,6 +5,7 @@ The search itself runs in `explore_walk` (fast at scale); `explore_scan` keeps t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,12 +78,14 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
     match runs on (those its words allow, plus everything newer than its watermark), so the answer is
     the scan's; a store without one (a lake, a command on the file) scans.
 
-    How it stays fast as the store grows (`explore_walk`): the time window, `has_findings` and the side
-    index's narrowing are judged on the small `trace_commits` table, so a page with only those reads
-    just its own traces' steps. Text, services, agents, `has_errors` and `min_cost` need the steps: the
-    search walks the candidate traces newest first in growing batches, each judged over its own seq
+    How it stays fast as the store grows (`explore_walk`): the time window, `has_findings`, `has_errors`
+    and the side index's narrowing are judged on the small `trace_commits` table (all but the window as
+    sets of trace ids, read once per search), reading only its newest rows by start time, so a page with
+    only those reads just its own traces' steps. Text, services, agents and `min_cost` need the steps:
+    the search walks the candidate traces newest first in growing batches, each judged over its own seq
     ranges, and stops once `offset + limit` traces passed; a condition so rare that the walk passes a
-    quarter of the traces falls back to one exact scan of the rest. The answer is always the exact
+    quarter of the traces falls back to one scan of the rest, of only the steps that can meet it when
+    it asks for some step with a text, service or agent. The answer is always the exact
     scan's (`explore_scan.scan_traces`, the reference the tests compare against).
     """
     cur = store.cursor()
@@ -97,45 +100,85 @@ TEXT_COLUMNS = ("input_text", "output_text", "reasoning_text", "tool_arguments",
 
 
 def conditions(store: Store, flt: TraceFilter) -> explore_walk.Conditions:
-    """`flt` as HAVING terms over a trace's aggregate, split by whether `trace_commits` can judge them."""
-    trace: list[explore_walk.Condition] = []
+    """`flt` as a window, sets of traces (judged on `trace_commits`) and terms over a trace's steps.
+
+    `has_errors` is a set, the traces with an error step: a narrow scan of one boolean column, where
+    a term would need every candidate's steps read (the walk that cost 715 ms at 10M spans). Every
+    term here but `min_cost` asks for "some step with P", so then the rest of a walk scans only the
+    steps where some P holds (`prefilter`).
+    """
+    sets: list[explore_walk.TraceSet] = []
     steps: list[explore_walk.Condition] = []
+    exists: list[explore_walk.Condition] = []
     match: explore_walk.Condition = ("0", ())
     text = flt.text.strip()
     if text:
-        needle = text.lower()
-        match_sql = (
-            "count(*) FILTER (WHERE " + " OR ".join(f"contains(lower({c}), ?)" for c in TEXT_COLUMNS) + ")"
-        )
-        match = (match_sql, (needle,) * len(TEXT_COLUMNS))
-        steps.append((match_sql + " > 0", match[1]))
+        predicate = text_predicate(text.lower())
+        match = (f"count(*) FILTER (WHERE {predicate[0]})", predicate[1])
+        steps.append((match[0] + " > 0", match[1]))
+        exists.append(predicate)
     narrowed = narrowed_by_index(store, text)
     if narrowed is not None:
         traces, mark = narrowed
-        trace.append(
-            (
-                "(trace_id IN (SELECT unnest(?::VARCHAR[])) OR {last_seq} > ?"
-                " OR trace_id IN (SELECT trace_id FROM logs WHERE seq > ? AND span_id <> ''))",
+        sets.append(
+            explore_walk.TraceSet(
+                "SELECT unnest(?::VARCHAR[]) AS trace_id UNION ALL SELECT trace_id FROM trace_commits"
+                " WHERE last_seq > ? UNION ALL SELECT trace_id FROM logs WHERE seq > ? AND span_id <> ''",
                 (traces, mark, mark),
             )
         )
-    if flt.services:
-        steps.append(("bool_or(list_contains(?, service_name))", (list(flt.services),)))
-    if flt.agents:
-        steps.append(("bool_or(list_contains(?, actor))", (list(flt.agents),)))
+    for values, column in ((flt.services, "service_name"), (flt.agents, "actor")):
+        if values:
+            predicate = (f"list_contains(?, {column})", (list(values),))
+            steps.append((f"bool_or({predicate[0]})", predicate[1]))
+            exists.append(predicate)
     if flt.has_findings is not None:
-        trace.append(
-            (("" if flt.has_findings else "NOT ") + "trace_id IN (SELECT trace_id FROM findings)", ())
-        )
-    window, window_params = selection_clauses(
-        start_ns=flt.start_ns, end_ns=flt.end_ns, time_expr="min(start_time_ns)"
-    )
-    trace += [(clause, (value,)) for clause, value in zip(window, window_params, strict=True)]
+        sets.append(explore_walk.TraceSet("SELECT trace_id FROM findings", keep=flt.has_findings))
     if flt.has_errors is not None:
-        steps.append(("count(*) FILTER (WHERE is_error) " + ("> 0" if flt.has_errors else "= 0"), ()))
+        sets.append(explore_walk.TraceSet("SELECT trace_id FROM steps WHERE is_error", keep=flt.has_errors))
+    prefilter: explore_walk.Condition | None = None
     if flt.min_cost is not None:
         steps.append(("coalesce(sum(cost_usd) FILTER (WHERE kind <> 'agent'), 0.0) >= ?", (flt.min_cost,)))
-    return explore_walk.Conditions(trace=tuple(trace), steps=tuple(steps), match_expr=match)
+    elif exists:
+        prefilter = (" OR ".join(f"({p})" for p, _ in exists), tuple(v for _, vs in exists for v in vs))
+    return explore_walk.Conditions(
+        start_ns=flt.start_ns,
+        end_ns=flt.end_ns,
+        sets=tuple(sets),
+        steps=tuple(steps),
+        prefilter=prefilter,
+        match_expr=match,
+    )
+
+
+def text_predicate(needle: str) -> explore_walk.Condition:
+    """Whether one step's text holds `needle` (already lower-cased): `contains(lower(column), needle)`
+    over the text columns, each guarded by a cheaper test that no match can fail.
+
+    The guard: DuckDB's lower() maps each code point to one code point, and none but the ASCII
+    characters that are not letters (digits, punctuation, space) lowers to one of those
+    (`tests/test_explore_walk.py` checks every code point). So a run of them in the needle lies,
+    byte for byte, in any text whose lower() holds the needle, and `contains(column, run)`, which
+    needs no lower-cased copy of the text, can go first: a search for an id, a ticket or a SQL
+    fragment lower-cases only the few texts that hold its digits and punctuation.
+    """
+    run = max(_CASELESS.findall(needle), key=len, default="")
+    parts: list[str] = []
+    params: list[Any] = []
+    for column in TEXT_COLUMNS:
+        exact = f"contains(lower({column}), ?)"
+        if len(run) >= MIN_GUARD:
+            parts.append(f"(contains({column}, ?) AND {exact})")
+            params += [run, needle]
+        else:
+            parts.append(exact)
+            params.append(needle)
+    return " OR ".join(parts), tuple(params)
+
+
+# Runs of ASCII characters that are not letters: what lower() neither makes nor changes.
+_CASELESS = re.compile(r"[\x00-\x40\x5b-\x60\x7b-\x7f]+")
+MIN_GUARD = 2  # a shorter run is in most texts: the guard would cost more than it saves
 
 
 def to_row(r: Sequence[Any]) -> TraceRow:
