@@ -211,7 +211,7 @@ def probe_run(run: ProbeRun, results: list[ProbeResult], kind: str, name: str) -
     p, sealed = sealed_provenance(run.provenance, results[0].data if results else {})
     if p:
         where = "sealed with the results" if sealed else "from the run row, not sealed"
-        lines.append(f"model: {provenance_text(p)} ({where})")
+        lines.append(f"model {provenance_text(p)} ({where})")
     by = {r.analysis: r for r in results}
     first = next(iter(by.values()), None)
     if first is not None:
