@@ -157,6 +157,7 @@ def test_probe_pane_names_every_layer_a_head_reads_and_the_sealed_weights(store:
         "weights_sha256": "8a62" * 16,
         "weights": weights,
     }
+    assert row is not None
     data = {
         **json.loads(row[0]),
         "layer": 9,
@@ -167,11 +168,11 @@ def test_probe_pane_names_every_layer_a_head_reads_and_the_sealed_weights(store:
         "provenance": sealed,
     }
     for analysis in ("probe:deception", "logit_lens", "attention", "patching"):
-        old = json.loads(
-            cur.execute(
-                "SELECT data FROM probe_results WHERE run_id = ? AND analysis = ?", [run_id, analysis]
-            ).fetchone()[0]
-        )
+        stored = cur.execute(
+            "SELECT data FROM probe_results WHERE run_id = ? AND analysis = ?", [run_id, analysis]
+        ).fetchone()
+        assert stored is not None
+        old = json.loads(stored[0])
         new = data if analysis == "probe:deception" else {**old, "provenance": sealed}
         cur.execute(
             "UPDATE probe_results SET data = ? WHERE run_id = ? AND analysis = ?",
