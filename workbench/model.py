@@ -442,3 +442,44 @@ class ProbeRun:
             created_at=datetime.fromisoformat(str(data["created_at"])),
             finished_at=None if finished is None else datetime.fromisoformat(str(finished)),
         )
+
+
+def sealed_provenance(
+    run_provenance: Mapping[str, Any], data: Mapping[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """The provenance to show beside a probe result, and whether it is the sealed copy.
+
+    Why prefer the result's own copy: `probe_results.data` is sealed by the second chain, while
+    `probe_runs.provenance` is a plain column anyone with the file could edit; results written before
+    the runner sealed provenance have only the run's copy (False).
+    """
+    own = data.get("provenance")
+    if isinstance(own, Mapping) and own:
+        return dict(own), True
+    return dict(run_provenance), False
+
+
+def provenance_text(provenance: Mapping[str, Any]) -> str:
+    """One line saying what model and weights computed a probe result, for every surface that shows one.
+
+    The `weights` words carry what the hash cannot: the default weights are a Q4_1 GGUF de-quantized to
+    float32, so the activations are those of quantized weights (issue #18, item 7).
+    """
+    if not provenance:
+        return "provenance not recorded"
+    parts = [str(provenance.get("model_id") or "?")]
+    if provenance.get("weights_sha256"):
+        parts.append(f"weights sha256 {str(provenance['weights_sha256'])[:12]}…")
+    if provenance.get("weights"):
+        parts.append(str(provenance["weights"]))
+    elif provenance.get("source"):
+        parts.append(f"source {provenance['source']}")
+    lens = provenance.get("transformer_lens_version")
+    mode = provenance.get("mode")
+    if lens or mode:
+        parts.append(f"TransformerLens {lens or '?'}" + (f" ({mode})" if mode else ""))
+    if provenance.get("dtype"):
+        parts.append(
+            str(provenance["dtype"]) + (f" on {provenance['device']}" if provenance.get("device") else "")
+        )
+    return " · ".join(parts)

@@ -115,7 +115,9 @@ def probes_list(as_json: bool) -> None:
                         **a.summary(),
                         "description": a.description,
                         "layer": a.layer,
+                        "layers": a.read_layers,
                         "model": a.provenance.get("model_id"),
+                        "weights": a.provenance.get("weights", ""),
                     }
                     for a in artifacts
                 ],
@@ -125,9 +127,11 @@ def probes_list(as_json: bool) -> None:
         return
     for a in artifacts:
         click.echo(
-            f"{a.name} v{a.version}  sha256 {a.sha256[:16]}…  layer {a.layer}  {a.method}\n"
+            f"{a.name} v{a.version}  sha256 {a.sha256[:16]}…  layers {'+'.join(map(str, a.read_layers))}  "
+            f"{a.method}\n"
             f"  detects: {a.description}\n"
             f"  model: {a.provenance.get('model_id')} "
-            f"(weights {a.provenance.get('weights_sha256', '')[:16]}…), "
-            f"trained {a.created_at} on {a.dataset} (sha256 {a.data_sha256[:16]}…)"
+            f"(weights {a.provenance.get('weights_sha256', '')[:16]}…"
+            + (f"; {a.provenance['weights']}" if a.provenance.get("weights") else "")
+            + f"), trained {a.created_at} on {a.dataset} (sha256 {a.data_sha256[:16]}…)"
         )

@@ -16,7 +16,14 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from workbench.model import Finding, ProbeResult, StoredStep, TraceSummary
+from workbench.model import (
+    Finding,
+    ProbeResult,
+    StoredStep,
+    TraceSummary,
+    provenance_text,
+    sealed_provenance,
+)
 
 if TYPE_CHECKING:
     from workbench.store.probes import ProbeRun  # imports DuckDB: not at the CLI's start
@@ -201,13 +208,10 @@ def probe_run(run: ProbeRun, results: list[ProbeResult], kind: str, name: str) -
         f"probe run {run.id}: trace {run.trace_id[:16]}… step seq {run.step_seq} ({kind}, {name})  "
         f"{run.status}",
     ]
-    p = run.provenance
+    p, sealed = sealed_provenance(run.provenance, results[0].data if results else {})
     if p:
-        lines.append(
-            f"model {p.get('model_id')}  weights sha256 {str(p.get('weights_sha256'))[:16]}…  "
-            f"TransformerLens {p.get('transformer_lens_version')} ({p.get('mode')})  "
-            f"{p.get('dtype')} on {p.get('device')}"
-        )
+        where = "sealed with the results" if sealed else "from the run row, not sealed"
+        lines.append(f"model {provenance_text(p)} ({where})")
     by = {r.analysis: r for r in results}
     first = next(iter(by.values()), None)
     if first is not None:
@@ -241,9 +245,14 @@ def probe_run(run: ProbeRun, results: list[ProbeResult], kind: str, name: str) -
             continue
         d = r.data
         verdict = "FIRED" if d["fired"] else "quiet"
+        layers = "+".join(str(v) for v in d.get("layers") or [d["layer"]])
+        relative = (
+            f", {d['score_relative']:+.3f} relative to it" if d.get("score_relative") is not None else ""
+        )
         lines += [
             "",
-            f"{name}: score {d['score']:.3f} (threshold {d['threshold']:.3f}, layer {d['layer']}) {verdict}",
+            f"{name}: score {d['score']:.3f} (threshold {d['threshold']:.3f}{relative}; layers {layers}) "
+            f"{verdict}",
         ]
         lines.append("  " + _top_words(d))
     if "patching" in by:
@@ -263,10 +272,21 @@ def probe_run(run: ProbeRun, results: list[ProbeResult], kind: str, name: str) -
 
 
 def _top_words(data: dict[str, Any], k: int = 6) -> str:
-    """The step's words with the highest per-token probe scores."""
+    """The step's words with the highest per-token probe scores: relative to the per-token threshold
+    (`token_relative`, standard deviations of benign tokens; > 0 is above it) when the result has them,
+    else the raw, uncalibrated per-token probabilities of results from before calibration."""
     spans = data["char_spans"]
     text = data["step_text"]
-    scored = [(sc, i) for i, sc in enumerate(data["scores"]) if spans[i] is not None]
+    relative = data.get("token_relative")
+    values = relative if relative is not None else data["scores"]
+    scored = [(sc, i) for i, sc in enumerate(values) if spans[i] is not None]
     scored.sort(reverse=True)
+    if relative is not None:
+        words = [f"{text[spans[i][0] : spans[i][1]]!r} {sc:+.2f}" for sc, i in scored[:k]]
+        above = sum(1 for sc, _ in scored if sc > 0)
+        return (
+            f"highest tokens, in sd from the per-token threshold ({above} of {len(scored)} above it): "
+            + ", ".join(words)
+        )
     words = [f"{text[spans[i][0] : spans[i][1]]!r} {sc:.2f}" for sc, i in scored[:k]]
-    return "highest tokens: " + ", ".join(words)
+    return "highest tokens (raw probability, uncalibrated): " + ", ".join(words)

@@ -34,7 +34,11 @@ FIELD_MAP: list[dict[str, Any]] = [
                 "file": "findings.jsonl",
                 "fields": "rule_id, severity, title, explanation, evidence_excerpt, taint_chain",
             },
-            {"file": "probe_results.jsonl", "fields": "analysis, summary (probe score, threshold, fired)"},
+            {
+                "file": "probe_results.jsonl",
+                "fields": "analysis, summary (probe score, threshold, fired), data.score_relative, "
+                "data.token_relative, data.provenance (model, weights hash, quantization; sealed)",
+            },
         ],
     },
     {
@@ -92,7 +96,10 @@ FIELD_MAP: list[dict[str, Any]] = [
         "requirement": "Evaluate security events and respond to identified incidents.",
         "answered_by": [
             {"file": "annotations.jsonl", "fields": "investigators' notes per step"},
-            {"file": "probe_runs.jsonl", "fields": "analyses, status, provenance (model id, weights hash)"},
+            {
+                "file": "probe_runs.jsonl",
+                "fields": "analyses, status, provenance (model id, weights hash, what the weights are)",
+            },
             {
                 "file": "report.html",
                 "fields": "timeline, findings with evidence, probe evidence, how to verify",

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench.export.brief import Brief, build_brief
-from workbench.model import Finding, Severity, Step, StepKind, StoredStep
+from workbench.model import (
+    Finding,
+    Severity,
+    Step,
+    StepKind,
+    StoredStep,
+    provenance_text,
+    sealed_provenance,
+)
 
 MAX_PLOTTED_STEPS = 1_500  # per trace: a browser stays responsive; the full list is in steps.parquet
 MAX_PLOTTED_TRACES = 12
@@ -147,13 +155,45 @@ def _cell(value: Any) -> str:
 
 
 _PROBE_COLUMNS = ("score", "threshold", "fired")
+_TOP_TOKENS = 8
+
+
+def _probe_extra(data: dict[str, Any]) -> tuple[str, str, str]:
+    """A probe result's score relative to its threshold, the layers its head reads, and its tokens above
+    the per-token threshold (`token_relative` > 0, in standard deviations of benign tokens), highest
+    first. Tokens, not slices of `step_text`: an export masks both, and a masked text no longer lines up
+    with the character spans, while a masked token reads `[REDACTED]` in place."""
+    relative = data.get("score_relative")
+    rel = f"{float(relative):+.3f}" if isinstance(relative, int | float) else "—"
+    layers = data.get("layers") or ([data["layer"]] if data.get("layer") is not None else [])
+    read = "+".join(str(v) for v in layers) or "—"
+    values, tokens = data.get("token_relative"), data.get("tokens") or []
+    spans = data.get("char_spans") or []
+    if not isinstance(values, list):
+        return rel, read, "—"
+    scored = sorted(
+        (
+            (float(v), i)
+            for i, v in enumerate(values)
+            if isinstance(v, int | float) and v > 0 and i < len(tokens) and i < len(spans) and spans[i]
+        ),
+        reverse=True,
+    )
+    if not scored:
+        return rel, read, "none"
+    shown = ", ".join(f"{str(tokens[i]).strip()!r} {v:+.1f}" for v, i in scored[:_TOP_TOKENS])
+    more = f" and {len(scored) - _TOP_TOKENS} more" if len(scored) > _TOP_TOKENS else ""
+    return rel, read, f"{len(scored)} of {sum(1 for x in spans if x)}: {shown}{more}"
 
 
 def probe_table(probe_runs: Sequence[dict[str, Any]], probe_results: Sequence[dict[str, Any]]) -> str:
     """Probe evidence as a small table: one row per (run, analysis), its verdict in columns.
 
     Why not the summary's JSON: a reader wants "score 0.912, threshold 0.5, fired"; the full results
-    stay in the bundle's probe files for whoever wants them. Every value is escaped text.
+    stay in the bundle's probe files for whoever wants them. A probe's score is also shown relative to
+    its threshold, with the tokens above the per-token threshold (issue #18, item 3), and the model cell
+    says what the weights are ("Q4_1 GGUF de-quantized to float32...") from the copy sealed inside the
+    result when it has one (item 7). Every value is escaped text.
     """
     if not probe_runs:
         return "<p>No probe runs on the exported steps.</p>"
@@ -161,29 +201,41 @@ def probe_table(probe_runs: Sequence[dict[str, Any]], probe_results: Sequence[di
     for r in probe_results:
         results_by_run[r["run_id"]].append(r)
     rows = []
+    columns = (*_PROBE_COLUMNS, "relative to threshold", "layers", "tokens above the per-token threshold")
     for run in probe_runs:
-        prov = run.get("provenance") or {}
-        model = f"{prov.get('model_id') or '—'} {str(prov.get('weights_sha256') or '')[:12]}".strip()
         head = f"<td>{_e(run['id'])}</td><td>#{_e(run['step_seq'])}</td><td>{_e(run['status'])}</td>"
-        head += f"<td>{_e(model)}</td>"
         results = results_by_run.get(run["id"], [])
         if not results:
-            rows.append(f"<tr>{head}<td>—</td>" + "<td>—</td>" * (len(_PROBE_COLUMNS) + 1) + "</tr>")
+            model = provenance_text(run.get("provenance") or {}) + " (run row)"
+            rows.append(
+                f"<tr>{head}<td>{_e(model)}</td><td>—</td>" + "<td>—</td>" * (len(columns) + 1) + "</tr>"
+            )
         for r in results:
+            data: dict[str, Any] = r["data"] if isinstance(r.get("data"), dict) else {}
+            prov, sealed = sealed_provenance(run.get("provenance") or {}, data)
+            model = provenance_text(prov) + (" (sealed with the result)" if sealed else " (run row)")
             summary = r.get("summary") or {}
             verdict = "".join(
                 f"<td>{_e(_cell(summary[k])) if summary.get(k) is not None else '—'}</td>"
                 for k in _PROBE_COLUMNS
             )
+            extra = _probe_extra(data) if str(r["analysis"]).startswith("probe:") else ("—", "—", "—")
+            verdict += "".join(f"<td>{_e(v)}</td>" for v in extra)
             other = "; ".join(
                 f"{k.replace('_', ' ')}: {_cell(v)}" for k, v in summary.items() if k not in _PROBE_COLUMNS
             )
-            rows.append(f"<tr>{head}<td>{_e(r['analysis'])}</td>{verdict}<td>{_e(other) or '—'}</td></tr>")
+            cells = f"<td>{_e(model)}</td><td>{_e(r['analysis'])}</td>{verdict}<td>{_e(other) or '—'}</td>"
+            rows.append(f"<tr>{head}{cells}</tr>")
     header = "".join(
-        f"<th>{h}</th>"
-        for h in ("run", "step", "status", "model", "analysis", *_PROBE_COLUMNS, "other results")
+        f"<th>{h}</th>" for h in ("run", "step", "status", "model", "analysis", *columns, "other results")
     )
-    return f"<table class='probes'><tr>{header}</tr>{''.join(rows)}</table>"
+    note = (
+        "<p>Relative to threshold: the step's score minus the probe's threshold (set at a 1% "
+        "false-positive rate on benign controls); at or above 0 it fired. Per-token scores are in standard "
+        "deviations of benign tokens from the per-token threshold, clipped to -4..4; above 0 means the "
+        "token alone is above what 1% of benign tokens reach.</p>"
+    )
+    return f"{note}<table class='probes'><tr>{header}</tr>{''.join(rows)}</table>"
 
 
 def render_report(

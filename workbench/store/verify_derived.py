@@ -228,8 +228,31 @@ def _verify_entries(
                 problem(seq, f"{label}{noun} {ref}: field(s) {fields} edited (sealed by entry {local})")
         for ref in stored.keys() - sealed[kind].keys():
             problem(count + 1, f"{noun} {ref}: not sealed in the ledger (inserted or restored by hand)")
+    for run_id in runs_with_unsealed_provenance(cur):
+        problem(
+            count + 1, f"probe run {run_id}: provenance differs from the copy sealed in its results (edited)"
+        )
     problems.sort(key=lambda p: p[0])
     return count, head, problems
+
+
+def runs_with_unsealed_provenance(cur: duckdb.DuckDBPyConnection) -> list[int]:
+    """Probe runs whose `provenance` column differs from the copy sealed inside their results' data.
+
+    Why: the run row is not sealed, but the UI's run list, the API and exports show it; since the runner
+    seals the model's provenance (model, weights hash, "Q4_1 GGUF de-quantized...") in every result, the
+    run's copy is re-derivable, so it is checked rather than trusted. Runs whose results predate sealed
+    provenance have nothing to compare with."""
+    rows = cur.execute(
+        "SELECT r.id, r.provenance, p FROM probe_runs r"
+        " JOIN (SELECT run_id, json_extract(data, '$.provenance') AS p FROM probe_results) x"
+        " ON x.run_id = r.id WHERE p IS NOT NULL ORDER BY r.id"
+    ).fetchall()
+    bad: list[int] = []
+    for run_id, stored, sealed in rows:
+        if json.loads(stored or "{}") != json.loads(sealed) and int(run_id) not in bad:
+            bad.append(int(run_id))
+    return bad
 
 
 def truncations_limit(truncations: object) -> int | None:

@@ -41,16 +41,22 @@ def _artifacts_from_package() -> pd.DataFrame | None:
         roc = raw.get("roc") or {}
         if roc.get("fpr") and roc.get("tpr"):
             ROC_CURVES[str(raw.get("name", path.stem))] = (roc["fpr"], roc["tpr"], raw.get("heldout_auroc"))
+        provenance = raw.get("provenance") or {}
         rows.append(
             {
                 "probe": raw.get("name", path.stem),
                 "version": raw.get("version"),
-                "layer": raw.get("layer"),
+                # What the head reads: a multi-layer head's weights apply to these layers' residuals
+                # concatenated (`layers`); artifacts from before multi-layer heads name one `layer`.
+                "layers": "+".join(str(v) for v in (raw.get("layers") or [raw.get("layer")])),
                 "method": raw.get("method"),
                 "threshold": raw.get("threshold"),
                 "fpr_target": raw.get("fpr_target"),
+                "controls": (raw.get("counts") or {}).get("control"),
                 "heldout_auroc": raw.get("heldout_auroc"),
-                "model": (raw.get("provenance") or {}).get("model_id", ""),
+                "external_auroc": raw.get("external_auroc"),
+                "model": provenance.get("model_id", ""),
+                "weights": provenance.get("weights", ""),
                 "sha256": hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()[:16],
                 "data_sha256": str(raw.get("data_sha256", ""))[:16],
                 "created": raw.get("created_at", ""),
@@ -69,6 +75,13 @@ if artifacts.empty:
     st.caption("no probe artifacts yet")
 else:
     st.dataframe(artifacts, hide_index=True, width="stretch")
+    st.caption(
+        "A probe scores a step as sigmoid of the mean over its reasoning and action tokens of w·h + b, where "
+        "h is the residual stream at the layers it reads (several layers: concatenated) and it fires at "
+        "or above its threshold, set at a 1% false-positive rate on the benign controls. In the replay, "
+        "per-token scores are shown relative to the per-token threshold, in standard deviations of "
+        "benign tokens (-4 to 4; above 0 is above what 1% of benign tokens reach)."
+    )
 if ROC_CURVES:
     st.plotly_chart(figures.roc_curves(ROC_CURVES), width="stretch")
 

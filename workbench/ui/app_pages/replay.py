@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import streamlit as st
 
@@ -11,7 +10,7 @@ from workbench.errors import WorkbenchError
 from workbench.model import Finding, ProbeAnalysis, ProbeRunStatus, Step, StoredStep
 from workbench.store import annotations as notes_store
 from workbench.store import explore, probe_reads, queries
-from workbench.ui import data, figures, probe_figures, render
+from workbench.ui import data, figures, probe_figures, probe_panes, render
 
 store = data.store()
 
@@ -177,36 +176,6 @@ def _step_view() -> None:
 
 
 # ------------------------------------------------------------------------------------ the step itself
-
-
-def _probe_tokens(analysis: str, d: dict[str, Any]) -> None:
-    """A probe's per-token scores shaded on the step's text, relative to its threshold when stored.
-
-    Why relative: raw per-token sigmoids are uncalibrated and mostly high, so the text read red even
-    for a probe far below its threshold; `token_relative` is 0 at the per-token threshold.
-    """
-    relative = d.get("token_relative")
-    versus = d.get("score_relative")
-    head = f"**{render.md_text(analysis)}** per-token score on the step's text"
-    if versus is not None:
-        head += (
-            f" · step score {float(d.get('score', 0)):.3f}, {float(versus):+.3f} relative to its threshold"
-        )
-    st.markdown(head)
-    if relative is not None:
-        low, high = (float(v) for v in (d.get("token_range") or [-4.0, 4.0]))
-        shaded = render.shade_scores(
-            d["step_text"], d.get("char_spans", []), relative, 0.0, max(abs(low), high)
-        )
-        legend = render.shade_legend("standard deviations from the per-token threshold", low, high)
-        st.caption(probe_figures.EXPLAIN["probe"])
-    else:  # results from before calibration: raw sigmoid scores against the step threshold
-        shaded = render.shade_scores(
-            d["step_text"], d.get("char_spans", []), d.get("scores", []), d.get("threshold")
-        )
-        legend = render.shade_legend("raw probe probability, uncalibrated", 0.0, 1.0)
-        st.caption("Per-token probe probability (0 to 1) on the step's text, against the step's threshold.")
-    st.markdown(shaded + legend, unsafe_allow_html=True)
 
 
 def _show_step(position: int, seq: int, step: Step) -> None:
@@ -392,19 +361,10 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                     st.caption("no probe results for this step yet")
                 return
             assert run is not None
-            prov = run.provenance
-            model_id, mode_, dtype = prov.get("model_id", "?"), prov.get("mode", ""), prov.get("dtype", "")
-            st.caption(render.md_text(f"run {run.id} · {model_id} · {mode_} · {dtype}"))
+            st.caption(probe_panes.provenance_caption(run, results))
             for res in results:
                 if res.analysis.startswith("probe:"):
-                    s = res.summary
-                    fired = ":red-badge[fired]" if s.get("fired") else ":gray-badge[below threshold]"
-                    relative = res.data.get("score_relative")
-                    versus = f", {float(relative):+.3f} relative to it" if relative is not None else ""
-                    st.markdown(
-                        f"{render.md_text(res.analysis)} score **{float(s.get('score', 0)):.3f}** "
-                        f"(threshold {float(s.get('threshold', 0)):.3f}{versus}) {fired}"
-                    )
+                    st.markdown(probe_panes.verdict_markdown(res))
 
         # Poll only while a run is queued or running: progress shows without blocking the page.
         polling = any(r.active for r in probe_reads.step_runs(store, seq))
@@ -457,7 +417,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
                 st.plotly_chart(probe_figures.patching_heatmap(d), width="stretch")
                 st.caption(probe_figures.EXPLAIN["patching"])
             elif res.analysis.startswith("probe:") and d.get("step_text") is not None:
-                _probe_tokens(res.analysis, d)
+                probe_panes.probe_tokens(res.analysis, d)
 
     # ---------------------------------------------------------------------------------------- step tree
 
