@@ -3,7 +3,8 @@ drops is exactly re-derived from the sealed canonical bytes, `ledger verify` acc
 older full form and catches an edit of either, and the replay shows every attribute.
 
 Real OpenTelemetry SDK spans with hostile values (NUL, non-ASCII, NaN and infinities, a 200,000-character
-string, nested key-value lists), real ingest through the pipeline into a real DuckDB file, tampering in plain SQL.
+string, nested key-value lists), real ingest through the pipeline into a real DuckDB file, tampering in
+plain SQL.
 """
 
 from __future__ import annotations
