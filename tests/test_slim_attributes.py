@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -41,7 +41,7 @@ EDGE = "y" * LONG_ATTRIBUTE  # exactly at the limit: kept
 def _nested(depth: int) -> AnyValue:
     value = AnyValue(string_value="\x00 bottom " + LONG)
     for i in range(depth):
-        value = AnyValue(kvlist_value={"values": [KeyValue(key=f"level{i}", value=value)]})
+        value = AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key=f"level{i}", value=value)]))
     return value
 
 
@@ -79,9 +79,8 @@ def db(tmp_path: Path) -> Path:
 
 def _row(path: Path) -> tuple[int, dict[str, object], bytes, str]:
     with Store(path, read_only=True) as store:
-        seq, attrs, canonical, truncations = store.cursor().execute(
-            "SELECT seq, attributes, canonical, truncations FROM spans"
-        ).fetchone()
+        row = store.cursor().execute("SELECT seq, attributes, canonical, truncations FROM spans").fetchall()
+    ((seq, attrs, canonical, truncations),) = row  # one span
     return int(seq), json.loads(attrs), bytes(canonical), truncations
 
 
