@@ -144,6 +144,13 @@ def test_report_probe_evidence_is_a_small_table_of_escaped_text() -> None:
             "run_id": 7,
             "analysis": "probe:harmful_intent",
             "summary": {"score": 0.9123, "threshold": 0.5, "fired": True},
+            "data": {
+                "score_relative": 0.4123,
+                "layers": [9, 15, 18],
+                "tokens": [" DROP", " table"],
+                "token_relative": [1.5, -0.3],
+                "char_spans": [[0, 4], [5, 10]],
+            },
         },
         {"run_id": 7, "analysis": "attention", "summary": {"top_tokens": [["<b>DROP", 0.41]]}},
         {"run_id": 7, "analysis": "logit_lens", "summary": {"first_layer_top1": None, "final_prob": 0.7}},
@@ -153,12 +160,17 @@ def test_report_probe_evidence_is_a_small_table_of_escaped_text() -> None:
     assert len(rows) == 1 + 3 + 1  # a header, one row per result, and the run with none
     cells = [re.findall(r"<t[dh]>(.*?)</t[dh]>", row) for row in rows]
     assert cells[0] == [
-        "run", "step", "status", "model", "analysis", "score", "threshold", "fired", "other results"
+        "run", "step", "status", "model", "analysis", "score", "threshold", "fired",
+        "relative to threshold", "layers", "tokens above the per-token threshold", "other results",
     ]  # fmt: skip
-    assert cells[1][4:] == ["probe:harmful_intent", "0.912", "0.500", "yes", "—"]
-    assert cells[1][3] == "tiny " + "ab" * 6
-    assert cells[2][4:] == ["attention", "—", "—", "—", "top tokens: &lt;b&gt;DROP 0.410"]  # escaped text
+    # The probe's data says its relative score, layers and per-token scores (issue #18, item 3).
+    assert cells[1][4:] == [
+        "probe:harmful_intent", "0.912", "0.500", "yes", "+0.412", "9+15+18",
+        "1 of 2: &#x27;DROP&#x27; +1.5", "—",
+    ]  # fmt: skip
+    assert cells[1][3] == "tiny · weights sha256 " + "ab" * 6 + "… (run row)"  # no sealed copy in its data
+    assert cells[2][4:] == ["attention", "—", "—", "—", "—", "—", "—", "top tokens: &lt;b&gt;DROP 0.410"]
     assert cells[3][-1] == "first layer top1: None; final prob: 0.700"
-    assert cells[4][2:] == ["failed", "—", "—", "—", "—", "—", "—"]
+    assert cells[4][2:] == ["failed", "provenance not recorded (run row)", *["—"] * 8]
     assert "{" not in table  # no raw JSON
     assert probe_table([], []) == "<p>No probe runs on the exported steps.</p>"

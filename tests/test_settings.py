@@ -62,3 +62,22 @@ def test_bad_boolean_and_number_name_the_variable() -> None:
         settings_module._coerce("flag", bool, "maybe")
     with pytest.raises(ValueError, match="WORKBENCH_RATIO='x': expected a number"):
         settings_module._coerce("ratio", float, "x")
+
+
+@pytest.mark.parametrize(
+    ("configured", "workers", "detected", "threads"),
+    [
+        (0, 1, 2, 1),  # two cores, one decode worker: DuckDB keeps the other
+        (0, 1, 8, 7),
+        (0, 0, 4, 4),  # no workers: every core
+        (0, 4, 2, 1),  # never fewer than one
+        (3, 1, 2, 3),  # an explicit value wins
+    ],
+)
+def test_duckdb_threads_leave_the_decode_workers_their_cores(
+    configured: int, workers: int, detected: int, threads: int
+) -> None:
+    from workbench.server.app import duckdb_threads
+
+    settings = Settings(duckdb_threads=configured, decode_workers=workers)
+    assert duckdb_threads(settings, detected) == threads

@@ -159,6 +159,13 @@ class Settings:
             "second core; 0 does it in the server process (best on one core)."
         },
     )
+    duckdb_threads: int = field(
+        default=0,
+        metadata={
+            "doc": "DuckDB's threads inside workbench serve; 0: the cores left beside the decode workers "
+            "(at least 1). More threads than free cores made each commit cost more CPU, not less."
+        },
+    )
     rules_file: Path | None = field(
         default=None,
         metadata={

@@ -50,6 +50,21 @@ def _graceful_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def duckdb_threads(settings: Settings, detected: int) -> int:
+    """DuckDB's threads in the server: `settings.duckdb_threads`, or (0) the cores DuckDB detected less
+    the decode workers, at least one.
+
+    Why not DuckDB's default of one per core: the decode workers already keep a core busy, and a group
+    commit run on two threads beside them cost 1.8x the CPU of the same commit on one (measured on 2
+    cores, `benchmarks/RESULTS.md`, "Fewer bytes per span"). Each query still runs on its caller's
+    thread, so readers and the writer still run concurrently; only a large scan on an idle server
+    loses speed.
+    """
+    if settings.duckdb_threads > 0:
+        return settings.duckdb_threads
+    return max(1, detected - max(0, settings.decode_workers))
+
+
 def _warm_up() -> None:
     """Import now what the first batch would otherwise import while clients wait for their 200.
 
@@ -137,6 +152,10 @@ def serve(settings: Settings) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _graceful_sigterm)
     store = open_store(settings)  # the DuckDB file, or the lake as one of its nodes
+    cur = store.cursor()
+    (detected,) = cur.execute("SELECT current_setting('threads')").fetchone() or (1,)
+    cur.execute(f"SET threads = {duckdb_threads(settings, int(detected))}")
+    cur.close()
     _warm_up()
     pipeline = IngestPipeline(
         store,

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from workbench.model import LogRecord, SpanEvent, SpanLink, SpanRecord, Step
+from workbench.model import Attributes, LogRecord, SpanEvent, SpanLink, SpanRecord, Step
 from workbench.store import ledger
 
 _DIGEST_SIZE = 32  # SHA-256
@@ -34,6 +34,33 @@ def to_json(value: Any) -> str:
     value would fail the whole batch. The canonical bytes keep the exact double.
     """
     return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# Strings longer than this are left out of the spans table's `attributes` column (see slim_attributes).
+LONG_ATTRIBUTE = 256
+# Attributes the workbench itself reads from that column (retry attempts, side effects): kept whatever
+# their length, so no reader of the column has to decode the canonical bytes to find them.
+KEPT_PREFIX = "workbench."
+
+
+def slim_attributes(attributes: Attributes) -> Attributes:
+    """The span's attributes without its long strings: what the spans table's `attributes` column holds.
+
+    Why: message text is most of an agent span's bytes, and it was written three times per span (the
+    sealed canonical bytes, this column, the step's text), each copy costing the writer CPU in DuckDB
+    and the checkpoint. The column exists for queries over small attributes (retry attempts, side
+    effects, ids); a long string is read from the sealed canonical bytes (the replay decodes them) or
+    from the step. Re-derivable exactly: `ledger verify` decodes the canonical bytes and applies this
+    same function. Only top-level string values are judged, so it costs one pass over the keys; rows
+    stored before this rule hold every attribute and verify accepts that form too.
+    """
+    if not any(type(v) is str and len(v) > LONG_ATTRIBUTE for v in attributes.values()):
+        return attributes
+    return {
+        k: v
+        for k, v in attributes.items()
+        if not (type(v) is str and len(v) > LONG_ATTRIBUTE) or k.startswith(KEPT_PREFIX)
+    }
 
 
 def _event_dict(e: SpanEvent) -> dict[str, Any]:
@@ -138,7 +165,7 @@ def span_columns(r: Sequence[SpanRecord]) -> pa.Table:
         "scope_version": [x.scope_version for x in r],
         "scope_attributes": [shared_json(x.scope_attributes) for x in r],
         "scope_schema_url": [x.scope_schema_url for x in r],
-        "attributes": [to_json(x.attributes) for x in r],
+        "attributes": [to_json(slim_attributes(x.attributes)) for x in r],
         # Most spans have no events, links or truncations: "[]" without a trip through the encoder.
         "events": [to_json([_event_dict(e) for e in x.events]) if x.events else "[]" for x in r],
         "links": [to_json([_link_dict(k) for k in x.links]) if x.links else "[]" for x in r],

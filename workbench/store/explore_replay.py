@@ -80,10 +80,20 @@ def steps_by_seq(store: Store, seqs: Sequence[int]) -> list[StoredStep]:
 
 
 def step_extras(store: Store, seq: int) -> dict[str, Any]:
-    """What the raw span adds to a step for investigators: side effect, retry attempt, attributes, events."""
+    """What the raw span adds to a step for investigators: side effect, retry attempt, attributes, events.
+
+    `attributes` is the spans table's column: every attribute but long strings (`batch.slim_attributes`;
+    the workbench's own `workbench.*` attributes are always there). The whole set, exactly, is in the
+    span's sealed `canonical` bytes, returned with its `truncations` so a caller that may decode
+    (`collectors.decode.record_from_canonical`, floor 2) re-derives every attribute as ingest saw it.
+    """
     row = (
         store.cursor()
-        .execute("SELECT attributes, events, status_message, resource FROM spans WHERE seq = ?", [seq])
+        .execute(
+            "SELECT attributes, events, status_message, resource, canonical, truncations FROM spans"
+            " WHERE seq = ?",
+            [seq],
+        )
         .fetchone()
     )
     if row is None:
@@ -96,6 +106,8 @@ def step_extras(store: Store, seq: int) -> dict[str, Any]:
         "events": json.loads(row[1]) if row[1] else [],
         "status_message": row[2],
         "resource": json.loads(row[3]) if row[3] else {},
+        "canonical": bytes(row[4]),
+        "truncations": row[5],
     }
 
 

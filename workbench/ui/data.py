@@ -7,14 +7,22 @@ still growing gets a fresh entry as soon as a step arrives, and nothing is sent 
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from collectors.decode import record_from_canonical
+from workbench.errors import BadInput
 from workbench.export.brief import Brief, build_brief, excerpt, task_of_inputs
 from workbench.model import StepKind
 from workbench.store import explore, queries
+from workbench.store.batch import to_json
 from workbench.store.connection import Store
+from workbench.store.verify_derived import truncations_limit
 from workbench.ui.context import get_store
 
 
@@ -27,6 +35,22 @@ def _order(db: str, trace_id: str, count: int) -> np.ndarray:
     arr = explore.step_order(get_store(), trace_id)
     arr.setflags(write=False)  # shared between sessions
     return arr
+
+
+def raw_attributes(extras: dict[str, Any]) -> dict[str, Any]:
+    """Every attribute of the step's span, decoded from its sealed canonical bytes (the spans table
+    keeps only the short ones: `workbench.store.batch.slim_attributes`), with the attribute limit of its
+    own ingest, in the column's JSON shape. Bytes that do not decode (never for a stored span) fall
+    back to the column."""
+    canonical = extras.get("canonical")
+    if not canonical:
+        return dict(extras.get("attributes") or {})
+    try:
+        record = record_from_canonical(canonical, truncations_limit(extras.get("truncations")) or sys.maxsize)
+    except BadInput:
+        return dict(extras.get("attributes") or {})
+    attributes: dict[str, Any] = json.loads(to_json(record.attributes))
+    return attributes
 
 
 def step_count(trace_id: str) -> int:

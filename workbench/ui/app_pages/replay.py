@@ -299,7 +299,7 @@ def _show_step(position: int, seq: int, step: Step) -> None:
             col.metric(label, value)
         with st.expander("Raw span attributes and events"):
             st.json(
-                {"attributes": extras.get("attributes", {}), "events": extras.get("events", [])},
+                {"attributes": data.raw_attributes(extras), "events": extras.get("events", [])},
                 expanded=False,
             )
 

@@ -1,0 +1,143 @@
+"""The group commit's cost per span against a bare DuckDB append of the same spans, in one process.
+
+What it measures: the CPU (this process, DuckDB's threads included) that `SpanWriter.write_group` spends
+per 1,000 spans, with the checkpoint that folds its WAL into the file, for `growth.py`'s 50-span
+OpenInference traces prepared as a decode worker prepares them, committed 4 requests per group (what 4
+clients waiting for their 200s give the pipeline). Once with DuckDB at one thread and once at its
+default (one per core), because `workbench serve` picks its thread count (`WORKBENCH_DUCKDB_THREADS`).
+The floor, in the same run: a bare table of ids, name, start time, every attribute as JSON and the
+canonical bytes, one append per request (`benchmarks/ingest.py`'s floor, timed by CPU here), with its
+own checkpoint, at both thread counts, the cheaper kept. Also the bytes handed to DuckDB per span
+(Arrow buffers of every table the commit writes) and the database file per span after the checkpoint.
+
+Why CPU and not spans/s: on a shared 2-core machine the wall clock moves with the neighbours; CPU per
+span moves much less. Decoding and normalizing (the decode worker's share) are not in these figures.
+
+Run: `python benchmarks/write_path.py` (about a minute); `--traces N` for more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import report  # noqa: E402
+from benchmarks.growth import SPANS_PER_TRACE, TEMPLATES, make_body, template  # noqa: E402
+from collectors import decode  # noqa: E402
+from collectors.pipeline import default_normalizer, normalizer_version_of  # noqa: E402
+from collectors.workers import Limits, Prepared, prepare_body  # noqa: E402
+from workbench.settings import Settings  # noqa: E402
+from workbench.store.batch import Batch, to_json  # noqa: E402
+from workbench.store.connection import Store  # noqa: E402
+from workbench.store.writer import SpanWriter  # noqa: E402
+
+GROUP = 4  # requests per group commit: 4 clients, each waiting for its answer
+
+
+def writer_cpu(batches: list[Batch], path: Path, threads: int | None) -> tuple[float, float, float]:
+    """(CPU ms per 1,000 spans, Arrow bytes per span handed to DuckDB, file bytes per span)."""
+    store = Store(path)
+    cur = store.cursor()
+    if threads:
+        cur.execute(f"SET threads = {threads}")
+    writer = SpanWriter(store, normalizer_version=normalizer_version_of(default_normalizer()))
+    spans = sum(b.span_count for b in batches)
+    handed = sum(b.spans.nbytes + b.steps.nbytes for b in batches) + spans * (8 + 32 + 32)  # + ledger
+    cpu = time.process_time()
+    for i in range(0, len(batches), GROUP):
+        group = batches[i : i + GROUP]
+        writer.write_group(group, ["bench"] * len(group))
+    cur.execute("CHECKPOINT")
+    cpu = time.process_time() - cpu
+    store.close()
+    return 1e6 * cpu / spans, handed / spans, path.stat().st_size / spans
+
+
+def floor_cpu(bodies: list[bytes], path: Path, threads: int | None) -> tuple[float, float]:
+    """(CPU ms per 1,000 spans, Arrow bytes per span) of a bare append, one transaction per request."""
+    tables = []
+    for body in bodies:
+        req = decode.parse_request(body, "application/x-protobuf")[0]
+        records = decode.to_records(req, 1 << 20).records
+        tables.append(
+            pa.table(
+                {
+                    "trace_id": [r.trace_id for r in records],
+                    "span_id": [r.span_id for r in records],
+                    "name": [r.name for r in records],
+                    "start_time_ns": [r.start_time_ns for r in records],
+                    "attributes": [to_json(r.attributes) for r in records],
+                    "canonical": [r.canonical for r in records],
+                }
+            )
+        )
+    con = duckdb.connect(str(path))
+    if threads:
+        con.execute(f"SET threads = {threads}")
+    con.execute(
+        "CREATE TABLE t (trace_id VARCHAR, span_id VARCHAR, name VARCHAR, start_time_ns BIGINT,"
+        " attributes JSON, canonical BLOB)"
+    )
+    spans = sum(t.num_rows for t in tables)
+    cpu = time.process_time()
+    for chunk in tables:  # noqa: B007 - read by DuckDB's replacement scan
+        con.execute("INSERT INTO t SELECT * FROM chunk")
+    con.execute("CHECKPOINT")
+    cpu = time.process_time() - cpu
+    con.close()
+    return 1e6 * cpu / spans, sum(t.nbytes for t in tables) / spans
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--traces", type=int, default=400, help="50-span traces (requests) to commit")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each, the lowest CPU kept")
+    report.add_output_args(ap)
+    args = ap.parse_args()
+    run = report.Run()
+    templates = [template(seed) for seed in range(TEMPLATES)]
+    bodies = [make_body(templates[k % TEMPLATES], k)[0] for k in range(args.traces)]
+    limits, normalize = Limits.of(Settings()), default_normalizer()
+    prepared = [prepare_body(b, "application/x-protobuf", None, limits, normalize) for b in bodies]
+    batches = [p.batch for p in prepared if isinstance(p, Prepared) and p.batch is not None]
+    assert len(batches) == len(bodies), "every benchmark request prepares"
+    results: dict[str, tuple[float, ...]] = {}
+    with tempfile.TemporaryDirectory(prefix="wb-write-path-") as tmp:
+        for k in range(args.repeat):
+            for name, threads in (("writer, 1 DuckDB thread", 1), ("writer, DuckDB's default threads", None)):
+                got: tuple[float, ...] = writer_cpu(batches, Path(tmp) / f"w{k}{threads}.duckdb", threads)
+                results[name] = min(results.get(name, got), got)
+            for threads in (1, None):
+                got = floor_cpu(bodies, Path(tmp) / f"floor{k}{threads}.duckdb", threads)
+                results["floor"] = min(results.get("floor", got), got)
+    floor_ms = results["floor"][0]
+    lines = [
+        "| | CPU per 1,000 spans | x the floor's CPU | bytes handed to DuckDB per span | file per span |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        file_bytes = f"{r[2]:,.0f} B" if len(r) > 2 else "–"
+        lines.append(f"| {name} | {r[0]:,.0f} ms | {r[0] / floor_ms:.2f}x | {r[1]:,.0f} B | {file_bytes} |")
+    spans = args.traces * SPANS_PER_TRACE
+    body = (
+        f"{spans:,} spans of `growth.py`'s OpenInference traces, committed {GROUP} requests per group; "
+        f"CPU of this process including DuckDB's threads and a final CHECKPOINT, lowest of {args.repeat}. "
+        "Floor: a bare table (ids, name, start, attributes JSON, canonical bytes), one append per "
+        f"request, the cheaper of 1 thread and the default. DuckDB's default here: {os.cpu_count()} "
+        "threads.\n\n" + "\n".join(lines)
+    )
+    report.publish(args, "ingest", run.section("Write path: group commit against a bare append", body))
+
+
+if __name__ == "__main__":
+    main()
