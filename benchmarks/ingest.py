@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,7 @@ from benchmarks import report  # noqa: E402
 from benchmarks.payloads import export_request  # noqa: E402
 from collectors import decode  # noqa: E402
 from sample_traces import long_trace  # noqa: E402
+from workbench.model import SpanRecord  # noqa: E402
 
 LONG_TRACE_TARGET_S = 30.0  # what tests/test_long_trace.py asserted before it became this measurement
 
@@ -100,13 +102,18 @@ def floor_decode(bodies: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
-def floor_duckdb_insert(bodies: list[bytes], path: Path) -> float:
-    """Rows as close to ours as a bare insert gets: ids, name, times, attributes JSON, canonical bytes."""
-    reqs = [ExportTraceServiceRequest.FromString(b) for b in bodies]
-    records = [r for req in reqs for r in decode.to_records(req, 1 << 20).records]
+FLOOR_TABLE_SQL = (
+    "CREATE TABLE t (trace_id VARCHAR, span_id VARCHAR, name VARCHAR, start_time_ns BIGINT,"
+    " attributes JSON, canonical BLOB)"
+)
+"""The floor's table: rows as close to ours as a bare insert gets (shared by every benchmark's floor)."""
+
+
+def floor_table(records: Sequence[SpanRecord]) -> pa.Table:
+    """The floor's rows for these records: ids, name, start, attributes JSON, canonical bytes."""
     from workbench.store.batch import to_json
 
-    table = pa.table(
+    return pa.table(
         {
             "trace_id": [r.trace_id for r in records],
             "span_id": [r.span_id for r in records],
@@ -116,11 +123,15 @@ def floor_duckdb_insert(bodies: list[bytes], path: Path) -> float:
             "canonical": [r.canonical for r in records],
         }
     )
+
+
+def floor_duckdb_insert(bodies: list[bytes], path: Path) -> float:
+    """Rows as close to ours as a bare insert gets: ids, name, times, attributes JSON, canonical bytes."""
+    reqs = [ExportTraceServiceRequest.FromString(b) for b in bodies]
+    records = [r for req in reqs for r in decode.to_records(req, 1 << 20).records]
+    table = floor_table(records)
     con = duckdb.connect(str(path))
-    con.execute(
-        "CREATE TABLE t (trace_id VARCHAR, span_id VARCHAR, name VARCHAR, start_time_ns BIGINT,"
-        " attributes JSON, canonical BLOB)"
-    )
+    con.execute(FLOOR_TABLE_SQL)
     per = max(1, len(records) // len(bodies))
     start = time.perf_counter()
     for i in range(0, len(records), per):

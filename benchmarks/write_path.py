@@ -26,18 +26,18 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import report  # noqa: E402
 from benchmarks.growth import SPANS_PER_TRACE, TEMPLATES, make_body, template  # noqa: E402
+from benchmarks.ingest import FLOOR_TABLE_SQL, floor_table  # noqa: E402
 from collectors import decode  # noqa: E402
 from collectors.pipeline import default_normalizer, normalizer_version_of  # noqa: E402
 from collectors.workers import Limits, Prepared, prepare_body  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
-from workbench.store.batch import Batch, to_json  # noqa: E402
+from workbench.store.batch import Batch  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
 from workbench.store.writer import SpanWriter  # noqa: E402
 
@@ -69,25 +69,11 @@ def floor_cpu(bodies: list[bytes], path: Path, threads: int | None) -> tuple[flo
     for body in bodies:
         req = decode.parse_request(body, "application/x-protobuf")[0]
         records = decode.to_records(req, 1 << 20).records
-        tables.append(
-            pa.table(
-                {
-                    "trace_id": [r.trace_id for r in records],
-                    "span_id": [r.span_id for r in records],
-                    "name": [r.name for r in records],
-                    "start_time_ns": [r.start_time_ns for r in records],
-                    "attributes": [to_json(r.attributes) for r in records],
-                    "canonical": [r.canonical for r in records],
-                }
-            )
-        )
+        tables.append(floor_table(records))
     con = duckdb.connect(str(path))
     if threads:
         con.execute(f"SET threads = {threads}")
-    con.execute(
-        "CREATE TABLE t (trace_id VARCHAR, span_id VARCHAR, name VARCHAR, start_time_ns BIGINT,"
-        " attributes JSON, canonical BLOB)"
-    )
+    con.execute(FLOOR_TABLE_SQL)
     spans = sum(t.num_rows for t in tables)
     cpu = time.process_time()
     for chunk in tables:  # noqa: B007 - read by DuckDB's replacement scan
