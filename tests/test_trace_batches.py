@@ -43,6 +43,23 @@ def test_first_steps_equal_one_scan_per_trace(settings: Settings) -> None:  # no
         assert queries.first_inputs_by_trace(store, traces[:3], 0) == {t: [] for t in traces[:3]}
 
 
+def test_steps_of_several_traces_equal_one_scan_per_trace(settings: Settings) -> None:  # noqa: F811
+    """What the findings scanner reads: every step of each trace, through `trace_commits` ranges."""
+    with Store(settings.db_path, read_only=True) as store:
+        traces = _all_traces(store)
+        got = queries.steps_by_trace(store, [*traces, "0" * 32])
+        assert got.pop("0" * 32) == []
+        assert got == {t: queries.trace_steps(store, t) for t in traces}
+        assert (
+            sum(len(v) for v in got.values())
+            == store.cursor().execute("SELECT count(*) FROM steps").fetchone()[0]
+        )
+        for k in range(0, len(traces), 3):  # a chunk, as the scanner asks
+            part = traces[k : k + 3]
+            assert queries.steps_by_trace(store, part) == {t: got[t] for t in part}
+        assert queries.steps_by_trace(store, []) == {}
+
+
 # test_ui's store of the five sample incidents, whose traces have tasks.
 samples_store = test_ui.samples_store
 

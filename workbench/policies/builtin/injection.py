@@ -7,7 +7,7 @@ Part of the built-in rules; `builtin/__init__.py` lists them all.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from workbench.model import Finding, Severity, StepKind
@@ -115,16 +115,39 @@ class PromptInjection(Rule):
 # --- taint chains ---------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"https?://[^\s\"'<>\\]+|[A-Za-z0-9][\w.+@:/-]*[A-Za-z0-9]")
+# A candidate (one per line) holding a digit or one of _ . / @ : (\d: Unicode decimal digits).
+_MARKED = re.compile(r"^[^\n]*[\d_./@:][^\n]*$", re.MULTILINE)
 
 
 def distinctive_tokens(text: str) -> set[str]:
-    """Identifiers that can carry taint: URLs, hosts, e-mails, paths, ids (with a digit or _ . / @ :)."""
-    out = set()
-    for m in _TOKEN.finditer(text):
-        tok = m.group(0).rstrip(".,:;")
-        if len(tok) >= 6 and (any(c.isdigit() for c in tok) or any(c in tok for c in "_./@:")):
-            out.add(tok)
+    r"""Identifiers that can carry taint: URLs, hosts, e-mails, paths, ids (with a digit or _ . / @ :).
+
+    The scanner runs this over every step's text, so the work is done in C: the distinct matches of
+    six characters or more go through one regex as lines, and only the non-ASCII ones (rare) get a
+    per-token `str.isdigit` test, which admits digits (superscripts, say) that `\d` does not. Only a
+    URL can end in . , : or ; and its "scheme://" keeps it long and marked after the strip.
+    """
+    long = [t for t in set(_TOKEN.findall(text)) if len(t) >= 6]
+    joined = "\n".join(long)
+    out = {t.rstrip(".,:;") for t in _MARKED.findall(joined)}
+    if not joined.isascii():
+        out.update(t.rstrip(".,:;") for t in long if not t.isascii() and any(c.isdigit() for c in t))
     return out
+
+
+def _add_known(known: set[str], seen_lines: set[str], texts: Iterable[str]) -> None:
+    """known |= distinctive_tokens of each text, one line at a time, skipping lines seen before.
+
+    Exact: no token crosses a line break (both alternatives of _TOKEN exclude whitespace), so a text's
+    tokens are the union of its lines' tokens, and a line seen before added its tokens already. Why: an
+    LLM step's input repeats the whole conversation so far, so without this a trace's scan costs the
+    square of its length in regex work (two thirds of the scanner's time on chat traces).
+    """
+    for text in texts:
+        for line in text.split("\n"):
+            if line not in seen_lines:
+                seen_lines.add(line)
+                known |= distinctive_tokens(line)
 
 
 def shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
@@ -138,19 +161,15 @@ def _own_words(trace: TraceView, i: int) -> str:
     return "\n".join(t for t in (step.reasoning_text, step.output_text) if t)
 
 
-def _known_text(trace: TraceView, i: int) -> str:
+def _known_texts(trace: TraceView, i: int) -> Iterator[str]:
+    """Everything step i read or wrote: identifiers in it are known from then on, not taint."""
     step = trace.steps[i].step
-    return "\n".join(
-        t
-        for t in (
-            step.input_text,
-            step.output_text,
-            step.reasoning_text,
-            step.tool_arguments,
-            step.tool_result,
-        )
-        if t
-    )
+    for t in (step.input_text, step.output_text, step.reasoning_text, step.tool_arguments, step.tool_result):
+        if t:
+            yield t
+
+
+_MODEL_KINDS = (StepKind.LLM, StepKind.REASONING, StepKind.PLAN, StepKind.AGENT)
 
 
 class TaintChain(Rule):
@@ -187,6 +206,10 @@ class TaintChain(Rule):
         injection = [re.compile(p, re.IGNORECASE) for p in self.opts["injection_patterns"]]
         models = model_names(trace)
         known_tokens: set[str] = set(distinctive_tokens(trace.request))
+        seen_lines: set[str] = set()  # lines whose identifiers are in known_tokens already
+        # Texts read or written so far whose identifiers are not yet in known_tokens: they are only
+        # needed at a source step, so a trace with no source (or none yet) never tokenizes them.
+        unread: list[str] = []
         tok_src: dict[str, int] = {}  # identifier -> the source step that introduced it
         sh_src: dict[tuple[str, ...], list[int]] = {}  # 5-word passage -> source steps holding it
         marked: dict[int, bool] = {}
@@ -215,7 +238,8 @@ class TaintChain(Rule):
 
             # 1. does this step repeat an earlier source?
             own = _own_words(trace, i)
-            if own and step.kind in (StepKind.LLM, StepKind.REASONING, StepKind.PLAN, StepKind.AGENT):
+            # (no source yet: nothing to repeat, so hits() would find nothing)
+            if own and (tok_src or sh_src) and step.kind in _MODEL_KINDS:
                 direct, passages = hits(own)
                 for s in set(direct) | passages:
                     carriers.setdefault(s, []).append(i)
@@ -236,6 +260,8 @@ class TaintChain(Rule):
             # 3. is this step itself a source? (after the checks: a step does not taint itself)
             if is_source(trace, i, self.opts["retrieval_is_source"]):
                 content = field_text(stored, _content_field(trace, i))
+                _add_known(known_tokens, seen_lines, unread)
+                unread.clear()
                 for t in distinctive_tokens(content) - known_tokens:
                     tok_src.setdefault(t, i)
                 for sh in shingles(content):
@@ -243,7 +269,7 @@ class TaintChain(Rule):
                     holders[:] = [h for h in holders if i - h <= window]
                     holders.append(i)
                 marked[i] = is_injected(detect(content, patterns=injection, model_names=models))
-            known_tokens |= distinctive_tokens(_known_text(trace, i))
+            unread.extend(_known_texts(trace, i))
 
     def _escalation_finding(
         self, trace: TraceView, i: int, hit: set[str], window: int, last_approval: int
