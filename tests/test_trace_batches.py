@@ -60,6 +60,29 @@ def test_steps_of_several_traces_equal_one_scan_per_trace(settings: Settings) ->
         assert queries.steps_by_trace(store, []) == {}
 
 
+def test_versions_of_several_traces_equal_a_query_per_trace(settings: Settings) -> None:  # noqa: F811
+    """The span-rewritten rule's input, read for a chunk at once, against the one-trace query as it was."""
+    one_trace = (
+        "SELECT v.seq, v.span_id, v.version_of, lo.digest, lv.digest FROM spans v"
+        " JOIN ledger lv ON lv.seq = v.seq JOIN ledger lo ON lo.seq = v.version_of"
+        " WHERE v.trace_id = ? AND v.version_of IS NOT NULL ORDER BY v.seq"
+    )
+    with Store(settings.db_path, read_only=True) as store:
+        traces = _all_traces(store)
+        got = queries.span_versions_by_trace(store, [*traces, "0" * 32])
+        assert got.pop("0" * 32) == []
+        want = {
+            t: [
+                (int(a), str(b), int(c), bytes(d), bytes(e))
+                for a, b, c, d, e in store.cursor().execute(one_trace, [t]).fetchall()
+            ]
+            for t in traces
+        }
+        assert got == want
+        assert any(got.values())  # the store holds rewritten versions
+        assert all(queries.span_versions(store, t) == want[t] for t in traces)
+
+
 # test_ui's store of the five sample incidents, whose traces have tasks.
 samples_store = test_ui.samples_store
 

@@ -154,12 +154,13 @@ def scan_traces(
     for k in range(0, len(ids), chunk):
         part = ids[k : k + chunk]
         by_trace = {}
-        steps = queries.steps_by_trace(store, part)  # one scan for the chunk, not one per trace
+        steps = queries.steps_by_trace(store, part)  # one read for the chunk, not one per trace
+        versions = queries.span_versions_by_trace(store, part)
         for trace_id in part:
             if engine.cancel.is_set():
                 raise ScanCancelled("scan cancelled")
             by_trace[trace_id] = engine.evaluate(trace_id, steps[trace_id]) + rewritten_findings(
-                store, trace_id
+                store, trace_id, versions[trace_id]
             )
             report.errors += engine.errors
         last = k + chunk >= len(ids)

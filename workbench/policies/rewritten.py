@@ -8,6 +8,8 @@ between, changed a record after the fact.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from workbench.model import Finding, Severity
 from workbench.store import queries
 from workbench.store.connection import Store
@@ -15,10 +17,15 @@ from workbench.store.connection import Store
 RULE_ID = "span-rewritten"
 
 
-def rewritten_findings(store: Store, trace_id: str) -> list[Finding]:
-    """One high finding per conflicting version stored for this trace, on the original span's step."""
+def rewritten_findings(
+    store: Store, trace_id: str, versions: Sequence[tuple[int, str, int, bytes, bytes]] | None = None
+) -> list[Finding]:
+    """One high finding per conflicting version stored for this trace, on the original span's step.
+    `versions`: the trace's `queries.span_versions`, when the caller read them for many traces at once."""
     out = []
-    for seq, span_id, first_seq, first_digest, digest in queries.span_versions(store, trace_id):
+    if versions is None:
+        versions = queries.span_versions(store, trace_id)
+    for seq, span_id, first_seq, first_digest, digest in versions:
         out.append(
             Finding(
                 trace_id=trace_id,
