@@ -29,10 +29,10 @@ from workbench.store.writer import SpanWriter
 log = logging.getLogger(__name__)
 
 Normalizer = Callable[[SpanRecord], Step]
-# Called on the writer thread after each commit with the first and last seq committed. Listeners
-# (findings at ingest, live UI counters) must only hand the range to their own thread: the writer
-# waits for them, and so does every client waiting for its acknowledgement.
-CommitListener = Callable[[int, int], None]
+# Called on the writer thread after each commit with the first and last seq committed and the trace ids
+# of what it stored. Listeners (findings at ingest, the search indexer) must only hand these to their
+# own thread: the writer waits for them, and so does every client waiting for its acknowledgement.
+CommitListener = Callable[[int, int, frozenset[str]], None]
 
 
 def default_normalizer() -> Normalizer:
@@ -255,12 +255,12 @@ class IngestPipeline:
             )
             seq += n
         if written.last >= written.first:  # else nothing new was stored: nothing for listeners to look at
-            self._tell_listeners(written.first, written.last)
+            self._tell_listeners(written.first, written.last, written.traces)
 
-    def _tell_listeners(self, first: int, last: int) -> None:
+    def _tell_listeners(self, first: int, last: int, traces: frozenset[str]) -> None:
         for listener in self._listeners:
             try:
-                listener(first, last)
+                listener(first, last, traces)
             except Exception:  # a listener's bug must not stop ingest
                 log.exception("commit listener %r failed", listener)
 
@@ -280,7 +280,7 @@ class IngestPipeline:
             duplicates += sum(written.duplicates)
             if written.last >= written.first:
                 seqs.append(written.first)
-                self._tell_listeners(written.first, written.last)
+                self._tell_listeners(written.first, written.last, written.traces)
         if not seqs and not duplicates:
             pending.future.set_exception(RuntimeError("; ".join(errors[:3])))
             return

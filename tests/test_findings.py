@@ -107,6 +107,34 @@ def test_scanner_rescans_traces_touched_by_commits(tmp_path: Path) -> None:
             scanner.stop()
 
 
+def test_commit_listeners_are_told_the_traces_the_range_holds(tmp_path: Path) -> None:
+    """The scanner takes the writer's trace ids instead of looking each range up in the store: they must
+    be the traces `traces_in_range` finds, redeliveries (nothing stored) and rewritten versions included."""
+    told: list[tuple[int, int, frozenset[str]]] = []
+    with Store(tmp_path / "w.duckdb") as store:
+        pipeline = IngestPipeline(store)
+        pipeline.add_commit_listener(lambda first, last, traces: told.append((first, last, traces)))
+        try:
+            both = _records(get("db_deletion").path) + _records(get("prompt_injection").path)
+            pipeline.ingest(both, "test")
+            pipeline.ingest(_records(get("db_deletion").path), "test")  # a redelivery: nothing new
+            changed = _records(get("weekly_report").path)
+            pipeline.ingest(changed, "test")
+            _, req, _ = next(iter(read_requests(get("weekly_report").path)))
+            req.resource_spans[0].scope_spans[0].spans[0].name += " (edited)"
+            rewritten = decode.to_records(req, 1 << 20).records
+            pipeline.ingest(rewritten, "test")  # same ids, one with other bytes: a version, no step
+        finally:
+            pipeline.close()
+        assert len(told) == 3 and all(traces for _, _, traces in told)
+        assert told[2][0] == told[2][1]  # the one changed span, alone
+
+        assert told[0][2] == {get("db_deletion").trace_id(), get("prompt_injection").trace_id()}
+        assert told[1][2] == told[2][2] == {get("weekly_report").trace_id()}
+        for first, last, traces in told:
+            assert traces == set(store_findings.traces_in_range(store, first, last))
+
+
 def test_scanner_catches_up_from_the_watermark_on_start(tmp_path: Path) -> None:
     with Store(tmp_path / "w.duckdb") as store:
         pipeline = IngestPipeline(store)

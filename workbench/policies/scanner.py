@@ -60,6 +60,8 @@ class FindingsScanner:
         self.pipeline = pipeline
         self.debounce_s = debounce_s
         self._ranges: list[tuple[int, int]] = []
+        self._touched: set[str] = set()  # trace ids the recorded ranges stored spans or log records of
+        self._unnamed = False  # a range was told without its trace ids: look them up in the store
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -85,10 +87,15 @@ class FindingsScanner:
             self.pipeline.add_commit_listener(self.on_commit)
         self._thread.start()
 
-    def on_commit(self, first_seq: int, last_seq: int) -> None:
-        """Called on the writer thread: record the range and wake the scanner, nothing more."""
+    def on_commit(self, first_seq: int, last_seq: int, traces: frozenset[str] | None = None) -> None:
+        """Called on the writer thread: record the range and its traces and wake the scanner, nothing
+        more. Without `traces` the scan looks the range up in the store."""
         with self._lock:
             self._ranges.append((first_seq, last_seq))
+            if traces is None:
+                self._unnamed = True
+            else:
+                self._touched |= traces
         self.idle.clear()
         self._wake.set()
 
@@ -136,15 +143,19 @@ class FindingsScanner:
                 self._stopping.wait(max(self.debounce_s, BACKOFF * self.last_scan_s))
             with self._lock:
                 ranges, self._ranges = self._ranges, []
+                touched, self._touched = self._touched, set()
+                unnamed, self._unnamed = self._unnamed, False
             if ranges or (self._deferred and not self._stopping.is_set()):
                 began = time.monotonic()
-                self._scan(ranges)
+                self._scan(ranges, None if unnamed else touched)
                 self.last_scan_s = time.monotonic() - began
 
-    def _scan(self, ranges: list[tuple[int, int]]) -> None:
+    def _scan(self, ranges: list[tuple[int, int]], touched: set[str] | None = None) -> None:
+        """Rescan the traces these commits touched: named by the writer, else looked up by seq range
+        (one query per range, whose cost grows with the store)."""
         try:
-            traces: list[str] = []
-            for first, last in ranges:
+            traces: list[str] = sorted(touched) if touched is not None else []
+            for first, last in ranges if touched is None else ():
                 traces += store_findings.traces_in_range(self.store, first, last)
             with self._lock:
                 traces += sorted(self._deferred - set(traces))

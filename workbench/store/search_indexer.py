@@ -49,7 +49,7 @@ class SearchIndexer:
         self._wake.set()  # catch up at once
         self._thread.start()
 
-    def on_commit(self, first_seq: int, last_seq: int) -> None:
+    def on_commit(self, first_seq: int, last_seq: int, traces: frozenset[str] = frozenset()) -> None:
         """Called on the writer thread: wake the indexer, nothing more."""
         self.idle.clear()
         self._wake.set()

@@ -33,12 +33,14 @@ from workbench.store.queries import DELIVERY_COUNTS_SQL
 @dataclass
 class Written:
     """What one group commit did: the seq range stored, and per batch how many spans were stored and how
-    many were redeliveries acknowledged without storing."""
+    many were redeliveries acknowledged without storing; `traces`: the trace ids of the stored spans and
+    log records (those the commit may have changed a finding of)."""
 
     first: int
     last: int
     stored: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
+    traces: frozenset[str] = frozenset()
 
 
 _Key = tuple[str, str]
@@ -357,7 +359,12 @@ class SpanWriter:
             self.chain_head = chains[-1]
             self.frontier = frontier
             self._batch_id = batch_id
-        return Written(first, first + n - 1, stored, duplicates)
+        # Told to the commit listeners, so that the findings scanner need not look the range up in a
+        # store that grows (it did: 3% of the server's samples at 100k spans, 28% at 1M).
+        stored_traces = frozenset(
+            [trace_ids[i] for i in keep] + [t for t in (log_trace_ids[i] for i in keep_logs) if t]
+        )
+        return Written(first, first + n - 1, stored, duplicates, stored_traces)
 
     @staticmethod
     def _span_table(
