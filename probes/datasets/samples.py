@@ -346,15 +346,6 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
 
 
-def load_rows(path: Path = PATH) -> list[dict[str, Any]]:
-    """The committed rows (what `workbench probes report --samples` scores)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProbeError(f"{path} missing (run python -m probes.datasets.samples): {exc}") from exc
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
 def main(argv: list[str]) -> int:
     """Write `samples.jsonl` (same bytes every time), or with --check exit 1 if it is stale."""
     text = render(sample_rows())
