@@ -202,3 +202,24 @@ def test_the_report_without_samples_says_they_were_not_computed(tmp_path: Path) 
     for r in rows:
         assert r["samples"] == {"computed": False, "reason": f"{NOT_LOADED} (pass --samples)"}
     assert not (tmp_path / "probe_features").exists()  # no pass, no cache read
+
+
+def test_the_report_with_samples_but_no_model_says_so_and_still_reports(tmp_path: Path) -> None:
+    """No cached features and a model that cannot load (a path that is not there: no network asked):
+    the table still comes, each probe's block names why it has no figures."""
+    result = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(tmp_path), "probes", "report", "--samples", "--json"],
+        env={"WORKBENCH_PROBE_MODEL": str(tmp_path / "no-such-model")},
+    )
+    assert result.exit_code == 0, result.output
+    for r in json.loads(result.output):
+        assert r["heldout_auroc"] > 0.5
+        assert not r["samples"]["computed"]
+        assert r["samples"]["reason"].startswith(f"{NOT_LOADED}: cannot load model")
+    text = CliRunner().invoke(
+        cli,
+        ["--data-dir", str(tmp_path), "probes", "report", "--samples"],
+        env={"WORKBENCH_PROBE_MODEL": str(tmp_path / "no-such-model")},
+    )
+    assert text.exit_code == 0 and "sample incidents' steps" in text.output and NOT_LOADED in text.output
