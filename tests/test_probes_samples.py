@@ -197,7 +197,7 @@ def test_the_samples_block_is_the_evaluation_of_the_scores_it_lists(tmp_path: Pa
 def test_the_report_without_samples_says_they_were_not_computed(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "probes", "report", "--json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)
     assert {r["probe"] for r in rows} == {"harmful_intent", "deception"}
     for r in rows:
         assert r["samples"] == {"computed": False, "reason": f"{NOT_LOADED} (pass --samples)"}
@@ -213,7 +213,7 @@ def test_the_report_with_samples_but_no_model_says_so_and_still_reports(tmp_path
         env={"WORKBENCH_PROBE_MODEL": str(tmp_path / "no-such-model")},
     )
     assert result.exit_code == 0, result.output
-    for r in json.loads(result.output):
+    for r in json.loads(result.stdout):
         assert r["heldout_auroc"] > 0.5
         assert not r["samples"]["computed"]
         assert r["samples"]["reason"].startswith(f"{NOT_LOADED}: cannot load model")

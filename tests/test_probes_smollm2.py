@@ -177,7 +177,7 @@ def test_report_scores_the_sample_steps_as_a_probe_run_does(
     base = ["--data-dir", str(model_dir)]
     result = runner.invoke(cli, [*base, "probes", "report", "--samples", "--json"])
     assert result.exit_code == 0, result.output
-    rows = {r["probe"]: r["samples"] for r in json.loads(result.output)}
+    rows = {r["probe"]: r["samples"] for r in json.loads(result.stdout)}
     intent, deception = rows["harmful_intent"], rows["deception"]
     assert intent["counts"] == {"harmful": 16, "benign": 78}
     assert deception["counts"] == {"deceptive": 5, "honest": 89}
@@ -193,6 +193,6 @@ def test_report_scores_the_sample_steps_as_a_probe_run_does(
         cli, [*base, "--db", str(db), "probe", "0413e656", "--step", "6", "--analysis", "probes", "--json"]
     )
     assert probe.exit_code == 0, probe.output
-    scored = {r["analysis"]: r["data"]["score"] for r in json.loads(probe.output)["results"]}
+    scored = {r["analysis"]: r["data"]["score"] for r in json.loads(probe.stdout)["results"]}
     listed = next(x for x in intent["steps"] if (x["sample"], x["step"]) == ("db_deletion", 6))
     assert listed["score"] == pytest.approx(scored["probe:harmful_intent"], abs=2e-3)
