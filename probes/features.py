@@ -44,11 +44,26 @@ class RowFeatures:
     tokens: dict[int, list[np.ndarray]]
 
 
-def _key(model: LoadedModel, row: dict[str, Any], layer: int) -> str:
-    text = "\x00".join(
-        [model.provenance.weights_sha256, str(layer), row["context"], row["reasoning"], row["action"]]
-    )
+def row_key(weights_sha256: str, row: dict[str, Any], layer: int) -> str:
+    """A row's cache entry name: the weights it was read with, the layer and the row's exact text."""
+    text = "\x00".join([weights_sha256, str(layer), row["context"], row["reasoning"], row["action"]])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cached_means(
+    weights_sha256: str, rows: Sequence[dict[str, Any]], layers: Sequence[int], cache_dir: Path
+) -> dict[int, np.ndarray] | None:
+    """The mean features of every row from the cache alone, or None when any entry is missing: a
+    report can reuse passes made earlier (by weights hash and text) without loading the model."""
+    mean: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
+    for row in rows:
+        for layer in layers:
+            path = cache_dir / f"{row_key(weights_sha256, row, layer)}.npz"
+            if not path.exists():
+                return None
+            with np.load(path) as z:
+                mean[layer].append(z["mean"])
+    return {layer: np.stack(v) for layer, v in mean.items()}
 
 
 @torch.no_grad()
@@ -99,7 +114,12 @@ def row_features(
     todo: list[tuple[int, StepText]] = []
     done = 0
     for i, row in enumerate(rows):
-        paths = {layer: cache_dir / f"{_key(model, row, layer)}.npz" for layer in layers} if cache_dir else {}
+        weights = model.provenance.weights_sha256
+        paths = (
+            {layer: cache_dir / f"{row_key(weights, row, layer)}.npz" for layer in layers}
+            if cache_dir
+            else {}
+        )
         if paths and all(p.exists() for p in paths.values()):
             for layer, p in paths.items():
                 with np.load(p) as z:
@@ -120,7 +140,8 @@ def row_features(
                 t = resid[layer][b, torch.tensor(pick)].numpy().astype(np.float32)
                 mean[layer][i], tokens[layer][i] = m, t
                 if cache_dir is not None:
-                    np.savez(cache_dir / f"{_key(model, rows[i], layer)}.npz", mean=m, tokens=t)
+                    key = row_key(model.provenance.weights_sha256, rows[i], layer)
+                    np.savez(cache_dir / f"{key}.npz", mean=m, tokens=t)
             done += 1
         if progress:
             progress(done, len(rows))

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -162,3 +163,36 @@ def test_smollm2_patching_resumed_after_the_shared_prefix_equals_the_full_recomp
     assert scale > 0
     for row_fast, row_full in zip(fast["effect"], full["effect"], strict=True):
         assert row_fast == pytest.approx(row_full, abs=1e-3 * scale)
+
+
+def test_report_scores_the_sample_steps_as_a_probe_run_does(
+    model_dir: Path, smol: Any, tmp_path: Path
+) -> None:
+    """`probes report --samples` on the shipped artifacts: the blind block's figures are
+    `probes.evaluation`'s on the scores it lists, and a listed score is the one `workbench probe` gives
+    that step (the builder read the step through the same ingest and `step_input`)."""
+    from probes import evaluation as ev
+
+    runner = CliRunner()
+    base = ["--data-dir", str(model_dir)]
+    result = runner.invoke(cli, [*base, "probes", "report", "--samples", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["probe"]: r["samples"] for r in json.loads(result.stdout)}
+    intent, deception = rows["harmful_intent"], rows["deception"]
+    assert intent["counts"] == {"harmful": 16, "benign": 78}
+    assert deception["counts"] == {"deceptive": 5, "honest": 89}
+    for block in (intent, deception):
+        y = np.array([x["label"] for x in block["steps"]])
+        s = np.array([x["score"] for x in block["steps"]])
+        assert block["auroc"] == ev.auroc(y, s)
+        assert block["rates"]["fpr"] == ev.rate(s[y == 0] >= block["threshold"])
+    # the same step through `workbench probe`: step 6 of the database sample, the first DROP decision
+    db = tmp_path / "wb.duckdb"
+    assert runner.invoke(cli, [*base, "--db", str(db), "ingest", str(DB_SAMPLE)]).exit_code == 0
+    probe = runner.invoke(
+        cli, [*base, "--db", str(db), "probe", "0413e656", "--step", "6", "--analysis", "probes", "--json"]
+    )
+    assert probe.exit_code == 0, probe.output
+    scored = {r["analysis"]: r["data"]["score"] for r in json.loads(probe.stdout)["results"]}
+    listed = next(x for x in intent["steps"] if (x["sample"], x["step"]) == ("db_deletion", 6))
+    assert listed["score"] == pytest.approx(scored["probe:harmful_intent"], abs=2e-3)

@@ -61,24 +61,43 @@ def probes_train(ctx: click.Context, name: str, method: str, layer: int | None, 
 
 @probes_group.command("report")
 @click.option("--recompute", is_flag=True, help="Also recompute each held-out AUROC with the model (slower).")
+@click.option(
+    "--samples",
+    "with_samples",
+    is_flag=True,
+    help="Also score the sample incidents' labelled steps (blind; forward passes unless cached).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def probes_report(ctx: click.Context, recompute: bool, as_json: bool) -> None:
+def probes_report(ctx: click.Context, recompute: bool, with_samples: bool, as_json: bool) -> None:
     """The held-out AUROC table of the shipped probes (families never seen in training)."""
     from probes.linear import heldout_auroc, load_artifacts
+    from probes.models import LoadedModel, load_model
+    from probes.sample_scores import NOT_LOADED, not_computed, score_samples
 
     artifacts = load_artifacts()
     if not artifacts:
         raise WorkbenchError("no probe artifacts; run `workbench probes train NAME`")
+    settings = settings_of(ctx)
+    cache = Path(settings.data_dir) / "probe_features"
+
+    def model() -> LoadedModel:
+        return load_model(settings.probe_model, Path(settings.data_dir), settings.probe_threads)
+
     again: dict[str, float] = {}
     if recompute:
-        from probes.models import load_model
-
-        settings = settings_of(ctx)
-        model = load_model(settings.probe_model, Path(settings.data_dir), settings.probe_threads)
-        cache = Path(settings.data_dir) / "probe_features"
-        again = {a.name: heldout_auroc(model, a, cache) for a in artifacts}
-    rows: list[dict[str, Any]] = [{**a.report(), "recomputed_auroc": again.get(a.name)} for a in artifacts]
+        again = {a.name: heldout_auroc(model(), a, cache) for a in artifacts}
+    samples: dict[str, dict[str, Any]] = {}
+    if with_samples:
+        samples = score_samples(artifacts, cache, model)
+    rows: list[dict[str, Any]] = [
+        {
+            **a.report(),
+            "recomputed_auroc": again.get(a.name),
+            "samples": samples.get(a.name, not_computed(f"{NOT_LOADED} (pass --samples)")),
+        }
+        for a in artifacts
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
@@ -98,6 +117,37 @@ def probes_report(ctx: click.Context, recompute: bool, as_json: bool) -> None:
             f"{r['counts'].get('control', 0):>8}  "
             f"{', '.join(r['heldout_families'])}"
         )
+    if with_samples:
+        _echo_samples(rows)
+
+
+def _echo_samples(rows: list[dict[str, Any]]) -> None:
+    """The blind figures on the sample incidents' steps, and which steps fired."""
+    click.echo("\nsample incidents' steps (probes/datasets/samples.jsonl; blind, our labels):")
+    for r in rows:
+        s = r["samples"]
+        if not s["computed"]:
+            click.echo(f"{r['probe']:<16} {s['reason']}")
+            continue
+        (pos, n_pos), (neg, n_neg) = s["counts"].items()
+        figures = ", ".join(
+            f"{name} {_figure(s[key] if key == 'auroc' else s['rates'][key], s['intervals'][key])}"
+            for name, key in (("AUROC", "auroc"), ("TPR", "tpr"), ("FPR", "fpr"))
+        )
+        fired = [
+            f"{x['sample']} {x['step']}" + ("" if x["label"] else " (0)") for x in s["steps"] if x["fired"]
+        ]
+        click.echo(
+            f"{r['probe']:<16} {n_pos} {pos}, {n_neg} {neg}: {figures}; fired on "
+            + (", ".join(fired) if fired else "none")
+        )
+
+
+def _figure(value: float | None, interval: list[float | None]) -> str:
+    if value is None:
+        return "n/a"
+    lo, hi = interval
+    return f"{value:.3f} [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else f"{value:.3f}"
 
 
 @probes_group.command("list")
