@@ -81,11 +81,12 @@ def _otlp_file(path: Path) -> Path:
         [
             {**chat, "gen_ai.input.messages": _messages("refund ticket ZQX-0042"), "gen_ai.usage.cost": 0.25},
             {
-                "name": "execute_tool issue_refund",
+                # a read, not a payment: a refund tool without a human's yes raises unapproved-action
+                "name": "execute_tool lookup_ticket",
                 "gen_ai.operation.name": "execute_tool",
-                "gen_ai.tool.name": "issue_refund",
+                "gen_ai.tool.name": "lookup_ticket",
                 "gen_ai.tool.call.arguments": json.dumps({"ticket": "ZQX-0042"}),
-                "error": "card declined",
+                "error": "ticket locked",
             },
         ],
     )
@@ -185,15 +186,15 @@ def test_rows_carry_findings_and_matches(data_dir: Path) -> None:
     rows = {row["root_name"]: row for row in _rows(data_dir, "--search", "refund")}
     assert rows[HOSTILE]["findings"] >= 1 and rows[HOSTILE]["max_severity"]
     assert rows[REFUND]["findings"] == 0 and rows[REFUND]["max_severity"] is None
-    # Steps holding "refund": REFUND's root, chat input and issue_refund tool; HOSTILE's root and chat input
-    assert rows[REFUND]["matches"] == 3 and rows[HOSTILE]["matches"] == 2
+    # The steps holding "refund": each trace's root (by its name) and chat step (by its input)
+    assert rows[REFUND]["matches"] == 2 and rows[HOSTILE]["matches"] == 2
     assert rows[REFUND]["cost_usd"] == pytest.approx(0.25) and rows[REFUND]["error_count"] == 1
 
     table = _traces(data_dir, "--search", "refund")
     assert table.exit_code == 0, table.output
     header, *lines = table.output.splitlines()
     assert header.split()[-3:] == ["FINDINGS", "MATCHES", "ROOT"]
-    hostile = next(line for line in lines if "invoke_agent refund" in line)
+    hostile = next(line for line in lines if "invoke_agent refund \\x1b" in line)
     assert f"{rows[HOSTILE]['findings']} {rows[HOSTILE]['max_severity']}" in hostile
     assert "MATCHES" not in _traces(data_dir).output  # no text search, no column for it
 
@@ -248,6 +249,7 @@ BAD: list[tuple[list[str], str, str]] = [
     (["--limit", "0"], "'--limit'", "0"),
     (["--limit", "many"], "'--limit'", "many"),
     (["--offset", "-1"], "'--offset'", "-1"),
+    (["--offset", "99999999999999999999"], "'--offset'", "not in the range"),
     (["--search", "\udcff"], "'--search'", "not valid UTF-8"),  # a stray byte from the terminal
     (["--service", "ok", "--service", "\udcfe"], "'--service'", "not valid UTF-8"),
     (["--errors", "--no-errors", "--bogus"], "--bogus", "No such option"),

@@ -23,6 +23,10 @@ from workbench.cli.common import settings as settings_of
 if TYPE_CHECKING:
     from workbench.store.explore_traces import TraceFilter
 
+# The read API's bound on an offset (api.py): one range for both roads, so a number the server would
+# refuse is refused here first, as a usage error, and the file's query never sees one past 64 bits.
+PAGE_MAX = 2**62
+
 
 @click.command()
 @click.option(
@@ -59,10 +63,12 @@ if TYPE_CHECKING:
 )
 @click.option("--until", type=Instant(), help="Only traces that started before TIME (same forms).")
 @click.option("--min-cost", type=Usd(), help="Only traces whose steps cost at least USD in all.")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most N traces.")
+@click.option(
+    "--limit", type=click.IntRange(1, PAGE_MAX), default=100, show_default=True, help="At most N traces."
+)
 @click.option(
     "--offset",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, PAGE_MAX),
     default=0,
     show_default=True,
     help="Skip the first N matches (the next page: --offset 100).",
