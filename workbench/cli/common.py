@@ -7,6 +7,8 @@ Command modules import this at their top; nothing here imports a command, so the
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,3 +134,75 @@ def check_output(path: Path, flag: str) -> None:
             f"{flag} {path}: already exists and is not a directory"
             " (choose a new path; nothing was overwritten)"
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64 = range(-(2**63), 2**63)
+
+
+class Instant(click.ParamType):
+    """A time option as integer nanoseconds since the epoch, the unit every stored time has.
+
+    Accepts ISO 8601 as Python reads it (`2026-12-03T10:00:00Z`, `2026-12-03 10:00+01:00`, `2026-12-03`;
+    UTC when it names no offset) or integer nanoseconds. Converted exactly, without a float on the way, so
+    a boundary at a span's own start time keeps that span. Relative forms (`2h`) are not read: no
+    parser for them is a dependency, and a hand-written one would be one more grammar to get wrong. A
+    bad value is click's usage error naming the option (exit 2), before any work.
+    """
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.isascii() and text.isdigit():
+            ns = int(text)
+        else:
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                self.fail(
+                    f"{value!r} is not a time: give ISO 8601 (2026-12-03T10:00:00Z, 2026-12-03; UTC when no "
+                    "offset is given) or integer nanoseconds since the epoch",
+                    param,
+                    ctx,
+                )
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            delta = when - _EPOCH
+            ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+        if ns not in _INT64:
+            self.fail(
+                f"{value!r} is out of range: stored times are 64-bit nanoseconds (1677 to 2262)", param, ctx
+            )
+        return ns
+
+
+class Usd(click.ParamType):
+    """An amount of US dollars: a finite number, zero or more (click's FloatRange lets NaN through, and
+    `cost >= NaN` would quietly match nothing)."""
+
+    name = "usd"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            amount = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of US dollars", param, ctx)
+        if not math.isfinite(amount) or amount < 0:
+            self.fail(f"{value!r} must be a finite amount of zero or more", param, ctx)
+        return amount
+
+
+def utf8_text(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback refusing text that is not valid UTF-8 (a terminal's stray byte arrives as a lone
+    surrogate), which neither a query string nor DuckDB can carry: one clear line instead of a
+    traceback from deep inside the request."""
+    for text in value if isinstance(value, tuple) else (value,):
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise click.BadParameter(f"{text!r} is not valid UTF-8", ctx, param) from None
+    return value

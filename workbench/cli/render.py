@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -92,18 +93,37 @@ def pretty_json(text: str | None, width: int = 400) -> str:
     return excerpt(json.dumps(value, ensure_ascii=False, separators=(", ", ": ")), width)
 
 
-def traces_table(traces: list[TraceSummary]) -> str:
+def traces_table(traces: Sequence[TraceSummary], searched: bool = False, empty: str | None = None) -> str:
+    """The trace list, one trace a line. Rows of the trace search (`explore_traces.TraceRow`) add their
+    findings (count and worst severity); `searched` adds how many steps matched the text. `empty` is
+    what to say when nothing matched a filter, instead of the message for an empty store."""
     if not traces:
-        return "no traces yet: send OTLP to the collectors or run `workbench ingest FILE`"
-    header = f"{'TRACE':<32}  {'STARTED (UTC)':<24} {'STEPS':>6} {'ERR':>4} {'TOOLS':>5} {'TOKENS':>9}  ROOT"
-    lines = [header]
+        return (
+            clean(empty)
+            if empty
+            else "no traces yet: send OTLP to the collectors or run `workbench ingest FILE`"
+        )
+    judged = all(hasattr(t, "findings") for t in traces)
+    header = (
+        f"{'TRACE':<32}  {'STARTED (UTC)':<24} {'STEPS':>6} {'ERR':>4} {'TOOLS':>5} {'TOKENS':>9} "
+        f"{'COST $':>9}"
+    )
+    header += f"  {'FINDINGS':<13}" if judged else ""
+    header += f" {'MATCHES':>7}" if searched else ""
+    lines = [header + "  ROOT"]
     for t in traces:
         tokens = t.tokens_in + t.tokens_out
         root = t.root_name + (f"  [{t.service_name}]" if t.service_name else "")
-        lines.append(
+        line = (
             f"{t.trace_id:<32}  {iso(t.start_time_ns):<24} {t.span_count:>6} {t.error_count:>4} "
-            f"{t.tool_calls:>5} {tokens:>9}  {root}"
+            f"{t.tool_calls:>5} {tokens:>9} {t.cost_usd:>9.4f}"
         )
+        if judged:
+            count, worst = getattr(t, "findings", 0), getattr(t, "max_severity", None)
+            line += f"  {f'{count} {worst}' if count else '-':<13}"
+        if searched:
+            line += f" {getattr(t, 'matches', 0):>7}"
+        lines.append(f"{line}  {root}")
     return lines_out(lines)
 
 

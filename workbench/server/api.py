@@ -6,11 +6,14 @@ the server, so nothing else can even open the file read-only. Other tools (the C
 app (same port, same bearer token), and its queries run on Starlette's thread pool with their own
 cursor, so a large page never stalls the event loop that acknowledges ingest.
 
-    GET /api/v1/traces?limit=100&offset=0[&q=text]
+    GET /api/v1/traces?limit=100&offset=0[&q=text][&service=S...][&agent=A...][&start_ns=N][&end_ns=N]
+                      [&has_findings=true|false][&has_errors=true|false][&min_cost=USD]
         {"total": int, "limit": int, "offset": int,
          "traces": [TraceSummary fields + findings, max_severity, matches]}
-        with q: the traces whose step text contains q (case-insensitive), as the Traces page's search,
-        and "total": null (counting every match would cost what the page saves)
+        The Traces page's filter (`TraceFilter`), one parameter per field: q, the traces whose step text
+        contains it (case-insensitive); service and agent repeat; the window is [start_ns, end_ns) on
+        the trace's start. With any filter, "total": null (counting every match would cost what the
+        page saves)
     GET /api/v1/traces/{trace_id}/steps?limit=20000&offset=0
         {"trace_id": full id, "total": int, "limit": int, "offset": int, "steps": [{seq, Step fields...}]}
 
@@ -28,7 +31,9 @@ queues through this and polls; the server's worker (probes/worker.py) runs the j
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import string
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -102,21 +107,66 @@ def _resolve(store: Store, given: str) -> str:
     return found[0]
 
 
-def _traces_page(store: Store, limit: int, offset: int, text: str = "") -> dict[str, Any]:
-    if text.strip():
-        return {
-            "total": None,
-            "limit": limit,
-            "offset": offset,
-            "traces": explore_traces.search_traces(store, TraceFilter(text=text), limit, offset),
-        }
+def _opt_int(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 2**63
+    if not -(2**63) <= value < 2**63:
+        raise ApiError(400, f"query parameter {name!r} must be a 64-bit integer (nanoseconds), got {raw!r}")
+    return value
+
+
+def _opt_bool(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in ("true", "false"):
+        raise ApiError(400, f"query parameter {name!r} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
+def _opt_cost(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ApiError(400, f"query parameter {name!r} must be a finite amount of zero or more, got {raw!r}")
+    return value
+
+
+def trace_filter(request: Request) -> TraceFilter:
+    """The trace list's filter from the query string, one parameter per `TraceFilter` field (`q` for the
+    text, `service` and `agent` repeated), so the CLI and other tools filter exactly as the Traces page
+    does; a bad value is a 400 naming its parameter. The client's `filter_params` writes them."""
+    return TraceFilter(
+        text=request.query_params.get("q", ""),
+        services=tuple(request.query_params.getlist("service")),
+        agents=tuple(request.query_params.getlist("agent")),
+        start_ns=_opt_int(request, "start_ns"),
+        end_ns=_opt_int(request, "end_ns"),
+        has_findings=_opt_bool(request, "has_findings"),
+        has_errors=_opt_bool(request, "has_errors"),
+        min_cost=_opt_cost(request, "min_cost"),
+    )
+
+
+def _traces_page(store: Store, flt: TraceFilter, limit: int, offset: int) -> dict[str, Any]:
+    # The unfiltered page has the same rows as a search (findings, worst severity; matches 0), so both
+    # carry what the module docstring promises; only it counts the total, which is cheap without filters.
+    filtered = dataclasses.replace(flt, text=flt.text.strip()) != TraceFilter()
     return {
-        "total": api_queries.count_traces(store),
+        "total": None if filtered else api_queries.count_traces(store),
         "limit": limit,
         "offset": offset,
-        # The same rows as a search (findings, worst severity; matches 0), so both pages carry what the
-        # module docstring promises.
-        "traces": explore_traces.search_traces(store, TraceFilter(), limit, offset),
+        "traces": explore_traces.search_traces(store, flt, limit, offset),
     }
 
 
@@ -226,7 +276,7 @@ def api_mount(store: Store, settings: Settings) -> Mount:
     def traces(request: Request) -> dict[str, Any]:
         limit = _int_param(request, "limit", TRACES_DEFAULT_LIMIT, TRACES_MAX_LIMIT, minimum=1)
         offset = _int_param(request, "offset", 0, 2**62)
-        return _traces_page(store, limit, offset, request.query_params.get("q", ""))
+        return _traces_page(store, trace_filter(request), limit, offset)
 
     def steps(request: Request) -> dict[str, Any]:
         limit = _int_param(request, "limit", STEPS_DEFAULT_LIMIT, STEPS_MAX_LIMIT, minimum=1)

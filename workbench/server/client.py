@@ -24,15 +24,18 @@ import time
 import urllib.parse
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
 from workbench.errors import WorkbenchError
-from workbench.model import Step, StepKind, StoredStep, TraceSummary
+from workbench.model import Step, StepKind, StoredStep
 from workbench.server.discovery import ServerInfo, running_server
 from workbench.settings import Settings
+
+if TYPE_CHECKING:  # imports DuckDB: only the commands that read traces pay for it, inside the call
+    from workbench.store.explore_traces import TraceFilter, TraceRow
 
 TIMEOUT_S = 300.0  # a page of a 100k-step trace or a probe request on a busy server
 RETRY_DEFAULT_S = 1.0  # a 503 without Retry-After (Uvicorn's own concurrency limit sends none)
@@ -74,8 +77,8 @@ class ServerClient:
         except httpx.TransportError:
             return False
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET /api/v1{path} and its JSON body."""
+    def get_json(self, path: str, params: dict[str, Any] | list[tuple[str, str]] | None = None) -> Any:
+        """GET /api/v1{path} and its JSON body; `params` as pairs when a parameter repeats."""
         return orjson.loads(self.request("GET", f"/api/v1{path}", params=params).content)
 
     def post_json(self, path: str, body: dict[str, Any]) -> Any:
@@ -177,21 +180,47 @@ def elsewhere(settings: Settings) -> str | None:
 # The read API's pages as the records the named queries return, so a command renders them without
 # knowing where they came from.
 
-_SUMMARY_FIELDS = tuple(f.name for f in dataclasses.fields(TraceSummary))
+TRACES_PAGE_MAX = 10_000  # the API's largest page of traces (api.py TRACES_MAX_LIMIT)
 
 
-def read_traces(client: ServerClient, limit: int) -> list[TraceSummary]:
-    """The newest `limit` traces, page after page."""
-    found: list[TraceSummary] = []
+def filter_params(flt: TraceFilter) -> list[tuple[str, str]]:
+    """`flt` as the read API's query parameters, one per field (`api.trace_filter` reads them back):
+    `q`, `service` and `agent` (repeated), `start_ns`, `end_ns`, `has_findings`, `has_errors`,
+    `min_cost`. Empty fields send nothing, which the API reads as no condition."""
+    params: list[tuple[str, str]] = [("q", flt.text)] if flt.text else []
+    params += [("service", name) for name in flt.services]
+    params += [("agent", name) for name in flt.agents]
+    for key, when in (("start_ns", flt.start_ns), ("end_ns", flt.end_ns)):
+        if when is not None:
+            params.append((key, str(when)))
+    for key, wanted in (("has_findings", flt.has_findings), ("has_errors", flt.has_errors)):
+        if wanted is not None:
+            params.append((key, "true" if wanted else "false"))
+    if flt.min_cost is not None:
+        params.append(("min_cost", repr(flt.min_cost)))  # the shortest text that reads back exactly
+    return params
+
+
+def search_traces(client: ServerClient, flt: TraceFilter, limit: int, offset: int = 0) -> list[TraceRow]:
+    """The trace list narrowed by `flt`, newest first, from `offset` on: the rows `explore_traces.
+    search_traces` gives on the file, fetched page after page (a page holds at most TRACES_PAGE_MAX).
+
+    A page shorter than asked for is the last: a filtered page has no total to count against."""
+    from workbench.store.explore_traces import TraceRow
+
+    fields = {f.name for f in dataclasses.fields(TraceRow)}
+    base = filter_params(flt)
+    found: list[TraceRow] = []
     while len(found) < limit:
-        page = client.get_json("/traces", {"limit": min(limit - len(found), 10_000), "offset": len(found)})
+        want = min(limit - len(found), TRACES_PAGE_MAX)
+        page = client.get_json("/traces", [*base, ("limit", str(want)), ("offset", str(offset + len(found)))])
         rows = page["traces"]
-        # Rows may carry more than a summary (findings counts); a newer server may add fields too.
+        # A newer server may add fields: keep the ones this row type has.
         found += [
-            TraceSummary(**{**{k: row[k] for k in _SUMMARY_FIELDS}, "agents": tuple(row["agents"])})
+            TraceRow(**{**{k: v for k, v in row.items() if k in fields}, "agents": tuple(row["agents"])})
             for row in rows
         ]
-        if not rows or len(found) >= page["total"]:
+        if len(rows) < want:
             break
     return found
 
