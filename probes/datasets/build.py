@@ -14,10 +14,11 @@ inference see text built the same way (probes/text.py).
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import sys
 from pathlib import Path
+
+from probes.datasets import render, write_or_check
 
 HERE = Path(__file__).resolve().parent
 PER_LABEL = 12
@@ -472,24 +473,12 @@ def _controls() -> list[dict[str, object]]:
     ]
 
 
-def render(rows: list[dict[str, object]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
-
-
 def main(argv: list[str]) -> int:
-    stale = []
-    for name, rows in (("intent.jsonl", intent_rows()), ("deception.jsonl", deception_rows())):
-        path = HERE / name
-        text = render(rows)
-        if "--check" in argv:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                stale.append(name)
-        else:
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"stale: {', '.join(stale)} (run python -m probes.datasets.build)", file=sys.stderr)
-        return 1
-    return 0
+    files = [
+        (HERE / "intent.jsonl", render(intent_rows())),
+        (HERE / "deception.jsonl", render(deception_rows())),
+    ]
+    return write_or_check(files, argv, "probes.datasets.build")
 
 
 if __name__ == "__main__":

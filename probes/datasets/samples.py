@@ -28,7 +28,6 @@ cannot silently keep a label that no longer fits it.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from collectors import decode
 from collectors.files import is_logs, read_requests
 from collectors.pipeline import IngestPipeline
 from probes.artifact import ProbeError
+from probes.datasets import render, write_or_check
 from probes.text import step_input
 from sample_traces.catalog import SAMPLES, Sample
 from workbench.errors import WorkbenchError
@@ -342,20 +342,9 @@ def sample_rows(samples: Sequence[Sample] = SAMPLES) -> list[dict[str, Any]]:
     return rows
 
 
-def render(rows: Sequence[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
-
-
 def main(argv: list[str]) -> int:
     """Write `samples.jsonl` (same bytes every time), or with --check exit 1 if it is stale."""
-    text = render(sample_rows())
-    if "--check" in argv:
-        if not PATH.exists() or PATH.read_text(encoding="utf-8") != text:
-            print(f"stale: {PATH.name} (run python -m probes.datasets.samples)", file=sys.stderr)
-            return 1
-        return 0
-    PATH.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check([(PATH, render(sample_rows()))], argv, "probes.datasets.samples")
 
 
 if __name__ == "__main__":
