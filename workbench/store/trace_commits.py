@@ -16,6 +16,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from workbench.store.batch import arrow_stream
 from workbench.store.connection import Store
 
 ROW_GROUP = 122_880  # DuckDB's rows per row group: the grain of a rebuilt row's seq range
@@ -36,7 +37,8 @@ REBUILD_SQL = (
 def append(cur: duckdb.DuckDBPyConnection, steps: pa.Table) -> None:
     """Add the rows of these just inserted steps (seq, trace_id, start_time_ns columns), inside the
     caller's transaction."""
-    _wb_new_steps = steps  # noqa: F841 - read by DuckDB's replacement scan
+    columns = steps.select(["seq", "trace_id", "start_time_ns"])
+    _wb_new_steps = arrow_stream(columns)  # noqa: F841 - read by DuckDB's replacement scan
     cur.execute(APPEND_SQL.format(steps="_wb_new_steps"))
 
 
