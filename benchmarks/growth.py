@@ -37,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import statistics
 import struct
 import subprocess
@@ -257,6 +258,13 @@ def profile(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    """End a profile now (py-spy writes what it has sampled on SIGINT) or when its duration is up."""
+    if spy.poll() is None:
+        spy.send_signal(signal.SIGINT)
+    spy.wait(60)
+
+
 def self_and_total(path: Path) -> tuple[Counter[str], Counter[str], int]:
     """Per function: samples where it is on the stack (total) and on top (self); and all samples."""
     total: Counter[str] = Counter()
@@ -332,6 +340,71 @@ def floor_pages_s(tmp: Path) -> tuple[float, float, float]:
         proc.wait(30)
 
 
+@dataclass
+class Side:
+    """One server's share of the side-by-side window: spans acknowledged, seconds, CPU seconds."""
+
+    spans: int
+    seconds: float
+    cpu_s: float
+    stored_from: int
+
+    @property
+    def rate(self) -> float:
+        return self.spans / self.seconds
+
+    @property
+    def cpu_ms_per_1k(self) -> float:
+        return 1000 * self.cpu_s / (self.spans / 1000)
+
+
+def side_by_side(
+    big_pid: int, big_port: int, big: Load, tmp: Path, small_at: int, clients: int, seconds: float
+) -> tuple[Side, Side]:
+    """The big store's server and a fresh one around `small_at` spans, ingesting at the same moments.
+
+    Why: on a shared machine the speed of the CPU drifts by 15-30% over the minutes between a run's
+    100k and 1M stretches (the decode workers, whose work does not depend on the store, drifted as much
+    as the writer), which no sequential measurement can tell from growth. Two servers sharing the same
+    moments share the drift: the ratio of their rates is the store's effect alone. The small server is
+    filled to half of `small_at` alone, then each gets half the clients for `seconds` (after 10 s of
+    warm-up), so its window lies around `small_at` stored spans."""
+    data = tmp / "side-small"
+    small_proc, small_port = start_server(data)
+    drain(small_proc)
+    small = Load(big.templates)
+    try:
+        send_until(small_port, small, small_at // 2, clients)
+        stop = threading.Event()
+
+        def drive(port: int, load: Load) -> None:
+            while not stop.is_set():
+                send_until(port, load, load.acked + 20 * SPANS_PER_TRACE, max(1, clients // 2))
+
+        threads = [
+            threading.Thread(target=drive, args=(big_port, big)),
+            threading.Thread(target=drive, args=(small_port, small)),
+        ]
+        for t in threads:
+            t.start()
+        time.sleep(10)
+        start = [(big.acked, server_cpu_s(big_pid)), (small.acked, server_cpu_s(small_proc.pid))]
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        end = [(big.acked, server_cpu_s(big_pid)), (small.acked, server_cpu_s(small_proc.pid))]
+        elapsed = time.perf_counter() - t0
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        small_proc.terminate()
+        small_proc.wait(120)
+    big_side, small_side = (
+        Side(e[0] - s[0], elapsed, e[1] - s[1], s[0]) for s, e in zip(start, end, strict=True)
+    )
+    return big_side, small_side
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="checkpoints at 20k, 60k, 200k spans")
@@ -341,6 +414,7 @@ def main() -> None:
     ap.add_argument("--profile-s", type=int, default=0, help="seconds of py-spy per profiled stretch")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--no-browser", action="store_true", help="no page timings in Chromium")
+    ap.add_argument("--side-s", type=float, default=60.0, help="seconds of the side-by-side window")
     ap.add_argument("--keep", type=Path, help="keep the data directory here (for a look afterwards)")
     report.add_output_args(ap)
     args = ap.parse_args()
@@ -376,17 +450,24 @@ def main() -> None:
                     send_until(port, load, done + lead, args.clients)
                     spy = profile(proc.pid, profile_s, prof)
                     profiles.append(prof)
-                # CPU over the stretch's last fifth (the marginal cost at this size), py-spy aside.
+                # CPU over the stretch's last fifth (the marginal cost at this size), py-spy aside:
+                # the profile ends where the last fifth begins, whatever the rate (a fixed 30 s
+                # outlasted a whole 100k stretch on a fast machine, and the clients then waited for it).
                 tail = max(SPANS_PER_TRACE, (target - done) // 5)
                 send_until(port, load, target - tail, args.clients)
+                spy_s = time.perf_counter()
                 if spy is not None:
-                    spy.wait()
+                    stop_profile(spy)
+                spy_s = time.perf_counter() - spy_s
                 cpu0 = server_cpu_s(proc.pid)
+                tail_from = load.acked
+                t0 = time.perf_counter()
                 send_until(port, load, target, args.clients)
-                cpu_ms = 1000 * (server_cpu_s(proc.pid) - cpu0) / (tail / 1000)
+                t1 = next(t for t, n in load.progress if n >= target)
+                cpu_ms = 1000 * (server_cpu_s(proc.pid) - cpu0) / ((load.acked - tail_from) / 1000)
                 cpu_per_1k.append(cpu_ms)
-                whole = rate_over(load.progress, max(done, SPANS_PER_TRACE), target, browser_s)
-                last = rate_over(load.progress, target - tail, target)
+                whole = rate_over(load.progress, max(done, SPANS_PER_TRACE), target, browser_s + spy_s)
+                last = (target - tail_from) / max(t1 - t0, 1e-9)
                 marginal.append(last)
                 time.sleep(2)  # let the findings scanner's debounce pass before timing reads
                 list_ms, page = get_ms(port, "/api/v1/traces?limit=100")
@@ -421,6 +502,7 @@ def main() -> None:
                 )
                 print(rows[-1], flush=True)
                 done = target
+            side = side_by_side(proc.pid, port, load, Path(tmp), checkpoints[0], args.clients, args.side_s)
         except BaseException:
             print(b"".join(server_log).decode(errors="replace")[-4000:], file=sys.stderr)
             raise
@@ -453,6 +535,16 @@ def main() -> None:
         f"Marginal ingest at {checkpoints[-1]:,} spans is **{final / first:.2f}x** the rate at "
         f"{checkpoints[0]:,} (goal >= 0.90); by server CPU per span, which the machine's load moves "
         f"less, **{cpu_per_1k[0] / cpu_per_1k[-1]:.2f}x**.",
+        "",
+        f"**Side by side** (the same moments, so the machine's drift cancels): the {checkpoints[-1]:,}-span "
+        f"server and a fresh one filled to {side[1].stored_from:,} spans, {max(1, args.clients // 2)} "
+        f"clients each for {side[0].seconds:.0f} s. The big store's server: {side[0].rate:,.0f} spans/s, "
+        f"{side[0].cpu_ms_per_1k:,.0f} ms of CPU per 1,000 spans; the small one: {side[1].rate:,.0f} "
+        f"spans/s, {side[1].cpu_ms_per_1k:,.0f} ms (it ended at {side[1].stored_from + side[1].spans:,}). "
+        f"Ingest at {checkpoints[-1]:,} stored spans is **{side[0].rate / side[1].rate:.2f}x** the rate "
+        f"of the small store (goal >= 0.90); by CPU per span "
+        f"**{side[1].cpu_ms_per_1k / side[0].cpu_ms_per_1k:.2f}x**.",
+        "",
         f"Floor: a bare DuckDB append of the same rows, one transaction per request: {floor:,.0f} spans/s; "
         f"ingest at {checkpoints[-1]:,} spans is **{final / floor:.3f}x** the floor (goal >= 0.5).",
         *(
@@ -468,7 +560,8 @@ def main() -> None:
             else []
         ),
         "",
-        f"Where the extra time goes (py-spy, {profile_s} s in the first and the last stretch; a function's "
+        f"Where the extra time goes (py-spy, from 30% of the first and the last stretch until their last "
+        f"fifth or for {profile_s} s, whichever ends first; a function's "
         "share of the server's non-idle samples, biggest growth first):",
         "",
         *hot,
