@@ -104,53 +104,67 @@ def renamed(batch: Batch, k: int) -> Batch:
     return Batch(fix(batch.spans), fix(batch.steps), batch.digests)
 
 
-def grow_cpu(batches: list[Batch], spans: int, path: Path, vacuum: bool) -> list[tuple[int, float]]:
-    """The writer alone growing a store to `spans`: (stored spans, CPU ms per 1,000 spans) per round of
-    len(batches) requests, DuckDB checkpointing itself at the writer's WAL threshold, with the
-    writer's row group merging setting or DuckDB's default (`vacuum`)."""
-    store = Store(path)
-    cur = store.cursor()
-    cur.execute("SET threads = 1")  # what `workbench serve` gives DuckDB on 2 cores
-    writer = SpanWriter(store, normalizer_version=normalizer_version_of(default_normalizer()))
-    if vacuum:
-        cur.execute("RESET max_vacuum_tasks")
-    per_round = sum(b.span_count for b in batches)
-    out = []
-    for k in range(spans // per_round):
-        group = [renamed(b, k) for b in batches]
+class Grower:
+    """One store and its writer, taking rounds of the same requests under new trace ids."""
+
+    def __init__(self, path: Path, batches: list[Batch], vacuum: bool, first_id: int) -> None:
+        self.store = Store(path)
+        cur = self.store.cursor()
+        cur.execute("SET threads = 1")  # what `workbench serve` gives DuckDB on 2 cores
+        self.writer = SpanWriter(self.store, normalizer_version=normalizer_version_of(default_normalizer()))
+        if vacuum:
+            cur.execute("RESET max_vacuum_tasks")  # after the writer set its own
+        self.batches, self.next_id = batches, first_id
+
+    def round(self) -> float:
+        """Commit one round, 4 requests per group; CPU ms per 1,000 spans (checkpoints included)."""
+        group = [renamed(b, self.next_id) for b in self.batches]
+        self.next_id += 1
         cpu = time.process_time()
         for i in range(0, len(group), GROUP):
-            writer.write_group(group[i : i + GROUP], ["bench"] * len(group[i : i + GROUP]))
-        out.append(((k + 1) * per_round, 1e6 * (time.process_time() - cpu) / per_round))
-    store.close()
-    return out
+            self.writer.write_group(group[i : i + GROUP], ["bench"] * len(group[i : i + GROUP]))
+        return 1e6 * (time.process_time() - cpu) / sum(b.span_count for b in group)
+
+    def stored(self) -> int:
+        return self.writer.last_seq
 
 
-def grow_section(batches: list[Batch], spans: int, tmp: Path) -> str:
-    """The writer's CPU per span near 100k and near `spans` stored, ours against DuckDB's default."""
+def grow_section(batches: list[Batch], spans: int, tmp: Path, rounds: int = 12) -> str:
+    """The writer's CPU per span on a store of `spans` against one of ~100k, at the same moments,
+    with row group merging off (the writer's setting) and at DuckDB's default."""
     lines = [
-        "| row group merging at checkpoints | CPU per 1,000 spans, 60k-140k stored | "
-        f"last 80k before {spans:,} | growth (first / last) | file |",
+        f"| row group merging at checkpoints | CPU per 1,000 spans, store from {spans:,} | "
+        "small store, same moments | big / small | file at the end |",
         "|---|---|---|---|---|",
     ]
     for name, vacuum in (("off (the writer's setting)", False), ("DuckDB's default (on)", True)):
-        path = tmp / f"grow-{vacuum}.duckdb"
-        rounds = grow_cpu(batches, spans, path, vacuum)
-
-        def mean(lo: int, hi: int, rounds: list[tuple[int, float]] = rounds) -> float:
-            got = [ms for n, ms in rounds if lo < n <= hi]
-            return sum(got) / len(got)
-
-        early, late = mean(60_000, 140_000), mean(spans - 80_000, spans)
-        size = path.stat().st_size / 2**30
-        lines.append(f"| {name} | {early:,.0f} ms | {late:,.0f} ms | {early / late:.2f}x | {size:.2f} GB |")
-        path.unlink()
+        big = Grower(tmp / f"big-{vacuum}.duckdb", batches, vacuum, 0)
+        while big.stored() < spans:
+            big.round()
+        small = Grower(tmp / f"small-{vacuum}.duckdb", batches, vacuum, 1_000_000)
+        while small.stored() < 60_000:
+            small.round()
+        small_from = small.stored()
+        got: tuple[list[float], list[float]] = ([], [])
+        for _ in range(rounds):  # interleaved: the machine's drift falls on both alike
+            got[0].append(big.round())
+            got[1].append(small.round())
+        b, m = (sum(g) / len(g) for g in got)
+        size = (tmp / f"big-{vacuum}.duckdb").stat().st_size / 2**30
+        lines.append(
+            f"| {name} | {b:,.0f} ms | {m:,.0f} ms ({small_from:,} to {small.stored():,} stored) "
+            f"| {m / b:.2f}x | {size:.2f} GB |"
+        )
+        for g in (big, small):
+            g.store.close()
     return (
-        f"The writer alone growing a store to {spans:,} spans (`--grow`): the same prepared requests "
-        "under new trace ids, 4 per group commit, DuckDB at one thread checkpointing itself at the "
-        "writer's 256 MB WAL threshold; CPU of this process per 1,000 spans, averaged over 10k-span "
-        "rounds (checkpoints included), with row group merging off and at DuckDB's default, same run. "
-        "Growth >= 0.90x is flat (issue #20 item 2).\n\n" + "\n".join(lines)
+        f"The writer alone on a store grown to {spans:,} spans (`--grow`) and on one of 60k, in "
+        f"{rounds} alternating rounds of {len(batches)} requests each (the same prepared requests under "
+        "new trace ids, 4 per group commit; DuckDB at one thread, checkpointing itself at the writer's "
+        "256 MB WAL threshold): CPU of this process per 1,000 spans, checkpoints included. Alternating "
+        "rounds share the machine's drift, which sequential stretches do not (it moved a single store's "
+        "figures by 15% in 10 minutes). Big / small >= 0.90x is flat (issue #20 item 2).\n\n"
+        + "\n".join(lines)
     )
 
 
