@@ -149,10 +149,11 @@ class SpanWriter:
             cur.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             # Each checkpoint starts a new row group, and DuckDB's vacuum then merges the small ones at
             # the end of the table by rewriting them: of every 122,880 spans appended, about 200,000
-            # rows were decompressed and compressed again (three checkpoints per row group: cheap, then
-            # 11 s, then 2 s of CPU at 1M stored spans; 116 ms per 1,000 spans against 25 without, and
-            # growing with the store: benchmarks/RESULTS.md, "Checkpoint vacuum"). Without it a row
-            # group holds one checkpoint's spans (~40,000). Row groups whose rows are all deleted (steps
+            # rows were decompressed and compressed again (three checkpoints per row group: about 1 s,
+            # then 6-15 s, then 2 s of CPU at 100k-1M stored spans; checkpoints cost 94-119 ms per
+            # 1,000 spans against 24-30 without, and the writer on a 1M store 0.62x its speed on a 60k
+            # one against 0.93x without: `benchmarks/write_path.py --grow`). Without it a row group
+            # holds one checkpoint's spans (~40,000). Row groups whose rows are all deleted (steps
             # rewritten by renormalize) are still dropped; partly deleted ones keep their space.
             cur.execute(f"SET max_vacuum_tasks = {MAX_VACUUM_TASKS}")
         # This store's own run of seqs: all of them in a file; in a lake, this node's slice, so a node
