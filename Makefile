@@ -70,7 +70,8 @@ bench-lake: setup postgres
 bench-phoenix: setup
 	$(PY) benchmarks/vs_phoenix.py
 
-# Ingest and reads as the store grows (100k, 300k, 1M spans; GROWTH_ARGS="--max-spans 10000000" for 10M,
+# Ingest and reads as the store grows (100k, 300k, 1M spans, then the 1M server side by side with a fresh one;
+# GROWTH_ARGS="--max-spans 10000000" for 10M,
 # "--quick" for 20k/60k/200k), with py-spy profiles of the server at the small and the large size; then
 # the search side index's write cost per 1,000 steps against a bare FTS5 insert (benchmarks/search_write.py),
 # and the group commit's CPU per span against a bare DuckDB append of the same spans (benchmarks/write_path.py).

@@ -12,6 +12,11 @@ clients are paused, and its time is left out of the next stretch's rate). Ingest
 whole stretch and over its last part (the marginal rate at that size); the goal is the marginal rate
 at 1M >= 90% of the one at 100k.
 
+Side by side, last: the big store's server and a fresh one filled to half the first checkpoint ingest
+at the same moments, half the clients each (`--side-s`, 60 s). On a shared machine the CPU's speed
+drifts by 15-30% in the minutes between the 100k and the 1M stretch, and a sequential ratio cannot tell
+that from growth; two servers at the same moments share the drift, so their ratio is the store's effect.
+
 The floors, measured in the same run: for ingest, a bare DuckDB append of the same bytes' decoded rows,
 one transaction per request as the server commits them; for the pages, the Traces page's table over
 rows made up in memory with no store behind it (`benchmarks/traces_floor_app.py`), what Streamlit and
