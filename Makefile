@@ -74,13 +74,14 @@ bench-phoenix: setup
 # GROWTH_ARGS="--max-spans 10000000" for 10M,
 # "--quick" for 20k/60k/200k), with py-spy profiles of the server at the small and the large size; then
 # the search side index's write cost per 1,000 steps against a bare FTS5 insert (benchmarks/search_write.py),
-# and the group commit's CPU per span against a bare DuckDB append of the same spans (benchmarks/write_path.py).
+# and the group commit's CPU per span against a bare DuckDB append of the same spans, and the writer alone on a
+# 1M-span store against a 60k one in alternating rounds (benchmarks/write_path.py --grow, about 8 minutes).
 GROWTH_ARGS ?=
 bench-growth: setup chromium
 	$(PY) -m pip install --quiet py-spy==0.4.3
 	$(PY) benchmarks/growth.py $(GROWTH_ARGS)
 	$(PY) benchmarks/search_write.py
-	$(PY) benchmarks/write_path.py
+	$(PY) benchmarks/write_path.py --grow 1000000
 
 # The trace list and its search on generated 1M-span stores (LISTING_ARGS="--max-spans 10000000" adds 10M,
 # a few GB in a temp dir, minutes to build), each against the old scan of all steps in the same run.
