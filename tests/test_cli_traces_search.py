@@ -24,6 +24,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from tests.conftest import ServerProcess
 from workbench.cli import cli
+from workbench.store import search_index
 from workbench.store.connection import Store
 
 HOUR = 3_600_000_000_000
@@ -301,6 +302,9 @@ def test_the_server_and_the_file_give_the_same_rows(served: ServerProcess) -> No
         assert client.get(api).json()["total"] == 3
         assert client.get(api, params={"has_errors": "false"}).json()["total"] is None
     served.stop()
+    # From here the file answers, narrowed by the side index the server left beside it.
+    with Store(served.data_dir / "workbench.duckdb", read_only=True) as store:
+        assert isinstance(search_index.left_beside(store), search_index.LeftIndex)
 
     for args in asked:
         as_json, table = live[tuple(args)]

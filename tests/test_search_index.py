@@ -250,3 +250,50 @@ def test_a_step_whose_events_arrive_later_is_indexed_again_with_their_text(tmp_p
     assert len(needle) > 8
     found = index.candidates(needle)
     assert found is not None and found[0] == [trace_id(name)] and found[1] > spans_only
+
+
+def test_a_command_on_the_file_narrows_by_the_index_a_server_left(store: Store, tmp_path: Path) -> None:
+    """No server in this process (nothing attached): a search uses the index beside the file when it was
+    built from this database, scans past its watermark, and ignores a foreign, stale or broken one."""
+    scanned = _answers(store)
+    path = search_index.index_path(store)
+    assert search_index.for_search(store) is None  # never served: no file beside it
+    index = search_index.SearchIndex(path)
+    while index.update(store):
+        pass
+    index.close()
+    assert search_index.attached(store) is None
+    left = search_index.for_search(store)
+    assert isinstance(left, search_index.LeftIndex)
+    found = left.candidates("zqx00012345")
+    assert found is not None and found[1] == 3 * len(TEXTS)
+    every = {r.trace_id for r in search_traces(store, TraceFilter())}
+    assert set(found[0]) < every and found[0] == sorted(t for t, _ in scanned["zqx00012345"])
+    assert _answers(store) == scanned
+
+    # Steps stored after the server stopped (a command that ingested a file): past the watermark, scanned.
+    _write(store, 99, ["the ticket is zqx00012345 again, stored after the index", "db-prod-3 again"])
+    hidden = path.with_name("hidden")
+    path.rename(hidden)
+    without = _answers(store)
+    hidden.rename(path)
+    assert search_index.for_search(store) is not None and _answers(store) == without
+    assert len(without["zqx00012345"]) == len(scanned["zqx00012345"]) + 1
+
+    # Another database's index, an index of another format, a file that is not SQLite: all scanned.
+    other = Store(tmp_path / "other.duckdb")
+    other.migrate()
+    _write(other, 7, ["a different database"] * 30)
+    other_index = search_index.SearchIndex(search_index.index_path(other))
+    while other_index.update(other):
+        pass
+    other_index.close()
+    assert isinstance(search_index.for_search(other), search_index.LeftIndex)
+    path.rename(hidden)
+    search_index.index_path(other).rename(path)
+    assert search_index.for_search(store) is None and _answers(store) == without
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = 'old' WHERE key = 'format'")
+    assert search_index.for_search(store) is None
+    path.write_bytes(b"not a sqlite file at all" * 100)
+    assert search_index.for_search(store) is None and _answers(store) == without

@@ -76,7 +76,8 @@ def search_traces(store: Store, flt: TraceFilter, limit: int = 200, offset: int 
     what investigators type (ids, hostnames, SQL fragments), where a word index alone would split them.
     When the server keeps the full-text side index (`search_index`), it only narrows the traces the
     match runs on (those its words allow, plus everything newer than its watermark), so the answer is
-    the scan's; a store without one (a lake, a command on the file) scans.
+    the scan's. A command or a UI on the file uses the index a server left beside it, when it was built
+    from this database (`search_index.left_beside`); a store without one (a lake) scans.
 
     How it stays fast as the store grows (`explore_walk`): the time window, `has_findings`, `has_errors`
     and the side index's narrowing are judged on the small `trace_commits` table (all but the window as
@@ -209,7 +210,7 @@ def narrowed_by_index(store: Store, text: str) -> tuple[list[str], int] | None:
     """The traces the side index allows for `text` and its watermark, or None: scan everything."""
     if not text:
         return None
-    index = search_index.attached(store)
+    index = search_index.for_search(store)
     return index.candidates(text) if index is not None else None
 
 

@@ -30,6 +30,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.store.connection import Store
@@ -96,6 +97,16 @@ def terms(text: str) -> tuple[list[str], str]:
     return list(dict.fromkeys(out)), longest
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection (a URI built by pathlib, so a `?` or `#` in the path is a path character)."""
+    return sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    return str(row[0]) if row else ""
+
+
 class SearchIndex:
     """The side index file: `update` appends what is new in the store, `candidates` narrows a search.
 
@@ -134,8 +145,12 @@ class SearchIndex:
             Path(str(self.path) + suffix).unlink(missing_ok=True)
 
     def _meta(self, conn: sqlite3.Connection, key: str) -> str:
-        row = conn.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        return str(row[0]) if row else ""
+        return _meta(conn, key)
+
+    def close(self) -> None:
+        """Close the writing connection (SQLite folds its WAL into the file); searches still read it."""
+        with self._lock:
+            self._conn.close()
 
     @property
     def watermark(self) -> int:
@@ -229,35 +244,39 @@ class SearchIndex:
     def candidates(self, needle: str) -> tuple[list[str], int] | None:
         """(trace ids that may contain `needle`, the watermark they are complete up to), or None when
         the index cannot narrow the search (no usable term, too many documents, an unreadable file)."""
-        found, longest = terms(needle.lower())
-        if not found and len(longest) < MIN_INFIX:
-            return None
+        return candidates(self.path, needle)
+
+
+def candidates(path: Path, needle: str) -> tuple[list[str], int] | None:
+    """`SearchIndex.candidates` on the index file at `path`, read on a connection of its own (read-only)."""
+    found, longest = terms(needle.lower())
+    if not found and len(longest) < MIN_INFIX:
+        return None
+    try:
+        conn = _read_only(path)
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-            try:
-                mark = int(self._meta(conn, "watermark") or 0)
-                query = " AND ".join(found)
-                if not query:  # one word part: the stored words it lies inside, any of them
-                    words = conn.execute(
-                        "SELECT word FROM word_grams WHERE word_grams MATCH ? LIMIT ?",
-                        [f'"{longest}"', WORDS_PER_QUERY + 1],
-                    ).fetchall()
-                    if not words or len(words) > WORDS_PER_QUERY:
-                        return ([], mark) if not words else None
-                    query = " OR ".join(f'"{w[0]}"' for w in words)
-                rows = conn.execute(
-                    "SELECT d.trace_id FROM text JOIN docs d ON d.doc = text.rowid"
-                    " WHERE text MATCH ? LIMIT ?",
-                    [query, CAP + 1],
+            mark = int(_meta(conn, "watermark") or 0)
+            query = " AND ".join(found)
+            if not query:  # one word part: the stored words it lies inside, any of them
+                words = conn.execute(
+                    "SELECT word FROM word_grams WHERE word_grams MATCH ? LIMIT ?",
+                    [f'"{longest}"', WORDS_PER_QUERY + 1],
                 ).fetchall()
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            log.warning("search index %s failed (%s): scanning instead", self.path, exc)
-            return None
-        if len(rows) > CAP:
-            return None
-        return sorted({r[0] for r in rows}), mark
+                if not words or len(words) > WORDS_PER_QUERY:
+                    return ([], mark) if not words else None
+                query = " OR ".join(f'"{w[0]}"' for w in words)
+            rows = conn.execute(
+                "SELECT d.trace_id FROM text JOIN docs d ON d.doc = text.rowid WHERE text MATCH ? LIMIT ?",
+                [query, CAP + 1],
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        log.warning("search index %s failed (%s): scanning instead", path, exc)
+        return None
+    if len(rows) > CAP:
+        return None
+    return sorted({r[0] for r in rows}), mark
 
 
 def discard(store: Store) -> None:
@@ -282,6 +301,47 @@ def detach(store: Store) -> None:
 
 
 def attached(store: Store) -> SearchIndex | None:
-    """The index searches of this store use, if any: optional, so a store without one (a lake, a CLI
-    command on the file) searches by the scan."""
+    """The index the server keeps for this store, in this process, if any."""
     return _attached.get(store.path.resolve()) if _attached else None
+
+
+@dataclass(frozen=True)
+class LeftIndex:
+    """An index a server left beside a database file, read by a process that does not keep it (a CLI
+    command on the file, a UI over a read-only store). It is as good as the server's own: a search
+    narrows by it up to its watermark and scans every trace with newer steps or GenAI events."""
+
+    path: Path
+
+    def candidates(self, needle: str) -> tuple[list[str], int] | None:
+        return candidates(self.path, needle)
+
+
+def left_beside(store: Store) -> LeftIndex | None:
+    """The index beside this file, when it was built from this very database: its format is this
+    version's and the ledger's chain at its watermark is the one it recorded (the check the server makes
+    before it appends). A missing, foreign, stale-format or unreadable file gives None: scan."""
+    if store.is_lake:
+        return None
+    path = index_path(store)
+    if not path.is_file():
+        return None
+    try:
+        conn = _read_only(path)
+        try:
+            fmt, mark, chain = (_meta(conn, k) for k in ("format", "watermark", "chain"))
+        finally:
+            conn.close()
+        row = store.cursor().execute("SELECT chain FROM ledger WHERE seq = ?", [int(mark or 0)]).fetchone()
+    except (sqlite3.Error, ValueError) as exc:
+        log.warning("search index %s unreadable (%s): scanning instead", path, exc)
+        return None
+    if fmt != FORMAT or row is None or bytes(row[0]).hex() != chain:
+        return None
+    return LeftIndex(path)
+
+
+def for_search(store: Store) -> SearchIndex | LeftIndex | None:
+    """The index a search of this store narrows by: the server's in this process, else one a server
+    left beside the file; None (a lake, a file never served, a foreign index): the search scans."""
+    return attached(store) or left_beside(store)

@@ -59,6 +59,9 @@ class SearchIndexer:
         self._wake.set()
         self._thread.join(timeout=30)
         search_index.detach(self.store)
+        if self.index is not None and not self._thread.is_alive():
+            # Folds SQLite's WAL into the file: what a command on the file reads next (left_beside).
+            self.index.close()
 
     def _open(self) -> search_index.SearchIndex:
         index = search_index.SearchIndex(search_index.index_path(self.store))
