@@ -10,6 +10,8 @@ index as rows come, in its own file, so it never takes the DuckDB writer's lock 
 What it is: derived data, never evidence. Nothing in the ledger, the export or verify reads it; it can
 be deleted at any time (the server rebuilds it from the steps), and it is rebuilt when missing,
 unreadable, or made for another database (its watermark's chain hash differs from the ledger's).
+A process that only reads the file (a CLI command, a UI over a read-only store) uses it under the same
+check and never writes it (`left_beside`).
 
 How it stays exact: the index only narrows. `candidates` turns the search text into word terms that any
 step containing the text must hold (a word the text encloses whole, or a prefix of the word it ends
