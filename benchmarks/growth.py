@@ -66,6 +66,9 @@ from benchmarks import report  # noqa: E402
 from benchmarks.browser import chromium, floor_command, seconds_until, start_until_ready  # noqa: E402
 from benchmarks.ingest import floor_duckdb_insert, start_server  # noqa: E402
 from benchmarks.payloads import export_request, kv  # noqa: E402
+from workbench.store import search_index  # noqa: E402
+from workbench.store.connection import Store  # noqa: E402
+from workbench.store.explore_traces import TraceFilter, search_traces  # noqa: E402
 
 SPANS_PER_TRACE = 50
 TEMPLATES = 8
@@ -363,6 +366,45 @@ class Side:
         return 1000 * self.cpu_s / (self.spans / 1000)
 
 
+def file_searches(db: Path, texts: list[tuple[str, str]], tries: int = 3) -> list[str]:
+    """Searches by a command on the file once the server has stopped: `search_traces` (what `workbench
+    traces --search` runs without a server) over the read-only file, narrowed by the side index the
+    server left beside it, against the peer: the same search with that index moved aside (the scan every
+    command ran before `search_index.left_beside`). Median of `tries` after one warm-up; both answers
+    compared row for row."""
+    index = db.with_name(db.name + search_index.SUFFIX)
+    aside = index.with_name(index.name + ".aside")
+    lines = [
+        "| search on the file, no server | with the index left beside it | scan (index moved aside) | ratio |"
+    ]
+    lines.append("|---|---|---|---|")
+    with Store(db, read_only=True) as store:
+        assert isinstance(search_index.left_beside(store), search_index.LeftIndex), "the server left an index"
+        for name, text in texts:
+            got: list[tuple[float, list[object]]] = []
+            for hidden in (False, True):
+                if hidden:
+                    index.rename(aside)
+                try:
+                    search_traces(store, TraceFilter(text=text), 100)
+                    times = []
+                    for _ in range(tries):
+                        t = time.perf_counter()
+                        rows = search_traces(store, TraceFilter(text=text), 100)
+                        times.append(time.perf_counter() - t)
+                    got.append((statistics.median(times), list(rows)))
+                finally:
+                    if hidden:
+                        aside.rename(index)
+            assert got[0][1] == got[1][1], f"the index changed the answer for {text!r}"
+            fast, slow = got[0][0], got[1][0]
+            lines.append(
+                f"| {name} ({len(got[0][1])} traces) | {1000 * fast:,.0f} ms | {1000 * slow:,.0f} ms "
+                f"| {slow / fast:.1f}x |"
+            )
+    return lines
+
+
 def side_by_side(
     big_pid: int, big_port: int, big: Load, tmp: Path, small_at: int, clients: int, seconds: float
 ) -> tuple[Side, Side]:
@@ -514,6 +556,16 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(120)
+        k, _ = random.Random(1).choice(load.sent)
+        on_file = file_searches(
+            data / "workbench.duckdb",
+            [
+                ("one ticket", f"zqx{k % 10**8:08d}"),
+                ("a phrase in every trace", COMMON),
+                ("a word in no step", "qqzzxxnowhere"),
+            ],
+        )
+        print("\n".join(on_file), flush=True)
         # The floor: the same bytes, decoded, appended to a bare table one request per transaction.
         sample = [make_body(templates[k % TEMPLATES], k)[0] for k in range(400)]
         floor_s = floor_duckdb_insert(sample, Path(tmp) / "floor.duckdb")
@@ -564,6 +616,12 @@ def main() -> None:
             if page_s
             else []
         ),
+        "",
+        f"A command on the file after the server stopped ({checkpoints[-1]:,} spans; `search_traces`, median "
+        "of 3 after a warm-up; the peer is the same search with the side index moved aside, as every "
+        "command ran before it read the index a server leaves):",
+        "",
+        *on_file,
         "",
         f"Where the extra time goes (py-spy, from 30% of the first and the last stretch until their last "
         f"fifth or for {profile_s} s, whichever ends first; a function's "
