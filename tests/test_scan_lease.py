@@ -43,8 +43,9 @@ def test_a_trace_leased_by_another_node_waits_for_it(tmp_path: Path, postgres_ds
         scanner.start()
         try:
             wait_for(lambda: store_findings.trace_findings(store, free), 30, what="the free trace's findings")
-            # node A released the lease of the trace it scanned, and never took node B's
-            assert other.holder_of(scan_lease_name(free)) is None
+            # node A released the lease of the trace it scanned (just after storing its findings, so
+            # waited for), and never took node B's
+            wait_for(lambda: other.holder_of(scan_lease_name(free)) is None, 30, what="its lease released")
             assert other.holder_of(scan_lease_name(busy)) == "node-b"
             # while node B holds its lease, the busy trace has no findings, whenever we look
             assert store_findings.trace_findings(store, busy) == []
