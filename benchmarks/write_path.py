@@ -17,6 +17,10 @@ span moves much less. Decoding and normalizing (the decode worker's share) are n
 checkpoints off (the writer's setting) and on (DuckDB's default), and compares the CPU per span near
 100k with the CPU near N (issue #20: ingest must not slow down as the store grows).
 
+Also where one commit's CPU goes, statement by statement, at 1 and 4 requests per commit, with the trace
+list's rows timed against the DuckDB GROUP BY they replaced: the fixed cost per commit is what a server
+pays for every small request (agents' exporters send a few spans at a time).
+
 Run: `python benchmarks/write_path.py` (about a minute); `--traces N` for more; `--grow 1000000` (about
 5 more minutes).
 """
@@ -24,10 +28,14 @@ Run: `python benchmarks/write_path.py` (about a minute); `--traces N` for more; 
 from __future__ import annotations
 
 import argparse
+import linecache
 import os
+import re
 import sys
 import tempfile
 import time
+import types
+from collections import defaultdict
 from pathlib import Path
 
 import duckdb
@@ -44,7 +52,8 @@ from collectors import decode  # noqa: E402
 from collectors.pipeline import default_normalizer, normalizer_version_of  # noqa: E402
 from collectors.workers import Limits, Prepared, prepare_body  # noqa: E402
 from workbench.settings import Settings  # noqa: E402
-from workbench.store.batch import Batch  # noqa: E402
+from workbench.store import trace_commits  # noqa: E402
+from workbench.store.batch import Batch, arrow_stream  # noqa: E402
 from workbench.store.connection import Store  # noqa: E402
 from workbench.store.writer import SpanWriter  # noqa: E402
 
@@ -102,6 +111,119 @@ def renamed(batch: Batch, k: int) -> Batch:
         return t.set_column(t.schema.get_field_index("trace_id"), "trace_id", ids)
 
     return Batch(fix(batch.spans), fix(batch.steps), batch.digests)
+
+
+OLD_TRACE_COMMITS_SQL = (
+    "INSERT INTO trace_commits SELECT trace_id, min(start_time_ns), min(seq), max(seq) FROM _wb_new_steps"
+    " GROUP BY trace_id ORDER BY min(seq)"
+)  # what the writer ran before `trace_commits.rows_of`: the peer of its row in the breakdown
+
+
+def _statement_at(filename: str, line: int) -> str:
+    """The statement a writer line executes: the SQL literal on that line, else the line itself."""
+    text = linecache.getline(filename, line).strip()
+    literal = re.search(r'"([A-Z][^"]*)"', text)
+    return (literal.group(1) if literal else text)[:60]
+
+
+def commit_breakdown(batches: list[Batch], tmp: Path, group: int) -> tuple[float, list[tuple[str, float]]]:
+    """(CPU ms per commit, [(statement, CPU ms per commit)]) with `group` requests per commit, DuckDB at
+    one thread. The total comes from a plain run; the statements from a second run on a fresh store,
+    each `execute` the writer makes timed on the thread's CPU clock through a profile hook (a wrapper
+    around the cursor would hide the caller's Arrow streams from DuckDB's replacement scan; the hook
+    slows the Python around the statements, which is why the total is not taken from that run).
+    What the statements leave is Python: redelivery bookkeeping, the chain, the Merkle frontier, Arrow.
+    """
+    spent: defaultdict[str, float] = defaultdict(float)
+    started: list[tuple[str, float]] = []
+
+    def hook(frame: types.FrameType, event: str, arg: object) -> None:
+        if getattr(arg, "__name__", "") != "execute":
+            return
+        if event == "c_call":
+            started.append((_statement_at(frame.f_code.co_filename, frame.f_lineno), time.thread_time()))
+        elif event in ("c_return", "c_exception") and started:
+            name, t = started.pop()
+            spent[name] += time.thread_time() - t
+
+    totals = []
+    for hooked in (False, True):
+        store = Store(tmp / f"breakdown-{group}-{hooked}.duckdb")
+        store.cursor().execute("SET threads = 1")
+        writer = SpanWriter(store, normalizer_version=normalizer_version_of(default_normalizer()))
+        cpu = time.thread_time()
+        sys.setprofile(hook if hooked else None)
+        try:
+            for i in range(0, len(batches), group):
+                writer.write_group(batches[i : i + group], ["bench"] * len(batches[i : i + group]))
+        finally:
+            sys.setprofile(None)
+        totals.append(time.thread_time() - cpu)
+        store.close()
+    commits = -(-len(batches) // group)
+    return 1000 * totals[0] / commits, [
+        (k, 1000 * v / commits) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])
+    ]
+
+
+def trace_commits_peer(batches: list[Batch], path: Path, group: int) -> tuple[float, float]:
+    """(ms of CPU per commit, rows_of and its INSERT; the same with the GROUP BY it replaced) on the same
+    steps, in one transaction rolled back after each, alternating."""
+    con = duckdb.connect(str(path))
+    con.execute("SET threads = 1")
+    con.execute(
+        "CREATE TABLE trace_commits (trace_id VARCHAR NOT NULL, start_time_ns BIGINT NOT NULL,"
+        " first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL)"
+    )
+    groups = []
+    seq = 1
+    for i in range(0, len(batches), group):
+        steps = pa.concat_tables([b.steps for b in batches[i : i + group]])
+        groups.append(steps.add_column(0, "seq", pa.array(range(seq, seq + steps.num_rows), pa.int64())))
+        seq += steps.num_rows
+    spent = [0.0, 0.0]
+    for _ in range(3):
+        for which in (0, 1):
+            con.execute("BEGIN TRANSACTION")
+            t = time.thread_time()
+            for steps in groups:
+                if which == 0:
+                    trace_commits.append(con, steps)
+                else:
+                    _wb_new_steps = arrow_stream(steps.select(["seq", "trace_id", "start_time_ns"]))  # noqa: F841
+                    con.execute(OLD_TRACE_COMMITS_SQL)
+            spent[which] += time.thread_time() - t
+            con.execute("ROLLBACK")
+    con.close()
+    return 1000 * spent[0] / (3 * len(groups)), 1000 * spent[1] / (3 * len(groups))
+
+
+def breakdown_section(batches: list[Batch], tmp: Path) -> str:
+    """Where one commit's CPU goes, statement by statement, at 1 and at 4 requests per commit."""
+    per: dict[int, tuple[float, dict[str, float]]] = {}
+    for group in (1, GROUP):
+        total, parts = commit_breakdown(batches, tmp, group)
+        per[group] = (total, dict(parts))
+    names = sorted(per[1][1], key=lambda k: -per[1][1][k])
+    rest = {g: total - sum(parts.values()) for g, (total, parts) in per.items()}
+    lines = [
+        "| statement | 1 request (50 spans) a commit | 4 requests (200 spans) a commit |",
+        "|---|---|---|",
+        *(f"| `{n}` | {per[1][1][n]:.2f} ms | {per[GROUP][1].get(n, 0.0):.2f} ms |" for n in names),
+        f"| Python (the rest) | {rest[1]:.2f} ms | {rest[GROUP]:.2f} ms |",
+        f"| **a commit in all** | **{per[1][0]:.2f} ms** | **{per[GROUP][0]:.2f} ms** |",
+    ]
+    new1, old1 = trace_commits_peer(batches, tmp / "peer-1.duckdb", 1)
+    new4, old4 = trace_commits_peer(batches, tmp / "peer-4.duckdb", GROUP)
+    return (
+        f"Where a commit's CPU goes ({len(batches)} requests, DuckDB at one thread, CPU of the writer's "
+        "thread per commit; `COMMIT` includes the checkpoints DuckDB runs at the WAL threshold):\n\n"
+        + "\n".join(lines)
+        + f"\n\nThe trace list's rows (`trace_commits.rows_of` and its INSERT) against the DuckDB GROUP BY "
+        f"over the Arrow stream it replaced, the same steps, alternating: {new1:.2f} vs {old1:.2f} ms a "
+        f"commit of 1 request (**{old1 / new1:.2f}x** less), {new4:.2f} vs {old4:.2f} ms of 4 "
+        f"(**{old4 / new4:.2f}x**)."
+    )
 
 
 class Grower:
@@ -207,6 +329,8 @@ def main() -> None:
         f"request, the cheaper of 1 thread and the default. DuckDB's default here: {os.cpu_count()} "
         "threads.\n\n" + "\n".join(lines)
     )
+    with tempfile.TemporaryDirectory(prefix="wb-write-breakdown-") as tmp:
+        body += "\n\n" + breakdown_section(batches, Path(tmp))
     if args.grow:
         with tempfile.TemporaryDirectory(prefix="wb-write-grow-") as tmp:
             body += "\n\n" + grow_section(batches[:200], args.grow, Path(tmp))
