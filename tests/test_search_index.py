@@ -297,3 +297,40 @@ def test_a_command_on_the_file_narrows_by_the_index_a_server_left(store: Store, 
     assert search_index.for_search(store) is None
     path.write_bytes(b"not a sqlite file at all" * 100)
     assert search_index.for_search(store) is None and _answers(store) == without
+
+
+def _found(store: Store, text: str) -> list[tuple[str, int]]:
+    return [(r.trace_id, r.matches) for r in search_traces(store, TraceFilter(text=text))]
+
+
+def test_the_word_a_text_ends_on_is_spelled_out_from_the_stored_words(tmp_path: Path) -> None:
+    """A prefix term becomes the stored words that start with it (FTS5 merges a prefix's whole doclist
+    before its first row); too many such words leave the term out, none means no indexed step matches.
+    Every answer is the scan's."""
+    store = Store(tmp_path / "p.duckdb")
+    store.migrate()
+    many = " ".join(f"pre{i:03d}fix" for i in range(search_index.WORDS_PER_QUERY + 6))
+    texts = ["alpha prefab", "alpha premium deal", "beta prefab", many, "gamma zz9 top", "alpha"]
+    for seed, text in enumerate(texts):
+        _write(store, seed, [text, "filler"])
+    queries = ["alpha pre", "alpha prem", "x prefa", "alpha zzz", "beta pre0", "gamma zz", "a pre", "alpha q"]
+    scanned = {q: _found(store, q) for q in queries}
+    index = search_index.SearchIndex(search_index.index_path(store))
+    while index.update(store):
+        pass
+    search_index.attach(store, index)
+    try:
+        for q in queries:
+            assert _found(store, q) == scanned[q], q
+        by_trace = {t for t, _ in scanned["alpha prem"]}
+        found = index.candidates("alpha prem")
+        assert found is not None and set(found[0]) == by_trace  # "prem" spelled out: premium
+        wide = index.candidates("beta pre0")  # 70 words start with pre0: left out, only "beta" narrows
+        assert wide is not None and len(wide[0]) == 1 and set(wide[0]) >= {t for t, _ in scanned["beta pre0"]}
+        assert index.candidates("alpha zzz") == ([], index.watermark)  # no stored word starts with zzz
+        with sqlite3.connect(index.path) as conn:  # the lookup is a range of the words' primary key
+            plan = conn.execute("EXPLAIN QUERY PLAN SELECT word FROM words WHERE word GLOB 'pre*'").fetchall()
+        assert any("SEARCH" in str(row[-1]) for row in plan), plan
+    finally:
+        search_index.detach(store)
+        index.close()

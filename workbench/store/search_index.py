@@ -258,7 +258,24 @@ def candidates(path: Path, needle: str) -> tuple[list[str], int] | None:
         conn = _read_only(path)
         try:
             mark = int(_meta(conn, "watermark") or 0)
-            query = " AND ".join(found)
+            kept = [t for t in found if not t.endswith("*")]
+            for term in (t for t in found if t.endswith("*")):
+                # The word the text ends on, as a prefix: the stored words that start with it, spelled out.
+                # FTS5 answers a prefix term by merging the whole doclist of every such word before the
+                # first row (162 ms for a common one at 1M steps, growing with the store); exact words
+                # are read lazily, so the LIMIT bounds their cost. More words than WORDS_PER_QUERY:
+                # the term is left out, which only widens the candidates.
+                words = conn.execute(
+                    "SELECT word FROM words WHERE word GLOB ? LIMIT ?",
+                    [term[1:-2] + "*", WORDS_PER_QUERY + 1],
+                ).fetchall()
+                if not words:
+                    return [], mark  # no stored step holds a word starting so: none can contain the text
+                if len(words) <= WORDS_PER_QUERY:
+                    kept.append("(" + " OR ".join(f'"{w[0]}"' for w in words) + ")")
+            query = " AND ".join(kept)
+            if not query and len(longest) < MIN_INFIX:
+                return None
             if not query:  # one word part: the stored words it lies inside, any of them
                 words = conn.execute(
                     "SELECT word FROM word_grams WHERE word_grams MATCH ? LIMIT ?",
