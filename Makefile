@@ -81,6 +81,7 @@ bench-growth: setup chromium
 	$(PY) -m pip install --quiet py-spy==0.4.3
 	$(PY) benchmarks/growth.py $(GROWTH_ARGS)
 	$(PY) benchmarks/search_write.py
+	$(PY) benchmarks/search_read.py
 	$(PY) benchmarks/write_path.py --grow 1000000
 
 # The trace list and its search on generated 1M-span stores (LISTING_ARGS="--max-spans 10000000" adds 10M,
