@@ -18,7 +18,9 @@ step containing the text must hold (a word the text encloses whole, or a prefix 
 on), and returns the traces of the steps that hold them all: a superset of the traces that match. The
 search then runs the same substring match as the scan, in DuckDB, on those traces plus every trace
 with a step or a GenAI event newer than the index's watermark. So the answer is the scan's answer,
-only cheaper; text with no usable term (two letters, only punctuation) is scanned as before.
+only cheaper; text with no usable term (two letters, only punctuation) is scanned as before. The
+word the text ends on is looked up among the stored words (`words`) and asked for as those words,
+never as an FTS5 prefix term, whose cost grows with the store (see `candidates`).
 
 Terms are built from ASCII letters and digits only, and are always quoted: no byte of the user's text
 is ever read as FTS5 query syntax. Steps whose text changes after indexing (a GenAI event joined
