@@ -14,19 +14,23 @@ import urllib.request
 from pathlib import Path
 
 import duckdb
+import pytest
 from click.testing import CliRunner
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collectors import decode
+from collectors.normalize import normalize
 from collectors.pipeline import IngestPipeline
 from tests.conftest import ServerProcess
 from tests.otlp_payloads import Batch, agent_batch, tiny_batch
 from workbench.cli import cli
 from workbench.settings import Settings
 from workbench.store import extensions, lake, queries
+from workbench.store import writer as writer_module
 from workbench.store.explore_scan import scan_traces
 from workbench.store.explore_traces import TraceFilter, TraceRow, search_traces
 from workbench.store.lake_verify import verify_lake
+from workbench.store.writer import SpanWriter
 
 
 def _settings(tmp_path: Path, dsn: str, node: str) -> Settings:
@@ -267,3 +271,43 @@ def test_the_trace_list_reads_trace_commits_and_an_older_lake_gets_it_filled(
         assert _exact(search_traces(again, TraceFilter(), 100)) == _exact(listed)
     finally:
         again.close()
+
+
+def test_a_redelivery_committed_by_another_node_during_the_lookup_is_stored_once(
+    tmp_path: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race behind a flaky `test_concurrent_nodes_lose_nothing_and_store_a_redelivery_once`, made
+    deterministic: node 2 looks its request's spans up, node 1 commits the same request, then node 2
+    commits. The lookup must belong to node 2's transaction, so that node 1's commit conflicts with it
+    and node 2 redoes the lookup; a lookup before the transaction began found nothing and stored the
+    spans twice."""
+    stores = [lake.open_lake(_settings(tmp_path, postgres_dsn, f"n{i}")) for i in (1, 2)]
+    writers = [SpanWriter(s) for s in stores]
+    records = _records(agent_batch("both", 0, 4).message)
+    steps = [normalize(r) for r in records]
+    real_known = writer_module._known
+    calls = 0
+
+    def known_then_node1_commits(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> object:
+        nonlocal calls
+        found = real_known(cur, span_ids)
+        calls += 1
+        if calls == 1:  # node 2's first lookup: node 1 stores the same spans right after it
+            done = threading.Thread(target=writers[0].write, args=(records, steps, "n1"))
+            done.start()
+            done.join(60)
+        return found
+
+    try:
+        monkeypatch.setattr(writer_module, "_known", known_then_node1_commits)
+        writers[1].write(records, steps, "n2")
+        cur = stores[0].cursor()
+        total, distinct = cur.execute(
+            "SELECT count(*), count(DISTINCT (trace_id, span_id)) FROM spans"
+        ).fetchone()
+        assert (total, distinct) == (4, 4)
+        assert cur.execute("SELECT sum(duplicate_spans) FROM delivery_stats").fetchone() == (4,)
+        assert calls >= 3  # node 2, node 1, node 2 again after its commit lost the race
+    finally:
+        for s in stores:
+            s.close()

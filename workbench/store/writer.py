@@ -217,6 +217,21 @@ class SpanWriter:
     def _write(
         self, cur: duckdb.DuckDBPyConnection, batches: Sequence[Batch], sources: Sequence[str]
     ) -> Written:
+        """One group commit, its redelivery lookups inside its transaction. Why inside: in a lake another
+        node may commit the same spans between a lookup and the commit; with the lookup in the
+        transaction, that commit conflicts with this one (`lake.touch`), which is redone against the
+        newer snapshot and finds them. A lookup before BEGIN read an older snapshot than the
+        transaction's, and a redelivery to two nodes at once was stored twice."""
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            return self._write_in_transaction(cur, batches, sources)
+        except BaseException:
+            lake_writes.rollback(cur)
+            raise
+
+    def _write_in_transaction(
+        self, cur: duckdb.DuckDBPyConnection, batches: Sequence[Batch], sources: Sequence[str]
+    ) -> Written:
         first = self.last_seq + 1
         trace_ids = [t for b in batches for t in b.spans.column("trace_id").to_pylist()]
         span_ids = [s for b in batches for s in b.spans.column("span_id").to_pylist()]
@@ -313,55 +328,50 @@ class SpanWriter:
         )
         if self.store.is_lake:
             ledger_tbl = ledger_tbl.append_column("node_id", pa.array([self.store.node_id] * n, pa.string()))
-        cur.execute("BEGIN TRANSACTION")
-        try:
-            # DuckDB reads the Arrow streams named in the SQL from these local variables (a
-            # replacement scan): about 1 ms per table cheaper than register() and unregister(). Each
-            # stream is read once (batch.arrow_stream), so each is made just before its statement.
-            if keep:
-                _wb_spans = arrow_stream(spans)  # noqa: F841
-                cur.execute("INSERT INTO spans BY NAME SELECT * FROM _wb_spans")
-                _wb_steps = arrow_stream(steps_tbl)  # noqa: F841
-                cur.execute("INSERT INTO steps BY NAME SELECT * FROM _wb_steps")
-            if with_step:
-                # Where these steps lie, for the trace list (derived; see workbench.store.trace_commits).
-                trace_commits.append(cur, steps_tbl)
-            if keep_logs:
-                _wb_logs = arrow_stream(logs_tbl)  # noqa: F841
-                cur.execute("INSERT INTO logs BY NAME SELECT * FROM _wb_logs")
-            if n:
-                _wb_ledger = arrow_stream(ledger_tbl)  # noqa: F841
-                cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _wb_ledger")
-            for size, root, head in checkpoints:
-                lake_writes.insert_checkpoint(cur, self.store, size, root, head, now)
-            if redelivered and self.store.is_lake:
-                lake_writes.count_redeliveries(cur, redelivered)
-            elif redelivered:
-                cur.executemany(
-                    "INSERT INTO delivery_stats VALUES (?, ?) ON CONFLICT (trace_id) DO UPDATE"
-                    " SET duplicate_spans = delivery_stats.duplicate_spans + excluded.duplicate_spans",
-                    list(redelivered.items()),
+        # DuckDB reads the Arrow streams named in the SQL from these local variables (a
+        # replacement scan): about 1 ms per table cheaper than register() and unregister(). Each
+        # stream is read once (batch.arrow_stream), so each is made just before its statement.
+        if keep:
+            _wb_spans = arrow_stream(spans)  # noqa: F841
+            cur.execute("INSERT INTO spans BY NAME SELECT * FROM _wb_spans")
+            _wb_steps = arrow_stream(steps_tbl)  # noqa: F841
+            cur.execute("INSERT INTO steps BY NAME SELECT * FROM _wb_steps")
+        if with_step:
+            # Where these steps lie, for the trace list (derived; see workbench.store.trace_commits).
+            trace_commits.append(cur, steps_tbl)
+        if keep_logs:
+            _wb_logs = arrow_stream(logs_tbl)  # noqa: F841
+            cur.execute("INSERT INTO logs BY NAME SELECT * FROM _wb_logs")
+        if n:
+            _wb_ledger = arrow_stream(ledger_tbl)  # noqa: F841
+            cur.execute("INSERT INTO ledger BY NAME SELECT * FROM _wb_ledger")
+        for size, root, head in checkpoints:
+            lake_writes.insert_checkpoint(cur, self.store, size, root, head, now)
+        if redelivered and self.store.is_lake:
+            lake_writes.count_redeliveries(cur, redelivered)
+        elif redelivered:
+            cur.executemany(
+                "INSERT INTO delivery_stats VALUES (?, ?) ON CONFLICT (trace_id) DO UPDATE"
+                " SET duplicate_spans = delivery_stats.duplicate_spans + excluded.duplicate_spans",
+                list(redelivered.items()),
+            )
+        if self.rejoin is not None and (keep_logs or (with_step and self._has_logs)):
+            # A GenAI event and its span may arrive in either order: whichever comes second brings
+            # the step up to date, in the same transaction (see workbench.store.log_join).
+            touched = set(steps_tbl.column("trace_id").to_pylist()) if self._has_logs else set()
+            touched |= {
+                t
+                for t, sp in zip(
+                    logs_tbl.column("trace_id").to_pylist(),
+                    logs_tbl.column("span_id").to_pylist(),
+                    strict=True,
                 )
-            if self.rejoin is not None and (keep_logs or (with_step and self._has_logs)):
-                # A GenAI event and its span may arrive in either order: whichever comes second brings
-                # the step up to date, in the same transaction (see workbench.store.log_join).
-                touched = set(steps_tbl.column("trace_id").to_pylist()) if self._has_logs else set()
-                touched |= {
-                    t
-                    for t, sp in zip(
-                        logs_tbl.column("trace_id").to_pylist(),
-                        logs_tbl.column("span_id").to_pylist(),
-                        strict=True,
-                    )
-                    if sp
-                }
-                log_join.rejoin_steps(cur, sorted(touched), self.rejoin)
-            if self.store.is_lake:
-                lake_writes.touch(cur, self.store, first + n - 1)
-            cur.execute("COMMIT")
-        except BaseException:
-            lake_writes.rollback(cur)
-            raise
+                if sp
+            }
+            log_join.rejoin_steps(cur, sorted(touched), self.rejoin)
+        if self.store.is_lake:
+            lake_writes.touch(cur, self.store, first + n - 1)
+        cur.execute("COMMIT")
         self.duplicates_total += sum(redelivered.values())
         self.versions_total += sum(1 for v in version_of if v is not None)
         if keep_logs:
