@@ -264,8 +264,8 @@ def candidates(path: Path, needle: str) -> tuple[list[str], int] | None:
             for term in (t for t in found if t.endswith("*")):
                 # The word the text ends on, as a prefix: the stored words that start with it, spelled out.
                 # FTS5 answers a prefix term by merging the whole doclist of every such word before the
-                # first row (162 ms for a common one at 1M steps, growing with the store); exact words
-                # are read lazily, so the LIMIT bounds their cost. More words than WORDS_PER_QUERY:
+                # first row (120 ms for a common one at 1M steps, growing with the store, search_read.py);
+                # exact words are read lazily, so the LIMIT bounds them. More words than WORDS_PER_QUERY:
                 # the term is left out, which only widens the candidates.
                 words = conn.execute(
                     "SELECT word FROM words WHERE word GLOB ? LIMIT ?",
