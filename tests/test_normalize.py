@@ -607,3 +607,22 @@ def test_every_draft_field_is_a_step_field_with_the_same_default() -> None:
     }
     joined = {"event_fields"}  # set by the GenAI event join (collectors.events), never by a mapper
     assert set(step_fields) == identity | joined | {f.name for f in dataclasses.fields(Draft)}
+
+
+def test_unflatten_is_the_same_past_its_key_cache_bound() -> None:
+    """unflatten remembers each key's segments, bounded because keys come from the sender: a span
+    whose keys are all new (and a sender cycling through more keys than the bound) reads the same."""
+    from collectors.conventions import common
+
+    def tree_of(attrs: dict[str, Any]) -> Any:
+        return common.unflatten(attrs, "llm.input_messages.")
+
+    many = {f"llm.input_messages.{i}.message.content": f"text {i}" for i in range(common._SEGMENTS_MAX + 50)}
+    many["llm.input_messages.3.message.role"] = "user"
+    many["llm.input_messages..7..message.role"] = "tool"  # empty segments are skipped, as before
+    first = tree_of(many)
+    assert len(common._SEGMENTS) <= common._SEGMENTS_MAX
+    assert first == tree_of(dict(reversed(list(many.items())))) == tree_of(many)
+    assert common.indexed(first)[3]["message"] == {"content": "text 3", "role": "user"}
+    assert first[7]["message"]["role"] == "tool"
+    assert [n["message"]["content"] for n in common.indexed(first)][:3] == ["text 0", "text 1", "text 2"]

@@ -40,6 +40,7 @@ from collectors.conventions.common import (
     parse_json,
     unflatten,
     unwrap_call_args,
+    value_at,
 )
 from collectors.conventions.crewai import tool_calls_output, unquoted_name
 from collectors.conventions.genai import TOKENS_CACHED, TOKENS_IN, TOKENS_OUT, render_documents
@@ -207,19 +208,19 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
     out: list[Message] = []
     for node in indexed(tree):
         msg = node.get("message") if isinstance(node, MAPPING) else None
-        if not isinstance(msg, MAPPING):
+        if msg is None or not isinstance(msg, MAPPING):
             continue
-        role = as_str(leaf(msg, "role")) or "unknown"
+        role = as_str(value_at(msg, "role")) or "unknown"
         parts: list[Part] = []
-        call_id = as_name(leaf(msg, "tool_call_id"))
-        content = leaf(msg, "content")
+        call_id = as_name(value_at(msg, "tool_call_id"))
+        content = value_at(msg, "content")
         if content is not None:
             kind = TOOL_RESULT if role == "tool" or call_id else TEXT
             parts.append(
                 Part(
                     kind,
                     as_str(content),
-                    name=as_name(leaf(msg, "name")) if kind == TOOL_RESULT else None,
+                    name=as_name(value_at(msg, "name")) if kind == TOOL_RESULT else None,
                     call_id=call_id,
                 )
             )
@@ -241,9 +242,11 @@ def _messages(attrs: Mapping[str, Any], prefix: str) -> list[Message] | None:
                     call_id=as_name(leaf(call, "tool_call", "id")),
                 )
             )
-        fn_name = as_name(leaf(msg, "function_call_name"))
+        fn_name = as_name(value_at(msg, "function_call_name"))
         if fn_name:
-            parts.append(Part(TOOL_CALL, json_text(leaf(msg, "function_call_arguments_json")), name=fn_name))
+            parts.append(
+                Part(TOOL_CALL, json_text(value_at(msg, "function_call_arguments_json")), name=fn_name)
+            )
         if parts:
             out.append(Message(role, parts))
     return out or None
