@@ -36,11 +36,13 @@ import tempfile
 import time
 import types
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -226,6 +228,56 @@ def breakdown_section(batches: list[Batch], tmp: Path) -> str:
     )
 
 
+def decode_section(bodies: list[bytes], repeat: int = 5) -> str:
+    """The decode worker's CPU per span, part by part, against a bare protobuf parse of the same bodies.
+
+    Why here: the writer's figures above leave out what the decode worker spends before a batch reaches
+    it, and on two cores that process competes with the writer. Its three parts are timed separately
+    (each the lowest of `repeat` passes) so that a change to one shows in its own line."""
+    from collectors.batching import build_batch
+    from collectors.pipeline import safe_normalize
+    from collectors.workers import decode_body
+
+    limits, normalize = Limits.of(Settings()), default_normalizer()
+    results = [decode_body(b, "application/x-protobuf", None, limits) for b in bodies]
+    records = [r.records for r in results]
+    steps = [[safe_normalize(normalize, x) for x in rs] for rs in records]
+    spans = sum(len(rs) for rs in records)
+
+    def best(work: Callable[[], object]) -> float:
+        low = float("inf")
+        for _ in range(repeat):
+            began = time.process_time()
+            work()
+            low = min(low, time.process_time() - began)
+        return 1e6 * low / spans
+
+    parts = {
+        "decode (decompress, parse, checks, records, canonical bytes)": best(
+            lambda: [decode_body(b, "application/x-protobuf", None, limits) for b in bodies]
+        ),
+        "normalize (records to steps)": best(
+            lambda: [[safe_normalize(normalize, x) for x in rs] for rs in records]
+        ),
+        "Arrow columns and digests": best(
+            lambda: [build_batch(rs, st) for rs, st in zip(records, steps, strict=True)]
+        ),
+    }
+    floor = best(lambda: [ExportTraceServiceRequest.FromString(b) for b in bodies])
+    total = sum(parts.values())
+    lines = [
+        "| part | CPU per 1,000 spans | x the bare parse |",
+        "|---|---|---|",
+        *(f"| {name} | {ms:.1f} ms | {ms / floor:.1f}x |" for name, ms in parts.items()),
+        f"| **the decode worker in all** | **{total:.1f} ms** | **{total / floor:.1f}x** |",
+        f"| bare parse (`ExportTraceServiceRequest.FromString`) | {floor:.1f} ms | 1.0x |",
+    ]
+    return (
+        f"The decode worker's share, in this process ({spans:,} spans, each part the lowest of {repeat} "
+        "passes):\n\n" + "\n".join(lines)
+    )
+
+
 class Grower:
     """One store and its writer, taking rounds of the same requests under new trace ids."""
 
@@ -331,6 +383,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="wb-write-breakdown-") as tmp:
         body += "\n\n" + breakdown_section(batches, Path(tmp))
+    body += "\n\n" + decode_section(bodies)
     if args.grow:
         with tempfile.TemporaryDirectory(prefix="wb-write-grow-") as tmp:
             body += "\n\n" + grow_section(batches[:200], args.grow, Path(tmp))
