@@ -311,3 +311,37 @@ def test_a_redelivery_committed_by_another_node_during_the_lookup_is_stored_once
     finally:
         for s in stores:
             s.close()
+
+
+def test_verify_names_a_redelivery_two_nodes_stored(
+    tmp_path: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lake written before the redelivery lookup moved into the commit's transaction may hold the same
+    spans from two nodes: `verify_lake` counts the copies across nodes and names each seq with its node,
+    and the copies' steps fail the step check under that cause, not as conflicting versions."""
+    from collectors.integrity import step_deriver
+    from collectors.normalize import NORMALIZER_VERSION
+
+    stores = [lake.open_lake(_settings(tmp_path, postgres_dsn, f"n{i}")) for i in (1, 2)]
+    try:
+        records = _records(agent_batch("two-nodes", 0, 4).message)
+        steps = [normalize(r) for r in records]
+        SpanWriter(stores[0], normalizer_version=NORMALIZER_VERSION).write(records, steps, "n1")
+        monkeypatch.setattr(writer_module, "_known", lambda cur, span_ids: {})  # the lookup that missed
+        SpanWriter(stores[1], normalizer_version=NORMALIZER_VERSION).write(records, steps, "n2")
+        report, _ = verify_lake(
+            stores[0], derive=step_deriver(stores[0]), normalizer_version=NORMALIZER_VERSION
+        )
+        assert report.problems == [] and report.stored_twice == 4
+        assert len(report.stored_twice_examples) == 4
+        assert sorted(e.rsplit("seqs ", 1)[1] for e in report.stored_twice_examples) == [
+            f"{k} (node n1), {k} (node n2)" for k in range(1, 5)
+        ]
+        assert len(report.step_problems) == 4
+        assert all(
+            "node n2" in p and "a redelivery stored again with the same bytes" in p
+            for _, p in report.step_problems
+        )
+    finally:
+        for s in stores:
+            s.close()

@@ -91,6 +91,8 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
                     "step_problems": [{"seq": s, "problem": p} for s, p in report.step_problems],
                     "entries": report.entries,
                     "entry_problems": [{"entry": s, "problem": p} for s, p in report.entry_problems],
+                    "stored_twice": report.stored_twice,
+                    "stored_twice_examples": report.stored_twice_examples,
                     "against": [{"problem": p} for p in anchored],
                     "lake_root": lake_root,
                     "chain_head": report.chain_head.hex(),
@@ -112,6 +114,15 @@ def ledger_verify(ctx: click.Context, as_json: bool, against: Path | None) -> No
             click.echo(clean(f"  {problem}"), err=True)
         for problem in anchored:
             click.echo(clean(f"  against {against or 'the global root'}: {problem}"), err=True)
+    if report.stored_twice and not as_json:
+        # Beside the verdict: both copies are sealed and intact (see workbench.store.verify.stored_twice).
+        click.echo(
+            f"notice: {report.stored_twice} record(s) stored more than once with the same bytes"
+            " (a redelivery stored again):",
+            err=True,
+        )
+        for example in report.stored_twice_examples:
+            click.echo(clean(f"  {example}"), err=True)
     sys.exit(0 if ok else 1)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from workbench.store import lake, verify_derived
 from workbench.store.connection import Store
-from workbench.store.verify import RowCheck, VerifyReport, verify_ledger
+from workbench.store.verify import RowCheck, VerifyReport, stored_twice, verify_ledger
 from workbench.store.verify_derived import StepDeriver
 
 # Where verify's messages print a seq: "seq N", "checkpoint at N", "seq N..M".
@@ -37,6 +37,14 @@ def verify_lake(
     )
     per_node: list[tuple[str, VerifyReport]] = []
     nodes = lake.nodes(store)
+    # Across nodes: a copy stored by another node lies in that node's slice of seqs.
+    names = {node.node_index: node.node_id for node in nodes}
+
+    def name_seq(seq: int) -> str:
+        index, local = lake.split_seq(seq)
+        return f"{local} (node {names.get(index, index)})"
+
+    total.stored_twice, total.stored_twice_examples = stored_twice(store, max_problems, name_seq)
     for node in nodes:
         report = verify_ledger(
             store,

@@ -52,6 +52,9 @@ class VerifyReport:
     entries: int = 0
     entries_head: bytes = ledger.GENESIS
     entry_problems: list[tuple[int, str]] = field(default_factory=list)
+    # Records sealed more than once with the same bytes (see `stored_twice`): a notice, not a failure.
+    stored_twice: int = 0
+    stored_twice_examples: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,42 @@ class VerifyReport:
     @property
     def first_bad_seq(self) -> int | None:
         return min(seq for seq, _ in self.problems) if self.problems else None
+
+
+def stored_twice(
+    store: Store, limit: int = 20, name_seq: Callable[[int], str] = str
+) -> tuple[int, list[str]]:
+    """(how many extra copies, up to `limit` descriptions) of spans and log records stored more than once
+    with the same bytes: the same trace id, span id and digest under two seqs, or a log record's digest
+    under two seqs.
+
+    Why verify looks: a redelivery must never be stored again, and a lake before the fix in
+    `SpanWriter._write` could store one twice when two nodes received it at the same moment (each looked
+    it up before its transaction began). Both copies are sealed and intact, so the count is reported
+    beside the verdict, not as a broken ledger; a copy that also got a step fails the step check
+    (`verify_derived.verify_steps`: counted twice), and this says why. A span resent with other bytes
+    is a version (`version_of`), not a copy, and is not counted.
+    `name_seq` writes a seq as the report shows it (a lake names the node).
+    """
+    cur = store.cursor()
+    spans = cur.execute(
+        "SELECT s.trace_id, s.span_id, list(s.seq ORDER BY s.seq) FROM spans s JOIN ledger l ON l.seq = s.seq"
+        " GROUP BY s.trace_id, s.span_id, l.digest HAVING count(*) > 1 ORDER BY min(s.seq)"
+    ).fetchall()
+    logs = cur.execute(
+        "SELECT list(seq ORDER BY seq) FROM logs GROUP BY digest HAVING count(*) > 1 ORDER BY min(seq)"
+    ).fetchall()
+    extra = sum(len(seqs) - 1 for *_, seqs in spans) + sum(len(seqs) - 1 for (seqs,) in logs)
+    examples = [
+        f"span {span_id} of trace {trace_id} stored {len(seqs)} times with the same bytes, seqs "
+        + ", ".join(map(name_seq, seqs))
+        for trace_id, span_id, seqs in spans[:limit]
+    ]
+    examples += [
+        f"log record stored {len(seqs)} times with the same bytes, seqs " + ", ".join(map(name_seq, seqs))
+        for (seqs,) in logs[: max(0, limit - len(examples))]
+    ]
+    return extra, examples
 
 
 def verify_ledger(
@@ -90,6 +129,7 @@ def verify_ledger(
         report.entries, report.entries_head, report.entry_problems = verify_derived.verify_entries(
             store, max_problems
         )
+        report.stored_twice, report.stored_twice_examples = stored_twice(store, max_problems)
     if derive is not None:
         report.step_problems = verify_derived.verify_steps(
             store, derive, normalizer_version, max_problems=max_problems, seqs=derive_seqs, seq_range=(lo, hi)

@@ -37,6 +37,17 @@ def conflicting_versions(store: Store) -> set[int]:
     return {int(r[0]) for r in rows.fetchall()}
 
 
+def exact_copies(store: Store) -> set[int]:
+    """Seqs of spans stored after another span with the same (trace id, span id) and the same bytes: a
+    redelivery stored again (see `workbench.store.verify.stored_twice`), not a new version."""
+    rows = store.cursor().execute(
+        "SELECT s.seq FROM spans s JOIN ledger l ON l.seq = s.seq WHERE EXISTS (SELECT 1 FROM spans o"
+        " JOIN ledger ol ON ol.seq = o.seq WHERE o.span_id = s.span_id AND o.trace_id = s.trace_id"
+        " AND o.seq < s.seq AND ol.digest = l.digest)"
+    )
+    return {int(r[0]) for r in rows.fetchall()}
+
+
 def step_number(store: Store, trace_id: str, seq: int, versions: set[int]) -> int:
     """The step's 1-based position in its trace as the UI shows it, from the (verified) span columns."""
     rows = store.cursor().execute(
@@ -64,6 +75,7 @@ def verify_steps(
     `max_problems` differences."""
     problems: Problems = []
     versions = conflicting_versions(store)
+    copies: set[int] | None = None
     cur = store.cursor()
 
     def problem(seq: int, trace_id: str, what: str) -> None:
@@ -100,7 +112,14 @@ def verify_steps(
                 continue
             if seq in versions:
                 if has_step:
-                    problem(seq, trace_id, "a conflicting span version has a step (counted twice)")
+                    if copies is None:  # only once something is wrong: a join over every span
+                        copies = exact_copies(store)
+                    what = (
+                        "a redelivery stored again with the same bytes has a step (counted twice)"
+                        if seq in copies
+                        else "a conflicting span version has a step (counted twice)"
+                    )
+                    problem(seq, trace_id, what)
                 continue
             if not has_step:
                 problem(seq, trace_id, "step deleted (its span has no step)")
