@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
 import pyarrow as pa
 
-from workbench.model import Attributes, LogRecord, SpanEvent, SpanLink, SpanRecord, Step
+from workbench.model import Attributes, LogRecord, SpanEvent, SpanLink, SpanRecord, Step, StepKind, StoredStep
 from workbench.store import ledger
 
 _DIGEST_SIZE = 32  # SHA-256
@@ -119,6 +119,24 @@ STEP_COLUMNS = (
     "reasoning_text tokens_in tokens_out tokens_reasoning tokens_cached cost_usd is_error error "
     "session_id user_id event_fields"
 ).split()
+
+if tuple(f.name for f in fields(Step)) != tuple(STEP_COLUMNS):  # stored_step builds a Step by position
+    raise RuntimeError("STEP_COLUMNS must list Step's fields in their order")
+
+# A step read back: `SELECT seq, <STEP_COLUMNS> FROM steps`, each row turned into a StoredStep by stored_step.
+STEP_SELECT = "SELECT seq, " + ", ".join(STEP_COLUMNS) + " FROM steps"
+_KIND_AT = STEP_COLUMNS.index("kind")
+_KINDS = {str(kind): kind for kind in StepKind}
+
+
+def stored_step(row: Sequence[Any]) -> StoredStep:
+    """One STEP_SELECT row as a StoredStep. By position, not by keyword: the findings scanner and the
+    replay turn every step they read into one, and a dict of 30 keywords per row was most of that."""
+    values = list(row[1:])
+    kind = values[_KIND_AT]
+    values[_KIND_AT] = _KINDS.get(kind) or StepKind(kind)
+    return StoredStep(seq=int(row[0]), step=Step(*values))
+
 
 _STEP_TYPES = {"start_time_ns": _i64, "end_time_ns": _i64, "cost_usd": pa.float64(), "is_error": pa.bool_()}
 _STEP_TYPES.update({f"tokens_{k}": _i64 for k in ("in", "out", "reasoning", "cached")})

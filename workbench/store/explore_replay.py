@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workbench.model import Step, StepKind, StoredStep
-from workbench.store.batch import STEP_COLUMNS
+from workbench.model import StoredStep
+from workbench.store.batch import STEP_SELECT, stored_step
 from workbench.store.connection import Store
 
 # Past this many steps the timeline shows time bins instead of one bar per step: beyond a few hundred
@@ -24,14 +24,6 @@ TIMELINE_DETAIL_MAX = 500
 # Attributes of the raw span the replay shows beside the normalized step (they have no step column).
 SIDE_EFFECT_ATTRIBUTE = "workbench.tool.side_effect"
 RETRY_ATTEMPT_ATTRIBUTE = "workbench.retry.attempt"
-
-_STEP_SELECT = "SELECT seq, " + ", ".join(STEP_COLUMNS) + " FROM steps"
-
-
-def _to_stored(row: Sequence[Any]) -> StoredStep:
-    values = dict(zip(STEP_COLUMNS, row[1:], strict=True))
-    values["kind"] = StepKind(values["kind"])
-    return StoredStep(seq=int(row[0]), step=Step(**values))
 
 
 # ---------------------------------------------------------------------------------------------- replay
@@ -74,8 +66,8 @@ def steps_by_seq(store: Store, seqs: Sequence[int]) -> list[StoredStep]:
     if not len(seqs):
         return []
     wanted = [int(s) for s in seqs]
-    rows = store.cursor().execute(_STEP_SELECT + " WHERE seq IN (SELECT unnest(?))", [wanted]).fetchall()
-    by_seq = {int(r[0]): _to_stored(r) for r in rows}
+    rows = store.cursor().execute(STEP_SELECT + " WHERE seq IN (SELECT unnest(?))", [wanted]).fetchall()
+    by_seq = {int(r[0]): stored_step(r) for r in rows}
     return [by_seq[s] for s in wanted if s in by_seq]
 
 

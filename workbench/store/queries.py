@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import duckdb
 
 from workbench.errors import WorkbenchError
 from workbench.model import Step, StepKind, StoredStep, TraceSummary
-from workbench.store.batch import STEP_COLUMNS, steps_table
+from workbench.store.batch import STEP_SELECT, steps_table, stored_step
 from workbench.store.connection import Store
 from workbench.store.explore_traces import TraceFilter, search_traces
 from workbench.store.explore_walk import merge_ranges
@@ -82,23 +81,14 @@ def trace_candidates(store: Store, prefix: str, limit: int = 20) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-_STEP_SELECT = "SELECT seq, " + ", ".join(STEP_COLUMNS) + " FROM steps"
-
-
-def _to_stored(row: Sequence[Any]) -> StoredStep:
-    values = dict(zip(STEP_COLUMNS, row[1:], strict=True))
-    values["kind"] = StepKind(values["kind"])
-    return StoredStep(seq=int(row[0]), step=Step(**values))
-
-
 def trace_steps(store: Store, trace_id: str, limit: int | None = None, offset: int = 0) -> list[StoredStep]:
     """The steps of one trace in time order (ties broken by ingest order)."""
-    sql = _STEP_SELECT + " WHERE trace_id = ? ORDER BY start_time_ns, seq"
+    sql = STEP_SELECT + " WHERE trace_id = ? ORDER BY start_time_ns, seq"
     params: list[object] = [trace_id]
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params += [limit, offset]
-    return [_to_stored(r) for r in store.cursor().execute(sql, params).fetchall()]
+    return [stored_step(r) for r in store.cursor().execute(sql, params).fetchall()]
 
 
 def _trace_ranges(cur: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> list[tuple[int, int]]:
@@ -136,14 +126,14 @@ def steps_by_trace(store: Store, trace_ids: Sequence[str]) -> dict[str, list[Sto
     ranges = _trace_ranges(cur, ids)
     if not ranges:
         return out
-    scans, params = _in_ranges(_STEP_SELECT, ranges)
+    scans, params = _in_ranges(STEP_SELECT, ranges)
     rows = cur.execute(
         f"SELECT * FROM ({scans}) s WHERE s.trace_id IN (SELECT unnest(?::VARCHAR[]))"
         " ORDER BY s.trace_id, s.start_time_ns, s.seq",
         [*params, ids],
     ).fetchall()
     for r in rows:
-        out[r[1]].append(_to_stored(r))
+        out[r[1]].append(stored_step(r))
     return out
 
 
@@ -180,9 +170,9 @@ def first_inputs_by_trace(
 
 
 def step_by_span(store: Store, trace_id: str, span_id: str) -> StoredStep | None:
-    row = store.cursor().execute(_STEP_SELECT + " WHERE trace_id = ? AND span_id = ?", [trace_id, span_id])
+    row = store.cursor().execute(STEP_SELECT + " WHERE trace_id = ? AND span_id = ?", [trace_id, span_id])
     found = row.fetchone()
-    return _to_stored(found) if found else None
+    return stored_step(found) if found else None
 
 
 def iter_canonical(store: Store, chunk: int = 5_000) -> Iterator[list[tuple[int, bytes]]]:

@@ -116,6 +116,12 @@ def _known(cur: duckdb.DuckDBPyConnection, span_ids: list[str]) -> dict[_Key, tu
     return out
 
 
+def _rows(table: pa.Table, keep: list[int]) -> pa.Table:
+    """These rows of the table (indices in increasing order). All of them, the usual case when nothing
+    was redelivered, without `take`, which copies every buffer (the spans' canonical bytes and text)."""
+    return table if len(keep) == table.num_rows else table.take(pa.array(keep, pa.int64()))
+
+
 class SpanWriter:
     """Appends batches to the spans, steps, logs and ledger tables; the only writer of those tables.
 
@@ -310,7 +316,7 @@ class SpanWriter:
         now = datetime.now(UTC)
         batch_id = self._batch_id + 1
         spans = self._span_table(batches, sources, keep, span_seqs, version_of, batch_id, now)
-        steps_tbl = pa.concat_tables([b.steps for b in batches]).take(pa.array(with_step, pa.int64()))
+        steps_tbl = _rows(pa.concat_tables([b.steps for b in batches]), with_step)
         steps_tbl = steps_tbl.add_column(0, "seq", pa.array(step_seqs, pa.int64()))
         steps_tbl = steps_tbl.append_column(
             "span_digest", pa.array([all_digests[i] for i in with_step], pa.binary())
@@ -401,7 +407,7 @@ class SpanWriter:
         now: datetime,
     ) -> pa.Table:
         n = len(keep)
-        spans = pa.concat_tables([b.spans for b in batches]).take(pa.array(keep, pa.int64()))
+        spans = _rows(pa.concat_tables([b.spans for b in batches]), keep)
         spans = spans.add_column(0, "seq", pa.array(seqs, pa.int64()))
         all_sources = [s for b, s in zip(batches, sources, strict=True) for _ in range(b.span_count)]
         spans = spans.append_column("source", pa.array([all_sources[i] for i in keep], pa.string()))
@@ -420,7 +426,7 @@ class SpanWriter:
         now: datetime,
     ) -> pa.Table:
         n = len(keep)
-        logs = pa.concat_tables([b.logs for b in batches]).take(pa.array(keep, pa.int64()))
+        logs = _rows(pa.concat_tables([b.logs for b in batches]), keep)
         logs = logs.add_column(0, "seq", pa.array(seqs, pa.int64()))
         logs = logs.append_column("digest", pa.array([digests[i] for i in keep], pa.binary()))
         all_sources = [s for b, s in zip(batches, sources, strict=True) for _ in range(len(b.log_digests))]
