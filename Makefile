@@ -64,6 +64,7 @@ bench: setup chromium
 # and the scaling model; a private PostgreSQL (fsync on) in a temp dir; appends to benchmarks/RESULTS.md.
 bench-lake: setup postgres
 	$(PY) benchmarks/lake.py
+	$(PY) benchmarks/lake_reads.py
 
 # Side by side with Arize Phoenix in one run; Phoenix goes into its own venv under benchmarks/work/
 # (installed once from PyPI, then reused), never into .venv.
