@@ -61,7 +61,8 @@ bench: setup chromium
 	$(PY) benchmarks/probe_worker.py
 
 # Lake mode: ingest until queryable with 1, 2 and 3 lake nodes vs one embedded node, catalog commits/s,
-# and the scaling model; a private PostgreSQL (fsync on) in a temp dir; appends to benchmarks/RESULTS.md.
+# and the scaling model; a private PostgreSQL (fsync on) in a temp dir; then reads on a lake of 100k spans
+# against the embedded file (lake_reads.py, about 8 minutes); appends to benchmarks/RESULTS.md.
 bench-lake: setup postgres
 	$(PY) benchmarks/lake.py
 	$(PY) benchmarks/lake_reads.py
