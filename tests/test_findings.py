@@ -66,6 +66,36 @@ def test_replace_is_per_trace_and_moves_the_watermark(tmp_path: Path) -> None:
         assert store_findings.trace_findings(store, "a") == []
 
 
+def test_replace_finds_old_findings_whoever_wrote_them(tmp_path: Path) -> None:
+    """A scan looks up old findings only for traces the process knows to have some; the set is checked
+    against the findings table's row count, so a finding written behind its back (SQL here, another
+    process in life) is still found, kept when raised again and retired when not: never stored twice."""
+    path = tmp_path / "w.duckdb"
+    with Store(path) as store:
+        store_findings.replace_findings(store, {"a": [_finding("a", 1)]})
+        cur = store.cursor()
+        cur.execute(  # another writer: the same row a scan would write for trace b
+            "INSERT INTO findings BY NAME SELECT * FROM (SELECT 'b' AS trace_id, 2 AS step_seq,"
+            " '0000000000000002' AS span_id, 'r' AS rule_id, 'low' AS severity, 't' AS title,"
+            " 'e' AS explanation, 'tool_arguments' AS evidence_field, 0 AS evidence_start, 3 AS evidence_end,"
+            " 'abc' AS evidence_excerpt, '[1, 2]' AS taint_chain, '{\"k\": [1, 2]}' AS details,"
+            " now() AS created_at)"
+        )
+        (kept_id,) = cur.execute("SELECT id FROM findings WHERE trace_id = 'b'").fetchone()
+        store_findings.replace_findings(store, {"b": [_finding("b", 2)]})
+        assert [f.id for f in store_findings.trace_findings(store, "b")] == [kept_id]  # the same: kept
+        store_findings.replace_findings(store, {"b": [], "c": [_finding("c", 3)]})
+        assert store_findings.trace_findings(store, "b") == []
+        retired = cur.execute("SELECT count(*) FROM findings_retired WHERE trace_id = 'b'").fetchone()
+        assert retired == (1,)
+        (c_id,) = [f.id for f in store_findings.trace_findings(store, "c")]
+        store_findings.replace_findings(store, {"c": [_finding("c", 3)], "d": []})
+        assert store_findings.counts_by_trace(store) == {"a": {"low": 1}, "c": {"low": 1}}
+    with Store(path) as store:  # the file opened again: c is found, not inserted twice
+        store_findings.replace_findings(store, {"c": [_finding("c", 3)]})
+        assert [f.id for f in store_findings.trace_findings(store, "c")] == [c_id]
+
+
 def _records(path: Path) -> list:
     out = []
     for _, req, _ in read_requests(path):
