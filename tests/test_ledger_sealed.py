@@ -272,3 +272,37 @@ def test_checkpoint_log_service_appends_heads_that_verify(tmp_path: Path) -> Non
         heads = treehead.parse_log(out.read_text(), key.public_key(), str(out))
         assert [h.size for h in heads] == [queries.counts(store)["ledger"]]
         assert treehead.check_extends(store, heads) == []
+
+
+def test_entries_chain_from_the_true_head_after_a_rollback_and_a_write_from_elsewhere(tmp_path: Path) -> None:
+    """`entries.append` looks for the head from the last seq this process appended: an append rolled
+    back, and entries appended through another connection, must still leave one gapless chain."""
+    from workbench.store import entries
+
+    def append(store: Store, ref: str, commit: bool = True) -> None:
+        cur = store.cursor()
+        cur.execute("BEGIN TRANSACTION")
+        entries.append(cur, [(entries.ANNOTATION, ref, '{"a": 1}')], store)
+        cur.execute("COMMIT" if commit else "ROLLBACK")
+
+    path = tmp_path / "w.duckdb"
+    with Store(path) as store:
+        append(store, "1")
+        append(store, "2")
+        append(store, "rolled back", commit=False)  # the process remembers seq 3, which is not there
+        append(store, "3")
+    with Store(path) as other:  # another connection to the same file appends past what this one saw
+        append(other, "4")
+        append(other, "5")
+    with Store(path) as store:
+        append(store, "6")
+        rows = store.cursor().execute("SELECT seq, ref FROM ledger_entries ORDER BY seq").fetchall()
+        assert rows == [(i, str(i)) for i in range(1, 7)]
+        from workbench.store.verify_derived import verify_entries
+
+        count, _head, problems = verify_entries(store, 20)
+        assert count == 6
+        # The chain holds; the entries seal annotations that were never stored, and only that is said.
+        assert [p for _, p in problems] == [
+            f"annotation {i}: deleted (sealed by entry {i})" for i in range(1, 7)
+        ]

@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -137,10 +138,23 @@ def append(
         return 0
     node = store.node_id if store is not None and store.is_lake else None
     first = store.seq_range[0] if node is not None and store is not None else 1
-    where, params = ("WHERE node_id = ?", [node]) if node is not None else ("", [])
-    row = cur.execute(
-        f"SELECT seq, chain FROM ledger_entries {where} ORDER BY seq DESC LIMIT 1", params
-    ).fetchone()
+    where, params = ("AND node_id = ?", [node]) if node is not None else ("", [])
+    key = (store.path, node) if store is not None else None
+    # The head: the newest entry at or past the last seq this process appended, so that DuckDB reads only
+    # the newest row groups (a top-1 over the whole table grew with the findings: 2.6 ms of a 10 ms
+    # findings write at 200k entries). Entries are only appended, so that is the head whenever any row
+    # lies there; when none does (a rolled-back append, another database at this path), the full query.
+    row = None
+    hint = _LAST_SEQ.get(key) if key is not None else None
+    if hint is not None:
+        row = cur.execute(
+            f"SELECT seq, chain FROM ledger_entries WHERE seq >= ? {where} ORDER BY seq DESC LIMIT 1",
+            [hint, *params],
+        ).fetchone()
+    if row is None:
+        row = cur.execute(
+            f"SELECT seq, chain FROM ledger_entries WHERE TRUE {where} ORDER BY seq DESC LIMIT 1", params
+        ).fetchone()
     seq, chain = (int(row[0]), bytes(row[1])) if row else (first - 1, ledger.GENESIS)
     now = datetime.now(UTC)
     rows: list[tuple[object, ...]] = []
@@ -157,7 +171,13 @@ def append(
         )
     else:
         cur.executemany("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    if key is not None:
+        _LAST_SEQ[key] = seq
     return len(items)
+
+
+# Per store (and lake node), the last entry seq this process appended: where `append` looks for the head.
+_LAST_SEQ: dict[tuple[Path, str | None], int] = {}
 
 
 def bodies(

@@ -126,6 +126,7 @@ def _supersede(
                 insert.append(i)
         retire = [int(ref) for refs in unmatched.values() for ref in refs]
         new_ids: list[int] = []
+        sealed: dict[str, str] = {}  # id -> the body its 'finding' entry seals, from the stored row
         if insert:
             chosen = table.take(pa.array(insert, pa.int64()))
             if store.is_lake:  # no sequences in DuckLake: ids from this node's slice
@@ -135,11 +136,13 @@ def _supersede(
             try:
                 if store.is_lake:
                     cur.execute("INSERT INTO findings BY NAME SELECT * FROM _findings_insert")
-                    got = [(i,) for i in ids]
-                else:
+                    got: list[tuple[Any, ...]] = [(i,) for i in ids]
+                else:  # the bodies from the rows as stored, without reading the table again by id
                     got = cur.execute(
-                        "INSERT INTO findings BY NAME SELECT * FROM _findings_insert RETURNING id"
+                        "INSERT INTO findings BY NAME SELECT * FROM _findings_insert"
+                        f" RETURNING id, {entries.FINDING_BODY}"
                     ).fetchall()
+                    sealed = {str(r[0]): str(r[1]) for r in got}
             finally:
                 cur.unregister("_findings_insert")
             new_ids = [int(r[0]) for r in got]
@@ -155,11 +158,11 @@ def _supersede(
         )
         cur.execute("DELETE FROM findings WHERE id IN (SELECT unnest(?::BIGINT[]))", params)
         log += [(entries.FINDING_RETIRED, str(i), old[str(i)]) for i in sorted(retire)]
-    if new_ids:
+    if new_ids and not sealed:  # a lake: no RETURNING
         sealed = entries.bodies(
             cur, "findings", entries.FINDING_BODY, "id", "id IN (SELECT unnest(?::BIGINT[]))", [new_ids]
         )
-        log += [(entries.FINDING, str(i), sealed[str(i)]) for i in sorted(new_ids)]
+    log += [(entries.FINDING, str(i), sealed[str(i)]) for i in sorted(new_ids)]
     entries.append(cur, log, store)
     if known is not None:  # kept a superset: a trace stays in it after its findings are retired
         known.traces.update(f.trace_id for f in (rows[i] for i in insert))
