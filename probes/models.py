@@ -12,10 +12,13 @@ produced it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
+import os
+import shutil
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -139,8 +142,12 @@ def _convert(model_id: str, target: Path) -> str:
     config = model.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # de-quantized to float32 now; a GGUF marker would block reloads
-    tmp = target.with_name(target.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(target)
+    # A folder of this process's own: two processes converting at once (the serve's probe child and a
+    # CLI command, two test workers) each write their own, and neither writes into the other's.
+    tmp = target.with_name(f"{target.name}{PARTIAL}{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     save_model(model, str(tmp / WEIGHTS_FILE))
@@ -148,8 +155,43 @@ def _convert(model_id: str, target: Path) -> str:
     (tmp / PROVENANCE_FILE).write_text(
         json.dumps({"model_id": model_id, "weights_sha256": digest, "source": source})
     )
-    tmp.rename(target)  # a crash mid-conversion leaves only the .partial folder, never a half cache
+    _install(tmp, target)
     return digest
+
+
+def _install(tmp: Path, target: Path) -> None:
+    """Move a finished conversion into place. A crash before this leaves only the partial folder, never a
+    half cache. When another process converted the same model at the same time and moved its folder in
+    first, its cache stands (the same source, so the same weights) and ours is dropped."""
+    try:
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / PROVENANCE_FILE).is_file():
+            raise
+
+
+PARTIAL = ".partial-"  # a conversion in progress: the converting process's id follows
+
+
+def _remove_abandoned(target: Path) -> None:
+    """Delete partial folders of `target` left by processes that are gone (a crash mid-conversion):
+    each holds a whole model's weights."""
+    for folder in target.parent.glob(f"{glob.escape(target.name)}.partial*"):
+        pid = folder.name.rpartition(PARTIAL)[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 _LOCK = threading.Lock()

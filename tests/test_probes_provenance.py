@@ -189,3 +189,47 @@ def test_every_result_seals_the_models_provenance_and_verify_checks_the_runs_cop
         # What every surface shows is the sealed copy, whatever the run row now says.
         shown, sealed = sealed_provenance(edited, results[0].data)
         assert sealed and provenance_text(shown) == provenance_text(tiny.provenance.as_dict())
+
+
+def test_a_conversion_finished_elsewhere_first_stands_and_abandoned_partials_go(tmp_path: Path) -> None:
+    """Two processes converting the same model at once (the serve's probe child and a CLI command, two
+    test workers) each write a folder of their own; the second to finish drops its copy instead of
+    failing, and partial folders of processes that are gone are deleted (each holds a model's weights)."""
+    import os
+    import subprocess
+    import sys
+
+    from probes import models
+
+    target = tmp_path / "models" / "org--model"
+    target.parent.mkdir()
+
+    def finished(folder: Path, weights: str) -> Path:
+        folder.mkdir()
+        (folder / models.PROVENANCE_FILE).write_text(json.dumps({"weights_sha256": weights}))
+        return folder
+
+    models._install(finished(tmp_path / "models" / "first", "a"), target)  # nothing there yet: moved in
+    models._install(finished(tmp_path / "models" / "second", "b"), target)  # already there: dropped
+    assert json.loads((target / models.PROVENANCE_FILE).read_text()) == {"weights_sha256": "a"}
+    assert sorted(p.name for p in target.parent.iterdir()) == ["org--model"]
+
+    junk = tmp_path / "models" / "junk"
+    junk.mkdir()
+    (junk / "x").write_text("x")
+    broken = tmp_path / "models" / "broken--model"
+    (broken / "half").mkdir(parents=True)  # a folder there that is no finished cache: not ours to keep
+    with pytest.raises(OSError):
+        models._install(junk, broken)
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = int(gone.stdout)
+    live = os.getppid()
+    for pid in (dead, live, os.getpid()):
+        (target.parent / f"org--model{models.PARTIAL}{pid}").mkdir()
+    (target.parent / "org--model.partial").mkdir()  # an earlier version's name
+    models._remove_abandoned(target)
+    left = sorted(p.name for p in target.parent.iterdir() if p.name.startswith("org--model."))
+    assert left == [f"org--model{models.PARTIAL}{live}"]  # only the live process's own folder stays
